@@ -22,3 +22,11 @@ describe("generated Raft messages", () => {
     expect(got.reject).toBe(false);
   });
 });
+
+describe("64-bit defaults", () => {
+  it("reads absent 64-bit fields as the number 0, not a Long", () => {
+    const got = Message.decode(Message.encode({ type: MessageType.MESSAGE_TYPE_HEARTBEAT }).finish());
+    expect(got.term).toBe(0);
+    expect(typeof Message.prototype.term).toBe("number");
+  });
+});

@@ -1,0 +1,735 @@
+// The Raft peer transport: one long-lived gRPC stream from this node to each peer, carrying
+// batched Raft messages in order; the reverse direction of a stream carries only
+// flow-control acks, because answers travel on the answering node's own stream.
+import * as grpc from "@grpc/grpc-js";
+import { raftmq } from "@raftmq/proto";
+import type { Entry, Message, SnapshotChunk } from "../../raft/src/types.ts";
+import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
+import { asBuffer, defineService, rawBytes } from "./grpc-codec.ts";
+
+export const RAFT_SERVICE_NAME = "raftmq.v1.Raft";
+
+/** `service Raft` with its proto message types, for tools that speak to a node's peer port. */
+export const raftServiceDefinition = defineService(RAFT_SERVICE_NAME, {
+  Stream: { request: raftmq.v1.MessageBatch, response: raftmq.v1.StreamAck, requestStream: true, responseStream: true },
+});
+
+// The transport decodes frames itself: a frame that fails to decode is answered with
+// INVALID_ARGUMENT, where a throwing deserializer would make grpc-js answer INTERNAL.
+const rawServiceDefinition = defineService(RAFT_SERVICE_NAME, {
+  Stream: { request: rawBytes, response: raftmq.v1.StreamAck, requestStream: true, responseStream: true },
+});
+
+const STREAM_PATH = rawServiceDefinition.Stream.path;
+
+const MiB = 1024 * 1024;
+
+export const PEER_TRANSPORT_DEFAULTS = {
+  maxMessageBytes: 64 * MiB,
+  maxBatchMessages: 256,
+  maxBatchBytes: 4 * MiB,
+  maxQueuedBytes: 64 * MiB,
+  connectTimeoutMs: 5_000,
+  closeTimeoutMs: 1_000,
+  keepalive: { timeMs: 10_000, timeoutMs: 5_000 },
+} as const;
+
+export type PeerState = "connected" | "disconnected";
+
+export interface PeerTransportOptions {
+  selfId: number;
+  /** Called with each received batch, in order per sender. */
+  onMessages: (messages: Message[]) => void;
+  /** For logs and metrics. */
+  onPeerState?: (peerId: number, state: PeerState) => void;
+  /** Messages to this peer could not be delivered; Raft should probe it again (reportUnreachable). */
+  onUnreachable?: (peerId: number) => void;
+  /** gRPC max send and receive message length, set explicitly on both ends (default 64 MiB). */
+  maxMessageBytes?: number;
+  /** Messages per MessageBatch frame (default 256). */
+  maxBatchMessages?: number;
+  /** Bytes per frame (default 4 MiB); a single larger message travels alone. */
+  maxBatchBytes?: number;
+  /** Per-peer outbound queue bound; past it messages are dropped and onUnreachable fires (default 64 MiB). */
+  maxQueuedBytes?: number;
+  /** Reconnect backoff (default 50 ms .. 2 s, 20% jitter). */
+  backoff?: BackoffOptions;
+  /** A stream not accepted within this time is abandoned and retried (default 5 s). */
+  connectTimeoutMs?: number;
+  /** HTTP/2 keepalive pings: a peer that does not answer within timeoutMs is declared dead. */
+  keepalive?: { timeMs: number; timeoutMs: number };
+  credentials?: grpc.ChannelCredentials;
+  serverCredentials?: grpc.ServerCredentials;
+}
+
+export interface PeerStats {
+  connected: boolean;
+  queuedBytes: number;
+  sentMessages: number;
+  droppedMessages: number;
+}
+
+export interface InboundStats {
+  streams: number;
+  frames: number;
+  messages: number;
+  /** Messages that failed validation (wrong recipient, unknown type …). */
+  droppedMessages: number;
+  /** Frames that failed to decode; each closed its stream with INVALID_ARGUMENT. */
+  rejectedFrames: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire conversion
+
+const EMPTY_BYTES = new Uint8Array(0);
+const MAX_MESSAGE_TYPE = raftmq.v1.MessageType.MESSAGE_TYPE_READ_INDEX_RESPONSE;
+
+// Upper bounds of the encoded size, so a frame built from estimates never exceeds its limit:
+// a varint field costs at most 11 bytes (tag + 10), a length prefix at most 6 (tag + 5).
+const MESSAGE_OVERHEAD = 6 + 10 * 11 + 2 + 6 + 6;
+const ENTRY_OVERHEAD = 6 + 3 * 11 + 6;
+const SNAPSHOT_OVERHEAD = 6 + 6 + 2 * 11 + 6 + 2 * 6 + 2 * 11 + 6 + 2;
+
+/** An upper bound of `m`'s encoded size inside a MessageBatch. */
+export function estimateWireSize(m: Message): number {
+  let size = MESSAGE_OVERHEAD + m.context.length;
+  const entries = m.entries;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
+    if (entry !== undefined) size += ENTRY_OVERHEAD + entry.data.length;
+  }
+  const snapshot = m.snapshot;
+  if (snapshot != null) {
+    const conf = snapshot.meta.confState;
+    size += SNAPSHOT_OVERHEAD + snapshot.data.length + 11 * (conf.voters.length + conf.learners.length);
+  }
+  return size;
+}
+
+interface LongBits {
+  low: number;
+  high: number;
+}
+
+/**
+ * A uint64 field as a number. Decoded values are numbers, but the generated classes keep
+ * their zero defaults on the prototype, created while `long` was still installed: an absent
+ * field reads as a Long. Converting here keeps fromWire correct either way.
+ */
+function u64(value: number | LongBits | null | undefined): number {
+  if (typeof value === "number") return value;
+  if (value == null) return 0;
+  return value.high * 0x1_0000_0000 + (value.low >>> 0);
+}
+
+function snapshotFromWire(s: raftmq.v1.SnapshotChunk.$Properties): SnapshotChunk {
+  const meta = s.meta;
+  const conf = meta?.confState;
+  return {
+    meta: {
+      index: u64(meta?.index),
+      term: u64(meta?.term),
+      confState: { voters: (conf?.voters ?? []).map(u64), learners: (conf?.learners ?? []).map(u64) },
+    },
+    offset: u64(s.offset),
+    totalSize: u64(s.totalSize),
+    data: bytes(s.data),
+    done: s.done ?? false,
+  };
+}
+
+/**
+ * Decodes one stream frame. Decoding from a plain Uint8Array (not a Buffer) makes protobufjs
+ * hand out byte fields as plain Uint8Array views into the frame: no copies, and the types the
+ * core declares. Throws on malformed input.
+ */
+export function decodeFrame(frame: Uint8Array): raftmq.v1.MessageBatch {
+  const view = Buffer.isBuffer(frame) ? new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength) : frame;
+  return raftmq.v1.MessageBatch.decode(view);
+}
+
+// Absent byte fields read the prototype's shared empty Buffer.
+function bytes(value: Uint8Array | null | undefined): Uint8Array {
+  return value == null || value.length === 0 ? EMPTY_BYTES : value;
+}
+
+/**
+ * Turns a decoded wire message into the core's Message. One object per message; entries are
+ * the decoded ones, completed in place: protobufjs leaves zero-valued fields on the prototype,
+ * and code that spreads or copies an entry must still see every field. Byte fields are views
+ * into the received frame, not copies.
+ */
+export function fromWire(m: raftmq.v1.Message): Message {
+  const entries = m.entries;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (e === undefined) continue;
+    e.term = u64(e.term);
+    e.index = u64(e.index);
+    e.type = e.type ?? raftmq.v1.EntryType.ENTRY_TYPE_NORMAL;
+    e.data = bytes(e.data);
+  }
+  return {
+    type: m.type,
+    from: u64(m.from),
+    to: u64(m.to),
+    term: u64(m.term),
+    logIndex: u64(m.logIndex),
+    logTerm: u64(m.logTerm),
+    // Every field was set just above.
+    entries: entries as Entry[],
+    commit: u64(m.commit),
+    reject: m.reject,
+    rejectHint: u64(m.rejectHint),
+    hintTerm: u64(m.hintTerm),
+    snapshot: m.snapshot == null ? null : snapshotFromWire(m.snapshot),
+    context: bytes(m.context),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound queue of one peer
+
+/** FIFO of messages with their estimated sizes; a moving head keeps dequeue O(1). */
+class OutboundQueue {
+  private messages: Message[] = [];
+  private sizes: number[] = [];
+  private head = 0;
+  bytes = 0;
+
+  get length(): number {
+    return this.messages.length - this.head;
+  }
+
+  push(message: Message, size: number): void {
+    this.messages.push(message);
+    this.sizes.push(size);
+    this.bytes += size;
+  }
+
+  /** Takes the longest prefix within the limits; always at least one message. */
+  takeFrame(maxMessages: number, maxBytes: number): Message[] {
+    const start = this.head;
+    const end = Math.min(this.messages.length, start + maxMessages);
+    let bytes = 0;
+    let i = start;
+    while (i < end) {
+      const size = this.sizes[i] ?? 0;
+      if (i > start && bytes + size > maxBytes) break;
+      bytes += size;
+      i++;
+    }
+    const frame = this.messages.slice(start, i);
+    this.head = i;
+    this.bytes -= bytes;
+    if (this.head === this.messages.length) {
+      this.messages = [];
+      this.sizes = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.messages.length) {
+      this.messages = this.messages.slice(this.head);
+      this.sizes = this.sizes.slice(this.head);
+      this.head = 0;
+    }
+    if (this.bytes < 0 || (this.length === 0 && this.bytes !== 0)) {
+      throw new Error(`outbound queue accounting broken: ${this.bytes} bytes for ${this.length} messages`);
+    }
+    return frame;
+  }
+
+  /** Empties the queue; returns how many messages were discarded. */
+  clear(): number {
+    const discarded = this.length;
+    this.messages = [];
+    this.sizes = [];
+    this.head = 0;
+    this.bytes = 0;
+    return discarded;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links to peers
+
+type OutboundCall = grpc.ClientDuplexStream<Uint8Array, raftmq.v1.StreamAck>;
+
+type LinkState =
+  | { kind: "connecting"; client: grpc.Client; call: OutboundCall; timer: NodeJS.Timeout }
+  | { kind: "connected"; client: grpc.Client; call: OutboundCall }
+  | { kind: "backoff"; timer: NodeJS.Timeout }
+  | { kind: "closed" };
+
+interface PeerLink {
+  readonly id: number;
+  address: string;
+  state: LinkState;
+  readonly queue: OutboundQueue;
+  readonly backoff: Backoff;
+  /** False while the stream's buffer is full, until it emits 'drain'. */
+  writable: boolean;
+  sentMessages: number;
+  sentFrames: number;
+  droppedMessages: number;
+  /** Messages the peer has acknowledged on the current stream. */
+  acked: number;
+}
+
+interface InboundStream {
+  readonly call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>;
+  received: number;
+  ackScheduled: boolean;
+  finished: boolean;
+}
+
+function assertPeerId(id: number, what: string): void {
+  if (!(Number.isSafeInteger(id) && id > 0)) throw new RangeError(`${what} must be a positive integer, got ${id}`);
+}
+
+function assertLimit(value: number, name: string): void {
+  if (!(Number.isSafeInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+}
+
+export class PeerTransport {
+  private readonly selfId: number;
+  private readonly onMessages: (messages: Message[]) => void;
+  private readonly onPeerState: ((peerId: number, state: PeerState) => void) | undefined;
+  private readonly onUnreachable: ((peerId: number) => void) | undefined;
+  private readonly maxMessageBytes: number;
+  private readonly maxBatchMessages: number;
+  private readonly maxBatchBytes: number;
+  private readonly maxQueuedBytes: number;
+  private readonly connectTimeoutMs: number;
+  private readonly backoffOptions: BackoffOptions;
+  private readonly keepalive: { timeMs: number; timeoutMs: number };
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly serverCredentials: grpc.ServerCredentials;
+  private readonly channelOptions: grpc.ChannelOptions;
+
+  private readonly links = new Map<number, PeerLink>();
+  private readonly inbound = new Set<InboundStream>();
+  private readonly inboundCounters: InboundStats = {
+    streams: 0,
+    frames: 0,
+    messages: 0,
+    droppedMessages: 0,
+    rejectedFrames: 0,
+  };
+  /** Links with queued messages, flushed together once the current event-loop turn ends. */
+  private readonly dirty = new Set<PeerLink>();
+  /** Peers to report unreachable at the next flush, so the callback never re-enters a send. */
+  private readonly unreachable = new Set<number>();
+  private flushHandle: NodeJS.Immediate | null = null;
+  /** Streams being ended; close() waits for them. */
+  private readonly closing = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(options: PeerTransportOptions) {
+    assertPeerId(options.selfId, "selfId");
+    this.selfId = options.selfId;
+    this.onMessages = options.onMessages;
+    this.onPeerState = options.onPeerState;
+    this.onUnreachable = options.onUnreachable;
+    const d = PEER_TRANSPORT_DEFAULTS;
+    this.maxMessageBytes = options.maxMessageBytes ?? d.maxMessageBytes;
+    this.maxBatchMessages = options.maxBatchMessages ?? d.maxBatchMessages;
+    this.maxBatchBytes = options.maxBatchBytes ?? d.maxBatchBytes;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? d.maxQueuedBytes;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? d.connectTimeoutMs;
+    this.keepalive = options.keepalive ?? d.keepalive;
+    assertLimit(this.maxMessageBytes, "maxMessageBytes");
+    assertLimit(this.maxBatchMessages, "maxBatchMessages");
+    assertLimit(this.maxBatchBytes, "maxBatchBytes");
+    assertLimit(this.maxQueuedBytes, "maxQueuedBytes");
+    assertLimit(this.connectTimeoutMs, "connectTimeoutMs");
+    assertLimit(this.keepalive.timeMs, "keepalive.timeMs");
+    assertLimit(this.keepalive.timeoutMs, "keepalive.timeoutMs");
+    if (this.maxBatchBytes > this.maxMessageBytes) {
+      throw new RangeError(`maxBatchBytes (${this.maxBatchBytes}) must not exceed maxMessageBytes (${this.maxMessageBytes})`);
+    }
+    this.backoffOptions = { ...(options.backoff ?? DEFAULT_BACKOFF) };
+    // Constructing one validates the options now rather than at the first reconnect.
+    new Backoff(this.backoffOptions);
+    this.credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.serverCredentials = options.serverCredentials ?? grpc.ServerCredentials.createInsecure();
+    this.channelOptions = {
+      "grpc.max_send_message_length": this.maxMessageBytes,
+      "grpc.max_receive_message_length": this.maxMessageBytes,
+      "grpc.keepalive_time_ms": this.keepalive.timeMs,
+      "grpc.keepalive_timeout_ms": this.keepalive.timeoutMs,
+      "grpc.keepalive_permit_without_calls": 1,
+      // Each connection attempt gets its own channel, so the transport's backoff is the only
+      // one; a shared subchannel would add grpc's own (up to two minutes) on top.
+      "grpc.use_local_subchannel_pool": 1,
+      "grpc.initial_reconnect_backoff_ms": this.backoffOptions.initialMs,
+      "grpc.max_reconnect_backoff_ms": this.backoffOptions.maxMs,
+      // A retried stream would replay buffered frames; Raft retransmits on its own.
+      "grpc.enable_retries": 0,
+    };
+  }
+
+  /** Options for the grpc.Server that will carry this transport: message limits and keepalive. */
+  serverOptions(): grpc.ServerOptions {
+    return {
+      "grpc.max_send_message_length": this.maxMessageBytes,
+      "grpc.max_receive_message_length": this.maxMessageBytes,
+      "grpc.keepalive_time_ms": this.keepalive.timeMs,
+      "grpc.keepalive_timeout_ms": this.keepalive.timeoutMs,
+    };
+  }
+
+  /** Binds `server` to `address` with the configured server credentials; resolves to the port. */
+  bind(server: grpc.Server, address: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      server.bindAsync(address, this.serverCredentials, (err, port) => (err ? reject(err) : resolve(port)));
+    });
+  }
+
+  /** Registers service Raft on a grpc.Server the node owns. */
+  addService(server: grpc.Server): void {
+    server.addService(rawServiceDefinition, {
+      Stream: (call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>) => this.acceptStream(call),
+    });
+  }
+
+  /** Adds a peer or changes its address (host:port). */
+  setPeer(peerId: number, address: string): void {
+    assertPeerId(peerId, "peerId");
+    if (peerId === this.selfId) throw new RangeError(`peer ${peerId} is this node`);
+    if (address.length === 0) throw new RangeError(`peer ${peerId}: empty address`);
+    if (this.closed) return;
+    const existing = this.links.get(peerId);
+    if (existing !== undefined) {
+      if (existing.address === address) return;
+      existing.address = address;
+      this.detach(existing);
+      existing.backoff.reset();
+      this.connect(existing);
+      return;
+    }
+    const link: PeerLink = {
+      id: peerId,
+      address,
+      state: { kind: "closed" },
+      queue: new OutboundQueue(),
+      backoff: new Backoff(this.backoffOptions),
+      writable: true,
+      sentMessages: 0,
+      sentFrames: 0,
+      droppedMessages: 0,
+      acked: 0,
+    };
+    this.links.set(peerId, link);
+    this.connect(link);
+  }
+
+  removePeer(peerId: number): void {
+    const link = this.links.get(peerId);
+    if (link === undefined) return;
+    this.links.delete(peerId);
+    this.dirty.delete(link);
+    link.droppedMessages += link.queue.clear();
+    this.detach(link);
+  }
+
+  /** Queues messages for their recipients; never blocks. Frames leave once this turn ends. */
+  send(messages: Message[]): void {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i];
+      if (m === undefined) continue;
+      if (m.from !== this.selfId || m.to === this.selfId) {
+        throw new Error(`node ${this.selfId} asked to send a message from ${m.from} to ${m.to}`);
+      }
+      const link = this.links.get(m.to);
+      if (link === undefined || this.closed) {
+        this.unreachable.add(m.to);
+        continue;
+      }
+      // While the peer is known to be down, queued messages would only go stale: Raft
+      // retransmits what matters once it hears the peer is reachable again.
+      const size = estimateWireSize(m);
+      if (link.state.kind === "backoff" || link.queue.bytes + size > this.maxQueuedBytes) {
+        link.droppedMessages++;
+        this.unreachable.add(link.id);
+        continue;
+      }
+      link.queue.push(m, size);
+      this.dirty.add(link);
+    }
+    if (this.dirty.size > 0 || this.unreachable.size > 0) this.scheduleFlush();
+  }
+
+  stats(): Record<number, PeerStats> {
+    const out: Record<number, PeerStats> = {};
+    for (const link of this.links.values()) {
+      out[link.id] = {
+        connected: link.state.kind === "connected",
+        queuedBytes: link.queue.bytes,
+        sentMessages: link.sentMessages,
+        droppedMessages: link.droppedMessages,
+      };
+    }
+    return out;
+  }
+
+  /** Counters of what arrived on streams from peers. */
+  inboundStats(): InboundStats {
+    return { ...this.inboundCounters, streams: this.inbound.size };
+  }
+
+  /** Ends every stream and clears every timer; resolves once outbound streams have finished. */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      if (this.flushHandle !== null) {
+        clearImmediate(this.flushHandle);
+        this.flushHandle = null;
+      }
+      this.dirty.clear();
+      this.unreachable.clear();
+      for (const link of this.links.values()) {
+        link.droppedMessages += link.queue.clear();
+        this.detach(link);
+      }
+      for (const stream of this.inbound) this.finishInbound(stream);
+      this.inbound.clear();
+    }
+    await Promise.all([...this.closing]);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Outbound
+
+  private scheduleFlush(): void {
+    if (this.flushHandle !== null || this.closed) return;
+    this.flushHandle = setImmediate(() => {
+      this.flushHandle = null;
+      for (const link of this.dirty) this.flush(link);
+      this.dirty.clear();
+      this.reportUnreachable();
+    });
+  }
+
+  private reportUnreachable(): void {
+    if (this.unreachable.size === 0) return;
+    const peers = [...this.unreachable];
+    this.unreachable.clear();
+    if (this.onUnreachable === undefined) return;
+    for (const peer of peers) this.onUnreachable(peer);
+  }
+
+  private flush(link: PeerLink): void {
+    const state = link.state;
+    if (state.kind !== "connected") return;
+    while (link.writable && link.queue.length > 0) {
+      const messages = link.queue.takeFrame(this.maxBatchMessages, this.maxBatchBytes);
+      const frame = raftmq.v1.MessageBatch.encode({ messages }).finish();
+      if (frame.length > this.maxMessageBytes) {
+        // Only a single message can get here (estimates bound multi-message frames); sending
+        // it would fail the whole stream.
+        link.droppedMessages += messages.length;
+        this.unreachable.add(link.id);
+        continue;
+      }
+      link.sentMessages += messages.length;
+      link.sentFrames++;
+      link.writable = state.call.write(asBuffer(frame));
+    }
+  }
+
+  private connect(link: PeerLink): void {
+    if (this.closed || this.links.get(link.id) !== link) return;
+    const client = new grpc.Client(link.address, this.credentials, this.channelOptions);
+    const call: OutboundCall = client.makeBidiStreamRequest(
+      STREAM_PATH,
+      asBuffer,
+      (bytes: Buffer) => raftmq.v1.StreamAck.decode(bytes),
+      new grpc.Metadata(),
+    );
+    const timer = setTimeout(() => call.cancel(), this.connectTimeoutMs);
+    link.state = { kind: "connecting", client, call, timer };
+    link.writable = true;
+    link.acked = 0;
+    const current = (): boolean => link.state.kind !== "backoff" && link.state.kind !== "closed" && link.state.call === call;
+    // The server answers with headers at once; until then the stream is not known to work.
+    call.on("metadata", () => {
+      if (!current() || link.state.kind !== "connecting") return;
+      clearTimeout(link.state.timer);
+      link.state = { kind: "connected", client, call };
+      link.backoff.reset();
+      this.onPeerState?.(link.id, "connected");
+      this.flush(link);
+      this.reportUnreachable();
+    });
+    call.on("data", (ack: raftmq.v1.StreamAck) => {
+      if (current()) link.acked = ack.received;
+    });
+    call.on("drain", () => {
+      if (!current()) return;
+      link.writable = true;
+      this.flush(link);
+      this.reportUnreachable();
+    });
+    // Every ending, clean or not, also emits 'status'; that is where it is handled.
+    call.on("error", () => {});
+    call.on("status", () => {
+      if (current()) this.streamEnded(link);
+    });
+  }
+
+  private streamEnded(link: PeerLink): void {
+    const state = link.state;
+    if (state.kind !== "connecting" && state.kind !== "connected") return;
+    if (state.kind === "connecting") clearTimeout(state.timer);
+    state.client.close();
+    // What was written may be lost with the stream; what is queued would arrive late.
+    link.droppedMessages += link.queue.clear();
+    this.dirty.delete(link);
+    if (state.kind === "connected") this.onPeerState?.(link.id, "disconnected");
+    if (this.closed || this.links.get(link.id) !== link) {
+      link.state = { kind: "closed" };
+      return;
+    }
+    const delay = link.backoff.next();
+    link.state = { kind: "backoff", timer: setTimeout(() => this.connect(link), delay) };
+    this.unreachable.add(link.id);
+    this.reportUnreachable();
+  }
+
+  /** Stops the link's stream or timer without scheduling a reconnect. */
+  private detach(link: PeerLink): void {
+    const state = link.state;
+    link.state = { kind: "closed" };
+    switch (state.kind) {
+      case "closed":
+        return;
+      case "backoff":
+        clearTimeout(state.timer);
+        return;
+      case "connecting":
+        clearTimeout(state.timer);
+        this.trackClosing(this.endCall(state.call, state.client));
+        return;
+      case "connected":
+        this.onPeerState?.(link.id, "disconnected");
+        this.trackClosing(this.endCall(state.call, state.client));
+        return;
+      default: {
+        const unreachable: never = state;
+        throw new Error(`unknown link state ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private trackClosing(ending: Promise<void>): void {
+    this.closing.add(ending);
+    void ending.then(() => this.closing.delete(ending));
+  }
+
+  /** Half-closes the stream so the peer sees a clean end; cancels it if that takes too long. */
+  private endCall(call: OutboundCall, client: grpc.Client): Promise<void> {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        call.cancel();
+        client.close();
+        resolve();
+      };
+      const timer = setTimeout(finish, PEER_TRANSPORT_DEFAULTS.closeTimeoutMs);
+      call.on("status", finish);
+      call.end();
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inbound
+
+  private acceptStream(call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>): void {
+    if (this.closed) {
+      call.emit("error", { code: grpc.status.UNAVAILABLE, details: `node ${this.selfId} is shutting down` });
+      return;
+    }
+    const stream: InboundStream = { call, received: 0, ackScheduled: false, finished: false };
+    this.inbound.add(stream);
+    // Headers at once tell the sender the stream is accepted before any ack is due.
+    call.sendMetadata(new grpc.Metadata());
+    call.on("data", (frame: Uint8Array) => this.receiveFrame(stream, frame));
+    call.on("end", () => this.finishInbound(stream));
+    call.on("cancelled", () => {
+      stream.finished = true;
+      this.inbound.delete(stream);
+    });
+    call.on("error", () => {
+      stream.finished = true;
+      this.inbound.delete(stream);
+    });
+  }
+
+  private finishInbound(stream: InboundStream): void {
+    this.inbound.delete(stream);
+    if (stream.finished) return;
+    stream.finished = true;
+    stream.call.end();
+  }
+
+  private rejectInbound(stream: InboundStream, details: string): void {
+    this.inbound.delete(stream);
+    if (stream.finished) return;
+    stream.finished = true;
+    // grpc-js turns an emitted error into the call's status and ends the call.
+    stream.call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details });
+  }
+
+  private receiveFrame(stream: InboundStream, frame: Uint8Array): void {
+    if (stream.finished) return;
+    let batch: raftmq.v1.MessageBatch;
+    try {
+      batch = decodeFrame(frame);
+    } catch (err) {
+      this.inboundCounters.rejectedFrames++;
+      this.rejectInbound(stream, `malformed MessageBatch frame: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    // Decoding produced Message instances, whatever the declared element type says.
+    const wire = batch.messages as raftmq.v1.Message[];
+    const accepted: Message[] = [];
+    for (let i = 0; i < wire.length; i++) {
+      const m = wire[i];
+      if (m !== undefined && this.acceptable(m)) accepted.push(fromWire(m));
+    }
+    this.inboundCounters.frames++;
+    this.inboundCounters.messages += accepted.length;
+    this.inboundCounters.droppedMessages += wire.length - accepted.length;
+    stream.received += wire.length;
+    this.scheduleAck(stream);
+    if (accepted.length > 0) this.onMessages(accepted);
+  }
+
+  /** Whether a received message is addressed to this node and well formed enough to step. */
+  private acceptable(m: raftmq.v1.Message): boolean {
+    if (u64(m.to) !== this.selfId) return false;
+    const from = u64(m.from);
+    if (!(from > 0) || from === this.selfId) return false;
+    if (!(m.type > 0 && m.type <= MAX_MESSAGE_TYPE)) return false;
+    if (m.type === raftmq.v1.MessageType.MESSAGE_TYPE_INSTALL_SNAPSHOT) {
+      return m.snapshot != null && m.snapshot.meta != null;
+    }
+    return true;
+  }
+
+  // One cumulative ack per event-loop turn, however many frames arrived in it.
+  private scheduleAck(stream: InboundStream): void {
+    if (stream.ackScheduled) return;
+    stream.ackScheduled = true;
+    setImmediate(() => {
+      stream.ackScheduled = false;
+      // A sender that does not read its acks must not make them pile up here; the next ack
+      // carries the total anyway.
+      if (stream.finished || stream.call.writableNeedDrain) return;
+      stream.call.write({ received: stream.received });
+    });
+  }
+}
