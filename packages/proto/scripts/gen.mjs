@@ -6,7 +6,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const pkg = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const protoDir = resolve(pkg, "../../proto/raftmq/v1");
+const protoRoot = resolve(pkg, "../../proto");
+const protoDir = join(protoRoot, "raftmq/v1");
 const out = join(pkg, "gen");
 const js = join(out, "raftmq.js");
 const dts = join(out, "raftmq.d.ts");
@@ -23,7 +24,7 @@ mkdirSync(out, { recursive: true });
 const bin = (name) => join(pkg, "node_modules", ".bin", name);
 execFileSync(
   bin("pbjs"),
-  ["-t", "static-module", "-w", "es6", "--force-number", "--no-verify", "--no-delimited", "--no-service", "-o", js, ...protos],
+  ["-p", protoRoot, "-t", "static-module", "-w", "es6", "--force-number", "--no-verify", "--no-delimited", "--no-service", "-o", js, ...protos],
   { stdio: "inherit" },
 );
 execFileSync(bin("pbts"), ["--no-comments", "-o", dts, js], { stdio: "inherit" });
