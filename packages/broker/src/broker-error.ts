@@ -1,0 +1,33 @@
+// Typed errors a command can answer with. Each maps to one gRPC status at the edge.
+
+export type BrokerErrorCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PRECONDITION_FAILED" | "RESOURCE_EXHAUSTED";
+
+export interface BrokerError {
+  code: BrokerErrorCode;
+  message: string;
+}
+
+export function invalidArgument(message: string): BrokerError {
+  return { code: "INVALID_ARGUMENT", message };
+}
+
+export function notFound(message: string): BrokerError {
+  return { code: "NOT_FOUND", message };
+}
+
+export function preconditionFailed(message: string): BrokerError {
+  return { code: "PRECONDITION_FAILED", message };
+}
+
+export function resourceExhausted(message: string): BrokerError {
+  return { code: "RESOURCE_EXHAUSTED", message };
+}
+
+/** A broken invariant: the state machine stops loudly rather than diverge silently. */
+export class BrokerInvariantError extends Error {
+  override name = "BrokerInvariantError";
+}
+
+export function invariant(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new BrokerInvariantError(message);
+}

@@ -1,0 +1,69 @@
+// Everything the broker state machine holds. Snapshots encode exactly this; every Map here is
+// iterated in insertion order, which is the same on every node because the same commands insert
+// in the same order, and restore re-inserts in snapshot order.
+import type { QueuedMessage } from "./broker-message.ts";
+import { DedupWindows } from "./dedup-window.ts";
+import { Exchange, type ExchangeType } from "./exchange.ts";
+import type { BrokerLimits } from "./limits.ts";
+import type { Consumer, Queue } from "./queue.ts";
+
+export interface GetDelivery {
+  readonly queue: Queue;
+  readonly message: QueuedMessage;
+}
+
+/** A client session: what goes when it goes down. */
+export interface Session {
+  readonly id: string;
+  readonly consumers: Set<string>;
+  /** Unsettled basic.get deliveries by tag (tags are broker-wide, so never reused). */
+  readonly gets: Map<number, GetDelivery>;
+  readonly exclusiveQueues: Set<string>;
+}
+
+export interface BrokerState {
+  /** Log time: the largest batch timestamp seen. */
+  now: number;
+  /** Log time of the last sweep for expiries. */
+  lastSweepAt: number;
+  nextMessageId: number;
+  nextQueueSeq: number;
+  /** Counter for server-named queues (amq.gen-N). */
+  nextGeneratedName: number;
+  nextGetTag: number;
+  bindingCount: number;
+  readonly exchanges: Map<string, Exchange>;
+  readonly queues: Map<string, Queue>;
+  readonly consumers: Map<string, Consumer>;
+  readonly sessions: Map<string, Session>;
+  readonly dedup: DedupWindows;
+}
+
+export const builtinExchanges: readonly { name: string; type: ExchangeType }[] = [
+  { name: "", type: "direct" },
+  { name: "amq.direct", type: "direct" },
+  { name: "amq.fanout", type: "fanout" },
+  { name: "amq.topic", type: "topic" },
+  { name: "amq.headers", type: "headers" },
+];
+
+export function emptyState(limits: BrokerLimits): BrokerState {
+  const exchanges = new Map<string, Exchange>();
+  for (const b of builtinExchanges) {
+    exchanges.set(b.name, new Exchange(b.name, b.type, true, false, false, "", true));
+  }
+  return {
+    now: 0,
+    lastSweepAt: 0,
+    nextMessageId: 1,
+    nextQueueSeq: 1,
+    nextGeneratedName: 1,
+    nextGetTag: 1,
+    bindingCount: 0,
+    exchanges,
+    queues: new Map(),
+    consumers: new Map(),
+    sessions: new Map(),
+    dedup: new DedupWindows(limits.dedupWindow, limits.maxProducers, limits.producerIdleMs),
+  };
+}

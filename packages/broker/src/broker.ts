@@ -1,0 +1,914 @@
+// The broker state machine: applies committed commands in log order and answers each with a
+// result and effects (data for the leader to act on). Pure: time comes only from batch stamps.
+import { int64 } from "./proto-int.ts";
+import { raftmq } from "@raftmq/proto";
+import { type BrokerError, invariant, notFound, preconditionFailed, resourceExhausted } from "./broker-error.ts";
+import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
+import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
+import type { CommandResult, GetResult, PublishResult } from "./command-result.ts";
+import { type DeadLetterReason, deadLetteredMessage, isDeadLetterCycle } from "./dead-letter.ts";
+import type { Effect } from "./effect.ts";
+import { assertNever, bindingId, Exchange, type ExchangeType } from "./exchange.ts";
+import { type BrokerLimits, resolveLimits } from "./limits.ts";
+import { Consumer, Queue, type QueueArgs } from "./queue.ts";
+import { decodeState, encodeState } from "./snapshot.ts";
+import { type Command, commandKind, parseExpiration, validateCommand } from "./validate-command.ts";
+
+type Header = raftmq.v1.Header.$Properties;
+
+export interface QueueInfo {
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  ownerSessionId: string;
+  autoDelete: boolean;
+  arguments: QueueArgs;
+  messagesReady: number;
+  messagesUnacknowledged: number;
+  consumers: number;
+  readyBytes: number;
+  unackedBytes: number;
+}
+
+export interface ExchangeInfo {
+  name: string;
+  type: ExchangeType;
+  durable: boolean;
+  autoDelete: boolean;
+  internal: boolean;
+  alternateExchange: string;
+  builtin: boolean;
+}
+
+export interface BindingInfo {
+  exchange: string;
+  queue: string;
+  routingKey: string;
+  arguments: Header[];
+}
+
+export interface ApplyMeta {
+  index: number;
+  timestamp: number;
+  /** Position of the command in its entry's batch (for return refs). */
+  position?: number;
+}
+
+const exchangeTypes: Record<number, ExchangeType | undefined> = {
+  [raftmq.v1.ExchangeType.EXCHANGE_TYPE_DIRECT]: "direct",
+  [raftmq.v1.ExchangeType.EXCHANGE_TYPE_FANOUT]: "fanout",
+  [raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC]: "topic",
+  [raftmq.v1.ExchangeType.EXCHANGE_TYPE_HEADERS]: "headers",
+};
+
+const emptyBody = new Uint8Array(0);
+
+type SettleAction = "ack" | "requeue" | "reject";
+
+export class Broker {
+  private readonly limits: BrokerLimits;
+  private readonly s: BrokerState;
+  private effects: Effect[] = [];
+  private readonly dirty: Queue[] = [];
+
+  constructor(limits?: Partial<BrokerLimits>, state?: BrokerState) {
+    this.limits = resolveLimits(limits);
+    this.s = state ?? emptyState(this.limits);
+  }
+
+  static restore(bytes: Uint8Array, limits?: Partial<BrokerLimits>): Broker {
+    const resolved = resolveLimits(limits);
+    return new Broker(resolved, decodeState(bytes, resolved));
+  }
+
+  snapshot(): Uint8Array {
+    return encodeState(this.s);
+  }
+
+  applyEntry(index: number, data: Uint8Array): { results: CommandResult[]; effects: Effect[] } {
+    if (data.byteLength === 0) return { results: [], effects: [] };
+    const batch = raftmq.v1.CommandBatch.decode(data);
+    const timestamp = int64(batch.timestampMs);
+    const results: CommandResult[] = [];
+    const effects: Effect[] = [];
+    for (let i = 0; i < batch.commands.length; i++) {
+      const out = this.apply(batch.commands[i] as Command, { index, timestamp, position: i });
+      results.push(out.result);
+      for (const e of out.effects) effects.push(e);
+    }
+    return { results, effects };
+  }
+
+  apply(command: Command, meta: ApplyMeta): { result: CommandResult; effects: Effect[] } {
+    const s = this.s;
+    // A new leader's clock may be behind the old one's: log time never goes backwards.
+    if (meta.timestamp > s.now) s.now = meta.timestamp;
+    this.effects = [];
+    const result = this.execute(command, meta);
+    if (commandKind(command) === "tick" || s.now - s.lastSweepAt >= this.limits.timerIntervalMs) this.sweep();
+    this.flushDirty();
+    const effects = this.effects;
+    this.effects = [];
+    return { result, effects };
+  }
+
+  lastTimestamp(): number {
+    return this.s.now;
+  }
+
+  queueInfo(name: string): QueueInfo | undefined {
+    const q = this.s.queues.get(name);
+    return q === undefined ? undefined : queueInfoOf(q);
+  }
+
+  listQueues(): QueueInfo[] {
+    return [...this.s.queues.values()].map(queueInfoOf);
+  }
+
+  listExchanges(): ExchangeInfo[] {
+    return [...this.s.exchanges.values()].map((e) => ({
+      name: e.name,
+      type: e.type,
+      durable: e.durable,
+      autoDelete: e.autoDelete,
+      internal: e.internal,
+      alternateExchange: e.alternateExchange,
+      builtin: e.builtin,
+    }));
+  }
+
+  listBindings(): BindingInfo[] {
+    const out: BindingInfo[] = [];
+    for (const e of this.s.exchanges.values()) {
+      for (const b of e.bindings.values()) {
+        out.push({ exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: [...b.arguments] });
+      }
+    }
+    return out;
+  }
+
+  consumersOfSession(sessionId: string): string[] {
+    return [...(this.s.sessions.get(sessionId)?.consumers ?? [])];
+  }
+
+  // ---- commands ----
+
+  private execute(command: Command, meta: ApplyMeta): CommandResult {
+    const invalid = validateCommand(command, this.limits);
+    if (invalid !== null) return fail(invalid);
+    const kind = commandKind(command);
+    invariant(kind !== null, "validated command has a kind");
+    switch (kind) {
+      case "declareExchange":
+        return this.declareExchange(command.declareExchange ?? {});
+      case "deleteExchange":
+        return this.deleteExchange(command.deleteExchange ?? {});
+      case "declareQueue":
+        return this.declareQueue(command.declareQueue ?? {});
+      case "deleteQueue":
+        return this.deleteQueue(command.deleteQueue ?? {});
+      case "purgeQueue":
+        return this.purgeQueue(command.purgeQueue ?? {});
+      case "bind":
+        return this.bind(command.bind ?? {});
+      case "unbind":
+        return this.unbind(command.unbind ?? {});
+      case "publish":
+        return this.publish(command.publish ?? {}, meta);
+      case "subscribe":
+        return this.subscribe(command.subscribe ?? {});
+      case "cancel":
+        return this.cancel(command.cancel?.consumerId ?? "");
+      case "setPrefetch": {
+        const c = this.s.consumers.get(command.setPrefetch?.consumerId ?? "");
+        if (c === undefined || c.cancelled) return fail(notFound(`no consumer "${command.setPrefetch?.consumerId ?? ""}"`));
+        c.prefetch = command.setPrefetch?.prefetch ?? 0;
+        this.markDirty(c.queue);
+        return { ok: true, kind: "setPrefetch" };
+      }
+      case "ack": {
+        const c = command.ack ?? {};
+        return this.settle("ack", c.consumerId ?? "", c.sessionId ?? "", int64(c.deliveryTag), c.multiple ?? false, "ack");
+      }
+      case "nack": {
+        const c = command.nack ?? {};
+        return this.settle("nack", c.consumerId ?? "", c.sessionId ?? "", int64(c.deliveryTag), c.multiple ?? false, c.requeue ? "requeue" : "reject");
+      }
+      case "reject": {
+        const c = command.reject ?? {};
+        return this.settle("reject", c.consumerId ?? "", c.sessionId ?? "", int64(c.deliveryTag), false, c.requeue ? "requeue" : "reject");
+      }
+      case "get":
+        return this.get(command.get ?? {});
+      case "consumerDown": {
+        const id = command.consumerDown?.consumerId ?? "";
+        const c = this.s.consumers.get(id);
+        if (c === undefined) return fail(notFound(`no consumer "${id}"`));
+        return { ok: true, kind: "consumerDown", requeued: this.downConsumer(c) };
+      }
+      case "sessionDown":
+        return this.sessionDown(command.sessionDown?.sessionId ?? "");
+      case "tick":
+        return { ok: true, kind: "tick" };
+      default:
+        return assertNever(kind);
+    }
+  }
+
+  private declareExchange(c: raftmq.v1.DeclareExchange.$Properties): CommandResult {
+    const name = c.name ?? "";
+    const existing = this.s.exchanges.get(name);
+    if (c.passive) {
+      return existing === undefined ? fail(notFound(`no exchange "${name}"`)) : { ok: true, kind: "declareExchange" };
+    }
+    const type = exchangeTypes[c.type ?? 0];
+    invariant(type !== undefined, "validated exchange type");
+    const want = {
+      type,
+      durable: c.durable ?? false,
+      autoDelete: c.autoDelete ?? false,
+      internal: c.internal ?? false,
+      alternateExchange: c.alternateExchange ?? "",
+    };
+    if (existing !== undefined) {
+      for (const key of ["type", "durable", "autoDelete", "internal", "alternateExchange"] as const) {
+        if (existing[key] !== want[key]) {
+          return fail(
+            preconditionFailed(
+              `inequivalent arg '${key}' for exchange "${name}": received '${String(want[key])}' but current is '${String(existing[key])}'`,
+            ),
+          );
+        }
+      }
+      return { ok: true, kind: "declareExchange" };
+    }
+    if (name === "" || name.startsWith("amq.")) {
+      return fail(preconditionFailed(`exchange name "${name}" is reserved: names starting with "amq." belong to the broker`));
+    }
+    if (this.s.exchanges.size >= this.limits.maxExchanges) {
+      return fail(resourceExhausted(`cannot declare exchange "${name}": the broker holds its limit of ${this.limits.maxExchanges} exchanges`));
+    }
+    this.s.exchanges.set(name, new Exchange(name, type, want.durable, want.autoDelete, want.internal, want.alternateExchange, false));
+    return { ok: true, kind: "declareExchange" };
+  }
+
+  private deleteExchange(c: raftmq.v1.DeleteExchange.$Properties): CommandResult {
+    const name = c.name ?? "";
+    const ex = this.s.exchanges.get(name);
+    // Deleting an exchange that does not exist succeeds, as in RabbitMQ: delete is idempotent.
+    if (ex === undefined) return { ok: true, kind: "deleteExchange" };
+    if (ex.builtin) return fail(preconditionFailed(`exchange "${name}" is predeclared and cannot be deleted`));
+    if (c.ifUnused && ex.bindings.size > 0) {
+      return fail(preconditionFailed(`exchange "${name}" is in use: it has ${ex.bindings.size} bindings`));
+    }
+    this.removeExchange(ex);
+    return { ok: true, kind: "deleteExchange" };
+  }
+
+  private removeExchange(ex: Exchange): void {
+    for (const b of [...ex.bindings.values()]) {
+      ex.removeBinding(b.id);
+      this.s.bindingCount--;
+      this.s.queues.get(b.queue)?.bindings.delete(b);
+    }
+    this.s.exchanges.delete(ex.name);
+  }
+
+  private declareQueue(c: raftmq.v1.DeclareQueue.$Properties): CommandResult {
+    const s = this.s;
+    let name = c.name ?? "";
+    const session = c.ownerSessionId ?? "";
+    if (name === "" && !c.passive) name = `amq.gen-${s.nextGeneratedName++}`;
+    const existing = s.queues.get(name);
+    if (existing !== undefined) {
+      if (existing.exclusive && existing.ownerSessionId !== session) {
+        return fail(preconditionFailed(`queue "${name}" is exclusive to another session`));
+      }
+      if (!c.passive) {
+        const args = queueArgsOf(c.arguments);
+        const mismatch = inequivalence(existing, c, args);
+        if (mismatch !== null) return fail(preconditionFailed(`inequivalent arg '${mismatch}' for queue "${name}"`));
+      }
+      existing.lastUsedAt = s.now;
+      return { ok: true, kind: "declareQueue", queue: name, messageCount: existing.readyCount, consumerCount: existing.consumers.length };
+    }
+    if (c.passive) return fail(notFound(`no queue "${name}"`));
+    if (name.startsWith("amq.") && (c.name ?? "") !== "") {
+      return fail(preconditionFailed(`queue name "${name}" is reserved: names starting with "amq." belong to the broker`));
+    }
+    if (s.queues.size >= this.limits.maxQueues) {
+      return fail(resourceExhausted(`cannot declare queue "${name}": the broker holds its limit of ${this.limits.maxQueues} queues`));
+    }
+    const q = new Queue(
+      name,
+      s.nextQueueSeq++,
+      c.durable ?? false,
+      c.exclusive ?? false,
+      c.exclusive ? session : "",
+      c.autoDelete ?? false,
+      queueArgsOf(c.arguments),
+      s.now,
+    );
+    s.queues.set(name, q);
+    if (q.exclusive) this.session(session).exclusiveQueues.add(name);
+    return { ok: true, kind: "declareQueue", queue: name, messageCount: 0, consumerCount: 0 };
+  }
+
+  private deleteQueue(c: raftmq.v1.DeleteQueue.$Properties): CommandResult {
+    const name = c.name ?? "";
+    const q = this.s.queues.get(name);
+    if (q === undefined) return { ok: true, kind: "deleteQueue", messageCount: 0 };
+    const locked = this.exclusiveError(q, c.sessionId ?? "");
+    if (locked !== null) return fail(locked);
+    if (c.ifUnused && q.consumers.length > 0) return fail(preconditionFailed(`queue "${name}" is in use: it has ${q.consumers.length} consumers`));
+    if (c.ifEmpty && q.readyCount > 0) return fail(preconditionFailed(`queue "${name}" is not empty: it holds ${q.readyCount} messages`));
+    return { ok: true, kind: "deleteQueue", messageCount: this.removeQueue(q) };
+  }
+
+  private purgeQueue(c: raftmq.v1.PurgeQueue.$Properties): CommandResult {
+    const name = c.name ?? "";
+    const q = this.s.queues.get(name);
+    if (q === undefined) return fail(notFound(`no queue "${name}"`));
+    const locked = this.exclusiveError(q, c.sessionId ?? "");
+    if (locked !== null) return fail(locked);
+    return { ok: true, kind: "purgeQueue", messageCount: q.takeAllReady().length };
+  }
+
+  private bind(c: raftmq.v1.Bind.$Properties): CommandResult {
+    const found = this.bindingEnds(c);
+    if ("error" in found) return fail(found.error);
+    const { ex, q } = found;
+    if (this.s.bindingCount >= this.limits.maxBindings) {
+      return fail(resourceExhausted(`cannot bind queue "${q.name}" to exchange "${ex.name}": the broker holds its limit of ${this.limits.maxBindings} bindings`));
+    }
+    const b = ex.addBinding(q.name, c.routingKey ?? "", c.arguments ?? []);
+    if (b !== null) {
+      this.s.bindingCount++;
+      q.bindings.add(b);
+    }
+    return { ok: true, kind: "bind" };
+  }
+
+  private unbind(c: raftmq.v1.Unbind.$Properties): CommandResult {
+    const found = this.bindingEnds(c);
+    if ("error" in found) return fail(found.error);
+    const { ex, q } = found;
+    const b = ex.removeBinding(bindingId(q.name, c.routingKey ?? "", c.arguments ?? []));
+    if (b !== null) {
+      this.s.bindingCount--;
+      q.bindings.delete(b);
+      this.maybeAutoDeleteExchange(ex);
+    }
+    return { ok: true, kind: "unbind" };
+  }
+
+  private bindingEnds(c: raftmq.v1.Bind.$Properties): { ex: Exchange; q: Queue } | { error: BrokerError } {
+    const exName = c.exchange ?? "";
+    const qName = c.queue ?? "";
+    const ex = this.s.exchanges.get(exName);
+    if (ex === undefined) return { error: notFound(`no exchange "${exName}"`) };
+    if (ex.name === "") return { error: preconditionFailed("the default exchange cannot be bound to: it routes by queue name") };
+    const q = this.s.queues.get(qName);
+    if (q === undefined) return { error: notFound(`no queue "${qName}"`) };
+    const locked = this.exclusiveError(q, c.sessionId ?? "");
+    if (locked !== null) return { error: locked };
+    return { ex, q };
+  }
+
+  private publish(c: raftmq.v1.Publish.$Properties, meta: ApplyMeta): CommandResult {
+    const s = this.s;
+    const producerId = c.producerId ?? "";
+    const sequence = int64(c.sequence);
+    if (producerId !== "") {
+      const seen = s.dedup.lookup(producerId, sequence);
+      if (seen.kind === "duplicate") return { ...seen.result, duplicate: true };
+      if (seen.kind === "tooOld") {
+        return fail(
+          preconditionFailed(
+            `sequence ${sequence} of producer "${producerId}" is older than its dedup window (sequences up to ${seen.evictedUpTo} are forgotten)`,
+          ),
+        );
+      }
+    }
+    const exName = c.exchange ?? "";
+    const ex = s.exchanges.get(exName);
+    if (ex === undefined) return fail(notFound(`no exchange "${exName}"`));
+    if (ex.internal) return fail(preconditionFailed(`exchange "${exName}" is internal: clients cannot publish to it`));
+    const message: BrokerMessage = {
+      exchange: exName,
+      routingKey: c.routingKey ?? "",
+      properties: c.properties ?? {},
+      body: c.body ?? emptyBody,
+    };
+    const targets = this.route(ex, message);
+    const routedQueues: string[] = [];
+    let rejectedBy: string | undefined;
+    for (const q of targets) {
+      if (this.enqueue(q, message)) routedQueues.push(q.name);
+      else rejectedBy ??= q.name;
+    }
+    const returned = targets.length === 0 && (c.mandatory ?? false);
+    if (returned) {
+      this.effects.push({
+        kind: "return",
+        ref: { index: meta.index, position: meta.position ?? 0, producerId, sequence },
+        reason: "NO_ROUTE",
+        message,
+      });
+    }
+    const result: PublishResult = { ok: true, kind: "publish", routedQueues, duplicate: false, returned };
+    if (rejectedBy !== undefined) result.rejectedBy = rejectedBy;
+    if (producerId !== "") s.dedup.record(producerId, sequence, result, s.now);
+    return result;
+  }
+
+  private subscribe(c: raftmq.v1.Subscribe.$Properties): CommandResult {
+    const s = this.s;
+    const id = c.consumerId ?? "";
+    const sessionId = c.sessionId ?? "";
+    const qName = c.queue ?? "";
+    if (s.consumers.has(id)) return fail(preconditionFailed(`consumer id "${id}" is already in use`));
+    const q = s.queues.get(qName);
+    if (q === undefined) return fail(notFound(`no queue "${qName}"`));
+    const locked = this.exclusiveError(q, sessionId);
+    if (locked !== null) return fail(locked);
+    if (q.consumers.length >= this.limits.maxConsumersPerQueue) {
+      return fail(resourceExhausted(`queue "${qName}" has its limit of ${this.limits.maxConsumersPerQueue} consumers`));
+    }
+    if (q.consumers.some((x) => x.exclusive)) return fail(preconditionFailed(`queue "${qName}" has an exclusive consumer`));
+    if (c.exclusive && q.consumers.length > 0) {
+      return fail(preconditionFailed(`cannot consume exclusively from queue "${qName}": it already has ${q.consumers.length} consumers`));
+    }
+    const consumer = new Consumer(id, sessionId, q, c.prefetch ?? 0, c.noAck ?? false, c.exclusive ?? false, c.consumerTag ?? "");
+    q.consumers.push(consumer);
+    q.hadConsumer = true;
+    q.lastUsedAt = s.now;
+    s.consumers.set(id, consumer);
+    this.session(sessionId).consumers.add(id);
+    this.markDirty(q);
+    return { ok: true, kind: "subscribe", consumerId: id };
+  }
+
+  private cancel(id: string): CommandResult {
+    const c = this.s.consumers.get(id);
+    if (c === undefined) return fail(notFound(`no consumer "${id}"`));
+    if (!c.cancelled) {
+      const q = c.queue;
+      q.removeConsumer(c);
+      c.cancelled = true;
+      q.lastUsedAt = this.s.now;
+      // It keeps what it holds until it settles it (basic.cancel does not requeue).
+      if (c.inflight.size === 0) this.forgetConsumer(c);
+      this.markDirty(q);
+      this.maybeAutoDeleteQueue(q);
+    }
+    return { ok: true, kind: "cancel" };
+  }
+
+  private get(c: raftmq.v1.Get.$Properties): CommandResult {
+    const s = this.s;
+    const qName = c.queue ?? "";
+    const sessionId = c.sessionId ?? "";
+    const q = s.queues.get(qName);
+    if (q === undefined) return fail(notFound(`no queue "${qName}"`));
+    const locked = this.exclusiveError(q, sessionId);
+    if (locked !== null) return fail(locked);
+    q.lastUsedAt = s.now;
+    const session = c.noAck ? undefined : this.session(sessionId);
+    if (session !== undefined && session.gets.size >= this.limits.maxUnackedPerConsumer) {
+      return fail(resourceExhausted(`session "${sessionId}" holds ${session.gets.size} unsettled gets, its limit`));
+    }
+    this.expireHead(q);
+    const m = q.takeHead();
+    if (m === undefined) {
+      if (session !== undefined) this.maybeForgetSession(session);
+      return { ok: true, kind: "get", empty: true };
+    }
+    m.deliveryCount++;
+    let deliveryTag = 0;
+    if (session !== undefined) {
+      deliveryTag = s.nextGetTag++;
+      session.gets.set(deliveryTag, { queue: q, message: m });
+      q.unacked++;
+      q.unackedBytes += m.size;
+    }
+    const result: GetResult = {
+      ok: true,
+      kind: "get",
+      empty: false,
+      message: m.message,
+      deliveryTag,
+      redelivered: m.redelivered,
+      deliveryCount: m.deliveryCount,
+      messageCount: q.readyCount,
+    };
+    return result;
+  }
+
+  private settle(
+    kind: "ack" | "nack" | "reject",
+    consumerId: string,
+    sessionId: string,
+    tag: number,
+    multiple: boolean,
+    action: SettleAction,
+  ): CommandResult {
+    if (consumerId !== "") {
+      const c = this.s.consumers.get(consumerId);
+      if (c === undefined) return fail(notFound(`no consumer "${consumerId}"`));
+      const tags = pickTags(c.inflight, tag, multiple);
+      if (tags === null) return fail(preconditionFailed(`unknown delivery tag ${tag} on consumer ${consumerId}`));
+      for (const t of tags) {
+        const m = c.inflight.get(t);
+        invariant(m !== undefined, "picked tag is in flight");
+        c.inflight.delete(t);
+        this.settleOne(c.queue, m, action);
+      }
+      this.markDirty(c.queue);
+      if (c.cancelled && c.inflight.size === 0) this.forgetConsumer(c);
+      return { ok: true, kind, settled: tags.length };
+    }
+    const session = this.s.sessions.get(sessionId);
+    const tags = session === undefined ? null : pickTags(session.gets, tag, multiple);
+    if (session === undefined || tags === null) return fail(preconditionFailed(`unknown delivery tag ${tag} on session ${sessionId}`));
+    for (const t of tags) {
+      const d = session.gets.get(t);
+      invariant(d !== undefined, "picked tag is held by the session");
+      session.gets.delete(t);
+      this.settleOne(d.queue, d.message, action);
+    }
+    this.maybeForgetSession(session);
+    return { ok: true, kind, settled: tags.length };
+  }
+
+  private settleOne(q: Queue, m: QueuedMessage, action: SettleAction): void {
+    if (q.deleted) return;
+    q.unacked--;
+    q.unackedBytes -= m.size;
+    invariant(q.unacked >= 0 && q.unackedBytes >= 0, `queue "${q.name}" unacked counters stay non-negative`);
+    switch (action) {
+      case "ack":
+        return;
+      case "reject":
+        this.deadLetter(q, m, "rejected");
+        return;
+      case "requeue":
+        this.returnMessage(q, m);
+        return;
+      default:
+        assertNever(action);
+    }
+  }
+
+  private returnMessage(q: Queue, m: QueuedMessage): void {
+    const limit = q.args.deliveryLimit;
+    // RabbitMQ's rule: a message returned more times than the limit is dead-lettered.
+    if (limit !== null && m.deliveryCount > limit) {
+      this.deadLetter(q, m, "delivery_limit");
+      return;
+    }
+    m.redelivered = true;
+    q.putBack(m);
+    this.markDirty(q);
+  }
+
+  /** Returns what the consumer held to its queue and removes it; answers how many went back. */
+  private downConsumer(c: Consumer): number {
+    const q = c.queue;
+    if (!c.cancelled) {
+      q.removeConsumer(c);
+      c.cancelled = true;
+      q.lastUsedAt = this.s.now;
+    }
+    const held = [...c.inflight.values()];
+    c.inflight.clear();
+    for (const m of held) this.settleOne(q, m, "requeue");
+    this.forgetConsumer(c);
+    this.markDirty(q);
+    this.maybeAutoDeleteQueue(q);
+    return held.length;
+  }
+
+  private sessionDown(id: string): CommandResult {
+    const session = this.s.sessions.get(id);
+    if (session === undefined) return { ok: true, kind: "sessionDown", consumers: [], deletedQueues: [] };
+    const consumers = [...session.consumers];
+    for (const cid of consumers) {
+      const c = this.s.consumers.get(cid);
+      if (c !== undefined) this.downConsumer(c);
+    }
+    for (const [tag, d] of [...session.gets]) {
+      session.gets.delete(tag);
+      this.settleOne(d.queue, d.message, "requeue");
+    }
+    const deletedQueues: string[] = [];
+    for (const name of [...session.exclusiveQueues]) {
+      const q = this.s.queues.get(name);
+      if (q !== undefined) {
+        this.removeQueue(q);
+        deletedQueues.push(name);
+      }
+    }
+    this.s.sessions.delete(id);
+    return { ok: true, kind: "sessionDown", consumers, deletedQueues };
+  }
+
+  // ---- routing and queue mechanics ----
+
+  /** Queues the message reaches from ex, following alternate exchanges, in declaration order. */
+  private route(ex: Exchange, m: BrokerMessage): Queue[] {
+    const names = new Set<string>();
+    const visited = new Set<string>();
+    let at: Exchange | undefined = ex;
+    while (at !== undefined && !visited.has(at.name)) {
+      visited.add(at.name);
+      if (at.name === "") {
+        if (this.s.queues.has(m.routingKey)) names.add(m.routingKey);
+      } else {
+        at.route(m.routingKey, m.properties.headers, names);
+      }
+      if (names.size > 0 || at.alternateExchange === "") break;
+      at = this.s.exchanges.get(at.alternateExchange);
+    }
+    const out: Queue[] = [];
+    for (const n of names) {
+      const q = this.s.queues.get(n);
+      if (q !== undefined) out.push(q);
+    }
+    if (out.length > 1) out.sort((a, b) => a.seq - b.seq);
+    return out;
+  }
+
+  /** Enqueues one copy; false when a reject-publish limit refuses it. */
+  private enqueue(q: Queue, message: BrokerMessage): boolean {
+    const s = this.s;
+    const size = message.body.byteLength;
+    const a = q.args;
+    if (a.overflow === "reject-publish") {
+      if ((a.maxLength !== null && q.readyCount >= a.maxLength) || (a.maxLengthBytes !== null && q.readyBytes + size > a.maxLengthBytes)) {
+        return false;
+      }
+    }
+    let ttl = a.messageTtlMs;
+    const perMessage = parseExpiration(message.properties.expiration);
+    if (perMessage !== null && !Number.isNaN(perMessage)) ttl = ttl === null ? perMessage : Math.min(ttl, perMessage);
+    // Stored as the first log time at which the message counts as expired; 0 means never.
+    const expiresAt = ttl === null ? 0 : s.now + ttl + 1;
+    q.pushTail(new QueuedMessage(s.nextMessageId++, message, expiresAt, 0, false));
+    if (a.overflow === "drop-head") {
+      while (q.readyCount > 0 && ((a.maxLength !== null && q.readyCount > a.maxLength) || (a.maxLengthBytes !== null && q.readyBytes > a.maxLengthBytes))) {
+        const dropped = q.takeHead();
+        invariant(dropped !== undefined, "a queue over its length has a head");
+        this.deadLetter(q, dropped, "maxlen");
+      }
+    }
+    this.markDirty(q);
+    return true;
+  }
+
+  private deadLetter(q: Queue, m: QueuedMessage, reason: DeadLetterReason): void {
+    const dlx = q.args.deadLetterExchange;
+    if (dlx === null) return;
+    const ex = this.s.exchanges.get(dlx);
+    if (ex === undefined) return;
+    const message = deadLetteredMessage(m.message, q.name, reason, this.s.now, dlx, q.args.deadLetterRoutingKey);
+    for (const target of this.route(ex, message)) {
+      if (isDeadLetterCycle(message.properties.deaths, target.name)) continue;
+      this.enqueue(target, message);
+    }
+  }
+
+  private expireHead(q: Queue): void {
+    const now = this.s.now;
+    for (let h = q.peekHead(); h !== undefined && h.expiresAt !== 0 && now >= h.expiresAt; h = q.peekHead()) {
+      q.takeHead();
+      this.deadLetter(q, h, "expired");
+    }
+  }
+
+  private markDirty(q: Queue): void {
+    if (q.dirty || q.deleted) return;
+    q.dirty = true;
+    this.dirty.push(q);
+  }
+
+  /** Hands ready messages to consumers with credit, round-robin, for every queue that changed. */
+  private flushDirty(): void {
+    const maxUnacked = this.limits.maxUnackedPerConsumer;
+    for (let i = 0; i < this.dirty.length; i++) {
+      const q = this.dirty[i] as Queue;
+      q.dirty = false;
+      if (q.deleted) continue;
+      this.expireHead(q);
+      while (q.readyCount > 0) {
+        const c = pickConsumer(q, maxUnacked);
+        if (c === undefined) break;
+        const m = q.takeHead();
+        invariant(m !== undefined, "a queue with ready messages has a head");
+        this.deliver(c, m);
+        this.expireHead(q);
+      }
+    }
+    this.dirty.length = 0;
+  }
+
+  private deliver(c: Consumer, m: QueuedMessage): void {
+    m.deliveryCount++;
+    const tag = c.nextTag++;
+    this.effects.push({
+      kind: "deliver",
+      consumerId: c.id,
+      deliveryTag: tag,
+      queue: c.queue.name,
+      message: m.message,
+      redelivered: m.redelivered,
+      deliveryCount: m.deliveryCount,
+    });
+    if (!c.noAck) {
+      c.inflight.set(tag, m);
+      c.queue.unacked++;
+      c.queue.unackedBytes += m.size;
+    }
+  }
+
+  /** Expires messages at queue heads and unused queues (x-expires), and idle producers. */
+  private sweep(): void {
+    const s = this.s;
+    s.lastSweepAt = s.now;
+    for (const q of [...s.queues.values()]) {
+      if (q.deleted) continue;
+      const h = q.peekHead();
+      if (h !== undefined && h.expiresAt !== 0 && s.now >= h.expiresAt) this.markDirty(q);
+      const ttl = q.args.expiresMs;
+      if (ttl !== null && q.consumers.length === 0 && s.now - q.lastUsedAt > ttl) this.removeQueue(q);
+    }
+    s.dedup.expire(s.now);
+  }
+
+  /** Deletes a queue: cancels its consumers, drops its messages and bindings. Answers the ready count. */
+  private removeQueue(q: Queue): number {
+    const s = this.s;
+    const count = q.readyCount;
+    q.deleted = true;
+    for (const c of [...q.consumers]) {
+      this.effects.push({ kind: "consumerCancelled", consumerId: c.id, reason: "queue deleted" });
+      c.cancelled = true;
+      this.forgetConsumer(c);
+    }
+    q.consumers.length = 0;
+    // Cancelled consumers still holding messages of this queue have nothing left to settle.
+    for (const c of [...s.consumers.values()]) {
+      if (c.queue === q) this.forgetConsumer(c);
+    }
+    for (const b of [...q.bindings]) {
+      const ex = s.exchanges.get(b.exchange);
+      if (ex === undefined) continue;
+      ex.removeBinding(b.id);
+      s.bindingCount--;
+      this.maybeAutoDeleteExchange(ex);
+    }
+    q.bindings.clear();
+    q.takeAllReady();
+    // basic.get deliveries of a deleted queue have nothing left to settle either.
+    for (const session of [...s.sessions.values()]) {
+      for (const [tag, d] of [...session.gets]) if (d.queue === q) session.gets.delete(tag);
+      this.maybeForgetSession(session);
+    }
+    s.queues.delete(q.name);
+    if (q.exclusive) {
+      const owner = s.sessions.get(q.ownerSessionId);
+      if (owner !== undefined) {
+        owner.exclusiveQueues.delete(q.name);
+        this.maybeForgetSession(owner);
+      }
+    }
+    this.effects.push({ kind: "queueDeleted", queue: q.name });
+    return count;
+  }
+
+  private maybeAutoDeleteQueue(q: Queue): void {
+    if (q.autoDelete && q.hadConsumer && q.consumers.length === 0 && !q.deleted) this.removeQueue(q);
+  }
+
+  private maybeAutoDeleteExchange(ex: Exchange): void {
+    if (ex.autoDelete && ex.hadBinding && ex.bindings.size === 0 && !ex.builtin) this.removeExchange(ex);
+  }
+
+  private forgetConsumer(c: Consumer): void {
+    this.s.consumers.delete(c.id);
+    const session = this.s.sessions.get(c.sessionId);
+    if (session !== undefined) {
+      session.consumers.delete(c.id);
+      this.maybeForgetSession(session);
+    }
+  }
+
+  private session(id: string): Session {
+    let s = this.s.sessions.get(id);
+    if (s === undefined) {
+      s = { id, consumers: new Set(), gets: new Map(), exclusiveQueues: new Set() };
+      this.s.sessions.set(id, s);
+    }
+    return s;
+  }
+
+  private maybeForgetSession(s: Session): void {
+    if (s.consumers.size === 0 && s.gets.size === 0 && s.exclusiveQueues.size === 0) this.s.sessions.delete(s.id);
+  }
+
+  private exclusiveError(q: Queue, sessionId: string): BrokerError | null {
+    if (q.exclusive && q.ownerSessionId !== sessionId) return preconditionFailed(`queue "${q.name}" is exclusive to another session`);
+    return null;
+  }
+}
+
+function fail(error: BrokerError): CommandResult {
+  return { ok: false, error };
+}
+
+function pickConsumer(q: Queue, maxUnacked: number): Consumer | undefined {
+  const n = q.consumers.length;
+  if (n === 0) return undefined;
+  if (q.args.singleActiveConsumer) {
+    const active = q.consumers[0] as Consumer;
+    return active.hasCredit(maxUnacked) ? active : undefined;
+  }
+  for (let k = 0; k < n; k++) {
+    const idx = (q.nextConsumer + k) % n;
+    const c = q.consumers[idx] as Consumer;
+    if (c.hasCredit(maxUnacked)) {
+      q.nextConsumer = (idx + 1) % n;
+      return c;
+    }
+  }
+  return undefined;
+}
+
+/** The tags a settle covers, ascending; null when the named tag is not held. */
+function pickTags<T>(held: Map<number, T>, tag: number, multiple: boolean): number[] | null {
+  if (multiple && tag === 0) return [...held.keys()];
+  if (!held.has(tag)) return null;
+  if (!multiple) return [tag];
+  const out: number[] = [];
+  for (const t of held.keys()) {
+    if (t > tag) break;
+    out.push(t);
+  }
+  return out;
+}
+
+function queueArgsOf(a: raftmq.v1.QueueArguments.$Properties | null | undefined): QueueArgs {
+  const x = a ?? {};
+  return {
+    messageTtlMs: x.messageTtlMs ?? null,
+    expiresMs: x.expiresMs ?? null,
+    maxLength: x.maxLength ?? null,
+    maxLengthBytes: x.maxLengthBytes ?? null,
+    overflow: x.overflow === raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH ? "reject-publish" : "drop-head",
+    deadLetterExchange: x.deadLetterExchange ?? null,
+    deadLetterRoutingKey: x.deadLetterRoutingKey ?? null,
+    deliveryLimit: x.deliveryLimit ?? null,
+    singleActiveConsumer: x.singleActiveConsumer ?? false,
+    queueType: x.queueType ?? "",
+  };
+}
+
+function inequivalence(q: Queue, c: raftmq.v1.DeclareQueue.$Properties, args: QueueArgs): string | null {
+  if (q.durable !== (c.durable ?? false)) return "durable";
+  if (q.exclusive !== (c.exclusive ?? false)) return "exclusive";
+  if (q.autoDelete !== (c.autoDelete ?? false)) return "auto_delete";
+  const names: Record<keyof QueueArgs, string> = {
+    messageTtlMs: "x-message-ttl",
+    expiresMs: "x-expires",
+    maxLength: "x-max-length",
+    maxLengthBytes: "x-max-length-bytes",
+    overflow: "x-overflow",
+    deadLetterExchange: "x-dead-letter-exchange",
+    deadLetterRoutingKey: "x-dead-letter-routing-key",
+    deliveryLimit: "x-delivery-limit",
+    singleActiveConsumer: "x-single-active-consumer",
+    queueType: "x-queue-type",
+  };
+  for (const key of Object.keys(names) as (keyof QueueArgs)[]) {
+    // An unnamed type and "quorum" are the same queue type here.
+    if (key === "queueType") continue;
+    if (q.args[key] !== args[key]) return names[key];
+  }
+  return null;
+}
+
+function queueInfoOf(q: Queue): QueueInfo {
+  return {
+    name: q.name,
+    durable: q.durable,
+    exclusive: q.exclusive,
+    ownerSessionId: q.ownerSessionId,
+    autoDelete: q.autoDelete,
+    arguments: { ...q.args },
+    messagesReady: q.readyCount,
+    messagesUnacknowledged: q.unacked,
+    consumers: q.consumers.length,
+    readyBytes: q.readyBytes,
+    unackedBytes: q.unackedBytes,
+  };
+}

@@ -1,0 +1,65 @@
+// Idempotent publish: per producer, the results of its last `window` sequences. Producers are kept
+// in least-recently-seen order (a Map re-inserted on use), so expiry and eviction walk from the front.
+import type { PublishResult } from "./command-result.ts";
+
+export interface ProducerState {
+  lastSeenAt: number;
+  /** Sequence -> original result, oldest first. */
+  readonly results: Map<number, PublishResult>;
+  /** Highest sequence that fell out of the window; -1 when none has. */
+  evictedUpTo: number;
+}
+
+export type DedupLookup =
+  | { kind: "new" }
+  | { kind: "duplicate"; result: PublishResult }
+  | { kind: "tooOld"; evictedUpTo: number };
+
+export class DedupWindows {
+  readonly producers = new Map<string, ProducerState>();
+
+  constructor(
+    private readonly window: number,
+    private readonly maxProducers: number,
+    private readonly idleMs: number,
+  ) {}
+
+  lookup(producerId: string, sequence: number): DedupLookup {
+    const p = this.producers.get(producerId);
+    if (p === undefined) return { kind: "new" };
+    const r = p.results.get(sequence);
+    if (r !== undefined) return { kind: "duplicate", result: r };
+    if (sequence <= p.evictedUpTo) return { kind: "tooOld", evictedUpTo: p.evictedUpTo };
+    return { kind: "new" };
+  }
+
+  record(producerId: string, sequence: number, result: PublishResult, now: number): void {
+    let p = this.producers.get(producerId);
+    if (p === undefined) {
+      p = { lastSeenAt: now, results: new Map(), evictedUpTo: -1 };
+      if (this.producers.size >= this.maxProducers) {
+        const oldest = this.producers.keys().next();
+        if (oldest.done !== true) this.producers.delete(oldest.value);
+      }
+    } else {
+      this.producers.delete(producerId);
+    }
+    p.lastSeenAt = now;
+    this.producers.set(producerId, p);
+    p.results.set(sequence, result);
+    while (p.results.size > this.window) {
+      const first = p.results.keys().next();
+      if (first.done === true) break;
+      p.results.delete(first.value);
+      p.evictedUpTo = Math.max(p.evictedUpTo, first.value);
+    }
+  }
+
+  /** Forgets producers idle longer than the limit. */
+  expire(now: number): void {
+    for (const [id, p] of this.producers) {
+      if (now - p.lastSeenAt <= this.idleMs) break;
+      this.producers.delete(id);
+    }
+  }
+}

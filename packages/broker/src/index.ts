@@ -1,0 +1,10 @@
+export type { BrokerError, BrokerErrorCode } from "./broker-error.ts";
+export { BrokerInvariantError } from "./broker-error.ts";
+export type { BrokerMessage, MessageProperties } from "./broker-message.ts";
+export { type ApplyMeta, type BindingInfo, Broker, type ExchangeInfo, type QueueInfo } from "./broker.ts";
+export type { CommandOk, CommandResult, GetResult, PublishResult } from "./command-result.ts";
+export type { ConsumerCancelledEffect, DeliverEffect, Effect, QueueDeletedEffect, ReturnEffect } from "./effect.ts";
+export type { ExchangeType } from "./exchange.ts";
+export { type BrokerLimits, defaultLimits } from "./limits.ts";
+export type { Overflow, QueueArgs } from "./queue.ts";
+export { type Command, type CommandKind, commandKind, validateCommand } from "./validate-command.ts";

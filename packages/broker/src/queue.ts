@@ -1,0 +1,133 @@
+// A queue's state: ready messages in order, consumers in subscription order, counters.
+// Messages returned by consumers go back to their original place at the head: they sit in a
+// small sorted stack in front of the main deque (they always precede it, being taken from the head).
+import type { QueuedMessage } from "./broker-message.ts";
+import { Deque } from "./deque.ts";
+import type { Binding } from "./exchange.ts";
+
+export type Overflow = "drop-head" | "reject-publish";
+
+export interface QueueArgs {
+  messageTtlMs: number | null;
+  expiresMs: number | null;
+  maxLength: number | null;
+  maxLengthBytes: number | null;
+  overflow: Overflow;
+  deadLetterExchange: string | null;
+  deadLetterRoutingKey: string | null;
+  deliveryLimit: number | null;
+  singleActiveConsumer: boolean;
+  queueType: string;
+}
+
+export class Consumer {
+  /** Unacknowledged deliveries by tag; insertion order is tag order. */
+  readonly inflight = new Map<number, QueuedMessage>();
+  nextTag = 1;
+  /** Cancelled consumers stop receiving but may still settle what they hold. */
+  cancelled = false;
+
+  constructor(
+    readonly id: string,
+    readonly sessionId: string,
+    readonly queue: Queue,
+    public prefetch: number,
+    readonly noAck: boolean,
+    readonly exclusive: boolean,
+    readonly tag: string,
+  ) {}
+
+  hasCredit(maxUnacked: number): boolean {
+    const cap = this.prefetch === 0 ? maxUnacked : Math.min(this.prefetch, maxUnacked);
+    return this.noAck || this.inflight.size < cap;
+  }
+}
+
+export class Queue {
+  /** Returned messages, sorted by id descending so the head is at the end (pop is O(1)). */
+  readonly returned: QueuedMessage[] = [];
+  readonly ready = new Deque<QueuedMessage>();
+  readyBytes = 0;
+  unacked = 0;
+  unackedBytes = 0;
+  /** Active (not cancelled) consumers in subscription order. */
+  readonly consumers: Consumer[] = [];
+  /** Round-robin position in consumers. */
+  nextConsumer = 0;
+  hadConsumer = false;
+  lastUsedAt: number;
+  deleted = false;
+  /** Whether it is in the broker's list of queues with work to dispatch. */
+  dirty = false;
+  /** Bindings to this queue, so deleting it does not scan every exchange. */
+  readonly bindings = new Set<Binding>();
+
+  constructor(
+    readonly name: string,
+    /** Declaration sequence: deterministic order of queues reached by one publish. */
+    readonly seq: number,
+    readonly durable: boolean,
+    readonly exclusive: boolean,
+    readonly ownerSessionId: string,
+    readonly autoDelete: boolean,
+    readonly args: QueueArgs,
+    now: number,
+  ) {
+    this.lastUsedAt = now;
+  }
+
+  get readyCount(): number {
+    return this.returned.length + this.ready.length;
+  }
+
+  peekHead(): QueuedMessage | undefined {
+    const r = this.returned[this.returned.length - 1];
+    return r ?? this.ready.peek();
+  }
+
+  takeHead(): QueuedMessage | undefined {
+    const m = this.returned.length > 0 ? this.returned.pop() : this.ready.shift();
+    if (m !== undefined) this.readyBytes -= m.size;
+    return m;
+  }
+
+  pushTail(m: QueuedMessage): void {
+    this.ready.push(m);
+    this.readyBytes += m.size;
+  }
+
+  /** Puts a message taken earlier back at its original place. */
+  putBack(m: QueuedMessage): void {
+    const r = this.returned;
+    let lo = 0;
+    let hi = r.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((r[mid] as QueuedMessage).id > m.id) lo = mid + 1;
+      else hi = mid;
+    }
+    r.splice(lo, 0, m);
+    this.readyBytes += m.size;
+  }
+
+  /** Removes every ready message; returns them head first. */
+  takeAllReady(): QueuedMessage[] {
+    const out: QueuedMessage[] = [];
+    for (let m = this.takeHead(); m !== undefined; m = this.takeHead()) out.push(m);
+    return out;
+  }
+
+  /** Ready messages head first (returned ones, then the deque). */
+  *readyInOrder(): IterableIterator<QueuedMessage> {
+    for (let i = this.returned.length - 1; i >= 0; i--) yield this.returned[i] as QueuedMessage;
+    yield* this.ready;
+  }
+
+  removeConsumer(c: Consumer): void {
+    const i = this.consumers.indexOf(c);
+    if (i < 0) return;
+    this.consumers.splice(i, 1);
+    if (this.nextConsumer > i) this.nextConsumer--;
+    if (this.nextConsumer >= this.consumers.length) this.nextConsumer = 0;
+  }
+}

@@ -1,0 +1,205 @@
+// Stateless checks of a command: the node runs them before proposing so nothing invalid enters the
+// log, and apply runs them again so a bad entry is answered with an error, never applied.
+import { int64 } from "./proto-int.ts";
+import { raftmq } from "@raftmq/proto";
+import { type BrokerError, invalidArgument } from "./broker-error.ts";
+import { parseXMatch } from "./headers-match.ts";
+import type { BrokerLimits } from "./limits.ts";
+
+export type Command = raftmq.v1.Command.$Properties;
+type Header = raftmq.v1.Header.$Properties;
+
+export type CommandKind = NonNullable<raftmq.v1.Command["kind"]>;
+
+const kinds: readonly CommandKind[] = [
+  "declareExchange",
+  "deleteExchange",
+  "declareQueue",
+  "deleteQueue",
+  "purgeQueue",
+  "bind",
+  "unbind",
+  "publish",
+  "subscribe",
+  "cancel",
+  "setPrefetch",
+  "ack",
+  "nack",
+  "reject",
+  "get",
+  "consumerDown",
+  "sessionDown",
+  "tick",
+];
+
+/** The operation a command carries, or null when it carries none or more than one. */
+export function commandKind(command: Command): CommandKind | null {
+  let found: CommandKind | null = null;
+  for (const k of kinds) {
+    if (command[k] != null) {
+      if (found !== null) return null;
+      found = k;
+    }
+  }
+  return found;
+}
+
+const utf8 = new TextEncoder();
+const MAX_INT32 = 2 ** 31 - 1;
+
+function nameError(what: string, value: string | null | undefined, limits: BrokerLimits, required: boolean): BrokerError | null {
+  const v = value ?? "";
+  if (required && v === "") return invalidArgument(`${what} must not be empty`);
+  // Byte length, like AMQP's shortstr; only long strings need the exact count.
+  if (v.length > limits.maxNameLength / 3 && utf8.encode(v).byteLength > limits.maxNameLength) {
+    return invalidArgument(`${what} "${v.slice(0, 32)}…" is longer than ${limits.maxNameLength} bytes`);
+  }
+  return null;
+}
+
+function headersError(what: string, headers: readonly Header[] | null | undefined, limits: BrokerLimits): BrokerError | null {
+  const hs = headers ?? [];
+  if (hs.length > limits.maxHeaders) {
+    return invalidArgument(`${what} has ${hs.length} entries; the limit is ${limits.maxHeaders}`);
+  }
+  for (const h of hs) {
+    const e = nameError(`${what} key`, h.key, limits, true);
+    if (e !== null) return e;
+  }
+  return null;
+}
+
+function optionalNonNegative(what: string, v: number | null | undefined, max = Number.MAX_SAFE_INTEGER): BrokerError | null {
+  if (v == null) return null;
+  if (!Number.isSafeInteger(v) || v < 0 || v > max) return invalidArgument(`${what} must be an integer in [0, ${max}], got ${v}`);
+  return null;
+}
+
+/** Parses an AMQP expiration property: a non-negative integer of milliseconds as a string. */
+export function parseExpiration(expiration: string | null | undefined): number | null {
+  if (expiration == null || expiration === "") return null;
+  if (!/^\d{1,10}$/.test(expiration)) return Number.NaN;
+  return Number(expiration);
+}
+
+function settleTargetError(c: { consumerId?: string | null; sessionId?: string | null; deliveryTag?: number | null }, limits: BrokerLimits): BrokerError | null {
+  const byConsumer = (c.consumerId ?? "") !== "";
+  const bySession = (c.sessionId ?? "") !== "";
+  if (byConsumer === bySession) return invalidArgument("exactly one of consumer_id and session_id must be set");
+  return (
+    nameError("consumer_id", c.consumerId, limits, false) ??
+    nameError("session_id", c.sessionId, limits, false) ??
+    optionalNonNegative("delivery_tag", int64(c.deliveryTag))
+  );
+}
+
+export function validateCommand(command: Command, limits: BrokerLimits): BrokerError | null {
+  const kind = commandKind(command);
+  if (kind === null) return invalidArgument("a command must carry exactly one operation");
+  switch (kind) {
+    case "declareExchange": {
+      const c = command.declareExchange ?? {};
+      const t = c.type ?? 0;
+      if (!c.passive && (t < 1 || t > 4)) return invalidArgument(`exchange "${c.name ?? ""}" needs a type: direct, fanout, topic or headers`);
+      return nameError("exchange name", c.name, limits, false) ?? nameError("alternate exchange", c.alternateExchange, limits, false);
+    }
+    case "deleteExchange":
+      return nameError("exchange name", command.deleteExchange?.name, limits, true);
+    case "declareQueue": {
+      const c = command.declareQueue ?? {};
+      const a = c.arguments ?? {};
+      if (c.exclusive && (c.ownerSessionId ?? "") === "") return invalidArgument(`exclusive queue "${c.name ?? ""}" needs an owner session id`);
+      const qt = a.queueType ?? "";
+      if (qt !== "" && qt !== "quorum") return invalidArgument(`x-queue-type "${qt}" is not supported: only "quorum"`);
+      const ov = a.overflow ?? 0;
+      if (ov !== raftmq.v1.Overflow.OVERFLOW_DROP_HEAD && ov !== raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH) {
+        return invalidArgument(`x-overflow ${ov} is not supported: drop-head or reject-publish`);
+      }
+      if (a.expiresMs != null && a.expiresMs < 1) return invalidArgument("x-expires must be at least 1 ms");
+      return (
+        nameError("queue name", c.name, limits, false) ??
+        nameError("owner session id", c.ownerSessionId, limits, false) ??
+        optionalNonNegative("x-message-ttl", a.messageTtlMs, 2 ** 32 - 1) ??
+        optionalNonNegative("x-expires", a.expiresMs, 2 ** 32 - 1) ??
+        optionalNonNegative("x-max-length", a.maxLength) ??
+        optionalNonNegative("x-max-length-bytes", a.maxLengthBytes) ??
+        optionalNonNegative("x-delivery-limit", a.deliveryLimit) ??
+        nameError("x-dead-letter-exchange", a.deadLetterExchange, limits, false) ??
+        nameError("x-dead-letter-routing-key", a.deadLetterRoutingKey, limits, false)
+      );
+    }
+    case "deleteQueue":
+      return nameError("queue name", command.deleteQueue?.name, limits, true);
+    case "purgeQueue":
+      return nameError("queue name", command.purgeQueue?.name, limits, true);
+    case "bind":
+    case "unbind": {
+      const c = (kind === "bind" ? command.bind : command.unbind) ?? {};
+      const e =
+        nameError("exchange name", c.exchange, limits, true) ??
+        nameError("queue name", c.queue, limits, true) ??
+        nameError("routing key", c.routingKey, limits, false) ??
+        headersError("binding arguments", c.arguments, limits);
+      if (e !== null) return e;
+      if (parseXMatch(c.arguments ?? []) === null) return invalidArgument("x-match must be one of all, any, all-with-x, any-with-x");
+      return null;
+    }
+    case "publish": {
+      const c = command.publish ?? {};
+      const size = c.body?.byteLength ?? 0;
+      if (size > limits.maxMessageBytes) {
+        return invalidArgument(`message body of ${size} bytes exceeds the limit of ${limits.maxMessageBytes} bytes`);
+      }
+      const p = c.properties ?? {};
+      const exp = parseExpiration(p.expiration);
+      if (exp !== null && Number.isNaN(exp)) return invalidArgument(`expiration "${p.expiration}" must be a non-negative integer of milliseconds`);
+      if ((p.deliveryMode ?? 0) > 2) return invalidArgument(`delivery_mode ${p.deliveryMode} must be 1 (transient) or 2 (persistent)`);
+      if ((p.priority ?? 0) > 255) return invalidArgument(`priority ${p.priority} must be at most 255`);
+      return (
+        nameError("exchange name", c.exchange, limits, false) ??
+        nameError("routing key", c.routingKey, limits, false) ??
+        nameError("producer id", c.producerId, limits, false) ??
+        optionalNonNegative("sequence", int64(c.sequence)) ??
+        headersError("message headers", p.headers, limits)
+      );
+    }
+    case "subscribe": {
+      const c = command.subscribe ?? {};
+      return (
+        nameError("consumer id", c.consumerId, limits, true) ??
+        nameError("session id", c.sessionId, limits, true) ??
+        nameError("queue name", c.queue, limits, true) ??
+        nameError("consumer tag", c.consumerTag, limits, false) ??
+        optionalNonNegative("prefetch", c.prefetch, MAX_INT32) ??
+        headersError("consumer arguments", c.arguments, limits)
+      );
+    }
+    case "cancel":
+      return nameError("consumer id", command.cancel?.consumerId, limits, true);
+    case "setPrefetch":
+      return nameError("consumer id", command.setPrefetch?.consumerId, limits, true) ?? optionalNonNegative("prefetch", command.setPrefetch?.prefetch, MAX_INT32);
+    case "ack":
+      return settleTargetError(command.ack ?? {}, limits);
+    case "nack":
+      return settleTargetError(command.nack ?? {}, limits);
+    case "reject": {
+      const c = command.reject ?? {};
+      if (int64(c.deliveryTag) === 0) return invalidArgument("reject needs a delivery tag");
+      return settleTargetError(c, limits);
+    }
+    case "get": {
+      const c = command.get ?? {};
+      return nameError("queue name", c.queue, limits, true) ?? nameError("session id", c.sessionId, limits, !c.noAck);
+    }
+    case "consumerDown":
+      return nameError("consumer id", command.consumerDown?.consumerId, limits, true);
+    case "sessionDown":
+      return nameError("session id", command.sessionDown?.sessionId, limits, true);
+    case "tick":
+      return null;
+    default: {
+      const never: never = kind;
+      return invalidArgument(`unknown command ${String(never)}`);
+    }
+  }
+}
