@@ -1,0 +1,10 @@
+export { CorruptionError, DataDirLockedError, StorageContractError, StorageFailedError, UnsupportedFormatError } from "./errors.ts";
+export {
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_SNAPSHOT_CHUNK_BYTES,
+  DEFAULT_SNAPSHOT_KEEP_ENTRIES,
+  RaftStorage,
+  STORAGE_FORMAT_VERSION,
+  type StorageOptions,
+  type StorageUpdate,
+} from "./raft-storage.ts";

@@ -1,0 +1,520 @@
+// The durable Raft log: hard state, entries and the latest snapshot in one LevelDB data
+// directory. Writes are group commits (one synced batch per call, one call at a time); reads
+// are synchronous, served from memory (terms, the log tail) or LevelDB's getSync.
+import { ClassicLevel, type Snapshot as LevelSnapshot } from "classic-level";
+import {
+  CompactedError,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type InitialState,
+  type LogStorage,
+  type Snapshot,
+  UnavailableError,
+} from "@raftmq/raft";
+import { CorruptionError, DataDirLockedError, StorageContractError, StorageFailedError, UnsupportedFormatError } from "./errors.ts";
+import {
+  type BatchOp,
+  decodeEntry,
+  decodeFormatVersion,
+  decodeHardState,
+  decodeLogAnchor,
+  decodeLogEnd,
+  decodeSnapshotManifest,
+  encodeFormatVersion,
+  encodeHardState,
+  encodeLogAnchor,
+  encodeLogEnd,
+  type LogAnchor,
+  pushEntryPuts,
+  type SnapshotManifest,
+} from "./record-codec.ts";
+import { entryIndexOf, entryKey, entryKeysEnd, formatKey, hardStateKey, logAnchorKey, logEndKey, snapshotManifestKey } from "./record-keys.ts";
+import { readSnapshotData, snapshotChunkDels, snapshotPuts } from "./snapshot-records.ts";
+import { TailCache } from "./tail-cache.ts";
+import { TermRuns } from "./term-runs.ts";
+
+/** The on-disk layout this code writes and reads. Bump it with any change to record-keys/codec. */
+export const STORAGE_FORMAT_VERSION = 1;
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Snapshot data is stored in records of at most this size. */
+export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** Entries kept below a new snapshot so a follower slightly behind catches up from the log. */
+export const DEFAULT_SNAPSHOT_KEEP_ENTRIES = 5000;
+/** Entries read per step while loading the log at open. */
+const LOAD_BATCH_ENTRIES = 1024;
+
+export interface StorageOptions {
+  dir: string;
+  /** Bytes of decoded log tail held in memory. */
+  cacheBytes?: number;
+  snapshotChunkBytes?: number;
+}
+
+export interface StorageUpdate {
+  hardState: HardState | null;
+  entries: Entry[];
+  snapshot: Snapshot | null;
+}
+
+type Database = ClassicLevel<Uint8Array, Uint8Array>;
+
+const EMPTY_MANIFEST: SnapshotManifest = {
+  meta: { index: 0, term: 0, confState: { voters: [], learners: [] } },
+  dataBytes: 0,
+  chunkCount: 0,
+  dataChecksum: 0,
+};
+
+interface LoadedState {
+  hardState: HardState;
+  anchor: LogAnchor;
+  manifest: SnapshotManifest;
+  lastIndex: number;
+  terms: TermRuns;
+  cache: TailCache;
+}
+
+export class RaftStorage implements LogStorage {
+  private hardState: HardState;
+  private anchor: LogAnchor;
+  private manifest: SnapshotManifest;
+  private last: number;
+  private readonly terms: TermRuns;
+  private readonly cache: TailCache;
+  private failure: StorageFailedError | null = null;
+  private closed = false;
+  /** Settles when every queued write has; writes run one at a time in call order. */
+  private writeTail: Promise<void> = Promise.resolve();
+  /**
+   * While a write that deletes or overwrites records is in flight, reads go to the database
+   * as it was before it: the in-memory indexes still describe that state until the write lands.
+   */
+  private readView: LevelSnapshot | null = null;
+
+  private constructor(
+    private readonly db: Database,
+    readonly dir: string,
+    private readonly chunkBytes: number,
+    loaded: LoadedState,
+  ) {
+    this.hardState = loaded.hardState;
+    this.anchor = loaded.anchor;
+    this.manifest = loaded.manifest;
+    this.last = loaded.lastIndex;
+    this.terms = loaded.terms;
+    this.cache = loaded.cache;
+  }
+
+  static async open(options: StorageOptions): Promise<RaftStorage> {
+    const { dir } = options;
+    if (typeof dir !== "string" || dir === "") throw new RangeError("storage dir must be a non-empty path");
+    const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    const chunkBytes = options.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES;
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1) throw new RangeError(`snapshotChunkBytes must be a positive integer, got ${chunkBytes}`);
+    const cache = new TailCache(cacheBytes);
+
+    const db: Database = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    try {
+      await db.open();
+    } catch (error) {
+      throw openError(dir, error);
+    }
+    try {
+      const loaded = await load(db, dir, cache);
+      return new RaftStorage(db, dir, chunkBytes, loaded);
+    } catch (error) {
+      await db.close().catch(() => undefined);
+      throw databaseError(dir, "open", error);
+    }
+  }
+
+  // ---- LogStorage: synchronous reads --------------------------------------------------
+
+  initialState(): InitialState {
+    const { voters, learners } = this.manifest.meta.confState;
+    return { hardState: { ...this.hardState }, confState: { voters: [...voters], learners: [...learners] } };
+  }
+
+  firstIndex(): number {
+    return this.anchor.index + 1;
+  }
+
+  lastIndex(): number {
+    return this.last;
+  }
+
+  term(index: number): number {
+    if (index < this.anchor.index) throw new CompactedError(index, this.firstIndex());
+    if (index > this.last) throw new UnavailableError(index, this.last);
+    if (index === this.anchor.index) return this.anchor.term;
+    const term = this.terms.termAt(index);
+    if (term === undefined) throw new Error(`storage invariant: no term recorded for held entry ${index} in ${this.dir}`);
+    return term;
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
+    if (hi > this.last + 1) throw new UnavailableError(hi - 1, this.last);
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let index = lo; index < hi; index++) {
+      const entry = this.cache.get(index) ?? this.readEntry(index);
+      bytes += entry.data.byteLength;
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(entry);
+    }
+    return out;
+  }
+
+  snapshot(): Snapshot {
+    const { meta } = this.manifest;
+    const copy = { index: meta.index, term: meta.term, confState: copyConfState(meta.confState) };
+    if (meta.index === 0) return { meta: copy, data: new Uint8Array(0) };
+    return { meta: copy, data: readSnapshotData(this.manifest, (key) => this.read(key), this.dir) };
+  }
+
+  // ---- writes -------------------------------------------------------------------------
+
+  health(): { ok: true } | { ok: false; error: Error } {
+    return this.failure === null ? { ok: true } : { ok: false, error: this.failure };
+  }
+
+  /**
+   * Persists what one Raft Ready asks for in one synced batch: a received snapshot (which
+   * replaces the log up to its index), entries (replacing any conflicting suffix) and hard
+   * state. Nothing of it is visible to reads before the promise resolves.
+   */
+  save(update: StorageUpdate): Promise<void> {
+    return this.enqueue(() => this.applySave(update));
+  }
+
+  /**
+   * Stores the application's snapshot of its state machine at `index` (meta and data in one
+   * batch, replacing the previous snapshot) and compacts the log through index - keepEntries.
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array, keepEntries = DEFAULT_SNAPSHOT_KEEP_ENTRIES): Promise<Snapshot> {
+    return this.enqueue(async () => {
+      if (!Number.isSafeInteger(keepEntries) || keepEntries < 0) throw this.contract(`keepEntries must be a non-negative integer, got ${keepEntries}`);
+      if (index <= this.manifest.meta.index) throw this.contract(`snapshot at ${index} is not newer than the stored one at ${this.manifest.meta.index}`);
+      if (index > this.last) throw this.contract(`snapshot at ${index} is beyond the log's last index ${this.last}`);
+      // The state machine applies only committed entries, so a snapshot past the commit index
+      // would capture entries the cluster may still discard.
+      if (index > this.hardState.commit) throw this.contract(`snapshot at ${index} is past the commit index ${this.hardState.commit}: not committed`);
+      if (index < this.anchor.index) throw this.contract(`snapshot at ${index} is below the compacted log start ${this.firstIndex()}`);
+      const snapshot: Snapshot = { meta: { index, term: this.term(index), confState: copyConfState(confState) }, data };
+      const ops: BatchOp[] = [];
+      snapshotChunkDels(this.manifest, ops);
+      const manifest = snapshotPuts(snapshot, this.chunkBytes, ops);
+      const compactTo = Math.max(this.anchor.index, index - keepEntries);
+      const anchor = compactTo > this.anchor.index ? { index: compactTo, term: this.term(compactTo) } : null;
+      if (anchor !== null) ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
+      const previousAnchor = this.anchor.index;
+      await this.commit(ops, true, () => {
+        this.manifest = manifest;
+        if (anchor !== null) this.moveAnchor(anchor);
+      });
+      await this.dropCompacted(previousAnchor, this.anchor.index);
+      return snapshot;
+    });
+  }
+
+  /**
+   * Discards the entries up to and including `index`; term(index) stays answerable. The
+   * latest snapshot must cover them: entries no snapshot covers cannot be thrown away.
+   */
+  compact(index: number): Promise<void> {
+    return this.enqueue(async () => {
+      if (index <= this.anchor.index) return;
+      if (index > this.manifest.meta.index) {
+        throw this.contract(`cannot compact through ${index}: the latest snapshot covers only up to ${this.manifest.meta.index}`);
+      }
+      const anchor = { index, term: this.term(index) };
+      const previousAnchor = this.anchor.index;
+      await this.commit([{ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) }], false, () => this.moveAnchor(anchor));
+      await this.dropCompacted(previousAnchor, index);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.writeTail;
+    await this.db.close();
+  }
+
+  // ---- internals ----------------------------------------------------------------------
+
+  private async applySave(update: StorageUpdate): Promise<void> {
+    const ops: BatchOp[] = [];
+    let needsReadView = false;
+    // The log as it will be once the batch lands, built up step by step.
+    let anchor = this.anchor;
+    let last = this.last;
+    let manifest = this.manifest;
+    let snapshotKeepsLog = false;
+
+    const snapshot = update.snapshot;
+    if (snapshot !== null) {
+      const { meta } = snapshot;
+      if (meta.index <= this.manifest.meta.index) {
+        throw this.contract(`received snapshot at ${meta.index} is not newer than the stored one at ${this.manifest.meta.index}`);
+      }
+      // Like etcd: entries after the snapshot survive only if the log agrees with it at its index.
+      snapshotKeepsLog = meta.index <= this.last && meta.index >= this.anchor.index && this.term(meta.index) === meta.term;
+      if (!snapshotKeepsLog) {
+        for (let index = meta.index + 1; index <= this.last; index++) ops.push({ type: "del", key: entryKey(index) });
+        last = meta.index;
+      }
+      snapshotChunkDels(this.manifest, ops);
+      manifest = snapshotPuts(snapshot, this.chunkBytes, ops);
+      anchor = { index: meta.index, term: meta.term };
+      ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
+      needsReadView = true;
+    }
+
+    const entries = this.checkedEntries(update.entries, anchor.index, last);
+    const firstNew = entries[0]?.index;
+    const lastNew = entries[entries.length - 1]?.index;
+    if (firstNew !== undefined && lastNew !== undefined) {
+      if (firstNew <= last) needsReadView = true;
+      for (let index = lastNew + 1; index <= last; index++) ops.push({ type: "del", key: entryKey(index) });
+      pushEntryPuts(entries, ops);
+      last = lastNew;
+    }
+
+    if (last !== this.last) ops.push({ type: "put", key: logEndKey, value: encodeLogEnd(logEndKey, last) });
+    const hardState = update.hardState;
+    if (hardState !== null) {
+      this.checkHardState(hardState, last);
+      ops.push({ type: "put", key: hardStateKey, value: encodeHardState(hardStateKey, hardState) });
+    }
+
+    if (ops.length === 0) return;
+    const previousAnchor = this.anchor.index;
+    await this.commit(ops, needsReadView, () => {
+      if (snapshot !== null) {
+        if (!snapshotKeepsLog) {
+          this.terms.clear();
+          this.cache.clear();
+        }
+        this.manifest = manifest;
+        this.moveAnchor(anchor);
+        if (!snapshotKeepsLog) this.last = anchor.index;
+      }
+      if (firstNew !== undefined && lastNew !== undefined) {
+        this.terms.truncateFrom(firstNew);
+        for (const entry of entries) this.terms.append(entry.index, entry.term);
+        this.cache.append(entries);
+        this.last = lastNew;
+      }
+      if (hardState !== null) this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
+    });
+    await this.dropCompacted(previousAnchor, this.anchor.index);
+  }
+
+  /** The entries to write, as plain records, without those a snapshot already covers. */
+  private checkedEntries(entries: readonly Entry[], anchorIndex: number, last: number): Entry[] {
+    const out: Entry[] = [];
+    let previous: number | undefined;
+    for (const entry of entries) {
+      if (!Number.isSafeInteger(entry.index) || !Number.isSafeInteger(entry.term) || entry.term < 0) {
+        throw this.contract(`entry has index ${entry.index}, term ${entry.term}`);
+      }
+      if (previous !== undefined && entry.index !== previous + 1) {
+        throw this.contract(`entries are not contiguous: ${entry.index} follows ${previous}`);
+      }
+      previous = entry.index;
+      // Fresh objects: the cache must not pin whatever buffer or message the caller built.
+      if (entry.index > anchorIndex) out.push({ term: entry.term, index: entry.index, type: entry.type, data: entry.data });
+    }
+    const first = out[0];
+    if (first !== undefined && first.index > last + 1) {
+      throw this.contract(`entries start at ${first.index}, leaving a gap after the last index ${last}`);
+    }
+    return out;
+  }
+
+  /** Hard state never goes backwards: a lower term or commit, or a second vote in a term, is a bug. */
+  private checkHardState(next: HardState, last: number): void {
+    const current = this.hardState;
+    if (next.term < current.term) throw this.contract(`hard state term goes back from ${current.term} to ${next.term}`);
+    if (next.commit < current.commit) throw this.contract(`hard state commit goes back from ${current.commit} to ${next.commit}`);
+    if (next.term === current.term && current.vote !== 0 && next.vote !== current.vote) {
+      throw this.contract(`hard state changes its vote in term ${current.term} from ${current.vote} to ${next.vote}`);
+    }
+    if (next.commit > last) throw this.contract(`hard state commit ${next.commit} is beyond the log's last index ${last}`);
+  }
+
+  /** One synced batch; `apply` updates the in-memory state only once the batch is durable. */
+  private async commit(ops: BatchOp[], needsReadView: boolean, apply: () => void): Promise<void> {
+    if (needsReadView) this.readView = this.db.snapshot();
+    try {
+      await this.db.batch(ops, { sync: true });
+      apply();
+    } catch (error) {
+      throw this.fail("write", error);
+    } finally {
+      const view = this.readView;
+      this.readView = null;
+      if (view !== null) await view.close().catch(() => undefined);
+    }
+  }
+
+  private moveAnchor(anchor: LogAnchor): void {
+    this.terms.dropThrough(anchor.index);
+    this.cache.dropThrough(anchor.index);
+    this.anchor = anchor;
+    if (this.last < anchor.index) this.last = anchor.index;
+  }
+
+  /**
+   * Deletes entry records in (from, through], which the anchor already marks compacted. Not
+   * part of the synced batch: a crash leaves them behind, and the next open removes them.
+   */
+  private async dropCompacted(from: number, through: number): Promise<void> {
+    if (through <= from) return;
+    try {
+      await this.db.clear({ gt: entryKey(from), lte: entryKey(through) });
+    } catch (error) {
+      throw this.fail("dropping compacted entries", error);
+    }
+  }
+
+  private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.writeTail.then(() => {
+      if (this.closed) throw new StorageFailedError(this.dir, "storage is closed");
+      if (this.failure !== null) throw this.failure;
+      return op();
+    });
+    this.writeTail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private fail(what: string, error: unknown): StorageFailedError {
+    this.failure ??= new StorageFailedError(this.dir, `${what} failed: ${errorMessage(error)}`, { cause: error });
+    return this.failure;
+  }
+
+  private contract(detail: string): StorageContractError {
+    return new StorageContractError(this.dir, detail);
+  }
+
+  private read(key: Uint8Array): Uint8Array | undefined {
+    try {
+      return this.readView === null ? this.db.getSync(key) : this.db.getSync(key, { snapshot: this.readView });
+    } catch (error) {
+      throw databaseError(this.dir, "read", error);
+    }
+  }
+
+  private readEntry(index: number): Entry {
+    const key = entryKey(index);
+    const value = this.read(key);
+    if (value === undefined) throw new CorruptionError(`entry ${index}`, this.dir, "missing although the log holds it");
+    return decodeEntry(key, value, index, this.dir);
+  }
+}
+
+async function load(db: Database, dir: string, cache: TailCache): Promise<LoadedState> {
+  const format = db.getSync(formatKey);
+  if (format === undefined) {
+    const anyKey = await db.keys({ limit: 1 }).all();
+    if (anyKey.length > 0) throw new CorruptionError("format record", dir, "missing from a non-empty data directory");
+    await db.batch([{ type: "put", key: formatKey, value: encodeFormatVersion(formatKey, STORAGE_FORMAT_VERSION) }], { sync: true });
+  } else {
+    const version = decodeFormatVersion(formatKey, format, dir);
+    if (version !== STORAGE_FORMAT_VERSION) throw new UnsupportedFormatError(dir, version, STORAGE_FORMAT_VERSION);
+  }
+
+  const hardStateValue = db.getSync(hardStateKey);
+  const hardState = hardStateValue === undefined ? { term: 0, vote: 0, commit: 0 } : decodeHardState(hardStateKey, hardStateValue, dir);
+  const anchorValue = db.getSync(logAnchorKey);
+  const anchor = anchorValue === undefined ? { index: 0, term: 0 } : decodeLogAnchor(logAnchorKey, anchorValue, dir);
+  const manifestValue = db.getSync(snapshotManifestKey);
+  const manifest = manifestValue === undefined ? EMPTY_MANIFEST : decodeSnapshotManifest(snapshotManifestKey, manifestValue, dir);
+  if (manifest.meta.index < anchor.index) {
+    throw new CorruptionError("log anchor", dir, `compacted through ${anchor.index}, past the latest snapshot at ${manifest.meta.index}`);
+  }
+  if (manifest.meta.index > 0) readSnapshotData(manifest, (key) => db.getSync(key), dir);
+
+  // Entries at or below the anchor are leftovers of a compaction cut short by a crash.
+  if (anchor.index > 0) await db.clear({ gte: entryKey(0), lte: entryKey(anchor.index) });
+
+  const terms = new TermRuns();
+  let last = anchor.index;
+  const iterator = db.iterator({ gt: entryKey(anchor.index), lt: entryKeysEnd });
+  try {
+    for (;;) {
+      const batch = await iterator.nextv(LOAD_BATCH_ENTRIES);
+      if (batch.length === 0) break;
+      const decoded: Entry[] = [];
+      for (const [key, value] of batch) {
+        const index = entryIndexOf(key);
+        if (index === undefined) throw new CorruptionError("entry key", dir, `malformed key of ${key.length} bytes in the entry range`);
+        if (index !== last + 1) throw new CorruptionError(`entry ${last + 1}`, dir, `the log jumps from ${last} to ${index}`);
+        const entry = decodeEntry(key, value, index, dir);
+        terms.append(index, entry.term);
+        decoded.push(entry);
+        last = index;
+      }
+      cache.append(decoded);
+    }
+  } finally {
+    await iterator.close();
+  }
+
+  const logEndValue = db.getSync(logEndKey);
+  const logEnd = logEndValue === undefined ? anchor.index : decodeLogEnd(logEndKey, logEndValue, dir);
+  if (last !== Math.max(logEnd, anchor.index)) {
+    throw new CorruptionError(`entry ${last + 1}`, dir, `the log ends at ${last} but was written up to ${logEnd}`);
+  }
+  if (hardState.commit > last) {
+    throw new CorruptionError("hard state", dir, `commit ${hardState.commit} is beyond the log's last index ${last}`);
+  }
+  return { hardState, anchor, manifest, lastIndex: last, terms, cache };
+}
+
+function copyConfState(confState: ConfState): ConfState {
+  return { voters: [...confState.voters], learners: [...confState.learners] };
+}
+
+function errorMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return `${error.message}${cause}`;
+}
+
+function levelCode(error: unknown): string | undefined {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (code === "LEVEL_LOCKED" || code === "LEVEL_CORRUPTION") return code;
+  }
+  return undefined;
+}
+
+function isLevelCorruption(error: unknown): boolean {
+  return levelCode(error) === "LEVEL_CORRUPTION" || /corruption/i.test(errorMessage(error));
+}
+
+function openError(dir: string, error: unknown): Error {
+  if (levelCode(error) === "LEVEL_LOCKED") return new DataDirLockedError(dir, { cause: error });
+  return databaseError(dir, "open", error);
+}
+
+/** Our own typed errors pass through; LevelDB's own corruption reports become CorruptionError. */
+function databaseError(dir: string, what: string, error: unknown): Error {
+  if (
+    error instanceof CorruptionError ||
+    error instanceof UnsupportedFormatError ||
+    error instanceof DataDirLockedError ||
+    error instanceof StorageFailedError
+  ) {
+    return error;
+  }
+  if (isLevelCorruption(error)) return new CorruptionError("database files", dir, errorMessage(error), { cause: error });
+  return new StorageFailedError(dir, `${what} failed: ${errorMessage(error)}`, { cause: error });
+}

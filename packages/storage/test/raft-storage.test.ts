@@ -1,0 +1,282 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { CompactedError, EntryType, UnavailableError } from "@raftmq/raft";
+import { RaftStorage, StorageContractError, type StorageOptions } from "../src/index.ts";
+import { isIntact, makeEntries, makeEntry } from "./fixtures/log-entries.ts";
+import { TempDirs } from "./fixtures/temp-data-dir.ts";
+
+const temp = new TempDirs();
+const open: RaftStorage[] = [];
+
+async function openStorage(options: StorageOptions): Promise<RaftStorage> {
+  const storage = await RaftStorage.open(options);
+  open.push(storage);
+  return storage;
+}
+
+async function reopen(storage: RaftStorage, options: Partial<StorageOptions> = {}): Promise<RaftStorage> {
+  await storage.close();
+  return openStorage({ dir: storage.dir, ...options });
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+  await temp.removeAll();
+});
+
+const noUpdate = { hardState: null, entries: [], snapshot: null };
+const confState = { voters: [1, 2, 3], learners: [4] };
+
+describe("a new data directory", () => {
+  it("starts empty: dummy entry 0 at term 0, zero hard state, no snapshot", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    expect(s.firstIndex()).toBe(1);
+    expect(s.lastIndex()).toBe(0);
+    expect(s.term(0)).toBe(0);
+    expect(s.initialState()).toEqual({ hardState: { term: 0, vote: 0, commit: 0 }, confState: { voters: [], learners: [] } });
+    expect(s.snapshot().meta.index).toBe(0);
+    expect(s.snapshot().data.byteLength).toBe(0);
+    expect(s.entries(1, 1, 100)).toEqual([]);
+    expect(s.health()).toEqual({ ok: true });
+  });
+});
+
+describe("save", () => {
+  it("appends entries and hard state; reads see them only after the save resolves", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    const pending = s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: makeEntries(1, 10, 1), snapshot: null });
+    expect(s.lastIndex()).toBe(0);
+    await pending;
+    expect(s.lastIndex()).toBe(10);
+    expect(s.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 0 });
+    const got = s.entries(1, 11, Number.MAX_SAFE_INTEGER);
+    expect(got.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(got.every((e) => isIntact(e, e.index, 1))).toBe(true);
+  });
+
+  it("truncates a conflicting suffix and replaces it, in the cache and on disk", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: makeEntries(1, 20, 1), snapshot: null });
+    // A new leader in term 2 overwrites from 12 and ends the log at 15.
+    await s.save({ hardState: { term: 2, vote: 2, commit: 5 }, entries: makeEntries(12, 15, 2), snapshot: null });
+    expect(s.lastIndex()).toBe(15);
+    expect(s.term(11)).toBe(1);
+    expect(s.term(12)).toBe(2);
+    expect(() => s.term(16)).toThrow(UnavailableError);
+    const got = s.entries(10, 16, Number.MAX_SAFE_INTEGER);
+    expect(got.map((e) => [e.index, e.term])).toEqual([
+      [10, 1],
+      [11, 1],
+      [12, 2],
+      [13, 2],
+      [14, 2],
+      [15, 2],
+    ]);
+    const again = await reopen(s);
+    expect(again.lastIndex()).toBe(15);
+    const reread = again.entries(10, 16, Number.MAX_SAFE_INTEGER);
+    expect(reread.every((e) => isIntact(e, e.index, e.index >= 12 ? 2 : 1))).toBe(true);
+  });
+
+  it("never serves stale entries from the cache after truncation below the cached range", async () => {
+    // A cache of ~3 entries: the truncation point lies below what is cached.
+    const s = await openStorage({ dir: await temp.make(), cacheBytes: 3 * (96 + 100) });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: makeEntries(1, 30, 1, 100), snapshot: null });
+    await s.save({ hardState: { term: 3, vote: 3, commit: 0 }, entries: makeEntries(10, 12, 3, 100), snapshot: null });
+    expect(s.lastIndex()).toBe(12);
+    const got = s.entries(1, 13, Number.MAX_SAFE_INTEGER);
+    expect(got.map((e) => e.term)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3]);
+    expect(got.every((e) => isIntact(e, e.index, e.term, 100))).toBe(true);
+    // Appending after the truncation continues the new suffix.
+    await s.save({ hardState: null, entries: makeEntries(13, 40, 3, 100), snapshot: null });
+    expect(s.entries(12, 41, Number.MAX_SAFE_INTEGER).every((e) => e.term === 3)).toBe(true);
+  });
+
+  it("serves entries from disk when the cache holds none of them", async () => {
+    const s = await openStorage({ dir: await temp.make(), cacheBytes: 0 });
+    await s.save({ hardState: null, entries: makeEntries(1, 50, 1), snapshot: null });
+    const got = s.entries(1, 51, Number.MAX_SAFE_INTEGER);
+    expect(got.length).toBe(50);
+    expect(got.every((e) => isIntact(e, e.index, 1))).toBe(true);
+  });
+
+  it("keeps the entry type", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    const conf = { ...makeEntry(1, 1), type: EntryType.ENTRY_TYPE_CONF_CHANGE };
+    await s.save({ hardState: null, entries: [conf], snapshot: null });
+    const again = await reopen(s);
+    expect(again.entries(1, 2, 1)[0]?.type).toBe(EntryType.ENTRY_TYPE_CONF_CHANGE);
+  });
+
+  it("stops at maxBytes but always returns at least one entry", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: null, entries: makeEntries(1, 10, 1, 100), snapshot: null });
+    expect(s.entries(1, 11, 250).length).toBe(2);
+    expect(s.entries(1, 11, 300).length).toBe(3);
+    expect(s.entries(1, 11, 0).length).toBe(1);
+  });
+
+  it("refuses a gap, a term going back, a second vote, a commit past the log", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 2, vote: 1, commit: 0 }, entries: makeEntries(1, 5, 2), snapshot: null });
+    await expect(s.save({ hardState: null, entries: makeEntries(7, 8, 2), snapshot: null })).rejects.toThrow(StorageContractError);
+    await expect(s.save({ hardState: { term: 1, vote: 0, commit: 0 }, entries: [], snapshot: null })).rejects.toThrow(/term goes back/);
+    await expect(s.save({ hardState: { term: 2, vote: 3, commit: 0 }, entries: [], snapshot: null })).rejects.toThrow(/vote/);
+    await expect(s.save({ hardState: { term: 2, vote: 1, commit: 9 }, entries: [], snapshot: null })).rejects.toThrow(/beyond/);
+    // Contract errors are the caller's bug, not a disk failure: the storage stays usable.
+    expect(s.health()).toEqual({ ok: true });
+    await s.save({ hardState: { term: 2, vote: 1, commit: 5 }, entries: makeEntries(6, 6, 2), snapshot: null });
+    expect(s.lastIndex()).toBe(6);
+  });
+
+  it("an empty update writes nothing and resolves", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save(noUpdate);
+    expect(s.lastIndex()).toBe(0);
+  });
+});
+
+describe("term, entries and their errors", () => {
+  it("throws CompactedError below the log and UnavailableError above it", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 100 }, entries: makeEntries(1, 100, 1), snapshot: null });
+    await s.createSnapshot(60, confState, new Uint8Array([1, 2, 3]), 10);
+    expect(s.firstIndex()).toBe(51);
+    expect(s.term(50)).toBe(1);
+    expect(() => s.term(49)).toThrow(CompactedError);
+    expect(() => s.term(101)).toThrow(UnavailableError);
+    expect(() => s.entries(50, 52, 1000)).toThrow(CompactedError);
+    expect(() => s.entries(99, 102, 1000)).toThrow(UnavailableError);
+    expect(s.entries(51, 101, Number.MAX_SAFE_INTEGER).length).toBe(50);
+  });
+
+  it("answers terms across many terms after reopen", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    for (let term = 1; term <= 10; term++) {
+      await s.save({ hardState: { term, vote: 1, commit: 0 }, entries: makeEntries(term * 10 - 9, term * 10, term), snapshot: null });
+    }
+    const again = await reopen(s);
+    for (let index = 1; index <= 100; index++) expect(again.term(index)).toBe(Math.ceil(index / 10));
+  });
+});
+
+describe("snapshots and compaction", () => {
+  it("createSnapshot stores meta with the log's term, compacts behind it, survives reopen", async () => {
+    const s = await openStorage({ dir: await temp.make(), snapshotChunkBytes: 1000 });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: makeEntries(1, 50, 1), snapshot: null });
+    await s.save({ hardState: { term: 2, vote: 2, commit: 80 }, entries: makeEntries(51, 100, 2), snapshot: null });
+    const data = new Uint8Array(4500).map((_, i) => i % 251);
+    const snap = await s.createSnapshot(80, confState, data, 20);
+    expect(snap.meta).toEqual({ index: 80, term: 2, confState });
+    expect(s.firstIndex()).toBe(61);
+    const again = await reopen(s, { snapshotChunkBytes: 1000 });
+    expect(again.firstIndex()).toBe(61);
+    expect(again.lastIndex()).toBe(100);
+    expect(again.initialState()).toEqual({ hardState: { term: 2, vote: 2, commit: 80 }, confState });
+    const stored = again.snapshot();
+    expect(stored.meta).toEqual({ index: 80, term: 2, confState });
+    expect(Buffer.from(stored.data).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it("refuses to snapshot entries that are not committed", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 10 }, entries: makeEntries(1, 30, 1), snapshot: null });
+    await expect(s.createSnapshot(11, confState, new Uint8Array(1), 0)).rejects.toThrow(/not committed/);
+    expect(s.snapshot().meta.index).toBe(0);
+    await s.createSnapshot(10, confState, new Uint8Array(1), 0);
+    expect(s.snapshot().meta.index).toBe(10);
+  });
+
+  it("a newer snapshot replaces the older one", async () => {
+    const s = await openStorage({ dir: await temp.make(), snapshotChunkBytes: 10 });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 100 }, entries: makeEntries(1, 100, 1), snapshot: null });
+    await s.createSnapshot(40, confState, new Uint8Array(95).fill(1), 0);
+    await s.createSnapshot(70, { voters: [1], learners: [] }, new Uint8Array(33).fill(2), 0);
+    await expect(s.createSnapshot(60, confState, new Uint8Array(1), 0)).rejects.toThrow(StorageContractError);
+    const again = await reopen(s, { snapshotChunkBytes: 10 });
+    const stored = again.snapshot();
+    expect(stored.meta.index).toBe(70);
+    expect(stored.data).toEqual(new Uint8Array(33).fill(2));
+    expect(again.initialState().confState).toEqual({ voters: [1], learners: [] });
+    expect(again.firstIndex()).toBe(71);
+  });
+
+  it("compact discards through the index and refuses to pass the snapshot", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: makeEntries(1, 30, 1), snapshot: null });
+    await s.createSnapshot(20, confState, new Uint8Array(8), 30);
+    expect(s.firstIndex()).toBe(1);
+    await s.compact(10);
+    expect(s.firstIndex()).toBe(11);
+    expect(s.term(10)).toBe(1);
+    await s.compact(5); // already compacted: nothing to do
+    expect(s.firstIndex()).toBe(11);
+    await expect(s.compact(25)).rejects.toThrow(/latest snapshot/);
+    const again = await reopen(s);
+    expect(again.firstIndex()).toBe(11);
+    expect(again.entries(11, 31, Number.MAX_SAFE_INTEGER).every((e) => isIntact(e, e.index, 1))).toBe(true);
+  });
+
+  it("a received snapshot that disagrees with the log replaces all of it", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 5 }, entries: makeEntries(1, 30, 1), snapshot: null });
+    const snapshot = { meta: { index: 50, term: 3, confState }, data: new Uint8Array([7, 7, 7]) };
+    await s.save({ hardState: { term: 3, vote: 0, commit: 50 }, entries: [], snapshot });
+    expect(s.firstIndex()).toBe(51);
+    expect(s.lastIndex()).toBe(50);
+    expect(s.term(50)).toBe(3);
+    expect(s.snapshot()).toEqual(snapshot);
+    await s.save({ hardState: null, entries: makeEntries(51, 55, 3), snapshot: null });
+    const again = await reopen(s);
+    expect(again.firstIndex()).toBe(51);
+    expect(again.lastIndex()).toBe(55);
+    expect(again.initialState()).toEqual({ hardState: { term: 3, vote: 0, commit: 50 }, confState });
+  });
+
+  it("a received snapshot that matches the log keeps the entries after it", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 2, vote: 1, commit: 0 }, entries: makeEntries(1, 30, 2), snapshot: null });
+    await s.save({ hardState: null, entries: [], snapshot: { meta: { index: 20, term: 2, confState }, data: new Uint8Array(0) } });
+    expect(s.firstIndex()).toBe(21);
+    expect(s.lastIndex()).toBe(30);
+    const again = await reopen(s);
+    expect(again.entries(21, 31, Number.MAX_SAFE_INTEGER).every((e) => isIntact(e, e.index, 2))).toBe(true);
+  });
+
+  it("a received snapshot at an index whose term differs drops the suffix", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: { term: 2, vote: 1, commit: 0 }, entries: makeEntries(1, 30, 2), snapshot: null });
+    await s.save({ hardState: null, entries: makeEntries(21, 22, 4), snapshot: { meta: { index: 20, term: 4, confState }, data: new Uint8Array(0) } });
+    expect(s.lastIndex()).toBe(22);
+    expect(s.term(21)).toBe(4);
+    const again = await reopen(s);
+    expect(again.lastIndex()).toBe(22);
+    expect(again.entries(21, 23, Number.MAX_SAFE_INTEGER).map((e) => e.term)).toEqual([4, 4]);
+  });
+
+  it("refuses a received snapshot that is not newer than the stored one", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    await s.save({ hardState: null, entries: [], snapshot: { meta: { index: 20, term: 2, confState }, data: new Uint8Array(0) } });
+    await expect(s.save({ hardState: null, entries: [], snapshot: { meta: { index: 20, term: 2, confState }, data: new Uint8Array(0) } })).rejects.toThrow(
+      StorageContractError,
+    );
+  });
+});
+
+describe("reopen", () => {
+  it("restores hard state, log, terms and cache contents", async () => {
+    const dir = await temp.make();
+    const s = await openStorage({ dir });
+    await s.save({ hardState: { term: 5, vote: 3, commit: 150 }, entries: makeEntries(1, 200, 5), snapshot: null });
+    const again = await reopen(s, { cacheBytes: 10_000 });
+    expect(again.initialState().hardState).toEqual({ term: 5, vote: 3, commit: 150 });
+    expect(again.firstIndex()).toBe(1);
+    expect(again.lastIndex()).toBe(200);
+    expect(again.entries(1, 201, Number.MAX_SAFE_INTEGER).every((e) => isIntact(e, e.index, 5))).toBe(true);
+  });
+
+  it("refuses saves after close", async () => {
+    const s = await RaftStorage.open({ dir: await temp.make() });
+    await s.close();
+    await expect(s.save({ hardState: null, entries: makeEntries(1, 1, 1), snapshot: null })).rejects.toThrow(/closed/);
+  });
+});
