@@ -1,0 +1,11 @@
+export type { RaftConfig } from "./config.ts";
+export { RaftConfigError } from "./config.ts";
+export { NotLeaderError, ProposalDroppedError, type ProposalDropReason, RaftInvariantError, RaftUsageError } from "./errors.ts";
+export type { RaftEvent } from "./events.ts";
+export { CompactedError, type InitialState, type LogStorage, UnavailableError } from "./log-storage.ts";
+export { decodeConfChange, encodeConfChange } from "./membership.ts";
+export { MemoryStorage, StorageError, emptySnapshot } from "./memory-storage.ts";
+export { createPrng, randomInt } from "./prng.ts";
+export type { ProgressState } from "./progress.ts";
+export { type PeerProgress, RaftNode, type RaftStatus } from "./raft-node.ts";
+export * from "./types.ts";

@@ -1,0 +1,162 @@
+// §5.2 Leader election, with pre-vote and check-quorum.
+import { describe, expect, it } from "vitest";
+import { MemoryStorage, MessageType, RaftNode, type RaftEvent, createPrng } from "../src/index.ts";
+import { Cluster, msg } from "./cluster.ts";
+
+function ticksUntilElection(seed: number): number {
+  const events: RaftEvent[] = [];
+  const node = new RaftNode({ id: 1, peers: [1, 2, 3], random: createPrng(seed), logger: (e) => events.push(e) }, new MemoryStorage());
+  for (let tick = 1; tick <= 100; tick++) {
+    node.tick();
+    if (events.some((e) => e.kind === "election-started")) return tick;
+  }
+  throw new Error("no election within 100 ticks");
+}
+
+describe("§5.2 leader election", () => {
+  it("'If a follower receives no communication over a period of time called the election timeout, then it ... begins an election'; timeouts are randomized in [electionTick, 2*electionTick)", () => {
+    const timeouts = Array.from({ length: 200 }, (_, seed) => ticksUntilElection(seed));
+    for (const t of timeouts) {
+      expect(t).toBeGreaterThanOrEqual(10);
+      expect(t).toBeLessThan(20);
+    }
+    // Randomized, not a constant: split votes are rare because timeouts differ.
+    expect(new Set(timeouts).size).toBeGreaterThan(5);
+  });
+
+  it("'A candidate wins an election if it receives votes from a majority of the servers in the full cluster for the same term'", () => {
+    const c = new Cluster([1, 2, 3, 4, 5]);
+    c.stabilize();
+    // Only 1, 2, 3 can talk: still a majority of five.
+    c.partition([1, 2, 3], [4], [5]);
+    c.elect(1);
+    expect(c.raft(1).status().role).toBe("leader");
+    expect(c.leaders()).toEqual([1]);
+  });
+
+  it("a candidate that hears from no majority does not become leader", () => {
+    const c = new Cluster([1, 2, 3, 4, 5], { preVote: false });
+    c.stabilize();
+    c.partition([1, 2], [3], [4], [5]);
+    c.elect(1);
+    expect(c.raft(1).status().role).toBe("candidate");
+  });
+
+  it("'Each server will vote for at most one candidate in a given term, on a first-come-first-served basis'", () => {
+    const c = new Cluster([1, 2, 3], { preVote: false });
+    c.stabilize();
+    const voter = c.raft(3);
+    const request = (from: number) => ({
+      type: MessageType.MESSAGE_TYPE_REQUEST_VOTE,
+      from,
+      to: 3,
+      term: 5,
+      logIndex: 3,
+      logTerm: 1,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      hintTerm: 0,
+      context: new Uint8Array(0),
+    });
+    voter.step(request(1));
+    voter.step(request(2));
+    const answers = c.takeMessages().filter((m) => m.type === MessageType.MESSAGE_TYPE_REQUEST_VOTE_RESPONSE);
+    expect(answers.map((m) => [m.to, m.reject])).toEqual([
+      [1, false],
+      [2, true],
+    ]);
+    expect(voter.status().vote).toBe(1);
+  });
+
+  it("'If the leader's term is at least as large as the candidate's current term, then the candidate recognizes the leader as legitimate and returns to follower state'", () => {
+    const c = new Cluster([1, 2, 3], { preVote: false });
+    c.stabilize();
+    c.isolate(2);
+    c.raft(2).campaign();
+    c.stabilize();
+    const { role, term } = c.raft(2).status();
+    expect(role).toBe("candidate");
+    // Another node won this same term; its AppendEntries reaches the candidate.
+    c.raft(2).step(msg({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 3, to: 2, term, logIndex: 3, logTerm: 1 }));
+    expect(c.raft(2).status()).toMatchObject({ role: "follower", term, leaderId: 3 });
+  });
+});
+
+describe("pre-vote", () => {
+  it("a node rejoining after a partition never disrupts a healthy leader", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.stabilize();
+    c.elect(1);
+    const term = c.raft(1).status().term;
+    c.isolate(3);
+    c.tickAndStabilize(100); // node 3 times out again and again, alone
+    expect(c.raft(3).status().term).toBe(term); // pre-votes never bump its term
+    c.heal();
+    c.tickAndStabilize(30);
+    expect(c.leaders()).toEqual([1]);
+    expect(c.raft(1).status().term).toBe(term);
+  });
+
+  it("without pre-vote the same rejoin forces a new election (what pre-vote prevents)", () => {
+    const c = new Cluster([1, 2, 3], { preVote: false, checkQuorum: false });
+    c.stabilize();
+    c.elect(1);
+    const term = c.raft(1).status().term;
+    c.isolate(3);
+    c.tickAndStabilize(100);
+    expect(c.raft(3).status().term).toBeGreaterThan(term);
+    c.heal();
+    c.tickAndStabilize(30);
+    expect(c.raft(1).status().term).toBeGreaterThan(term);
+  });
+
+  it("followers that heard from a leader within the election timeout ignore (pre-)votes", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.stabilize();
+    c.elect(1);
+    c.tickAndStabilize(3);
+    for (const type of [MessageType.MESSAGE_TYPE_PRE_VOTE, MessageType.MESSAGE_TYPE_REQUEST_VOTE]) {
+      c.raft(2).step({
+        type,
+        from: 3,
+        to: 2,
+        term: 99,
+        logIndex: 1000,
+        logTerm: 99,
+        entries: [],
+        commit: 0,
+        reject: false,
+        rejectHint: 0,
+        hintTerm: 0,
+        context: new Uint8Array(0),
+      });
+    }
+    expect(c.takeMessages().filter((m) => m.to === 3)).toEqual([]);
+    expect(c.raft(2).status().term).toBe(c.raft(1).status().term);
+  });
+});
+
+describe("check-quorum", () => {
+  it("a leader that hears from no majority for an election timeout steps down", () => {
+    const events: RaftEvent[] = [];
+    const c = new Cluster([1, 2, 3], { logger: (e) => events.push(e) });
+    c.stabilize();
+    c.elect(1);
+    c.isolate(1);
+    c.tick([1], 25);
+    c.stabilize();
+    expect(c.raft(1).status().role).toBe("follower");
+    expect(events).toContainEqual(expect.objectContaining({ kind: "stepped-down", id: 1, reason: "check-quorum" }));
+  });
+
+  it("a leader that keeps hearing from a majority stays leader", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.stabilize();
+    c.elect(1);
+    c.isolate(3);
+    c.tickAndStabilize(50);
+    expect(c.raft(1).status().role).toBe("leader");
+  });
+});
