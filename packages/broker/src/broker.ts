@@ -10,6 +10,7 @@ import { type DeadLetterReason, deadLetteredMessage, isDeadLetterCycle } from ".
 import type { Effect } from "./effect.ts";
 import { assertNever, bindingId, Exchange, type ExchangeType } from "./exchange.ts";
 import { type BrokerLimits, resolveLimits } from "./limits.ts";
+import { queueArgumentsFromProto } from "./queue-arguments.ts";
 import { Consumer, Queue, type QueueArgs } from "./queue.ts";
 import { decodeState, encodeState } from "./snapshot.ts";
 import { type Command, commandKind, parseExpiration, validateCommand } from "./validate-command.ts";
@@ -285,7 +286,7 @@ export class Broker {
         return fail(preconditionFailed(`queue "${name}" is exclusive to another session`));
       }
       if (!c.passive) {
-        const args = queueArgsOf(c.arguments);
+        const args = queueArgumentsFromProto(c.arguments);
         const mismatch = inequivalence(existing, c, args);
         if (mismatch !== null) return fail(preconditionFailed(`inequivalent arg '${mismatch}' for queue "${name}"`));
       }
@@ -306,7 +307,7 @@ export class Broker {
       c.exclusive ?? false,
       c.exclusive ? session : "",
       c.autoDelete ?? false,
-      queueArgsOf(c.arguments),
+      queueArgumentsFromProto(c.arguments),
       s.now,
     );
     s.queues.set(name, q);
@@ -857,21 +858,6 @@ function pickTags<T>(held: Map<number, T>, tag: number, multiple: boolean): numb
   return out;
 }
 
-function queueArgsOf(a: raftmq.v1.QueueArguments.$Properties | null | undefined): QueueArgs {
-  const x = a ?? {};
-  return {
-    messageTtlMs: x.messageTtlMs ?? null,
-    expiresMs: x.expiresMs ?? null,
-    maxLength: x.maxLength ?? null,
-    maxLengthBytes: x.maxLengthBytes ?? null,
-    overflow: x.overflow === raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH ? "reject-publish" : "drop-head",
-    deadLetterExchange: x.deadLetterExchange ?? null,
-    deadLetterRoutingKey: x.deadLetterRoutingKey ?? null,
-    deliveryLimit: x.deliveryLimit ?? null,
-    singleActiveConsumer: x.singleActiveConsumer ?? false,
-    queueType: x.queueType ?? "",
-  };
-}
 
 function inequivalence(q: Queue, c: raftmq.v1.DeclareQueue.$Properties, args: QueueArgs): string | null {
   if (q.durable !== (c.durable ?? false)) return "durable";

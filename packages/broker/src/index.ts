@@ -7,4 +7,5 @@ export type { ConsumerCancelledEffect, DeliverEffect, Effect, QueueDeletedEffect
 export type { ExchangeType } from "./exchange.ts";
 export { type BrokerLimits, defaultLimits } from "./limits.ts";
 export type { Overflow, QueueArgs } from "./queue.ts";
+export { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 export { type Command, type CommandKind, commandKind, validateCommand } from "./validate-command.ts";

@@ -8,7 +8,8 @@ import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import type { PublishResult } from "./command-result.ts";
 import { Exchange, type ExchangeType } from "./exchange.ts";
 import type { BrokerLimits } from "./limits.ts";
-import { Consumer, Queue, type QueueArgs } from "./queue.ts";
+import { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
+import { Consumer, Queue } from "./queue.ts";
 
 const pb = raftmq.v1;
 
@@ -24,37 +25,6 @@ function typeFromProto(t: raftmq.v1.ExchangeType): ExchangeType {
   throw new BrokerInvariantError(`snapshot holds unknown exchange type ${t}`);
 }
 
-function argsToProto(a: QueueArgs): raftmq.v1.QueueArguments.$Properties {
-  const out: raftmq.v1.QueueArguments.$Properties = {
-    overflow: a.overflow === "reject-publish" ? pb.Overflow.OVERFLOW_REJECT_PUBLISH : pb.Overflow.OVERFLOW_DROP_HEAD,
-    singleActiveConsumer: a.singleActiveConsumer,
-    queueType: a.queueType,
-  };
-  if (a.messageTtlMs !== null) out.messageTtlMs = a.messageTtlMs;
-  if (a.expiresMs !== null) out.expiresMs = a.expiresMs;
-  if (a.maxLength !== null) out.maxLength = a.maxLength;
-  if (a.maxLengthBytes !== null) out.maxLengthBytes = a.maxLengthBytes;
-  if (a.deadLetterExchange !== null) out.deadLetterExchange = a.deadLetterExchange;
-  if (a.deadLetterRoutingKey !== null) out.deadLetterRoutingKey = a.deadLetterRoutingKey;
-  if (a.deliveryLimit !== null) out.deliveryLimit = a.deliveryLimit;
-  return out;
-}
-
-function argsFromProto(a: raftmq.v1.QueueArguments.$Properties | null | undefined): QueueArgs {
-  const x = a ?? {};
-  return {
-    messageTtlMs: x.messageTtlMs ?? null,
-    expiresMs: x.expiresMs ?? null,
-    maxLength: x.maxLength ?? null,
-    maxLengthBytes: x.maxLengthBytes ?? null,
-    overflow: x.overflow === pb.Overflow.OVERFLOW_REJECT_PUBLISH ? "reject-publish" : "drop-head",
-    deadLetterExchange: x.deadLetterExchange ?? null,
-    deadLetterRoutingKey: x.deadLetterRoutingKey ?? null,
-    deliveryLimit: x.deliveryLimit ?? null,
-    singleActiveConsumer: x.singleActiveConsumer ?? false,
-    queueType: x.queueType ?? "",
-  };
-}
 
 export function encodeState(s: BrokerState): Uint8Array {
   const messages: raftmq.v1.SnapshotMessage.$Properties[] = [];
@@ -87,7 +57,7 @@ export function encodeState(s: BrokerState): Uint8Array {
     exclusive: q.exclusive,
     ownerSessionId: q.ownerSessionId,
     autoDelete: q.autoDelete,
-    arguments: argsToProto(q.args),
+    arguments: queueArgumentsToProto(q.args),
     ready: [...q.readyInOrder()].map(copy),
     returnedCount: q.returned.length,
     nextConsumer: q.nextConsumer,
@@ -169,7 +139,7 @@ export function decodeState(bytes: Uint8Array, limits: BrokerLimits): BrokerStat
   };
   for (const q of list(snap.queues)) {
     const name = str(q.name);
-    const queue = new Queue(name, num(q.seq), bool(q.durable), bool(q.exclusive), str(q.ownerSessionId), bool(q.autoDelete), argsFromProto(q.arguments), num(q.lastUsedAtMs));
+    const queue = new Queue(name, num(q.seq), bool(q.durable), bool(q.exclusive), str(q.ownerSessionId), bool(q.autoDelete), queueArgumentsFromProto(q.arguments), num(q.lastUsedAtMs));
     queue.hadConsumer = bool(q.hadConsumer);
     const ready = list(q.ready).map(copy);
     const returnedCount = num(q.returnedCount);
