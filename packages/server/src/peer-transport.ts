@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
 import type { Entry, Message, SnapshotChunk } from "../../raft/src/types.ts";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
-import { asBuffer, defineService, rawBytes } from "./grpc-codec.ts";
+import { asBuffer, defineService, rawBytes } from "@raftmq/proto/grpc";
 
 export const RAFT_SERVICE_NAME = "raftmq.v1.Raft";
 

@@ -11,7 +11,7 @@ import { raftmq } from "@raftmq/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Message } from "../../raft/src/types.ts";
 import { Backoff, backoffDelay } from "../src/backoff.ts";
-import { defineService } from "../src/grpc-codec.ts";
+import { defineService } from "@raftmq/proto/grpc";
 import { decodeFrame, fromWire, type PeerTransportOptions, PeerTransport, raftServiceDefinition } from "../src/peer-transport.ts";
 
 const T = raftmq.v1.MessageType;

@@ -1,0 +1,286 @@
+// Benchmark of a local 3-node cluster (real processes on 127.0.0.1): publish throughput with
+// confirms at 256 in flight (1 and 4 producers), window-1 publish latency, consume-only drain of
+// a backlog, publish-to-deliver latency at a fixed rate, and failover time (SIGKILL of the leader
+// to the next confirm). Prints figures; asserts nothing.
+//   node --import tsx packages/server/bench/cluster.ts [--messages 30000] [--samples 2000]
+//     [--backlog 50000] [--e2e-seconds 4] [--skip-failover] [--profile-dir DIR (node CPU profiles)]
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { raftmq } from "@raftmq/proto";
+import { type Client, connectClient, Metadata } from "../src/service-client.ts";
+import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
+
+const { values: args } = parseArgs({
+  options: { backlog: { type: "string", default: "50000" }, "e2e-seconds": { type: "string", default: "4" }, "profile-dir": { type: "string", default: "" }, "skip-failover": { type: "boolean", default: false }, messages: { type: "string", default: "30000" }, samples: { type: "string", default: "2000" }, "body-bytes": { type: "string", default: "1024" } },
+});
+const MESSAGES = Number(args.messages);
+const SAMPLES = Number(args.samples);
+const BODY = new Uint8Array(Number(args["body-bytes"])).fill(120);
+const NODE_MAIN = fileURLToPath(new URL("../src/node-main.ts", import.meta.url));
+const REPO = fileURLToPath(new URL("../../..", import.meta.url));
+
+interface Node {
+  id: number;
+  client: number;
+  peer: number;
+  http: number;
+  child: ChildProcess | null;
+  exit: Promise<void>;
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+      const s = createServer();
+      s.listen(0, "127.0.0.1", () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => {
+    const a = s.address();
+    return typeof a === "object" && a !== null ? a.port : 0;
+  });
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+function startNode(node: Node, cluster: string, dir: string): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [...(args["profile-dir"] === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["profile-dir"]}`]), "--import", "tsx", NODE_MAIN, "--node-id", String(node.id), "--data-dir", join(dir, `n${node.id}`), "--client-port", String(node.client), "--peer-port", String(node.peer), "--http-port", String(node.http), "--initial-cluster", cluster, "--log-level", "warn"],
+    { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] },
+  );
+  node.child = child;
+  node.exit = new Promise((r) => child.once("exit", () => r()));
+  return Promise.resolve();
+}
+
+function unary<Q, R>(client: Client, path: string, def: { requestSerialize: (v: Q) => Buffer; responseDeserialize: (b: Buffer) => R }, request: Q): Promise<R> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(path, def.requestSerialize, def.responseDeserialize, request, new Metadata(), { deadline: Date.now() + 10_000 }, (err, value) =>
+      err !== null || value === undefined ? reject(err ?? new Error("empty")) : resolve(value),
+    );
+  });
+}
+
+const B = brokerServiceDefinition;
+const C = clusterServiceDefinition;
+
+async function status(client: Client): Promise<raftmq.v1.StatusResponse.$Properties> {
+  return unary(client, C.Status.path, C.Status, {});
+}
+
+async function waitLeader(clients: Map<number, Client>): Promise<number> {
+  for (;;) {
+    try {
+      const all = await Promise.all([...clients.values()].map(status));
+      const leader = Number(all[0]?.leaderId ?? 0);
+      if (leader !== 0 && all.every((s) => Number(s.leaderId) === leader && s.ready)) return leader;
+    } catch {
+      // a node is not up yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Publishes `count` messages on one stream keeping `inFlight` unconfirmed; resolves when all are confirmed. */
+function producer(client: Client, queue: string, count: number, inFlight: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = client.makeBidiStreamRequest(B.PublishStream.path, B.PublishStream.requestSerialize, B.PublishStream.responseDeserialize, new Metadata());
+    let sent = 0;
+    let confirmed = 0;
+    const pump = () => {
+      while (sent - confirmed < inFlight && sent < count) {
+        sent++;
+        call.write({ clientSequence: sent, messages: [{ routingKey: queue, body: BODY }] });
+      }
+    };
+    call.on("data", (r: raftmq.v1.PublishResponse) => {
+      confirmed += r.confirms.length;
+      if (r.confirms[0]?.status !== raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK) reject(new Error(`nack: ${r.confirms[0]?.reason}`));
+      if (confirmed >= count) {
+        call.end();
+        resolve();
+      } else pump();
+    });
+    call.on("error", reject);
+    pump();
+  });
+}
+
+/** Subscribes with a large prefetch and acks every 100th delivery (multiple); resolves at `count`. */
+function consume(client: Client, queue: string, count: number, onDelivery?: (body: Uint8Array) => void): { done: Promise<void>; subscribed: Promise<void>; cancel: () => void } {
+  const call = client.makeBidiStreamRequest(B.Consume.path, B.Consume.requestSerialize, B.Consume.responseDeserialize, new Metadata());
+  let received = 0;
+  let subscribed!: () => void;
+  const subscribedP = new Promise<void>((r) => {
+    subscribed = r;
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    call.on("data", (r: raftmq.v1.ConsumeResponse) => {
+      if (r.kind === "subscribed") subscribed();
+      if (r.kind === "error") reject(new Error(r.error?.message ?? "consume error"));
+      if (r.kind !== "delivery" || r.delivery == null) return;
+      received++;
+      onDelivery?.(r.delivery.body ?? new Uint8Array());
+      if (received % 100 === 0 || received === count) call.write({ ack: { consumerTag: "bench", deliveryTag: r.delivery.deliveryTag, multiple: true } });
+      if (received === count) resolve();
+    });
+    call.on("error", (err) => {
+      if (received < count) reject(err);
+    });
+  });
+  call.write({ subscribe: { queue, prefetch: 2000, consumerTag: "bench" } });
+  return { done, subscribed: subscribedP, cancel: () => call.cancel() };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** A producer on a follower publishes one message at a time; the leader is SIGKILLed mid-way. */
+async function measureFailover(nodes: Node[], clients: Map<number, Client>, leader: number): Promise<[string, string]> {
+  const follower = nodes.find((n) => n.id !== leader) as Node;
+  const fc = clients.get(follower.id) as Client;
+  let killedAt = 0;
+  let recoveredAt = 0;
+  let attempts = 0;
+  const leaderNode = nodes.find((n) => n.id === leader) as Node;
+  for (let i = 0; recoveredAt === 0 && i < 1_000_000; i++) {
+    if (i === 200 && killedAt === 0) {
+      killedAt = performance.now();
+      leaderNode.child?.kill("SIGKILL");
+    }
+    try {
+      await unary(fc, B.Publish.path, B.Publish, { messages: [{ routingKey: "bench", body: BODY, producerId: "failover", sequence: i + 1 }] });
+      if (killedAt > 0) recoveredAt = performance.now();
+    } catch {
+      attempts++;
+      await new Promise((r) => setTimeout(r, 10));
+      i--;
+    }
+  }
+  return ["failover: SIGKILL of the leader to the next confirm, ms", `${(recoveredAt - killedAt).toFixed(0)} (${attempts} failed attempts; tick 100 ms, election 10 ticks)`];
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "raftmq-bench-"));
+  const ports = await freePorts(9);
+  const nodes: Node[] = [1, 2, 3].map((id, i) => ({ id, client: ports[i * 3] ?? 0, peer: ports[i * 3 + 1] ?? 0, http: ports[i * 3 + 2] ?? 0, child: null, exit: Promise.resolve() }));
+  const cluster = nodes.map((n) => `${n.id}=127.0.0.1:${n.peer}/127.0.0.1:${n.client}`).join(",");
+  const clients = new Map(nodes.map((n) => [n.id, connectClient(`127.0.0.1:${n.client}`)]));
+  const rows: [string, string][] = [];
+  try {
+    await Promise.all(nodes.map((n) => startNode(n, cluster, dir)));
+    const leader = await waitLeader(clients);
+    const lc = clients.get(leader) as Client;
+    await unary(lc, B.DeclareQueue.path, B.DeclareQueue, { name: "bench" });
+
+    for (const producers of [1, 4]) {
+      const per = Math.floor(MESSAGES / producers);
+      const channels = Array.from({ length: producers }, () => connectClient(`127.0.0.1:${nodes.find((n) => n.id === leader)?.client}`));
+      const cpu0 = process.cpuUsage();
+      const nodeCpu0 = nodes.map((n) => cpuSeconds(n.child?.pid));
+      const t0 = performance.now();
+      await Promise.all(channels.map((c) => producer(c, "bench", per, 256)));
+      const secs = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const nodeCpu = nodes.map((n, i) => cpuSeconds(n.child?.pid) - (nodeCpu0[i] ?? 0));
+      const rate = Math.round((per * producers) / secs);
+      const perMsg = (seconds: number) => ((seconds * 1e6) / (per * producers)).toFixed(0);
+      const leaderCpu = nodeCpu[nodes.findIndex((n) => n.id === leader)] ?? 0;
+      const followerCpu = nodeCpu.reduce((a, b) => a + b, 0) - leaderCpu;
+      rows.push([
+        `publish, ${producers} producer(s), 256 in flight each, confirmed msg/s`,
+        `${rate} (${per * producers} msgs in ${secs.toFixed(2)} s; CPU µs/msg: client ${perMsg((cpu.user + cpu.system) / 1e6)}, leader ${perMsg(leaderCpu)}, followers ${perMsg(followerCpu)})`,
+      ]);
+      for (const c of channels) c.close();
+      await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+    }
+
+    const latencies: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const t = performance.now();
+      await unary(lc, B.Publish.path, B.Publish, { messages: [{ routingKey: "bench", body: BODY }] });
+      latencies.push(performance.now() - t);
+    }
+    latencies.sort((a, b) => a - b);
+    rows.push(["window-1 publish latency (unary, leader) p50 / p99 ms", `${percentile(latencies, 50).toFixed(3)} / ${percentile(latencies, 99).toFixed(3)}`]);
+    await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+
+    // Consume-only drain of a backlog.
+    const backlog = Number(args.backlog);
+    await producer(lc, "bench", backlog, 256);
+    const t1 = performance.now();
+    const drain = consume(lc, "bench", backlog);
+    await drain.done;
+    const drainSecs = (performance.now() - t1) / 1000;
+    drain.cancel();
+    rows.push([`consume-only drain of a ${backlog} backlog, msg/s`, `${Math.round(backlog / drainSecs)} (${drainSecs.toFixed(2)} s; prefetch 2000, ack every 100)`]);
+    await new Promise((r) => setTimeout(r, 300));
+    await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+
+    // End-to-end publish-to-deliver latency at a fixed rate of 5,000 msg/s (5 per millisecond).
+    const e2eCount = Math.round(Number(args["e2e-seconds"]) * 5000);
+    const e2e: number[] = [];
+    const sink = consume(lc, "bench", e2eCount, (body) => e2e.push(performance.now() - new DataView(body.buffer, body.byteOffset, 8).getFloat64(0)));
+    await sink.subscribed;
+    const pub = lc.makeBidiStreamRequest(B.PublishStream.path, B.PublishStream.requestSerialize, B.PublishStream.responseDeserialize, new Metadata());
+    pub.on("data", () => undefined);
+    pub.on("error", () => undefined);
+    const startedAt = performance.now();
+    let sentE2e = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(e2eCount, Math.floor((performance.now() - startedAt) * 5));
+        while (sentE2e < due) {
+          const body = new Uint8Array(BODY.length);
+          new DataView(body.buffer).setFloat64(0, performance.now());
+          pub.write({ clientSequence: ++sentE2e, messages: [{ routingKey: "bench", body }] });
+        }
+        if (sentE2e >= e2eCount) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    });
+    await sink.done;
+    pub.end();
+    sink.cancel();
+    e2e.sort((a, b) => a - b);
+    rows.push(["publish-to-deliver latency at 5,000 msg/s, p50 / p99 ms", `${percentile(e2e, 50).toFixed(2)} / ${percentile(e2e, 99).toFixed(2)} (${e2e.length} messages)`]);
+    await new Promise((r) => setTimeout(r, 300));
+    await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+
+    if (!args["skip-failover"]) rows.push(await measureFailover(nodes, clients, leader));
+  } finally {
+    for (const c of clients.values()) c.close();
+    // SIGTERM lets a profiled node write its profile; SIGKILL follows if it lingers.
+    for (const n of nodes) n.child?.kill("SIGTERM");
+    const lingering = setTimeout(() => {
+      for (const n of nodes) n.child?.kill("SIGKILL");
+    }, 5000);
+    await Promise.all(nodes.map((n) => n.exit));
+    clearTimeout(lingering);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(`raftmq cluster benchmark: 3 nodes on 127.0.0.1, ${BODY.length}-byte bodies, confirms after commit`);
+  for (const [name, value] of rows) console.log(`  ${name.padEnd(62)} ${value}`);
+}
+
+await main();

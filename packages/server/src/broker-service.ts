@@ -1,0 +1,235 @@
+// Handlers of service Broker. Writes run on the leader (a follower forwards them); reads are
+// linearizable through ReadIndex and answered from the local state machine on any node.
+import type * as grpc from "@grpc/grpc-js";
+import type { CommandResult, ExchangeType, QueueArgs, QueueInfo } from "@raftmq/broker";
+import { raftmq } from "@raftmq/proto";
+import type { Logger } from "pino";
+import type { CommandBuilder } from "./command-builder.ts";
+import type { ConsumerSessions } from "./consumer-sessions.ts";
+import { toServiceError } from "./grpc-status.ts";
+import type { LeaderForwarder } from "./leader-forwarder.ts";
+import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
+import { propose, routeWrite } from "./call-routing.ts";
+import { consumeStream } from "./consume-session.ts";
+import { confirmOf, publishStream } from "./publish-stream.ts";
+import type { NodeMetrics } from "./node-metrics.ts";
+import type { RaftDriver } from "./raft-driver.ts";
+import { brokerServiceDefinition } from "@raftmq/proto/grpc";
+
+type Command = raftmq.v1.Command.$Properties;
+
+export interface BrokerServiceContext {
+  driver: RaftDriver;
+  builder: CommandBuilder;
+  sessions: ConsumerSessions;
+  forwarder: LeaderForwarder;
+  /** How long a call waits for an election before answering UNAVAILABLE. */
+  leaderWaitMs: number;
+  /** PublishStream requests whose confirms are outstanding on one stream. */
+  maxStreamWindow: number;
+  log: Logger;
+  metrics?: NodeMetrics;
+}
+
+
+
+
+function ok<K extends CommandResult extends infer R ? (R extends { ok: true; kind: infer Kind } ? Kind : never) : never>(
+  result: CommandResult | undefined,
+  kind: K,
+): Extract<CommandResult, { ok: true; kind: K }> {
+  if (result === undefined) throw new Error(`no result for a ${kind} command`);
+  if (!result.ok) throw new CommandFailedError(result.error);
+  if (result.kind !== kind) throw new Error(`a ${kind} command answered a ${result.kind} result`);
+  return result as Extract<CommandResult, { ok: true; kind: K }>;
+}
+
+async function one(driver: RaftDriver, command: Command): Promise<CommandResult | undefined> {
+  return (await propose(driver, [command]))[0];
+}
+
+const EXCHANGE_TYPES: Record<ExchangeType, raftmq.v1.ExchangeType> = {
+  direct: raftmq.v1.ExchangeType.EXCHANGE_TYPE_DIRECT,
+  fanout: raftmq.v1.ExchangeType.EXCHANGE_TYPE_FANOUT,
+  topic: raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC,
+  headers: raftmq.v1.ExchangeType.EXCHANGE_TYPE_HEADERS,
+};
+
+function queueArguments(a: QueueArgs): raftmq.v1.QueueArguments.$Properties {
+  const out: raftmq.v1.QueueArguments.$Properties = {
+    overflow: a.overflow === "reject-publish" ? raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH : raftmq.v1.Overflow.OVERFLOW_DROP_HEAD,
+    singleActiveConsumer: a.singleActiveConsumer,
+    queueType: a.queueType,
+  };
+  if (a.messageTtlMs !== null) out.messageTtlMs = a.messageTtlMs;
+  if (a.expiresMs !== null) out.expiresMs = a.expiresMs;
+  if (a.maxLength !== null) out.maxLength = a.maxLength;
+  if (a.maxLengthBytes !== null) out.maxLengthBytes = a.maxLengthBytes;
+  if (a.deadLetterExchange !== null) out.deadLetterExchange = a.deadLetterExchange;
+  if (a.deadLetterRoutingKey !== null) out.deadLetterRoutingKey = a.deadLetterRoutingKey;
+  if (a.deliveryLimit !== null) out.deliveryLimit = a.deliveryLimit;
+  return out;
+}
+
+function queueInfoMessage(q: QueueInfo): raftmq.v1.QueueInfo.$Properties {
+  return {
+    name: q.name,
+    durable: q.durable,
+    exclusive: q.exclusive,
+    autoDelete: q.autoDelete,
+    arguments: queueArguments(q.arguments),
+    messagesReady: q.messagesReady,
+    messagesUnacked: q.messagesUnacknowledged,
+    bytesReady: q.readyBytes,
+    consumers: q.consumers,
+  };
+}
+
+
+type UnaryLocal<Q> = (request: Q, call: grpc.ServerUnaryCall<Q, unknown>) => Promise<unknown>;
+
+export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceImplementation {
+  const { driver, builder, forwarder } = ctx;
+  const defs = brokerServiceDefinition;
+
+  /** A write: runs on the leader, forwarded there from a follower. */
+  function write<Q>(name: keyof typeof defs, local: UnaryLocal<Q>): grpc.handleUnaryCall<unknown, unknown> {
+    const method = defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>;
+    return (call, callback) => {
+      routeWrite(ctx, call.metadata)
+        .then((route) => (route.local ? local(call.request as never, call as never) : forwarder.unary(route.address, method, call.request, call.metadata, call.getDeadline())))
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => callback(isServiceError(err) ? err : toServiceError(err)),
+        );
+    };
+  }
+
+  /** A read: linearizable on any node. */
+  function read<Q>(local: (request: Q) => unknown): grpc.handleUnaryCall<Q, unknown> {
+    return (call, callback) => {
+      driver.linearizableRead().then(
+        () => {
+          try {
+            callback(null, local(call.request));
+          } catch (err) {
+            callback(toServiceError(err));
+          }
+        },
+        (err: unknown) => callback(toServiceError(err)),
+      );
+    };
+  }
+
+  return {
+    DeclareExchange: write<raftmq.v1.DeclareExchangeRequest>("DeclareExchange", async (r) => {
+      ok(await one(driver, builder.declareExchange(r)), "declareExchange");
+      return {};
+    }),
+    DeleteExchange: write<raftmq.v1.DeleteExchangeRequest>("DeleteExchange", async (r) => {
+      ok(await one(driver, builder.deleteExchange(r)), "deleteExchange");
+      return {};
+    }),
+    DeclareQueue: write<raftmq.v1.DeclareQueueRequest>("DeclareQueue", async (r) => {
+      const res = ok(await one(driver, builder.declareQueue(r)), "declareQueue");
+      return { name: res.queue, messageCount: res.messageCount, consumerCount: res.consumerCount };
+    }),
+    DeleteQueue: write<raftmq.v1.DeleteQueueRequest>("DeleteQueue", async (r) => {
+      const res = ok(await one(driver, builder.deleteQueue(r)), "deleteQueue");
+      return { messageCount: res.messageCount };
+    }),
+    PurgeQueue: write<raftmq.v1.PurgeQueueRequest>("PurgeQueue", async (r) => {
+      const res = ok(await one(driver, builder.purgeQueue(r)), "purgeQueue");
+      return { messageCount: res.messageCount };
+    }),
+    Bind: write<raftmq.v1.BindRequest>("Bind", async (r) => {
+      ok(await one(driver, builder.bind(r)), "bind");
+      return {};
+    }),
+    Unbind: write<raftmq.v1.UnbindRequest>("Unbind", async (r) => {
+      ok(await one(driver, builder.unbind(r)), "unbind");
+      return {};
+    }),
+    Publish: write<raftmq.v1.PublishRequest>("Publish", async (r) => {
+      const commands = builder.publish(r);
+      const results = await propose(driver, commands);
+      ctx.metrics?.published.inc(commands.length);
+      // A single message that failed answers with the failure's status, like a failed command.
+      const only = results[0];
+      if (results.length === 1 && only !== undefined && !only.ok) throw new CommandFailedError(only.error);
+      return { confirms: results.map(confirmOf), clientSequence: r.clientSequence ?? 0 };
+    }),
+    PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest, raftmq.v1.PublishResponse.$Properties>) => {
+      routeWrite(ctx, call.metadata).then(
+        (route) => {
+          if (route.local) publishStream(ctx, call);
+          else forwarder.duplex(route.address, defs.PublishStream as unknown as grpc.MethodDefinition<unknown, unknown>, call as grpc.ServerDuplexStream<unknown, unknown>);
+        },
+        (err: unknown) => call.emit("error", toServiceError(err)),
+      );
+    },
+    Consume: (call: grpc.ServerDuplexStream<raftmq.v1.ConsumeRequest, raftmq.v1.ConsumeResponse.$Properties>) => {
+      routeWrite(ctx, call.metadata).then(
+        (route) => {
+          if (route.local) consumeStream(ctx, call);
+          else forwarder.duplex(route.address, defs.Consume as unknown as grpc.MethodDefinition<unknown, unknown>, call as grpc.ServerDuplexStream<unknown, unknown>);
+        },
+        (err: unknown) => call.emit("error", toServiceError(err)),
+      );
+    },
+    Get: write<raftmq.v1.GetRequest>("Get", async (r) => {
+      const res = ok(await one(driver, builder.get(r)), "get");
+      if (res.empty) return { messageCount: driver.state.broker.queueInfo(r.queue ?? "")?.messagesReady ?? 0 };
+      const m = res.message;
+      return {
+        delivery: {
+          consumerTag: "",
+          deliveryTag: res.deliveryTag,
+          queue: r.queue ?? "",
+          exchange: m.exchange,
+          routingKey: m.routingKey,
+          redelivered: res.redelivered,
+          deliveryCount: res.deliveryCount,
+          properties: m.properties,
+          body: m.body,
+        },
+        messageCount: res.messageCount,
+      };
+    }),
+    QueueInfo: read<raftmq.v1.QueueInfoRequest>((r) => {
+      const name = r.name ?? "";
+      if (name === "") throw new InvalidRequestError("queue info needs a queue name");
+      const q = driver.state.broker.queueInfo(name);
+      if (q === undefined) throw new CommandFailedError({ code: "NOT_FOUND", message: `no queue "${name}"` });
+      return { queue: queueInfoMessage(q) };
+    }),
+    ListQueues: read<raftmq.v1.ListQueuesRequest>(() => ({ queues: driver.state.broker.listQueues().map(queueInfoMessage) })),
+    ListExchanges: read<raftmq.v1.ListExchangesRequest>(() => ({
+      exchanges: driver.state.broker.listExchanges().map((e) => ({
+        name: e.name,
+        type: EXCHANGE_TYPES[e.type],
+        durable: e.durable,
+        autoDelete: e.autoDelete,
+        internal: e.internal,
+        alternateExchange: e.alternateExchange,
+      })),
+    })),
+    ListBindings: read<raftmq.v1.ListBindingsRequest>((r) => {
+      const exchange = r.exchange ?? "";
+      const queue = r.queue ?? "";
+      return {
+        bindings: driver.state.broker
+          .listBindings()
+          .filter((b) => (exchange === "" || b.exchange === exchange) && (queue === "" || b.queue === queue))
+          .map((b) => ({ exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: b.arguments })),
+      };
+    }),
+  };
+}
+
+function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === "number" && "metadata" in err;
+}
+
+
+

@@ -1,0 +1,131 @@
+// Handlers of service Cluster: status from this node's view; membership changes and leadership
+// transfer run on the leader (forwarded there); snapshots are taken by the node that is asked.
+import type * as grpc from "@grpc/grpc-js";
+import { raftmq } from "@raftmq/proto";
+import { ConfChangeType } from "@raftmq/raft";
+import { routeWrite } from "./call-routing.ts";
+import { toServiceError } from "./grpc-status.ts";
+import type { LeaderForwarder } from "./leader-forwarder.ts";
+import { InvalidRequestError, NodeUnavailableError } from "./node-errors.ts";
+import type { RaftDriver } from "./raft-driver.ts";
+import { clusterServiceDefinition } from "@raftmq/proto/grpc";
+
+export interface ClusterServiceContext {
+  driver: RaftDriver;
+  forwarder: LeaderForwarder;
+  leaderWaitMs: number;
+  version: string;
+  /** Applied entries behind the commit index that still count as caught up. */
+  readyLag: number;
+}
+
+const HOST_PORT = /^[A-Za-z0-9.\-_:[\]]+:\d{1,5}$/;
+
+export function nodeReady(driver: RaftDriver, readyLag: number): boolean {
+  const s = driver.raft.status();
+  return driver.healthy && s.leaderId !== 0 && driver.appliedIndex + readyLag >= s.commit && driver.raft.confState().voters.includes(s.id);
+}
+
+export function membersOf(driver: RaftDriver): raftmq.v1.Member.$Properties[] {
+  const status = driver.raft.status();
+  const conf = status.confState;
+  const peers = driver.transport.stats();
+  const ids = [...new Set([...conf.voters, ...conf.learners])].sort((a, b) => a - b);
+  return ids.map((id) => {
+    const address = driver.state.address(id);
+    const progress = status.progress.find((p) => p.id === id);
+    const match = progress?.match ?? 0;
+    return {
+      id,
+      peerAddress: address?.peerAddress ?? "",
+      clientAddress: address?.clientAddress ?? "",
+      role: conf.learners.includes(id) ? raftmq.v1.MemberRole.MEMBER_ROLE_LEARNER : raftmq.v1.MemberRole.MEMBER_ROLE_VOTER,
+      leader: id === status.leaderId,
+      matchIndex: match,
+      lag: progress === undefined ? 0 : Math.max(0, status.lastIndex - match),
+      reachable: id === status.id ? true : (peers[id]?.connected ?? false),
+    };
+  });
+}
+
+export function clusterHandlers(ctx: ClusterServiceContext): grpc.UntypedServiceImplementation {
+  const { driver, forwarder } = ctx;
+  const defs = clusterServiceDefinition;
+
+  function write<Q>(name: keyof typeof defs, local: (request: Q) => Promise<unknown>): grpc.handleUnaryCall<unknown, unknown> {
+    const method = defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>;
+    return (call, callback) => {
+      routeWrite(ctx, call.metadata)
+        .then((route) => (route.local ? local(call.request as Q) : forwarder.unary(route.address, method, call.request, call.metadata, call.getDeadline())))
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => callback(err instanceof Error && "metadata" in err && "code" in err ? (err as grpc.ServiceError) : toServiceError(err)),
+        );
+    };
+  }
+
+  return {
+    Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      try {
+        const s = driver.raft.status();
+        callback(null, {
+          nodeId: s.id,
+          role: s.role,
+          term: s.term,
+          leaderId: s.leaderId,
+          leaderClientAddress: driver.leaderClientAddress(),
+          commitIndex: s.commit,
+          appliedIndex: driver.appliedIndex,
+          lastIndex: s.lastIndex,
+          snapshotIndex: driver.snapshotIndex,
+          members: membersOf(driver),
+          ready: nodeReady(driver, ctx.readyLag),
+          version: ctx.version,
+        } satisfies raftmq.v1.StatusResponse.$Properties);
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+    AddMember: write<raftmq.v1.AddMemberRequest>("AddMember", async (r) => {
+      const id = Number(r.id ?? 0);
+      const peerAddress = r.peerAddress ?? "";
+      const clientAddress = r.clientAddress ?? "";
+      if (!(Number.isSafeInteger(id) && id > 0)) throw new InvalidRequestError("AddMember needs a positive node id");
+      if (!HOST_PORT.test(peerAddress)) throw new InvalidRequestError(`peer_address ${JSON.stringify(peerAddress)} must be host:port`);
+      if (!HOST_PORT.test(clientAddress)) throw new InvalidRequestError(`client_address ${JSON.stringify(clientAddress)} must be host:port`);
+      await driver.changeMembership(ConfChangeType.CONF_CHANGE_TYPE_ADD_LEARNER, id, { id, peerAddress, clientAddress });
+      return { members: membersOf(driver) };
+    }),
+    RemoveMember: write<raftmq.v1.RemoveMemberRequest>("RemoveMember", async (r) => {
+      const id = Number(r.id ?? 0);
+      if (!(Number.isSafeInteger(id) && id > 0)) throw new InvalidRequestError("RemoveMember needs a positive node id");
+      await driver.changeMembership(ConfChangeType.CONF_CHANGE_TYPE_REMOVE_NODE, id, null);
+      return { members: membersOf(driver) };
+    }),
+    TransferLeadership: write<raftmq.v1.TransferLeadershipRequest>("TransferLeadership", async (r) => {
+      const status = driver.raft.status();
+      let to = Number(r.to ?? 0);
+      if (to === 0) {
+        const candidates = status.progress.filter((p) => !p.isLearner && p.id !== status.id).sort((a, b) => b.match - a.match || a.id - b.id);
+        const best = candidates[0];
+        if (best === undefined) throw new InvalidRequestError("there is no other voter to transfer leadership to");
+        to = best.id;
+      }
+      if (to === status.id) return { leaderId: to };
+      driver.raft.transferLeadership(to);
+      driver.kick();
+      const deadline = Date.now() + 2 * ctx.leaderWaitMs;
+      while (Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        if (driver.leaderId === to) return { leaderId: to };
+      }
+      throw new NodeUnavailableError(`leadership did not move to node ${to} in time; the current leader is ${driver.leaderId || "unknown"}`);
+    }),
+    TriggerSnapshot: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      driver.triggerSnapshot().then(
+        (index) => callback(null, { index }),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+    },
+  };
+}

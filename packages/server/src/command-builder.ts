@@ -1,0 +1,163 @@
+// Maps client API requests onto broker Commands and validates them before anything is proposed.
+// Kept apart from the gRPC handlers so other front ends (AMQP) build the same commands.
+import { type BrokerLimits, type Command, defaultLimits, validateCommand } from "@raftmq/broker";
+import type { raftmq } from "@raftmq/proto";
+import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
+
+type V1 = typeof raftmq.v1;
+type Props<K extends keyof V1> = V1[K] extends { prototype: infer P } ? Partial<P> : never;
+
+/** Messages in one Publish request. */
+export const MAX_MESSAGES_PER_PUBLISH = 10_000;
+
+export function consumerIdOf(sessionId: string, consumerTag: string): string {
+  return `${sessionId}/${consumerTag}`;
+}
+
+export class CommandBuilder {
+  constructor(readonly limits: BrokerLimits = { ...defaultLimits }) {}
+
+  /** Throws CommandFailedError (INVALID_ARGUMENT) when the command fails the stateless checks. */
+  checked(command: Command, context = ""): Command {
+    const error = validateCommand(command, this.limits);
+    if (error !== null) throw new CommandFailedError(context === "" ? error : { code: error.code, message: `${context}: ${error.message}` });
+    return command;
+  }
+
+  declareExchange(r: Props<"DeclareExchangeRequest">): Command {
+    return this.checked({
+      declareExchange: {
+        name: r.name ?? "",
+        type: r.type ?? 0,
+        durable: r.durable ?? false,
+        autoDelete: r.autoDelete ?? false,
+        internal: r.internal ?? false,
+        alternateExchange: r.alternateExchange ?? "",
+        passive: r.passive ?? false,
+      },
+    });
+  }
+
+  deleteExchange(r: Props<"DeleteExchangeRequest">): Command {
+    return this.checked({ deleteExchange: { name: r.name ?? "", ifUnused: r.ifUnused ?? false } });
+  }
+
+  declareQueue(r: Props<"DeclareQueueRequest">): Command {
+    if (r.exclusive === true && (r.sessionId ?? "") === "") {
+      throw new InvalidRequestError(`exclusive queue "${r.name ?? ""}" needs session_id: open a Consume stream and use the session id it announces`);
+    }
+    return this.checked({
+      declareQueue: {
+        name: r.name ?? "",
+        durable: r.durable ?? false,
+        exclusive: r.exclusive ?? false,
+        ownerSessionId: r.sessionId ?? "",
+        autoDelete: r.autoDelete ?? false,
+        arguments: r.arguments ?? null,
+        passive: r.passive ?? false,
+      },
+    });
+  }
+
+  deleteQueue(r: Props<"DeleteQueueRequest">): Command {
+    return this.checked({ deleteQueue: { name: r.name ?? "", ifUnused: r.ifUnused ?? false, ifEmpty: r.ifEmpty ?? false, sessionId: r.sessionId ?? "" } });
+  }
+
+  purgeQueue(r: Props<"PurgeQueueRequest">): Command {
+    return this.checked({ purgeQueue: { name: r.name ?? "", sessionId: r.sessionId ?? "" } });
+  }
+
+  bind(r: Props<"BindRequest">): Command {
+    return this.checked({ bind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "" } });
+  }
+
+  unbind(r: Props<"UnbindRequest">): Command {
+    return this.checked({ unbind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "" } });
+  }
+
+  /** One Publish command per message. */
+  publish(r: Props<"PublishRequest">): Command[] {
+    const messages = r.messages ?? [];
+    if (messages.length === 0) throw new InvalidRequestError("a publish request needs at least one message");
+    if (messages.length > MAX_MESSAGES_PER_PUBLISH) {
+      throw new InvalidRequestError(`a publish request carries ${messages.length} messages; the limit is ${MAX_MESSAGES_PER_PUBLISH}: split it`);
+    }
+    const out: Command[] = new Array(messages.length);
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as raftmq.v1.OutboundMessage.$Properties;
+      const command: Command = {
+        publish: {
+          exchange: m.exchange ?? "",
+          routingKey: m.routingKey ?? "",
+          mandatory: m.mandatory ?? false,
+          properties: m.properties ?? null,
+          body: m.body ?? null,
+          producerId: m.producerId ?? "",
+          sequence: m.sequence ?? 0,
+        },
+      };
+      out[i] = messages.length === 1 ? this.checked(command) : this.checked(command, `message ${i}`);
+    }
+    return out;
+  }
+
+  subscribe(sessionId: string, s: raftmq.v1.Subscription.$Properties): Command {
+    const tag = s.consumerTag ?? "";
+    if (tag === "") throw new InvalidRequestError("a subscription needs a consumer_tag");
+    return this.checked({
+      subscribe: {
+        consumerId: consumerIdOf(sessionId, tag),
+        sessionId,
+        queue: s.queue ?? "",
+        prefetch: s.prefetch ?? 0,
+        noAck: s.noAck ?? false,
+        exclusive: s.exclusive ?? false,
+        consumerTag: tag,
+        arguments: s.arguments ?? [],
+      },
+    });
+  }
+
+  cancel(sessionId: string, consumerTag: string): Command {
+    if (consumerTag === "") throw new InvalidRequestError("cancel needs a consumer tag");
+    return this.checked({ cancel: { consumerId: consumerIdOf(sessionId, consumerTag) } });
+  }
+
+  setPrefetch(sessionId: string, r: raftmq.v1.SetPrefetchRequest.$Properties): Command {
+    const tag = r.consumerTag ?? "";
+    if (tag === "") throw new InvalidRequestError("set_prefetch needs a consumer tag");
+    return this.checked({ setPrefetch: { consumerId: consumerIdOf(sessionId, tag), prefetch: r.prefetch ?? 0 } });
+  }
+
+  settle(sessionId: string, kind: "ack" | "nack" | "reject", s: raftmq.v1.Settlement.$Properties): Command {
+    const tag = s.consumerTag ?? "";
+    if (tag === "") throw new InvalidRequestError(`${kind} needs the consumer tag of the delivery`);
+    const consumerId = consumerIdOf(sessionId, tag);
+    const deliveryTag = s.deliveryTag ?? 0;
+    switch (kind) {
+      case "ack":
+        return this.checked({ ack: { consumerId, deliveryTag, multiple: s.multiple ?? false } });
+      case "nack":
+        return this.checked({ nack: { consumerId, deliveryTag, multiple: s.multiple ?? false, requeue: s.requeue ?? false } });
+      case "reject":
+        return this.checked({ reject: { consumerId, deliveryTag, requeue: s.requeue ?? false } });
+      default: {
+        const never: never = kind;
+        throw new InvalidRequestError(`unknown settlement ${String(never)}`);
+      }
+    }
+  }
+
+  /** basic.get with automatic acknowledgement. */
+  get(r: Props<"GetRequest">): Command {
+    return this.checked({ get: { queue: r.queue ?? "", noAck: true, sessionId: "" } });
+  }
+
+  sessionDown(sessionId: string): Command {
+    return this.checked({ sessionDown: { sessionId } });
+  }
+
+  tick(): Command {
+    return { tick: {} };
+  }
+}

@@ -1,0 +1,112 @@
+// Consume on the leader: one stream is one session. Subscriptions, settlements and prefetch
+// changes become commands; deliveries arrive through ConsumerSessions; when the stream ends the
+// session goes down in the state machine, and what its consumers held is requeued.
+import type * as grpc from "@grpc/grpc-js";
+import type { raftmq } from "@raftmq/proto";
+import type { BrokerServiceContext } from "./broker-service.ts";
+import { propose } from "./call-routing.ts";
+import { toGrpcFailure, toServiceError } from "./grpc-status.ts";
+import { CommandFailedError, InvalidRequestError, NodeUnavailableError, OverloadedError } from "./node-errors.ts";
+
+type Command = raftmq.v1.Command.$Properties;
+
+/** A consuming session on the leader. */
+export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplexStream<raftmq.v1.ConsumeRequest, raftmq.v1.ConsumeResponse.$Properties>): void {
+  const { driver, builder, sessions } = ctx;
+  let ended = false;
+  const sessionId = sessions.open({
+    write: (response) => {
+      if (!ended) call.write(response);
+    },
+    end: (failure) => {
+      if (ended) return;
+      ended = true;
+      if (failure === null) call.end();
+      else call.emit("error", { code: failure.code, details: failure.details, metadata: failure.metadata });
+    },
+  });
+  if (sessionId === null) {
+    call.emit("error", toServiceError(new OverloadedError("this node has its limit of consuming sessions; retry later or on another cluster")));
+    return;
+  }
+  call.write({ session: { sessionId } });
+
+  const reportError = (err: unknown, consumerTag: string) => {
+    if (ended) return;
+    const f = toGrpcFailure(err);
+    call.write({ error: { code: f.code, message: f.details, consumerTag } });
+  };
+  const submit = (command: Command, consumerTag: string, onOk?: () => void) => {
+    propose(driver, [command]).then(
+      (results) => {
+        const r = results[0];
+        if (r !== undefined && !r.ok) reportError(new CommandFailedError(r.error), consumerTag);
+        else onOk?.();
+      },
+      (err: unknown) => {
+        if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
+        else reportError(err, consumerTag);
+      },
+    );
+  };
+  const closeSession = (failure: ReturnType<typeof toGrpcFailure> | null) => {
+    const wasOpen = sessions.close(sessionId);
+    if (!ended) {
+      ended = true;
+      if (failure === null) call.end();
+      else call.emit("error", { code: failure.code, details: failure.details, metadata: failure.metadata });
+    }
+    // The state machine downs the session's consumers and requeues what they held.
+    if (wasOpen && driver.isLeader) {
+      try {
+        driver.submit([builder.sessionDown(sessionId)], null);
+      } catch (err) {
+        ctx.log.warn({ err, session: sessionId }, "could not propose SessionDown; the next leader's grace sweep will");
+      }
+    }
+  };
+
+  call.on("data", (r: raftmq.v1.ConsumeRequest) => {
+    if (ended) return;
+    const kind = r.kind;
+    try {
+      switch (kind) {
+        case "subscribe": {
+          const s = r.subscribe ?? {};
+          const tag = s.consumerTag ?? "";
+          submit(builder.subscribe(sessionId, s), tag, () => {
+            if (!ended) call.write({ subscribed: tag });
+          });
+          return;
+        }
+        case "cancel":
+          submit(builder.cancel(sessionId, r.cancel ?? ""), r.cancel ?? "");
+          return;
+        case "ack":
+        case "nack":
+        case "reject": {
+          const s = r[kind] ?? {};
+          submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "");
+          if (kind === "ack") ctx.metrics?.acked.inc();
+          return;
+        }
+        case "setPrefetch":
+          submit(builder.setPrefetch(sessionId, r.setPrefetch ?? {}), r.setPrefetch?.consumerTag ?? "");
+          return;
+        case undefined:
+          reportError(new InvalidRequestError("a consume request must set one of subscribe, cancel, ack, nack, reject, set_prefetch"), "");
+          return;
+        default: {
+          const never: never = kind;
+          reportError(new InvalidRequestError(`unknown consume request ${String(never)}`), "");
+        }
+      }
+    } catch (err) {
+      if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
+      else reportError(err, "");
+    }
+  });
+  call.on("end", () => closeSession(null));
+  call.on("cancelled", () => closeSession(null));
+  call.on("error", () => closeSession(null));
+}

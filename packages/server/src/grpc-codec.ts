@@ -1,2 +1,0 @@
-// Moved to @raftmq/proto/grpc, which clients share.
-export * from "@raftmq/proto/grpc";

@@ -1,0 +1,6 @@
+export { buildCommand, type ClusterMemberAddress, ConfigError, envName, type LogLevel, NODE_OPTIONS, type NodeConfig, parseInitialCluster, resolveNodeConfig } from "./node-config.ts";
+export { type NodeExit, type NodePorts, RAFTMQ_VERSION, RaftmqNode } from "./raftmq-node.ts";
+export { BROKER_SERVICE_NAME, brokerServiceDefinition, CLUSTER_SERVICE_NAME, clusterServiceDefinition } from "@raftmq/proto/grpc";
+export { FORWARDED_METADATA_KEY, LEADER_METADATA_KEY } from "./grpc-status.ts";
+export { type Client, type ClientDuplexStream, connectClient, GrpcStatus, Metadata, type MethodDefinition, type ServiceError, type StatusObject } from "./service-client.ts";
+export { PeerTransport, type PeerTransportOptions, RAFT_SERVICE_NAME, raftServiceDefinition } from "./peer-transport.ts";

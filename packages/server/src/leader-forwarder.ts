@@ -1,0 +1,105 @@
+// Relays client calls from a follower to the leader's peer port, which serves the same services,
+// and relays the answer and the status back. Forwarded calls carry `raftmq-forwarded`, so a call
+// that lands on a node that is not the leader (anymore) is answered, never forwarded again.
+import * as grpc from "@grpc/grpc-js";
+import { FORWARDED_METADATA_KEY } from "./grpc-status.ts";
+
+const MiB = 1024 * 1024;
+
+export interface ForwarderOptions {
+  selfId: number;
+  maxMessageBytes?: number;
+  /** Deadline of a forwarded unary call. */
+  unaryTimeoutMs?: number;
+}
+
+function forwardedMetadata(incoming: grpc.Metadata, selfId: number): grpc.Metadata {
+  const out = incoming.clone();
+  // Transport-level headers must not be copied onto a new call.
+  for (const key of Object.keys(out.getMap())) if (key.startsWith(":") || key === "content-type" || key === "te" || key === "user-agent" || key.startsWith("grpc-")) out.remove(key);
+  out.set(FORWARDED_METADATA_KEY, String(selfId));
+  return out;
+}
+
+export class LeaderForwarder {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly maxMessageBytes: number;
+  private readonly unaryTimeoutMs: number;
+
+  constructor(private readonly options: ForwarderOptions) {
+    this.maxMessageBytes = options.maxMessageBytes ?? 64 * MiB;
+    this.unaryTimeoutMs = options.unaryTimeoutMs ?? 30_000;
+  }
+
+  private client(address: string): grpc.Client {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+        "grpc.max_send_message_length": this.maxMessageBytes,
+        "grpc.max_receive_message_length": this.maxMessageBytes,
+        "grpc.enable_retries": 0,
+        "grpc.initial_reconnect_backoff_ms": 100,
+        "grpc.max_reconnect_backoff_ms": 1000,
+      });
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  /**
+   * Forwards a unary call; resolves to the leader's answer, rejects with its status. The caller's
+   * deadline, when it has one, bounds the forwarded call too.
+   */
+  unary<Q, R>(address: string, method: grpc.MethodDefinition<Q, R>, request: Q, metadata: grpc.Metadata, callerDeadline?: grpc.Deadline): Promise<R> {
+    let deadline = Date.now() + this.unaryTimeoutMs;
+    if (callerDeadline !== undefined) {
+      const ms = callerDeadline instanceof Date ? callerDeadline.getTime() : callerDeadline;
+      if (Number.isFinite(ms)) deadline = Math.min(deadline, ms);
+    }
+    return new Promise((resolve, reject) => {
+      this.client(address).makeUnaryRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        forwardedMetadata(metadata, this.options.selfId),
+        { deadline },
+        (err, value) => {
+          if (err !== null || value === undefined) reject(err ?? new Error("empty answer from the leader"));
+          else resolve(value);
+        },
+      );
+    });
+  }
+
+  /** Pipes a bidirectional stream to the leader and back, status included. */
+  duplex<Q, R>(address: string, method: grpc.MethodDefinition<Q, R>, call: grpc.ServerDuplexStream<Q, R>): void {
+    const upstream = this.client(address).makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, forwardedMetadata(call.metadata, this.options.selfId));
+    let finished = false;
+    call.on("data", (request: Q) => {
+      if (!upstream.write(request)) call.pause();
+    });
+    upstream.on("drain", () => call.resume());
+    call.on("end", () => upstream.end());
+    call.on("cancelled", () => {
+      finished = true;
+      upstream.cancel();
+    });
+    call.on("error", () => upstream.cancel());
+    upstream.on("data", (response: R) => {
+      if (!finished) call.write(response);
+    });
+    upstream.on("error", () => {});
+    upstream.on("status", (status: grpc.StatusObject) => {
+      if (finished) return;
+      finished = true;
+      if (status.code === grpc.status.OK) call.end(status.metadata);
+      else call.emit("error", { code: status.code, details: status.details, metadata: status.metadata });
+    });
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}

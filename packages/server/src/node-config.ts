@@ -1,0 +1,263 @@
+// Every option of a node in one table: flag name, environment variable RAFTMQ_<NAME>, config-file
+// key (the flag name), default, description and parser. Precedence: flag > env > file > default.
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface ClusterMemberAddress {
+  id: number;
+  peerAddress: string;
+  clientAddress: string;
+}
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+
+export interface NodeConfig {
+  nodeId: number;
+  dataDir: string;
+  host: string;
+  clientPort: number;
+  peerPort: number;
+  httpPort: number;
+  advertiseHost: string;
+  initialCluster: ClusterMemberAddress[];
+  join: boolean;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  maxBatchBytes: number;
+  maxBatchCommands: number;
+  maxPendingCommands: number;
+  snapshotEntries: number;
+  snapshotKeepEntries: number;
+  consumerGraceMs: number;
+  idleTickMs: number;
+  learnerPromoteLag: number;
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+interface OptionSpec<K extends keyof NodeConfig> {
+  key: K;
+  name: string;
+  description: string;
+  /** As shown in --help and used when nothing else sets the option. */
+  defaultText: string;
+  parse: (raw: string) => NodeConfig[K];
+  boolean?: boolean;
+}
+
+function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (raw: string) => number {
+  return (raw) => {
+    const trimmed = raw.trim();
+    const value = Number(trimmed);
+    if (trimmed === "" || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+    }
+    return value;
+  };
+}
+
+function text(name: string): (raw: string) => string {
+  return (raw) => {
+    if (raw.trim() === "") throw new ConfigError(`${name} must not be empty`);
+    return raw.trim();
+  };
+}
+
+function boolean(name: string): (raw: string) => boolean {
+  return (raw) => {
+    const v = raw.trim().toLowerCase();
+    if (v === "true" || v === "1" || v === "yes") return true;
+    if (v === "false" || v === "0" || v === "no" || v === "") return false;
+    throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+  };
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+function logLevel(raw: string): LogLevel {
+  const v = raw.trim().toLowerCase();
+  const found = LOG_LEVELS.find((l) => l === v);
+  if (found === undefined) throw new ConfigError(`log-level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(raw)}`);
+  return found;
+}
+
+const HOST_PORT = /^[A-Za-z0-9.\-_:[\]]+:\d{1,5}$/;
+
+/** Parses `1=peerHost:peerPort/clientHost:clientPort,2=...`. */
+export function parseInitialCluster(raw: string): ClusterMemberAddress[] {
+  const trimmed = raw.trim();
+  if (trimmed === "") return [];
+  const members: ClusterMemberAddress[] = [];
+  for (const part of trimmed.split(",")) {
+    const match = /^\s*(\d+)\s*=\s*([^/\s]+)\/([^/\s]+)\s*$/.exec(part);
+    if (match === null) {
+      throw new ConfigError(`initial-cluster entry ${JSON.stringify(part)} must look like 1=peerHost:peerPort/clientHost:clientPort`);
+    }
+    const id = Number(match[1]);
+    const peerAddress = match[2] ?? "";
+    const clientAddress = match[3] ?? "";
+    if (!Number.isSafeInteger(id) || id <= 0) throw new ConfigError(`initial-cluster: node id ${match[1]} must be a positive integer`);
+    for (const address of [peerAddress, clientAddress]) {
+      if (!HOST_PORT.test(address)) throw new ConfigError(`initial-cluster: ${JSON.stringify(address)} is not host:port`);
+    }
+    if (members.some((m) => m.id === id)) throw new ConfigError(`initial-cluster names node ${id} twice`);
+    members.push({ id, peerAddress, clientAddress });
+  }
+  return members.sort((a, b) => a.id - b.id);
+}
+
+function formatInitialCluster(members: ClusterMemberAddress[]): string {
+  return members.map((m) => `${m.id}=${m.peerAddress}/${m.clientAddress}`).join(",");
+}
+
+const MiB = 1024 * 1024;
+
+type AnySpec = { [K in keyof NodeConfig]: OptionSpec<K> }[keyof NodeConfig];
+
+export const NODE_OPTIONS: readonly AnySpec[] = [
+  { key: "nodeId", name: "node-id", description: "this node's id, a positive integer unique in the cluster", defaultText: "1", parse: integer("node-id", 1) },
+  { key: "dataDir", name: "data-dir", description: "directory of the Raft log and snapshots", defaultText: "data", parse: text("data-dir") },
+  { key: "host", name: "host", description: "interface to listen on", defaultText: "127.0.0.1", parse: text("host") },
+  { key: "clientPort", name: "client-port", description: "port of the client API (Broker, Cluster)", defaultText: "7600", parse: integer("client-port", 0, 65535) },
+  { key: "peerPort", name: "peer-port", description: "port of the peer transport (Raft; also serves forwarded Broker/Cluster calls)", defaultText: "7700", parse: integer("peer-port", 0, 65535) },
+  { key: "httpPort", name: "http-port", description: "port of /metrics, /healthz and /readyz", defaultText: "7800", parse: integer("http-port", 0, 65535) },
+  { key: "advertiseHost", name: "advertise-host", description: "host other nodes and clients reach this node at (default: host)", defaultText: "", parse: (raw) => raw.trim() },
+  {
+    key: "initialCluster",
+    name: "initial-cluster",
+    description: "every member: 1=peerHost:peerPort/clientHost:clientPort,2=... (default: this node alone)",
+    defaultText: "",
+    parse: parseInitialCluster,
+  },
+  { key: "join", name: "join", description: "start empty as a new member, to be added with Cluster.AddMember", defaultText: "false", parse: boolean("join"), boolean: true },
+  { key: "tickMs", name: "tick-ms", description: "length of one Raft tick in milliseconds", defaultText: "100", parse: integer("tick-ms", 1, 60_000) },
+  { key: "electionTicks", name: "election-ticks", description: "ticks without a leader before an election", defaultText: "10", parse: integer("election-ticks", 2, 10_000) },
+  { key: "heartbeatTicks", name: "heartbeat-ticks", description: "ticks between leader heartbeats", defaultText: "1", parse: integer("heartbeat-ticks", 1, 10_000) },
+  { key: "maxBatchBytes", name: "max-batch-bytes", description: "bytes of commands in one log entry", defaultText: String(MiB), parse: integer("max-batch-bytes", 1024, 64 * MiB) },
+  { key: "maxBatchCommands", name: "max-batch-commands", description: "commands in one log entry", defaultText: "1024", parse: integer("max-batch-commands", 1, 1_000_000) },
+  {
+    key: "maxPendingCommands",
+    name: "max-pending-commands",
+    description: "commands waiting for commit on the leader; past it calls answer RESOURCE_EXHAUSTED",
+    defaultText: "100000",
+    parse: integer("max-pending-commands", 1),
+  },
+  { key: "snapshotEntries", name: "snapshot-entries", description: "applied entries between automatic snapshots", defaultText: "10000", parse: integer("snapshot-entries", 1) },
+  {
+    key: "snapshotKeepEntries",
+    name: "snapshot-keep-entries",
+    description: "entries kept below a snapshot for followers slightly behind",
+    defaultText: "5000",
+    parse: integer("snapshot-keep-entries", 0),
+  },
+  {
+    key: "consumerGraceMs",
+    name: "consumer-grace-ms",
+    description: "time a new leader gives consumers to reattach before their sessions go down",
+    defaultText: "3000",
+    parse: integer("consumer-grace-ms", 0),
+  },
+  { key: "idleTickMs", name: "idle-tick-ms", description: "an idle leader proposes a Tick this often, so expiries happen", defaultText: "1000", parse: integer("idle-tick-ms", 10) },
+  {
+    key: "learnerPromoteLag",
+    name: "learner-promote-lag",
+    description: "a learner within this many entries of the leader's log is promoted to voter",
+    defaultText: "100",
+    parse: integer("learner-promote-lag", 0),
+  },
+  {
+    key: "shutdownTimeoutMs",
+    name: "shutdown-timeout-ms",
+    description: "longest wait for leadership transfer and in-flight calls on SIGTERM",
+    defaultText: "5000",
+    parse: integer("shutdown-timeout-ms", 0),
+  },
+  { key: "logLevel", name: "log-level", description: `one of ${LOG_LEVELS.join(", ")}`, defaultText: "info", parse: logLevel },
+];
+
+export function envName(optionName: string): string {
+  return `RAFTMQ_${optionName.toUpperCase().replace(/-/g, "_")}`;
+}
+
+function camel(optionName: string): string {
+  return optionName.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** The commander program: --help lists every option with its env var and default. */
+export function buildCommand(): Command {
+  const program = new Command("raftmq-node")
+    .description("A raftmq node: one member of a Raft-replicated message broker cluster.")
+    .option("--config <file>", `JSON file whose keys are the option names below (env ${envName("config")})`)
+    .exitOverride()
+    .allowExcessArguments(false);
+  for (const spec of NODE_OPTIONS) {
+    const flags = spec.boolean === true ? `--${spec.name}` : `--${spec.name} <value>`;
+    const shown = spec.defaultText === "" ? "" : `, default ${spec.defaultText}`;
+    program.addOption(new Option(flags, `${spec.description} (env ${envName(spec.name)}${shown})`));
+  }
+  return program;
+}
+
+/** Resolves the configuration from flags, environment and an optional file, in that order. */
+export function resolveNodeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeConfig {
+  const program = buildCommand();
+  program.parse([...argv], { from: "user" });
+  const flags = program.opts<Record<string, string | boolean | undefined>>();
+  const configPath = (flags.config as string | undefined) ?? env[envName("config")];
+  let file: Record<string, unknown> = {};
+  if (configPath !== undefined && configPath !== "") {
+    let raw: string;
+    try {
+      raw = readFileSync(configPath, "utf8");
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${configPath}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (err) {
+      throw new ConfigError(`config file ${configPath} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(`config file ${configPath} must hold a JSON object`);
+    file = parsed as Record<string, unknown>;
+    const known = new Set(NODE_OPTIONS.map((s) => s.name));
+    for (const key of Object.keys(file)) {
+      if (!known.has(key)) throw new ConfigError(`config file ${configPath}: unknown option "${key}"`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const spec of NODE_OPTIONS) {
+    const flag = flags[camel(spec.name)];
+    const fromEnv = env[envName(spec.name)];
+    const fromFile = file[spec.name];
+    let raw: string;
+    if (flag !== undefined) raw = String(flag);
+    else if (fromEnv !== undefined) raw = fromEnv;
+    else if (fromFile !== undefined) raw = typeof fromFile === "string" ? fromFile : JSON.stringify(fromFile);
+    else raw = spec.defaultText;
+    out[spec.key] = spec.parse(raw);
+  }
+  const config = out as unknown as NodeConfig;
+  return finishConfig(config);
+}
+
+/** Fills derived defaults and checks options against each other. */
+export function finishConfig(config: NodeConfig): NodeConfig {
+  const advertiseHost = config.advertiseHost === "" ? config.host : config.advertiseHost;
+  let initialCluster = config.initialCluster;
+  if (initialCluster.length === 0) {
+    initialCluster = [{ id: config.nodeId, peerAddress: `${advertiseHost}:${config.peerPort}`, clientAddress: `${advertiseHost}:${config.clientPort}` }];
+  }
+  if (!config.join && !initialCluster.some((m) => m.id === config.nodeId)) {
+    throw new ConfigError(`initial-cluster (${formatInitialCluster(initialCluster)}) does not name this node (${config.nodeId}); use --join to start as a new member`);
+  }
+  if (config.heartbeatTicks >= config.electionTicks) {
+    throw new ConfigError(`heartbeat-ticks (${config.heartbeatTicks}) must be smaller than election-ticks (${config.electionTicks})`);
+  }
+  return { ...config, advertiseHost, initialCluster };
+}

@@ -1,0 +1,47 @@
+// Typed failures of the node's request path. grpc-status.ts maps each to one gRPC status.
+import type { BrokerError } from "@raftmq/broker";
+
+/** No leader can take the call now: the client retries, at `leaderClientAddress` when known. */
+export class NodeUnavailableError extends Error {
+  override name = "NodeUnavailableError";
+  constructor(
+    detail: string,
+    readonly leaderClientAddress = "",
+  ) {
+    super(detail);
+  }
+}
+
+/**
+ * The command may or may not have been committed (leadership changed while it was in flight).
+ * A publish retried with the same producer id and sequence is applied at most once.
+ */
+export class OutcomeUnknownError extends Error {
+  override name = "OutcomeUnknownError";
+  constructor(detail: string) {
+    super(`${detail}; outcome unknown; retry with the same producer id and sequence`);
+  }
+}
+
+/** A bound of the node was reached (pending commands, streams ...). */
+export class OverloadedError extends Error {
+  override name = "OverloadedError";
+}
+
+/** The request itself is malformed; nothing was proposed. */
+export class InvalidRequestError extends Error {
+  override name = "InvalidRequestError";
+}
+
+/** A command was applied and answered with a broker error. */
+export class CommandFailedError extends Error {
+  override name = "CommandFailedError";
+  constructor(readonly error: BrokerError) {
+    super(error.message);
+  }
+}
+
+/** The node is stopping or was removed from the cluster. */
+export class NodeStoppingError extends Error {
+  override name = "NodeStoppingError";
+}

@@ -1,0 +1,109 @@
+// Prometheus metrics of one node, in a registry of its own (no process-wide default registry, so
+// several nodes can live in one process). Gauges that mirror state are read at scrape time.
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export interface MetricsSource {
+  raft(): { term: number; role: string; commit: number; applied: number; lastIndex: number; snapshotIndex: number; leaderId: number };
+  queues(): { name: string; ready: number; unacked: number; consumers: number }[];
+  consumerStreams(): number;
+}
+
+const ROLES = ["follower", "pre-candidate", "candidate", "leader"] as const;
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly proposals: Counter;
+  readonly proposedCommands: Counter;
+  readonly persistSeconds: Histogram;
+  readonly snapshotSeconds: Histogram;
+  readonly published: Counter;
+  readonly delivered: Counter;
+  readonly acked: Counter;
+  readonly appliedEntries: Counter;
+
+  constructor(source: MetricsSource) {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, read: (s: ReturnType<MetricsSource["raft"]>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(source.raft()));
+        },
+      });
+    gauge("raftmq_raft_term", "Current Raft term", (s) => s.term);
+    gauge("raftmq_raft_commit_index", "Highest log index known committed", (s) => s.commit);
+    gauge("raftmq_raft_applied_index", "Highest log index applied to the state machine", (s) => s.applied);
+    gauge("raftmq_raft_last_index", "Last index of the local log", (s) => s.lastIndex);
+    gauge("raftmq_raft_snapshot_index", "Index of the latest local snapshot", (s) => s.snapshotIndex);
+    gauge("raftmq_raft_leader_id", "The leader this node knows (0: none)", (s) => s.leaderId);
+    new Gauge({
+      name: "raftmq_raft_role",
+      help: "1 for this node's current Raft role",
+      labelNames: ["role"],
+      registers,
+      collect() {
+        const role = source.raft().role;
+        for (const r of ROLES) this.set({ role: r }, r === role ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "raftmq_queue_messages",
+      help: "Messages per queue, ready or unacknowledged, as this node has applied them",
+      labelNames: ["queue", "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const q of source.queues()) {
+          this.set({ queue: q.name, state: "ready" }, q.ready);
+          this.set({ queue: q.name, state: "unacked" }, q.unacked);
+        }
+      },
+    });
+    new Gauge({
+      name: "raftmq_queue_consumers",
+      help: "Consumers per queue",
+      labelNames: ["queue"],
+      registers,
+      collect() {
+        this.reset();
+        for (const q of source.queues()) this.set({ queue: q.name }, q.consumers);
+      },
+    });
+    new Gauge({
+      name: "raftmq_consumer_streams",
+      help: "Consume streams attached to this node",
+      registers,
+      collect() {
+        this.set(source.consumerStreams());
+      },
+    });
+    this.proposals = new Counter({ name: "raftmq_proposals_total", help: "Log entries proposed by this node as leader", registers });
+    this.proposedCommands = new Counter({ name: "raftmq_proposed_commands_total", help: "Commands proposed by this node as leader", registers });
+    this.appliedEntries = new Counter({ name: "raftmq_applied_entries_total", help: "Log entries applied", registers });
+    this.persistSeconds = new Histogram({
+      name: "raftmq_persist_seconds",
+      help: "Time of one synced storage write (append + fsync) per Raft Ready",
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.snapshotSeconds = new Histogram({
+      name: "raftmq_snapshot_seconds",
+      help: "Time to take and store one snapshot",
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+    this.published = new Counter({ name: "raftmq_published_total", help: "Messages published (applied on this node as leader)", registers });
+    this.delivered = new Counter({ name: "raftmq_delivered_total", help: "Deliveries sent to local consumers", registers });
+    this.acked = new Counter({ name: "raftmq_acked_total", help: "Deliveries acknowledged through this node", registers });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

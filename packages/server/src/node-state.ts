@@ -1,0 +1,135 @@
+// The replicated state of a node: the broker state machine plus what the node itself keeps in
+// the log (the members' addresses and the known consuming sessions). Every node applies the
+// same entries to it in the same order; a Raft snapshot carries all of it as one NodeSnapshot.
+import { Broker, type BrokerLimits, type Command, type CommandResult, type Effect } from "@raftmq/broker";
+import { raftmq } from "@raftmq/proto";
+import { type ConfChange, ConfChangeType } from "@raftmq/raft";
+import type { ClusterMemberAddress } from "./node-config.ts";
+
+export interface AppliedBatch {
+  commands: readonly raftmq.v1.Command[];
+  results: CommandResult[];
+  effects: Effect[];
+}
+
+export type AddressChange =
+  | { kind: "added"; member: ClusterMemberAddress; learner: boolean }
+  | { kind: "promoted"; id: number }
+  | { kind: "removed"; id: number };
+
+const EMPTY: AppliedBatch = { commands: [], results: [], effects: [] };
+
+export class NodeState {
+  private constructor(
+    readonly broker: Broker,
+    private readonly addresses: Map<number, ClusterMemberAddress>,
+    private readonly sessions: Set<string>,
+  ) {}
+
+  static create(initialCluster: readonly ClusterMemberAddress[], limits?: Partial<BrokerLimits>): NodeState {
+    return new NodeState(new Broker(limits), addressMap(initialCluster), new Set());
+  }
+
+  /** Restores from NodeSnapshot bytes; `base` fills addresses the snapshot does not know. */
+  static restore(bytes: Uint8Array, base: readonly ClusterMemberAddress[], limits?: Partial<BrokerLimits>): NodeState {
+    const snap = raftmq.v1.NodeSnapshot.decode(bytes);
+    const broker = snap.broker.length === 0 ? new Broker(limits) : Broker.restore(snap.broker, limits);
+    const addresses = addressMap(base);
+    for (const m of snap.members) {
+      const id = Number(m.id ?? 0);
+      if (id > 0) addresses.set(id, { id, peerAddress: m.peerAddress ?? "", clientAddress: m.clientAddress ?? "" });
+    }
+    return new NodeState(broker, addresses, new Set(snap.sessions));
+  }
+
+  snapshot(): Uint8Array {
+    return raftmq.v1.NodeSnapshot.encode({
+      broker: this.broker.snapshot(),
+      members: this.members().map((m) => ({ id: m.id, peerAddress: m.peerAddress, clientAddress: m.clientAddress })),
+      sessions: [...this.sessions].sort(),
+    }).finish();
+  }
+
+  /** Applies the data of one normal entry (an encoded CommandBatch; empty for a leader's no-op). */
+  applyEntry(index: number, data: Uint8Array): AppliedBatch {
+    if (data.byteLength === 0) return EMPTY;
+    const batch = raftmq.v1.CommandBatch.decode(data);
+    const timestamp = Number(batch.timestampMs ?? 0);
+    const commands = batch.commands as raftmq.v1.Command[];
+    const results: CommandResult[] = new Array(commands.length);
+    const effects: Effect[] = [];
+    for (let i = 0; i < commands.length; i++) {
+      const command = commands[i] as raftmq.v1.Command;
+      const out = this.broker.apply(command as Command, { index, timestamp, position: i });
+      results[i] = out.result;
+      for (const e of out.effects) effects.push(e);
+      this.track(command, out.result);
+    }
+    return { commands, results, effects };
+  }
+
+  /** Records what a committed conf change means for the address book. */
+  applyConfChange(change: ConfChange): AddressChange | null {
+    switch (change.type) {
+      case ConfChangeType.CONF_CHANGE_TYPE_ADD_LEARNER:
+      case ConfChangeType.CONF_CHANGE_TYPE_ADD_VOTER: {
+        const learner = change.type === ConfChangeType.CONF_CHANGE_TYPE_ADD_LEARNER;
+        if (change.context.length > 0) {
+          const m = raftmq.v1.Member.decode(change.context);
+          const member = { id: change.nodeId, peerAddress: m.peerAddress ?? "", clientAddress: m.clientAddress ?? "" };
+          const known = this.addresses.get(change.nodeId);
+          this.addresses.set(change.nodeId, member);
+          if (known !== undefined && !learner) return { kind: "promoted", id: change.nodeId };
+          return { kind: "added", member, learner };
+        }
+        const known = this.addresses.get(change.nodeId);
+        return known === undefined ? null : { kind: "added", member: known, learner };
+      }
+      case ConfChangeType.CONF_CHANGE_TYPE_REMOVE_NODE:
+        this.addresses.delete(change.nodeId);
+        return { kind: "removed", id: change.nodeId };
+      default:
+        return null;
+    }
+  }
+
+  address(id: number): ClusterMemberAddress | undefined {
+    return this.addresses.get(id);
+  }
+
+  members(): ClusterMemberAddress[] {
+    return [...this.addresses.values()].sort((a, b) => a.id - b.id);
+  }
+
+  knownSessions(): string[] {
+    return [...this.sessions];
+  }
+
+  private track(command: raftmq.v1.Command, result: CommandResult): void {
+    const kind = command.kind;
+    if (kind === undefined) return;
+    if (!result.ok) return;
+    switch (kind) {
+      case "subscribe":
+        this.sessions.add(command.subscribe?.sessionId ?? "");
+        return;
+      case "declareQueue":
+        if (command.declareQueue?.exclusive === true) this.sessions.add(command.declareQueue.ownerSessionId ?? "");
+        return;
+      case "get":
+        if (command.get?.noAck !== true && (command.get?.sessionId ?? "") !== "") this.sessions.add(command.get?.sessionId ?? "");
+        return;
+      case "sessionDown":
+        this.sessions.delete(command.sessionDown?.sessionId ?? "");
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+function addressMap(members: readonly ClusterMemberAddress[]): Map<number, ClusterMemberAddress> {
+  const map = new Map<number, ClusterMemberAddress>();
+  for (const m of [...members].sort((a, b) => a.id - b.id)) map.set(m.id, { ...m });
+  return map;
+}

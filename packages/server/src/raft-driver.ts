@@ -1,0 +1,671 @@
+// Runs one Raft group: ticks the core from a timer and turns each Ready into persist (one synced
+// write), send, restore/apply, effects (leader only), read states, advance. Cycles never overlap;
+// proposals that arrive while a write is in flight wait and leave together in the next entry.
+import type { Effect } from "@raftmq/broker";
+import { raftmq } from "@raftmq/proto";
+import {
+  ConfChangeType,
+  type ConfState,
+  decodeConfChange,
+  type Entry,
+  EntryType,
+  type HardState,
+  type Message,
+  type ProposalPosition,
+  ProposalDroppedError,
+  RaftNode,
+  type RaftEvent,
+  type ReadState,
+  type Ready,
+  type Role,
+  type Snapshot,
+} from "@raftmq/raft";
+import type { RaftStorage } from "@raftmq/storage";
+import type { Logger } from "pino";
+import type { ClusterMemberAddress, NodeConfig } from "./node-config.ts";
+import { NodeStoppingError, NodeUnavailableError, OutcomeUnknownError } from "./node-errors.ts";
+import type { NodeMetrics } from "./node-metrics.ts";
+import { type AddressChange, NodeState } from "./node-state.ts";
+import { PeerTransport } from "./peer-transport.ts";
+import { type ProposalOutcome, ProposalPipeline } from "./proposal-pipeline.ts";
+
+/** Longest stretch of applying before the loop yields to I/O. */
+const APPLY_SLICE_MS = 8;
+/** A read not confirmed by the leader within this many election timeouts fails. */
+const READ_TIMEOUT_ELECTIONS = 2;
+/** Bytes of committed entries handed out per Ready: bounds one apply pass. */
+const MAX_COMMITTED_BYTES_PER_READY = 4 * 1024 * 1024;
+
+export interface DriverHooks {
+  /** Leadership or the known leader changed. */
+  leaderChanged(leaderId: number, isLeader: boolean, term: number): void;
+  /** Effects of applied commands; called on the leader only. */
+  effects(effects: Effect[]): void;
+  /** This node was removed from the cluster. */
+  removed(): void;
+  /** Storage failed or an invariant broke: the node must stop. */
+  fatal(error: Error): void;
+}
+
+interface ReadWaiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+  index: number;
+}
+
+interface ConfWaiter {
+  term: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+export interface DriverOptions {
+  config: NodeConfig;
+  storage: RaftStorage;
+  logger: Logger;
+  hooks: DriverHooks;
+  metrics?: NodeMetrics;
+  random?: () => number;
+}
+
+export class RaftDriver {
+  readonly raft: RaftNode;
+  readonly transport: PeerTransport;
+  readonly pipeline: ProposalPipeline;
+  state: NodeState;
+  role: Role = "follower";
+  leaderId = 0;
+  term = 0;
+  /** The vote of the last hard state handed out. */
+  private vote = 0;
+  appliedIndex: number;
+  snapshotIndex: number;
+  private readonly config: NodeConfig;
+  private readonly storage: RaftStorage;
+  private readonly log: Logger;
+  private readonly hooks: DriverHooks;
+  private readonly metrics: NodeMetrics | undefined;
+  private ticker: NodeJS.Timeout | null = null;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private failed: Error | null = null;
+  private snapshotting: Promise<void> | null = null;
+  private snapshotWaiters: { resolve: (index: number) => void; reject: (error: Error) => void }[] = [];
+  private readSeq = 0;
+  private readonly reads = new Map<string, ReadWaiter>();
+  /** Reads whose index is known, waiting for the state machine to reach it. */
+  private readonly readsAwaitingApply: ReadWaiter[] = [];
+  private readonly confWaiters = new Map<number, ConfWaiter>();
+  private leaderWaiters: (() => void)[] = [];
+  private idleSince = 0;
+  /** The latest hard state handed out and not yet written. */
+  private unsavedHardState: HardState | null = null;
+  /** Proposals already added to the metrics counter. */
+  private countedProposals = 0;
+  /** Between ready() and the end of applying its committed entries. */
+  private midApply = false;
+
+  constructor(options: DriverOptions) {
+    const { config, storage, logger, hooks } = options;
+    this.config = config;
+    this.storage = storage;
+    this.log = logger;
+    this.hooks = hooks;
+    this.metrics = options.metrics;
+    const snapshot = storage.snapshot();
+    this.state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, config.initialCluster) : NodeState.create(config.initialCluster);
+    this.appliedIndex = snapshot.meta.index;
+    this.snapshotIndex = snapshot.meta.index;
+    const { hardState } = storage.initialState();
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    const bootstrap = !config.join;
+    this.raft = new RaftNode(
+      {
+        id: config.nodeId,
+        peers: bootstrap ? config.initialCluster.map((m) => m.id) : [],
+        electionTick: config.electionTicks,
+        heartbeatTick: config.heartbeatTicks,
+        maxCommittedBytesPerReady: MAX_COMMITTED_BYTES_PER_READY,
+        applied: snapshot.meta.index,
+        random: options.random ?? Math.random,
+        logger: (event) => this.onRaftEvent(event),
+      },
+      storage,
+    );
+    this.transport = new PeerTransport({
+      selfId: config.nodeId,
+      onMessages: (messages) => this.receive(messages),
+      onPeerState: (peerId, state) => this.log.info({ event: "peer", peer: peerId, state }, `peer ${peerId} ${state}`),
+      onUnreachable: (peerId) => this.unreachable(peerId),
+      maxBatchBytes: 4 * 1024 * 1024,
+    });
+    this.pipeline = new ProposalPipeline(
+      { propose: (data) => this.raft.propose(data), now: () => Date.now() },
+      { maxBatchBytes: config.maxBatchBytes, maxBatchCommands: config.maxBatchCommands, maxPendingCommands: config.maxPendingCommands },
+    );
+    this.syncPeers();
+  }
+
+  start(): void {
+    this.idleSince = Date.now();
+    this.ticker = setInterval(() => this.onTick(), this.config.tickMs);
+    this.kick();
+  }
+
+  get isLeader(): boolean {
+    return this.role === "leader";
+  }
+
+  get healthy(): boolean {
+    return this.failed === null && this.storage.health().ok;
+  }
+
+  /** The leader's client address, or "" when no leader is known. */
+  leaderClientAddress(): string {
+    return this.leaderId === 0 ? "" : (this.state.address(this.leaderId)?.clientAddress ?? "");
+  }
+
+  leaderPeerAddress(): string {
+    return this.leaderId === 0 ? "" : (this.state.address(this.leaderId)?.peerAddress ?? "");
+  }
+
+  /** Resolves once a leader is known, or after `timeoutMs`. */
+  waitForLeader(timeoutMs: number): Promise<void> {
+    if (this.leaderId !== 0 || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.leaderWaiters = this.leaderWaiters.filter((w) => w !== done);
+        resolve();
+      }, timeoutMs);
+      this.leaderWaiters.push(done);
+    });
+  }
+
+  /**
+   * Queues commands for the next entry (leader only); `done` answers each command. Throws
+   * NodeUnavailableError off the leader and OverloadedError past the pending bound.
+   */
+  submit(commands: readonly raftmq.v1.Command.$Properties[], done: ((i: number, outcome: ProposalOutcome) => void) | null): void {
+    if (this.stopped) throw new NodeStoppingError("the node is stopping");
+    if (this.role !== "leader") throw new NodeUnavailableError("this node is not the leader", this.leaderClientAddress());
+    this.pipeline.submit(commands, done);
+    this.metrics?.proposedCommands.inc(commands.length);
+    this.kick();
+  }
+
+  /** Schedules a cycle; cheap to call often. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.stopped) return;
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  /**
+   * Resolves once this node may serve a linearizable read: the leader confirmed its commit
+   * index and this node has applied through it.
+   */
+  linearizableRead(): Promise<void> {
+    if (this.stopped) return Promise.reject(new NodeStoppingError("the node is stopping"));
+    if (this.leaderId === 0) return Promise.reject(new NodeUnavailableError("no leader is known, so a read cannot be confirmed"));
+    const context = new Uint8Array(8);
+    const seq = ++this.readSeq;
+    new DataView(context.buffer).setFloat64(0, seq);
+    const key = String(seq);
+    return new Promise((resolve, reject) => {
+      const timeout = this.config.tickMs * this.config.electionTicks * READ_TIMEOUT_ELECTIONS;
+      const timer = setTimeout(() => {
+        this.reads.delete(key);
+        reject(new NodeUnavailableError(`the leader did not confirm a read within ${timeout} ms`, this.leaderClientAddress()));
+      }, timeout);
+      this.reads.set(key, { resolve, reject, timer, index: 0 });
+      try {
+        this.raft.readIndex(context);
+      } catch (err) {
+        clearTimeout(timer);
+        this.reads.delete(key);
+        reject(err);
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  /** Proposes a conf change and resolves once it is applied. */
+  changeMembership(type: ConfChangeType, nodeId: number, member: ClusterMemberAddress | null): Promise<void> {
+    const context = member === null ? new Uint8Array(0) : raftmq.v1.Member.encode({ id: member.id, peerAddress: member.peerAddress, clientAddress: member.clientAddress }).finish();
+    let position: ProposalPosition;
+    try {
+      position = this.raft.proposeConfChange({ type, nodeId, context });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.kick();
+    return new Promise((resolve, reject) => this.confWaiters.set(position.index, { term: position.term, resolve, reject }));
+  }
+
+  /** Takes a snapshot at the applied index now; resolves to its index. */
+  triggerSnapshot(): Promise<number> {
+    if (this.stopped) return Promise.reject(new NodeStoppingError("the node is stopping"));
+    return new Promise((resolve, reject) => {
+      this.snapshotWaiters.push({ resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Stops ticking and cycling; fails every waiter. Does not close storage or the transport. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    const error = new NodeStoppingError("the node is stopping");
+    this.pipeline.failAll(error, new OutcomeUnknownError("the node stopped before the command was applied"));
+    this.failReads(error);
+    for (const w of this.confWaiters.values()) w.reject(error);
+    for (const w of this.snapshotWaiters) w.reject(error);
+    this.snapshotWaiters = [];
+    this.confWaiters.clear();
+    for (const w of this.leaderWaiters) w();
+    this.leaderWaiters = [];
+    // Let a cycle in flight finish its write, then keep the last commit index.
+    while (this.running) await new Promise((r) => setTimeout(r, 5));
+    if (this.failed === null) await this.persist(null).catch((err: unknown) => this.log.warn({ err }, "could not write the last hard state"));
+    await this.transport.close();
+  }
+
+  // ---- the loop ----
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        if (this.stopped) break;
+        this.maybeSnapshot();
+        if (this.role === "leader") {
+          this.pipeline.flush();
+          if (this.pipeline.proposals > this.countedProposals) {
+            this.metrics?.proposals.inc(this.pipeline.proposals - this.countedProposals);
+            this.countedProposals = this.pipeline.proposals;
+          }
+        }
+        else if (this.pipeline.hasQueued) this.pipeline.failAll(new NodeUnavailableError("this node is no longer the leader", this.leaderClientAddress()));
+        if (this.raft.hasReady()) {
+          this.midApply = true;
+          await this.cycle(this.raft.ready());
+          this.again = true;
+        }
+      } while (this.again);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async cycle(rd: Ready): Promise<void> {
+    if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.leaderId);
+    // Addresses of members joining in this Ready must be known before its messages leave.
+    for (const e of rd.committedEntries) if (e.type === EntryType.ENTRY_TYPE_CONF_CHANGE) this.preparePeer(e);
+    const termOrVoteChanged = rd.hardState !== null && (rd.hardState.term !== this.term || rd.hardState.vote !== this.vote);
+    if (rd.hardState !== null) {
+      this.unsavedHardState = rd.hardState;
+      this.term = rd.hardState.term;
+      this.vote = rd.hardState.vote;
+    }
+    if (rd.snapshot !== null) {
+      await this.persist(rd);
+      if (this.stopped) return;
+      this.transport.send(rd.messages);
+      this.restore(rd.snapshot);
+      await this.applyEntries(rd.committedEntries);
+    } else {
+      // A new commit index alone need not be synced at once (Raft relearns it from the
+      // leader): it rides along with the next write of entries, term or vote, or a snapshot.
+      const mustWrite = rd.mustSync || rd.entries.length > 0;
+      // A leader's appends and heartbeats may leave while it writes the same entries (Raft
+      // thesis §10.2.1): the core collects messages only at ready(), after the previous write,
+      // so none of them carries a commit index that counts this write. Everything a follower
+      // or candidate says (acks, votes) waits for its write.
+      const sendEarly = this.role === "leader" && !termOrVoteChanged;
+      if (sendEarly && rd.messages.length > 0) this.transport.send(rd.messages);
+      const stored = this.storage.lastIndex();
+      const writing = mustWrite ? this.persist(rd) : null;
+      writing?.catch(() => undefined);
+      // Committed entries already in the local log are applied (and their callers answered)
+      // while the new entries are being written; the rest wait for the write.
+      let split = 0;
+      while (split < rd.committedEntries.length && (rd.committedEntries[split]?.index ?? 0) <= stored) split++;
+      await this.applyEntries(split === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, split));
+      if (writing !== null) await writing;
+      if (this.stopped) return;
+      if (split < rd.committedEntries.length) await this.applyEntries(rd.committedEntries.slice(split));
+      if (!sendEarly && rd.messages.length > 0) this.transport.send(rd.messages);
+    }
+    this.midApply = false;
+    if (this.stopped) return;
+    this.resolveReads(rd.readStates);
+    this.raft.advance(rd);
+    this.maybeSnapshot();
+  }
+
+
+  private async persist(rd: Pick<Ready, "entries" | "snapshot"> | null): Promise<void> {
+    const hardState = this.unsavedHardState;
+    this.unsavedHardState = null;
+    const entries = rd?.entries ?? [];
+    const snapshot = rd?.snapshot ?? null;
+    if (hardState === null && entries.length === 0 && snapshot === null) return;
+    const started = performance.now();
+    await this.storage.save({ hardState, entries, snapshot });
+    this.metrics?.persistSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  private async applyEntries(entries: Entry[]): Promise<void> {
+    let sliceStart = performance.now();
+    for (const entry of entries) {
+      if (entry.index <= this.appliedIndex) continue;
+      if (entry.index !== this.appliedIndex + 1) throw new Error(`applying entry ${entry.index} after ${this.appliedIndex}: a gap`);
+      if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
+        this.applyConfChange(entry);
+      } else {
+        const batch = this.state.applyEntry(entry.index, entry.data);
+        this.appliedIndex = entry.index;
+        this.pipeline.applied(entry.index, entry.term, batch.results);
+        if (this.role === "leader" && batch.effects.length > 0) this.hooks.effects(batch.effects);
+      }
+      this.appliedIndex = entry.index;
+      this.metrics?.appliedEntries.inc();
+      this.releaseAppliedReads();
+      if (performance.now() - sliceStart > APPLY_SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        if (this.stopped) return;
+        sliceStart = performance.now();
+      }
+    }
+  }
+
+  private applyConfChange(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    const result = this.state.applyConfChange(change);
+    this.appliedIndex = entry.index;
+    this.pipeline.applied(entry.index, entry.term, []);
+    const waiter = this.confWaiters.get(entry.index);
+    if (waiter !== undefined) {
+      this.confWaiters.delete(entry.index);
+      if (waiter.term === entry.term) waiter.resolve();
+      else waiter.reject(new OutcomeUnknownError(`the membership change at index ${entry.index} was replaced`));
+    }
+    if (result !== null) this.onAddressChange(result, entry.index);
+  }
+
+  private onAddressChange(change: AddressChange, index: number): void {
+    switch (change.kind) {
+      case "added":
+        this.log.info({ event: "membership", index, change: change.learner ? "add-learner" : "add-voter", member: change.member }, `member ${change.member.id} added`);
+        break;
+      case "promoted":
+        this.log.info({ event: "membership", index, change: "promote", member: change.id }, `member ${change.id} promoted to voter`);
+        break;
+      case "removed":
+        this.log.info({ event: "membership", index, change: "remove", member: change.id }, `member ${change.id} removed`);
+        if (change.id === this.config.nodeId) {
+          this.hooks.removed();
+          return;
+        }
+        break;
+      default: {
+        const never: never = change;
+        throw new Error(`unknown address change ${JSON.stringify(never)}`);
+      }
+    }
+    this.syncPeers();
+  }
+
+  private preparePeer(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    if (change.type === ConfChangeType.CONF_CHANGE_TYPE_REMOVE_NODE || change.context.length === 0) return;
+    if (change.nodeId === this.config.nodeId) return;
+    const m = raftmq.v1.Member.decode(change.context);
+    if ((m.peerAddress ?? "") !== "") this.transport.setPeer(change.nodeId, m.peerAddress ?? "");
+  }
+
+  /** Points the transport at every member of the address book but this node. */
+  private syncPeers(): void {
+    const members = this.state.members();
+    for (const m of members) if (m.id !== this.config.nodeId && m.peerAddress !== "") this.transport.setPeer(m.id, m.peerAddress);
+    const conf = this.raft.confState();
+    const current = new Set([...conf.voters, ...conf.learners, ...members.map((m) => m.id)]);
+    for (const id of Object.keys(this.transport.stats()).map(Number)) if (!current.has(id)) this.transport.removePeer(id);
+  }
+
+  private restore(snapshot: Snapshot): void {
+    this.state = NodeState.restore(snapshot.data, this.config.initialCluster);
+    this.appliedIndex = snapshot.meta.index;
+    this.snapshotIndex = snapshot.meta.index;
+    this.pipeline.skippedThrough(snapshot.meta.index);
+    this.syncPeers();
+    this.log.info({ event: "snapshot-restored", index: snapshot.meta.index, term: snapshot.meta.term, bytes: snapshot.data.length }, "restored from snapshot");
+    this.releaseAppliedReads();
+  }
+
+  /**
+   * Captures the state now and stores it as a snapshot. Called only between cycles, where the
+   * state machine, the core's membership and the stored log all stand at the same index.
+   */
+  private takeSnapshot(): Promise<void> {
+    if (this.snapshotting !== null) return this.snapshotting;
+    if (this.midApply || this.appliedIndex > this.storage.lastIndex()) throw new Error(`snapshot taken mid-cycle (applied ${this.appliedIndex}, stored ${this.storage.lastIndex()})`);
+    const started = performance.now();
+    const index = this.appliedIndex;
+    const confState: ConfState = this.raft.confState();
+    const data = this.state.snapshot();
+    const work = (async () => {
+      // On restart the stored commit index must not be below the snapshot.
+      await this.persist(null);
+      await this.storage.createSnapshot(index, confState, data, this.config.snapshotKeepEntries);
+      this.snapshotIndex = index;
+      this.metrics?.snapshotSeconds.observe((performance.now() - started) / 1000);
+      this.log.info({ event: "snapshot", index, bytes: data.length, ms: Math.round(performance.now() - started) }, "snapshot taken");
+    })();
+    this.snapshotting = work.finally(() => {
+      this.snapshotting = null;
+    });
+    return this.snapshotting;
+  }
+
+  /** Starts a snapshot when one is due or was asked for; between cycles only. */
+  private maybeSnapshot(): void {
+    const asked = this.snapshotWaiters.length > 0;
+    if (this.snapshotting !== null || this.stopped) return;
+    if (!asked && this.appliedIndex - this.snapshotIndex < this.config.snapshotEntries) return;
+    const waiters = this.snapshotWaiters;
+    this.snapshotWaiters = [];
+    if (this.appliedIndex <= this.snapshotIndex) {
+      for (const w of waiters) w.resolve(this.snapshotIndex);
+      return;
+    }
+    this.takeSnapshot().then(
+      () => {
+        for (const w of waiters) w.resolve(this.snapshotIndex);
+      },
+      (err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err));
+        for (const w of waiters) w.reject(error);
+        this.fail(error);
+      },
+    );
+  }
+
+
+  // ---- inputs ----
+
+  private receive(messages: Message[]): void {
+    if (this.stopped) return;
+    try {
+      for (const m of messages) this.raft.step(m);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.kick();
+  }
+
+  private unreachable(peerId: number): void {
+    if (this.stopped || this.role !== "leader") return;
+    this.raft.reportUnreachable(peerId);
+    const progress = this.raft.status().progress.find((p) => p.id === peerId);
+    if (progress?.state === "snapshot") this.raft.reportSnapshot(peerId, false);
+  }
+
+  private onTick(): void {
+    if (this.stopped) return;
+    try {
+      this.raft.tick();
+      if (this.role === "leader") this.leaderDuties();
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.kick();
+  }
+
+  private leaderDuties(): void {
+    const now = Date.now();
+    const last = Math.max(this.pipeline.lastProposalAt, this.idleSince);
+    if (now - last >= this.config.idleTickMs && this.pipeline.pending === 0) {
+      this.idleSince = now;
+      this.pipeline.submit([{ tick: {} }], null);
+    }
+    this.promoteLearners();
+  }
+
+  private promoteLearners(): void {
+    const status = this.raft.status();
+    for (const p of status.progress) {
+      if (!p.isLearner || p.match + this.config.learnerPromoteLag < status.lastIndex) continue;
+      const member = this.state.address(p.id) ?? null;
+      this.changeMembership(ConfChangeType.CONF_CHANGE_TYPE_ADD_VOTER, p.id, member).then(
+        () => undefined,
+        (err: unknown) => {
+          if (!(err instanceof ProposalDroppedError) && !(err instanceof NodeStoppingError)) this.log.warn({ err, member: p.id }, "learner promotion failed");
+        },
+      );
+      return;
+    }
+  }
+
+  private onSoftState(role: Role, leaderId: number): void {
+    const wasLeader = this.role === "leader";
+    const leaderChanged = leaderId !== this.leaderId;
+    this.role = role;
+    this.leaderId = leaderId;
+    if (wasLeader && role !== "leader") {
+      const error = new NodeUnavailableError("this node lost leadership", this.leaderClientAddress());
+      this.pipeline.failAll(error, new OutcomeUnknownError("leadership changed before the command was applied"));
+      for (const [index, w] of this.confWaiters) {
+        this.confWaiters.delete(index);
+        w.reject(new OutcomeUnknownError("leadership changed before the membership change was applied"));
+      }
+    }
+    if (role === "leader" && !wasLeader) this.idleSince = Date.now();
+    if (leaderChanged || wasLeader !== (role === "leader")) {
+      this.log.info({ event: "leader", leader: leaderId, role, term: this.raft.status().term }, leaderId === 0 ? "no leader" : `leader is ${leaderId}`);
+      this.hooks.leaderChanged(leaderId, role === "leader", this.raft.status().term);
+    }
+    if (leaderId !== 0 && this.leaderWaiters.length > 0) {
+      const waiters = this.leaderWaiters;
+      this.leaderWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private onRaftEvent(event: RaftEvent): void {
+    switch (event.kind) {
+      case "election-started":
+        this.log.info({ event: "election", term: event.term, preVote: event.preVote, transfer: event.transfer }, "election started");
+        return;
+      case "became-leader":
+        this.log.info({ event: "became-leader", term: event.term }, "became leader");
+        return;
+      case "stepped-down":
+        this.log.info({ event: "stepped-down", term: event.term, reason: event.reason }, "stepped down");
+        return;
+      case "snapshot-sent":
+        this.log.info({ event: "snapshot-sent", to: event.to, index: event.index, bytes: event.bytes }, "sending snapshot");
+        return;
+      case "snapshot-installed":
+        this.log.info({ event: "snapshot-installed", index: event.index, term: event.term }, "snapshot installed");
+        return;
+      case "leadership-transfer-started":
+      case "leadership-transfer-aborted":
+        this.log.info({ event: event.kind, to: event.to, term: event.term }, event.kind);
+        return;
+      default:
+        this.log.debug({ raft: event }, event.kind);
+    }
+  }
+
+  // ---- reads ----
+
+  private resolveReads(states: ReadState[]): void {
+    for (const rs of states) {
+      const key = String(new DataView(rs.context.buffer, rs.context.byteOffset, rs.context.byteLength).getFloat64(0));
+      const waiter = this.reads.get(key);
+      if (waiter === undefined) continue;
+      this.reads.delete(key);
+      waiter.index = rs.index;
+      if (this.appliedIndex >= rs.index) {
+        clearTimeout(waiter.timer);
+        waiter.resolve();
+      } else {
+        this.readsAwaitingApply.push(waiter);
+      }
+    }
+  }
+
+  private releaseAppliedReads(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    let kept = 0;
+    for (const w of this.readsAwaitingApply) {
+      if (this.appliedIndex >= w.index) {
+        clearTimeout(w.timer);
+        w.resolve();
+      } else {
+        this.readsAwaitingApply[kept++] = w;
+      }
+    }
+    this.readsAwaitingApply.length = kept;
+  }
+
+  private failReads(error: Error): void {
+    for (const w of this.reads.values()) {
+      clearTimeout(w.timer);
+      w.reject(error);
+    }
+    this.reads.clear();
+    for (const w of this.readsAwaitingApply) {
+      clearTimeout(w.timer);
+      w.reject(error);
+    }
+    this.readsAwaitingApply.length = 0;
+  }
+
+  private fail(error: Error): void {
+    if (this.failed !== null) return;
+    this.failed = error;
+    this.log.fatal({ err: error }, "node failed; stopping");
+    void this.stop();
+    this.hooks.fatal(error);
+  }
+}
+

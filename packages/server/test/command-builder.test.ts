@@ -1,0 +1,51 @@
+import { raftmq } from "@raftmq/proto";
+import { describe, expect, it } from "vitest";
+import { CommandBuilder, consumerIdOf } from "../src/command-builder.ts";
+import { CommandFailedError, InvalidRequestError } from "../src/node-errors.ts";
+
+const b = new CommandBuilder();
+
+function failure(fn: () => unknown): { name: string; message: string; code?: string } {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CommandFailedError) return { name: err.name, message: err.message, code: err.error.code };
+    if (err instanceof Error) return { name: err.name, message: err.message };
+  }
+  throw new Error("expected a failure");
+}
+
+describe("command builder", () => {
+  it("maps a publish request to one Publish command per message", () => {
+    const commands = b.publish({ messages: [{ exchange: "x", routingKey: "a", producerId: "p", sequence: 7, body: new Uint8Array([1]) }, { routingKey: "b" }] });
+    expect(commands.map((c) => [c.publish?.exchange, c.publish?.routingKey, c.publish?.sequence])).toEqual([
+      ["x", "a", 7],
+      ["", "b", 0],
+    ]);
+  });
+
+  it("names the consumer after its session and tag", () => {
+    const c = b.subscribe("1.abc-4", { queue: "q", prefetch: 10, consumerTag: "worker" });
+    expect(c.subscribe).toMatchObject({ consumerId: consumerIdOf("1.abc-4", "worker"), sessionId: "1.abc-4", queue: "q", prefetch: 10 });
+    expect(b.settle("1.abc-4", "nack", { consumerTag: "worker", deliveryTag: 5, requeue: true }).nack).toMatchObject({ consumerId: "1.abc-4/worker", deliveryTag: 5, requeue: true });
+  });
+
+  it("refuses invalid input before anything is proposed, with actionable messages", () => {
+    expect(failure(() => b.declareExchange({ name: "e" }))).toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/needs a type/) });
+    expect(failure(() => b.publish({ messages: [] }))).toMatchObject({ name: "InvalidRequestError" });
+    expect(failure(() => b.publish({ messages: [{ routingKey: "q" }, { routingKey: "q", properties: { priority: 300 } }] }))).toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringMatching(/^message 1: priority 300/),
+    });
+    expect(failure(() => b.subscribe("s", { queue: "q" }))).toMatchObject({ name: "InvalidRequestError", message: expect.stringMatching(/consumer_tag/) });
+    expect(failure(() => b.declareQueue({ name: "ex", exclusive: true }))).toMatchObject({ name: "InvalidRequestError", message: expect.stringMatching(/session_id/) });
+    expect(failure(() => b.bind({ exchange: "", queue: "q" }))).toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/exchange name must not be empty/) });
+    expect(failure(() => b.get({ queue: "" }))).toMatchObject({ code: "INVALID_ARGUMENT" });
+    expect(() => b.settle("s", "ack", { deliveryTag: 1 })).toThrow(InvalidRequestError);
+  });
+
+  it("builds a declare with typed queue arguments", () => {
+    const c = b.declareQueue({ name: "q", durable: true, arguments: { maxLength: 10, overflow: raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH } });
+    expect(c.declareQueue).toMatchObject({ name: "q", durable: true, arguments: { maxLength: 10, overflow: raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH } });
+  });
+});

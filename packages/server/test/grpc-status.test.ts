@@ -1,0 +1,42 @@
+import * as grpc from "@grpc/grpc-js";
+import { NotLeaderError, ProposalDroppedError } from "@raftmq/raft";
+import { StorageFailedError } from "@raftmq/storage";
+import { describe, expect, it } from "vitest";
+import { LEADER_METADATA_KEY, toGrpcFailure } from "../src/grpc-status.ts";
+import { CommandFailedError, InvalidRequestError, NodeUnavailableError, OutcomeUnknownError, OverloadedError } from "../src/node-errors.ts";
+
+describe("gRPC status mapping", () => {
+  it("maps each broker error code to its status", () => {
+    const cases = [
+      ["INVALID_ARGUMENT", grpc.status.INVALID_ARGUMENT],
+      ["NOT_FOUND", grpc.status.NOT_FOUND],
+      ["PRECONDITION_FAILED", grpc.status.FAILED_PRECONDITION],
+      ["RESOURCE_EXHAUSTED", grpc.status.RESOURCE_EXHAUSTED],
+    ] as const;
+    for (const [code, status] of cases) {
+      const f = toGrpcFailure(new CommandFailedError({ code, message: `because ${code}` }));
+      expect([f.code, f.details]).toEqual([status, `because ${code}`]);
+    }
+  });
+
+  it("answers UNAVAILABLE with the leader's address in trailing metadata when known", () => {
+    const f = toGrpcFailure(new NodeUnavailableError("not the leader", "10.0.0.1:7600"));
+    expect(f.code).toBe(grpc.status.UNAVAILABLE);
+    expect(f.details).toContain("10.0.0.1:7600");
+    expect(f.metadata.get(LEADER_METADATA_KEY)).toEqual(["10.0.0.1:7600"]);
+    const unknown = toGrpcFailure(new NodeUnavailableError("no leader is known"));
+    expect(unknown.metadata.get(LEADER_METADATA_KEY)).toEqual([]);
+    expect(unknown.details).toContain("retry");
+  });
+
+  it("maps the node's and the core's other errors", () => {
+    expect(toGrpcFailure(new InvalidRequestError("bad")).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(toGrpcFailure(new OverloadedError("full")).code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(toGrpcFailure(new OutcomeUnknownError("lost")).details).toMatch(/retry with the same producer id and sequence/);
+    expect(toGrpcFailure(new NotLeaderError(2)).code).toBe(grpc.status.UNAVAILABLE);
+    expect(toGrpcFailure(new ProposalDroppedError("too-large")).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(toGrpcFailure(new ProposalDroppedError("invalid-conf-change", "node 4 is not a member")).code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(toGrpcFailure(new StorageFailedError("/data", "disk full")).code).toBe(grpc.status.UNAVAILABLE);
+    expect(toGrpcFailure(new Error("boom"))).toMatchObject({ code: grpc.status.INTERNAL, details: "internal error: boom" });
+  });
+});

@@ -1,0 +1,57 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, envName, NODE_OPTIONS, parseInitialCluster, resolveNodeConfig } from "../src/node-config.ts";
+
+function configFile(content: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), "raftmq-config-"));
+  const path = join(dir, "node.json");
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}
+
+describe("node configuration", () => {
+  it("gives every option an environment variable named RAFTMQ_<NAME>", () => {
+    expect(envName("client-port")).toBe("RAFTMQ_CLIENT_PORT");
+    const names = NODE_OPTIONS.map((o) => o.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const required of ["node-id", "data-dir", "host", "client-port", "peer-port", "http-port", "advertise-host", "initial-cluster", "join", "tick-ms", "election-ticks", "heartbeat-ticks", "max-batch-bytes", "max-batch-commands", "snapshot-entries", "consumer-grace-ms", "log-level"]) {
+      expect(names).toContain(required);
+    }
+  });
+
+  it("uses the defaults when nothing is set: a single-node cluster of this node", () => {
+    const c = resolveNodeConfig([], {});
+    expect(c).toMatchObject({ nodeId: 1, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, snapshotEntries: 10_000, consumerGraceMs: 3000, join: false, advertiseHost: "127.0.0.1" });
+    expect(c.initialCluster).toEqual([{ id: 1, peerAddress: "127.0.0.1:7700", clientAddress: "127.0.0.1:7600" }]);
+  });
+
+  it("takes a flag over the environment, the environment over the file, the file over the default", () => {
+    const file = configFile({ "tick-ms": 40, "election-ticks": 20, "heartbeat-ticks": 3, "log-level": "warn" });
+    const env = { RAFTMQ_TICK_MS: "30", RAFTMQ_ELECTION_TICKS: "15", RAFTMQ_CONFIG: file };
+    const c = resolveNodeConfig(["--tick-ms", "20"], env);
+    expect(c.tickMs).toBe(20);
+    expect(c.electionTicks).toBe(15);
+    expect(c.heartbeatTicks).toBe(3);
+    expect(c.logLevel).toBe("warn");
+    expect(c.maxBatchCommands).toBe(1024);
+  });
+
+  it("parses the initial cluster and requires this node in it unless joining", () => {
+    const cluster = "2=10.0.0.2:7700/10.0.0.2:7600,1=10.0.0.1:7700/10.0.0.1:7600";
+    expect(parseInitialCluster(cluster).map((m) => m.id)).toEqual([1, 2]);
+    expect(() => resolveNodeConfig(["--node-id", "3", "--initial-cluster", cluster], {})).toThrow(/does not name this node \(3\)/);
+    expect(resolveNodeConfig(["--node-id", "3", "--initial-cluster", cluster, "--join"], {}).join).toBe(true);
+  });
+
+  it("refuses bad values with a message naming the option", () => {
+    expect(() => parseInitialCluster("1=nohostport")).toThrow(ConfigError);
+    expect(() => parseInitialCluster("1=a:1/b:2,1=c:3/d:4")).toThrow(/names node 1 twice/);
+    expect(() => resolveNodeConfig(["--tick-ms", "fast"], {})).toThrow(/tick-ms must be an integer/);
+    expect(() => resolveNodeConfig([], { RAFTMQ_JOIN: "maybe" })).toThrow(/join must be true or false/);
+    expect(() => resolveNodeConfig(["--heartbeat-ticks", "10"], {})).toThrow(/must be smaller than election-ticks/);
+    expect(() => resolveNodeConfig(["--config", configFile({ "no-such-option": 1 })], {})).toThrow(/unknown option "no-such-option"/);
+    expect(() => resolveNodeConfig(["--log-level", "loud"], {})).toThrow(/log-level must be one of/);
+  });
+});

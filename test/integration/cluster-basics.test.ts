@@ -1,0 +1,135 @@
+// A 3-node cluster of real processes: it forms, moves 10,000 confirmed messages from a producer on
+// one follower to a consumer on another node exactly once and in order, and refuses bad input.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, GrpcStatus, isServiceError, publishRange, raftmq, TestClient, TestConsumer, waitForLeader } from "./broker-test-client.ts";
+import { ClusterHarness } from "./cluster-harness.ts";
+
+const harness = new ClusterHarness("basics");
+const clients = new Map<number, TestClient>();
+
+function client(id: number): TestClient {
+  const c = clients.get(id);
+  if (c === undefined) throw new Error(`no client for node ${id}`);
+  return c;
+}
+
+async function expectStatus(promise: Promise<unknown>, code: number, pattern: RegExp): Promise<void> {
+  try {
+    await promise;
+  } catch (err) {
+    if (!isServiceError(err)) throw err;
+    expect({ code: err.code, details: err.details }).toMatchObject({ code, details: expect.stringMatching(pattern) });
+    return;
+  }
+  throw new Error(`expected status ${GrpcStatus[code]}, but the call succeeded`);
+}
+
+let leader = 0;
+let followers: number[] = [];
+
+beforeAll(async () => {
+  await harness.plan(3);
+  await harness.startAll(3);
+  for (const s of harness.specs) clients.set(s.id, new TestClient(harness.clientAddress(s.id)));
+  leader = await waitForLeader([...clients.values()]);
+  followers = harness.specs.map((s) => s.id).filter((id) => id !== leader);
+});
+
+afterAll(async () => {
+  for (const c of clients.values()) c.close();
+  await harness.cleanup();
+});
+
+describe("a 3-node cluster", () => {
+  it("elects one leader that every node reports, with all three members", async () => {
+    for (const c of clients.values()) {
+      const s = await c.call("Status", {});
+      expect(Number(s.leaderId)).toBe(leader);
+      expect(s.members.map((m) => Number(m.id))).toEqual([1, 2, 3]);
+      expect(s.leaderClientAddress).toBe(harness.clientAddress(leader));
+    }
+  });
+
+  it("delivers 10,000 messages published through a follower to a consumer on another node, exactly once and in order", async () => {
+    const [producerNode, consumerNode] = followers as [number, number];
+    await client(producerNode).call("DeclareQueue", { name: "orders", durable: true });
+    const total = 10_000;
+    const published = await publishRange(client(producerNode), { exchange: "", routingKey: "orders", producerId: "p-basics", from: 0, to: total, perRequest: 50, window: 8 });
+    expect(published.nacked).toEqual([]);
+    expect(published.confirmed.length).toBe(total);
+
+    const info = await client(consumerNode).call("QueueInfo", { name: "orders" });
+    expect(Number(info.queue?.messagesReady)).toBe(total);
+
+    const consumer = new TestConsumer(client(consumerNode), "orders", { prefetch: 500, tag: "c-basics" });
+    await consumer.subscribed;
+    await eventually("all deliveries", async () => (consumer.received.length >= total ? true : undefined), 60_000);
+    expect(consumer.errors).toEqual([]);
+    const seqs = consumer.received.map((m) => m.seq);
+    expect(seqs.length).toBe(total);
+    expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i));
+    expect(consumer.received.some((m) => m.redelivered)).toBe(false);
+
+    // Acks are commands too: once committed the queue is empty on every node.
+    await eventually("acks applied", async () => {
+      const q = await client(producerNode).call("QueueInfo", { name: "orders" });
+      return Number(q.queue?.messagesReady) === 0 && Number(q.queue?.messagesUnacked) === 0 ? true : undefined;
+    });
+    consumer.end();
+    await consumer.ended;
+  });
+
+  it("answers a unary publish through a follower after commit, with routed queues", async () => {
+    const follower = followers[0] as number;
+    await client(follower).call("DeclareQueue", { name: "unary" });
+    const res = await client(follower).call("Publish", { messages: [{ exchange: "", routingKey: "unary", body: new Uint8Array([1, 2, 3]) }] });
+    expect(res.confirms).toHaveLength(1);
+    expect(res.confirms[0]?.status).toBe(raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK);
+    expect(res.confirms[0]?.routedQueues).toEqual(["unary"]);
+    const got = await client(leader).call("Get", { queue: "unary" });
+    expect(Array.from(got.delivery?.body ?? [])).toEqual([1, 2, 3]);
+    const empty = await client(follower).call("Get", { queue: "unary" });
+    expect(empty.delivery).toBeFalsy();
+  });
+
+  it("lists queues, exchanges and bindings linearizably on any node", async () => {
+    const follower = followers[1] as number;
+    await client(follower).call("DeclareExchange", { name: "events", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC, durable: true });
+    await client(follower).call("DeclareQueue", { name: "audit" });
+    await client(follower).call("Bind", { exchange: "events", queue: "audit", routingKey: "user.*" });
+    // Read right after the write, on another follower: ReadIndex makes the write visible.
+    const other = followers[0] as number;
+    const bindings = await client(other).call("ListBindings", { exchange: "events" });
+    expect(bindings.bindings.map((b) => [b.exchange, b.queue, b.routingKey])).toEqual([["events", "audit", "user.*"]]);
+    const exchanges = await client(other).call("ListExchanges", {});
+    expect(exchanges.exchanges.find((e) => e.name === "events")?.type).toBe(raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC);
+    const queues = await client(other).call("ListQueues", {});
+    expect(queues.queues.map((q) => q.name)).toEqual(expect.arrayContaining(["orders", "unary", "audit"]));
+    const routed = await client(other).call("Publish", { messages: [{ exchange: "events", routingKey: "user.created", body: new Uint8Array([7]) }] });
+    expect(routed.confirms[0]?.routedQueues).toEqual(["audit"]);
+    await client(other).call("Unbind", { exchange: "events", queue: "audit", routingKey: "user.*" });
+    const purged = await client(other).call("PurgeQueue", { name: "audit" });
+    expect(Number(purged.messageCount)).toBe(1);
+    await client(other).call("DeleteQueue", { name: "audit" });
+    await client(other).call("DeleteExchange", { name: "events" });
+    const after = await client(leader).call("ListExchanges", {});
+    expect(after.exchanges.some((e) => e.name === "events")).toBe(false);
+  });
+
+  it("answers bad input with INVALID_ARGUMENT or NOT_FOUND and a message that says what to fix", async () => {
+    const f = client(followers[0] as number);
+    await expectStatus(f.call("DeclareExchange", { name: "typeless" }), GrpcStatus.INVALID_ARGUMENT, /needs a type/);
+    await expectStatus(f.call("DeclareQueue", { name: "q".repeat(300) }), GrpcStatus.INVALID_ARGUMENT, /longer than 255 bytes/);
+    await expectStatus(f.call("Publish", { messages: [] }), GrpcStatus.INVALID_ARGUMENT, /at least one message/);
+    await expectStatus(
+      f.call("Publish", { messages: [{ exchange: "", routingKey: "orders", properties: { expiration: "soon" } }] }),
+      GrpcStatus.INVALID_ARGUMENT,
+      /expiration "soon"/,
+    );
+    await expectStatus(f.call("Publish", { messages: [{ exchange: "no-such-exchange", routingKey: "x" }] }), GrpcStatus.NOT_FOUND, /no exchange "no-such-exchange"/);
+    await expectStatus(f.call("Bind", { exchange: "amq.direct", queue: "no-such-queue" }), GrpcStatus.NOT_FOUND, /no-such-queue/);
+    await expectStatus(f.call("QueueInfo", { name: "no-such-queue" }), GrpcStatus.NOT_FOUND, /no queue "no-such-queue"/);
+    await expectStatus(f.call("Get", { queue: "" }), GrpcStatus.INVALID_ARGUMENT, /queue name must not be empty/);
+    await expectStatus(f.call("DeclareQueue", { name: "orders", passive: false, durable: false }), GrpcStatus.FAILED_PRECONDITION, /orders/);
+  });
+});
