@@ -1,11 +1,7 @@
 // Bundles each runnable entry point into one ESM file under dist/, so it runs on plain Node
-// without tsx. classic-level stays external: it loads a native addon next to its own files.
+// without tsx.
 import { build } from "esbuild";
-
-const entries = {
-  "raftmq-sim": "packages/raft/sim/cli.ts",
-  "raftmq-sim-demo": "packages/raft/sim/demo.ts",
-};
+import { entries, nativeExternals } from "./bundle-config.mjs";
 
 await build({
   entryPoints: entries,
@@ -16,7 +12,7 @@ await build({
   target: "node20",
   format: "esm",
   sourcemap: true,
-  external: ["classic-level"],
+  external: nativeExternals,
   // Bundled CommonJS dependencies still call require().
   banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
   logLevel: "info",
