@@ -1,0 +1,172 @@
+// Typed errors of the SDK. Every gRPC status becomes one of these in `fromGrpcError`, the one
+// place that maps them; each carries what a caller needs to act (code, details, leader address).
+import * as grpc from "@grpc/grpc-js";
+
+export const LEADER_METADATA_KEY = "raftmq-leader";
+
+export interface ErrorContext {
+  /** The node that answered (host:port), when known. */
+  address?: string;
+  /** The leader's client address from trailing metadata, when the node knew it. */
+  leaderAddress?: string;
+}
+
+/** Base of every error the SDK throws on purpose. */
+export class RaftmqError extends Error {
+  override name = "RaftmqError";
+  readonly code: grpc.status;
+  readonly details: string;
+  readonly address: string | undefined;
+  readonly leaderAddress: string | undefined;
+
+  constructor(code: grpc.status, details: string, context: ErrorContext = {}) {
+    super(context.address === undefined ? details : `${details} (at ${context.address})`);
+    this.code = code;
+    this.details = details;
+    this.address = context.address;
+    this.leaderAddress = context.leaderAddress;
+  }
+}
+
+/** The node is not the leader and could not forward; `leaderAddress` says where to go when known. */
+export class NotLeaderError extends RaftmqError {
+  override name = "NotLeaderError";
+}
+export class NotFoundError extends RaftmqError {
+  override name = "NotFoundError";
+}
+/** Redeclared with other properties, unknown delivery tag, queue in use, dedup window passed … */
+export class PreconditionFailedError extends RaftmqError {
+  override name = "PreconditionFailedError";
+}
+/** A limit was hit (server-side pending commands, a queue's length, the publisher's queue). */
+export class ResourceExhaustedError extends RaftmqError {
+  override name = "ResourceExhaustedError";
+}
+export class InvalidArgumentError extends RaftmqError {
+  override name = "InvalidArgumentError";
+}
+/** The call's deadline passed; for a write, its outcome is unknown. */
+export class DeadlineExceededError extends RaftmqError {
+  override name = "DeadlineExceededError";
+}
+
+/** No node could be reached or none could serve; `attempts` says what was tried and what failed. */
+export class UnavailableError extends RaftmqError {
+  override name = "UnavailableError";
+  readonly attempts: readonly { address: string; error: string }[];
+
+  constructor(details: string, context: ErrorContext & { attempts?: readonly { address: string; error: string }[] } = {}) {
+    const attempts = context.attempts ?? [];
+    const tried = attempts.length === 0 ? "" : `; tried ${attempts.map((a) => `${a.address} (${a.error})`).join(", ")}`;
+    super(grpc.status.UNAVAILABLE, `${details}${tried}`, context);
+    this.attempts = attempts;
+  }
+}
+
+/** The client or publisher was closed while the call was pending. */
+export class ClosedError extends RaftmqError {
+  override name = "ClosedError";
+  constructor(what: string) {
+    super(grpc.status.CANCELLED, `${what} is closed`);
+  }
+}
+
+export type NackKind = "no-route" | "reject-publish" | "failed";
+
+/** The broker committed the publish but refused it: unroutable with mandatory, a full queue, or a failed command. */
+export class PublishNackError extends RaftmqError {
+  override name = "PublishNackError";
+  readonly kind: NackKind;
+  /** The queue that refused it (reject-publish). */
+  readonly queue: string | undefined;
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(grpc.status.FAILED_PRECONDITION, `publish not confirmed: ${reason}`);
+    this.reason = reason;
+    if (reason === "NO_ROUTE") {
+      this.kind = "no-route";
+      this.queue = undefined;
+    } else if (reason.startsWith("REJECT_PUBLISH")) {
+      this.kind = "reject-publish";
+      this.queue = /queue=(.*)$/.exec(reason)?.[1];
+    } else {
+      this.kind = "failed";
+      this.queue = undefined;
+    }
+  }
+}
+
+/** An ack/nack/reject for a delivery whose stream has ended: the broker redelivers it instead. */
+export class StaleDeliveryError extends RaftmqError {
+  override name = "StaleDeliveryError";
+  constructor(deliveryTag: number) {
+    super(grpc.status.FAILED_PRECONDITION, `delivery ${deliveryTag} belongs to a consuming stream that ended; it will be redelivered, do not settle it`);
+  }
+}
+
+/** The broker cancelled the subscription (e.g. its queue was deleted). */
+export class ConsumerCancelledError extends RaftmqError {
+  override name = "ConsumerCancelledError";
+  constructor(
+    readonly consumerTag: string,
+    reason: string,
+  ) {
+    super(grpc.status.CANCELLED, `consumer ${consumerTag} was cancelled by the broker: ${reason}`);
+  }
+}
+
+function isStatusError(err: unknown): err is Error & { code: number; details?: string; metadata?: grpc.Metadata } {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
+}
+
+export function leaderFromMetadata(metadata: grpc.Metadata | undefined): string | undefined {
+  const value = metadata?.get(LEADER_METADATA_KEY)[0];
+  if (value === undefined) return undefined;
+  const text = typeof value === "string" ? value : value.toString("utf8");
+  return text === "" ? undefined : text;
+}
+
+/** The one mapping from a gRPC status to a typed error. */
+export function errorFromStatus(code: grpc.status, details: string, metadata: grpc.Metadata | undefined, address?: string): RaftmqError {
+  const context: ErrorContext = { address, leaderAddress: leaderFromMetadata(metadata) };
+  switch (code) {
+    case grpc.status.NOT_FOUND:
+      return new NotFoundError(code, details, context);
+    case grpc.status.INVALID_ARGUMENT:
+      return new InvalidArgumentError(code, details, context);
+    case grpc.status.FAILED_PRECONDITION:
+      return new PreconditionFailedError(code, details, context);
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return new ResourceExhaustedError(code, details, context);
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new DeadlineExceededError(code, details, context);
+    case grpc.status.UNAVAILABLE:
+      return context.leaderAddress !== undefined ? new NotLeaderError(code, details, context) : new UnavailableError(details, context);
+    default:
+      return new RaftmqError(code, details, context);
+  }
+}
+
+/** Maps anything a grpc-js call rejects with; non-gRPC errors pass through unchanged. */
+export function fromGrpcError(err: unknown, address?: string): Error {
+  if (err instanceof RaftmqError) return err;
+  if (isStatusError(err)) return errorFromStatus(err.code, err.details ?? err.message, err.metadata, address);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+const NACK_CODES: Record<string, grpc.status> = {
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  PRECONDITION_FAILED: grpc.status.FAILED_PRECONDITION,
+  RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+};
+
+/** The error of a NACK confirm: a broker error ("NOT_FOUND: …") maps like a status, the rest is a PublishNackError. */
+export function nackError(reason: string): RaftmqError {
+  const match = /^([A-Z_]+): (.*)$/s.exec(reason);
+  const code = match === null ? undefined : NACK_CODES[match[1] ?? ""];
+  if (match !== null && code !== undefined) return errorFromStatus(code, match[2] ?? reason, undefined);
+  return new PublishNackError(reason);
+}

@@ -1,0 +1,398 @@
+// A subscription on Broker.Consume, as an async iterator of deliveries. When the stream ends
+// (leader change, node down) the consumer subscribes again with backoff; the broker redelivers
+// what the dead stream held, so settling a delivery of a dead stream is refused with
+// StaleDeliveryError instead of being sent.
+import { randomUUID } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import type { raftmq } from "@raftmq/proto";
+import { brokerServiceDefinition } from "@raftmq/proto/grpc";
+import { Backoff } from "./backoff.ts";
+import {
+  ClosedError,
+  ConsumerCancelledError,
+  errorFromStatus,
+  NotLeaderError,
+  PreconditionFailedError,
+  type RaftmqError,
+  StaleDeliveryError,
+  UnavailableError,
+} from "./client-errors.ts";
+import type { ClusterConnection } from "./cluster-connection.ts";
+import { type MessageProperties, propertiesFromWire } from "./message-types.ts";
+
+/** The broker's prefetch field is 32-bit; more than this in flight to one consumer helps nobody. */
+export const MAX_PREFETCH = 65_535;
+
+export interface ConsumeOptions {
+  /** Unacknowledged deliveries the broker sends ahead. */
+  prefetch: number;
+  /** The broker counts a message as acknowledged when it sends it. */
+  noAck: boolean;
+  consumerTag: string;
+  exclusive: boolean;
+  /** Deliveries buffered for a slow reader before the stream is paused (matters with noAck). */
+  maxBuffered: number;
+  /** Errors the broker reports for settlements; without it they end the iteration. */
+  onError?: (err: RaftmqError) => void;
+}
+
+export const DEFAULT_CONSUME_OPTIONS: Readonly<Omit<ConsumeOptions, "consumerTag" | "onError">> = { prefetch: 100, noAck: false, exclusive: false, maxBuffered: 1000 };
+
+export interface SettleOptions {
+  requeue?: boolean;
+}
+
+export interface Delivery {
+  readonly body: Buffer;
+  readonly properties: MessageProperties;
+  readonly queue: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  readonly deliveryCount: number;
+  readonly deliveryTag: number;
+  readonly consumerTag: string;
+  /** The body as UTF-8 text. */
+  text(): string;
+  ack(): void;
+  /** Returns the message: to the queue with requeue (the default), else dead-lettered or dropped. */
+  nack(options?: SettleOptions): void;
+  reject(options?: SettleOptions): void;
+}
+
+export interface ConsumerStats {
+  delivered: number;
+  resubscribes: number;
+  buffered: number;
+}
+
+type ConsumeCall = grpc.ClientDuplexStream<raftmq.v1.ConsumeRequest.$Properties, raftmq.v1.ConsumeResponse.$Properties>;
+
+interface Waiter {
+  resolve: (r: IteratorResult<Delivery>) => void;
+  reject: (err: Error) => void;
+}
+
+export function resolveConsumeOptions(options: Partial<ConsumeOptions>): ConsumeOptions {
+  const o: ConsumeOptions = { ...DEFAULT_CONSUME_OPTIONS, consumerTag: `ctag-${randomUUID()}`, ...options };
+  if (!Number.isSafeInteger(o.prefetch) || o.prefetch < 0 || o.prefetch > MAX_PREFETCH) throw new RangeError(`prefetch must be an integer in [0, ${MAX_PREFETCH}], got ${o.prefetch}`);
+  if (!Number.isSafeInteger(o.maxBuffered) || o.maxBuffered < 1) throw new RangeError(`maxBuffered must be a positive integer, got ${o.maxBuffered}`);
+  if (o.consumerTag === "") throw new RangeError("consumerTag must not be empty");
+  return o;
+}
+
+export class Consumer implements AsyncIterable<Delivery> {
+  readonly options: ConsumeOptions;
+  private call: ConsumeCall | null = null;
+  /** Bumped each time a stream ends: deliveries of older generations cannot be settled. */
+  private generation = 0;
+  private readonly buffer: Delivery[] = [];
+  private readonly waiters: Waiter[] = [];
+  private failure: Error | null = null;
+  private closed = false;
+  private paused = false;
+  private firstSubscribe: { resolve: () => void; reject: (err: Error) => void } | null = null;
+  private subscribed = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private failingSince = 0;
+  private readonly backoff: Backoff;
+  private readonly counters = { delivered: 0, resubscribes: 0 };
+  private readonly endWaiters: (() => void)[] = [];
+
+  private constructor(
+    private readonly connection: ClusterConnection,
+    readonly queue: string,
+    options: Partial<ConsumeOptions>,
+  ) {
+    this.options = resolveConsumeOptions(options);
+    this.backoff = new Backoff({ initialMs: connection.options.backoffInitialMs, maxMs: connection.options.backoffMaxMs });
+  }
+
+  /** Subscribes and resolves once the broker has taken the subscription (typed error otherwise). */
+  static async start(connection: ClusterConnection, queue: string, options: Partial<ConsumeOptions> = {}): Promise<Consumer> {
+    const c = new Consumer(connection, queue, options);
+    await connection.retrying(`subscribing to queue "${queue}"`, () => c.subscribeOnce());
+    return c;
+  }
+
+  get consumerTag(): string {
+    return this.options.consumerTag;
+  }
+
+  stats(): ConsumerStats {
+    return { ...this.counters, buffered: this.buffer.length };
+  }
+
+  /** Opens a stream on the preferred node and waits for the subscription to take effect. */
+  private subscribeOnce(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.firstSubscribe = { resolve, reject };
+      this.open();
+    });
+  }
+
+  private open(): void {
+    const def = brokerServiceDefinition.Consume;
+    const address = this.connection.address;
+    const call = this.connection.channel(address).makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata()) as ConsumeCall;
+    this.call = call;
+    this.subscribed = false;
+    const generation = this.generation;
+    call.on("data", (r: raftmq.v1.ConsumeResponse.$Properties) => {
+      if (this.call === call) this.onResponse(call, generation, r);
+    });
+    call.on("error", () => {
+      // Reported again by the status event.
+    });
+    call.on("status", (s: grpc.StatusObject) => this.onStreamEnd(call, address, s));
+    call.write({
+      subscribe: { queue: this.queue, prefetch: this.options.prefetch, noAck: this.options.noAck, exclusive: this.options.exclusive, consumerTag: this.options.consumerTag },
+    });
+  }
+
+  private onResponse(call: ConsumeCall, generation: number, r: raftmq.v1.ConsumeResponse.$Properties): void {
+    switch (r.kind) {
+      case "session":
+        return;
+      case "subscribed":
+        this.subscribed = true;
+        this.failingSince = 0;
+        this.backoff.reset();
+        this.firstSubscribe?.resolve();
+        this.firstSubscribe = null;
+        return;
+      case "delivery":
+        if (r.delivery != null) this.push(this.makeDelivery(call, generation, r.delivery));
+        return;
+      case "cancelled":
+        this.fail(new ConsumerCancelledError(r.cancelled?.consumerTag ?? this.consumerTag, r.cancelled?.reason ?? ""));
+        return;
+      case "error": {
+        const err = errorFromStatus(r.error?.code ?? grpc.status.UNKNOWN, r.error?.message ?? "", undefined, this.connection.address);
+        if (!this.subscribed) {
+          // The subscription itself failed (no such queue, in use exclusively …): not worth retrying.
+          const first = this.firstSubscribe;
+          this.firstSubscribe = null;
+          this.fail(err);
+          first?.reject(err);
+        } else if (this.options.onError !== undefined) this.options.onError(err);
+        else this.fail(err);
+        return;
+      }
+      case undefined:
+        return;
+      default: {
+        const never: never = r.kind;
+        throw new Error(`unknown consume response ${String(never)}`);
+      }
+    }
+  }
+
+  private makeDelivery(call: ConsumeCall, generation: number, d: raftmq.v1.Delivery.$Properties): Delivery {
+    const deliveryTag = Number(d.deliveryTag ?? 0);
+    const consumerTag = d.consumerTag ?? this.consumerTag;
+    const body = d.body == null ? Buffer.alloc(0) : Buffer.from(d.body.buffer, d.body.byteOffset, d.body.byteLength);
+    let settled = this.options.noAck;
+    const settle = (kind: "ack" | "nack" | "reject", requeue: boolean) => {
+      if (this.options.noAck) throw new PreconditionFailedError(grpc.status.FAILED_PRECONDITION, "deliveries of a noAck consumer are acknowledged already");
+      if (settled) throw new PreconditionFailedError(grpc.status.FAILED_PRECONDITION, `delivery ${deliveryTag} is settled already`);
+      if (this.closed || this.call !== call || this.generation !== generation) throw new StaleDeliveryError(deliveryTag);
+      settled = true;
+      call.write({ [kind]: { consumerTag, deliveryTag, requeue } });
+    };
+    return {
+      body,
+      properties: propertiesFromWire(d.properties),
+      queue: d.queue ?? this.queue,
+      exchange: d.exchange ?? "",
+      routingKey: d.routingKey ?? "",
+      redelivered: d.redelivered ?? false,
+      deliveryCount: Number(d.deliveryCount ?? 0),
+      deliveryTag,
+      consumerTag,
+      text: () => body.toString("utf8"),
+      ack: () => settle("ack", false),
+      nack: (o) => settle("nack", o?.requeue ?? true),
+      reject: (o) => settle("reject", o?.requeue ?? true),
+    };
+  }
+
+  private push(d: Delivery): void {
+    this.counters.delivered++;
+    const w = this.waiters.shift();
+    if (w !== undefined) {
+      w.resolve({ value: d, done: false });
+      return;
+    }
+    this.buffer.push(d);
+    if (this.buffer.length >= this.options.maxBuffered && !this.paused && this.call !== null) {
+      this.paused = true;
+      this.call.pause();
+    }
+  }
+
+  private onStreamEnd(call: ConsumeCall, address: string, status: grpc.StatusObject): void {
+    if (this.call !== call) return;
+    this.call = null;
+    this.paused = false;
+    this.generation++;
+    // Unsettled deliveries of the dead stream come back from the broker; with noAck they are ours to keep.
+    if (!this.options.noAck) this.buffer.length = 0;
+    if (this.closed || this.failure !== null) {
+      this.finishWaiters();
+      return;
+    }
+    const err: RaftmqError =
+      status.code === grpc.status.OK ? new UnavailableError("the consuming stream ended", { address }) : errorFromStatus(status.code, status.details, status.metadata, address);
+    const retryable = err instanceof UnavailableError || err instanceof NotLeaderError || err.code === grpc.status.CANCELLED || err.code === grpc.status.INTERNAL;
+    if (this.firstSubscribe !== null) {
+      // The first subscription: connection.retrying decides about retries.
+      this.firstSubscribe.reject(err);
+      this.firstSubscribe = null;
+      return;
+    }
+    if (!retryable) {
+      this.fail(err);
+      return;
+    }
+    if (err instanceof NotLeaderError && err.leaderAddress !== undefined) this.connection.useLeader(err.leaderAddress);
+    if (this.failingSince === 0) this.failingSince = Date.now();
+    if (Date.now() - this.failingSince > this.connection.options.retryTimeoutMs) {
+      this.fail(new UnavailableError(`could not subscribe again for ${this.connection.options.retryTimeoutMs} ms; last error: ${err.details}`, { address }));
+      return;
+    }
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.connection
+        .refresh()
+        .catch(() => [])
+        .then(() => {
+          if (this.closed || this.failure !== null || this.call !== null) return;
+          if (this.connection.isClosed) {
+            this.fail(new ClosedError("the client"));
+            return;
+          }
+          this.counters.resubscribes++;
+          this.open();
+        });
+    }, this.backoff.next());
+  }
+
+  private endCall(): void {
+    const call = this.call;
+    if (call === null) return;
+    call.end();
+    call.cancel();
+  }
+
+  private fail(err: Error): void {
+    if (this.failure !== null || this.closed) return;
+    this.failure = err;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.endCall();
+    this.finishWaiters();
+  }
+
+  private finishWaiters(): void {
+    for (const w of this.waiters.splice(0)) {
+      if (this.failure !== null && this.buffer.length === 0) w.reject(this.failure);
+      else w.resolve({ value: undefined, done: true });
+    }
+    if (this.call === null) for (const e of this.endWaiters.splice(0)) e();
+  }
+
+  /** Cancels the subscription and ends the stream; unsettled deliveries go back to the queue. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.buffer.length = 0;
+    const call = this.call;
+    if (call === null) {
+      this.finishWaiters();
+      return;
+    }
+    const ended = new Promise<void>((resolve) => this.endWaiters.push(resolve));
+    call.write({ cancel: this.consumerTag });
+    call.end();
+    const timer = setTimeout(() => call.cancel(), 2000);
+    await ended;
+    clearTimeout(timer);
+  }
+
+  /** Resolves when the consumer is closed; rejects when it failed for good. */
+  async next(): Promise<IteratorResult<Delivery>> {
+    const d = this.buffer.shift();
+    if (d !== undefined) {
+      if (this.paused && this.buffer.length <= this.options.maxBuffered / 2 && this.call !== null) {
+        this.paused = false;
+        this.call.resume();
+      }
+      return { value: d, done: false };
+    }
+    if (this.failure !== null) throw this.failure;
+    if (this.closed) return { value: undefined, done: true };
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
+    return {
+      next: () => this.next(),
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}
+
+export type DeliveryHandler = (delivery: Delivery) => void | Promise<void>;
+
+export interface HandlerRun {
+  /** Settles when the consumer is closed (resolves) or fails for good (rejects). */
+  done: Promise<void>;
+  /** Lets the running handler finish and settle its delivery, then closes the consumer. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs `handler` for each delivery, one at a time. A delivery the handler leaves unsettled is
+ * acked when it returns and nacked (requeued) when it throws; `onError` hears handler failures.
+ */
+export function runHandler(consumer: Consumer, handler: DeliveryHandler, onError?: (err: unknown) => void): HandlerRun {
+  let current: Promise<void> = Promise.resolve();
+  let stopping = false;
+  const handle = async (d: Delivery) => {
+    let failed = false;
+    try {
+      await handler(d);
+    } catch (err) {
+      failed = true;
+      onError?.(err);
+    }
+    if (consumer.options.noAck) return;
+    try {
+      if (failed) d.nack({ requeue: true });
+      else d.ack();
+    } catch (err) {
+      // Settled by the handler, or the stream died and the broker redelivers: nothing to do.
+      if (!(err instanceof PreconditionFailedError) && !(err instanceof StaleDeliveryError)) throw err;
+    }
+  };
+  const done = (async () => {
+    for await (const d of consumer) {
+      if (stopping) break;
+      current = handle(d);
+      await current;
+    }
+  })();
+  return {
+    done,
+    close: async () => {
+      stopping = true;
+      await current.catch(() => undefined);
+      await consumer.close();
+      await done.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,42 @@
+export { connect, type GetResult, type HandledConsumer, type MemberInfo, type NodeStatus, RaftmqClient } from "./raftmq-client.ts";
+export { type ClientOptions, DEFAULT_CLIENT_OPTIONS } from "./client-options.ts";
+export {
+  DEFAULT_PUBLISHER_OPTIONS,
+  MAX_PUBLISHER_WINDOW,
+  type PublishConfirm,
+  type PublishOptions,
+  Publisher,
+  type PublisherIdentity,
+  type PublisherOptions,
+  type PublisherStats,
+} from "./publisher.ts";
+export { type ConsumeOptions, Consumer, type ConsumerStats, DEFAULT_CONSUME_OPTIONS, type Delivery, type DeliveryHandler, type HandlerRun, MAX_PREFETCH, type SettleOptions } from "./consumer.ts";
+export {
+  ClosedError,
+  ConsumerCancelledError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  type NackKind,
+  NotFoundError,
+  NotLeaderError,
+  PreconditionFailedError,
+  PublishNackError,
+  RaftmqError,
+  ResourceExhaustedError,
+  StaleDeliveryError,
+  UnavailableError,
+} from "./client-errors.ts";
+export {
+  type BindingInfo,
+  type Body,
+  type DeclareExchangeOptions,
+  type DeclareQueueOptions,
+  EXCHANGE_TYPES,
+  type ExchangeInfo,
+  type ExchangeType,
+  type HeaderValue,
+  type Headers,
+  type MessageProperties,
+  type QueueArguments,
+  type QueueInfo,
+} from "./message-types.ts";

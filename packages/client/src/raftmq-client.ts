@@ -1,0 +1,320 @@
+// The SDK's entry: `connect` finds the cluster, and the client offers the broker's operations as
+// typed methods, publishers, consumers and the cluster's admin calls.
+import { randomUUID } from "node:crypto";
+import { raftmq } from "@raftmq/proto";
+import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
+import { nackError, UnavailableError } from "./client-errors.ts";
+import { type ClientOptions, checkAddresses, resolveClientOptions } from "./client-options.ts";
+import { ClusterConnection } from "./cluster-connection.ts";
+import { type ConsumeOptions, Consumer, type DeliveryHandler, type HandlerRun, runHandler } from "./consumer.ts";
+import {
+  type BindingInfo,
+  type Body,
+  bindingInfoFromWire,
+  bodyBytes,
+  type DeclareExchangeOptions,
+  type DeclareQueueOptions,
+  type ExchangeInfo,
+  type ExchangeType,
+  exchangeInfoFromWire,
+  exchangeTypeToWire,
+  type Headers,
+  headersToWire,
+  type MessageProperties,
+  propertiesFromWire,
+  propertiesToWire,
+  type QueueInfo,
+  queueArgumentsToWire,
+  queueInfoFromWire,
+} from "./message-types.ts";
+import { type PublishConfirm, type PublisherIdentity, type PublishOptions, Publisher, type PublisherOptions } from "./publisher.ts";
+
+const v1 = raftmq.v1;
+const broker = brokerServiceDefinition;
+const cluster = clusterServiceDefinition;
+
+export interface MemberInfo {
+  id: number;
+  peerAddress: string;
+  clientAddress: string;
+  role: "voter" | "learner";
+  leader: boolean;
+  /** As the leader sees it; zero on other nodes. */
+  matchIndex: number;
+  lag: number;
+  reachable: boolean;
+}
+
+export interface NodeStatus {
+  /** The address that answered. */
+  address: string;
+  nodeId: number;
+  role: string;
+  term: number;
+  leaderId: number;
+  leaderClientAddress: string;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  snapshotIndex: number;
+  members: MemberInfo[];
+  ready: boolean;
+  version: string;
+}
+
+export interface GetResult {
+  body: Buffer;
+  properties: MessageProperties;
+  exchange: string;
+  routingKey: string;
+  redelivered: boolean;
+  deliveryCount: number;
+  /** Ready messages left in the queue. */
+  messageCount: number;
+}
+
+export interface HandledConsumer extends HandlerRun {
+  consumer: Consumer;
+}
+
+function membersFromWire(members: readonly raftmq.v1.Member.$Properties[] | null | undefined): MemberInfo[] {
+  return (members ?? []).map((m) => ({
+    id: Number(m.id ?? 0),
+    peerAddress: m.peerAddress ?? "",
+    clientAddress: m.clientAddress ?? "",
+    role: m.role === v1.MemberRole.MEMBER_ROLE_LEARNER ? "learner" : "voter",
+    leader: m.leader ?? false,
+    matchIndex: Number(m.matchIndex ?? 0),
+    lag: Number(m.lag ?? 0),
+    reachable: m.reachable ?? false,
+  }));
+}
+
+function statusFromWire(address: string, s: raftmq.v1.StatusResponse.$Properties): NodeStatus {
+  return {
+    address,
+    nodeId: Number(s.nodeId ?? 0),
+    role: s.role ?? "",
+    term: Number(s.term ?? 0),
+    leaderId: Number(s.leaderId ?? 0),
+    leaderClientAddress: s.leaderClientAddress ?? "",
+    commitIndex: Number(s.commitIndex ?? 0),
+    appliedIndex: Number(s.appliedIndex ?? 0),
+    lastIndex: Number(s.lastIndex ?? 0),
+    snapshotIndex: Number(s.snapshotIndex ?? 0),
+    members: membersFromWire(s.members),
+    ready: s.ready ?? false,
+    version: s.version ?? "",
+  };
+}
+
+export class RaftmqClient {
+  /** Producer id of `publish`; createPublisher() gives each publisher its own. */
+  readonly producerId = randomUUID();
+  private nextSequence = 1;
+  private readonly publishers = new Set<Publisher>();
+  private readonly consumers = new Set<Consumer>();
+
+  constructor(private readonly connection: ClusterConnection) {}
+
+  /** The node calls go to now (the leader when known). */
+  get address(): string {
+    return this.connection.address;
+  }
+
+  /** Every client address known: the seeds and the members discovered. */
+  get addresses(): readonly string[] {
+    return this.connection.addresses;
+  }
+
+  async declareExchange(name: string, type: ExchangeType, options: DeclareExchangeOptions = {}): Promise<void> {
+    await this.connection.unary(broker.DeclareExchange, {
+      name,
+      type: exchangeTypeToWire(type),
+      durable: options.durable ?? true,
+      autoDelete: options.autoDelete ?? false,
+      internal: options.internal ?? false,
+      alternateExchange: options.alternateExchange ?? "",
+      passive: options.passive ?? false,
+    });
+  }
+
+  async deleteExchange(name: string, options: { ifUnused?: boolean } = {}): Promise<void> {
+    await this.connection.unary(broker.DeleteExchange, { name, ifUnused: options.ifUnused ?? false });
+  }
+
+  async declareQueue(name: string, options: DeclareQueueOptions = {}): Promise<{ name: string; messageCount: number; consumerCount: number }> {
+    const r = await this.connection.unary(broker.DeclareQueue, {
+      name,
+      durable: options.durable ?? true,
+      autoDelete: options.autoDelete ?? false,
+      arguments: queueArgumentsToWire(options.arguments),
+      passive: options.passive ?? false,
+    });
+    return { name: r.name ?? name, messageCount: Number(r.messageCount ?? 0), consumerCount: r.consumerCount ?? 0 };
+  }
+
+  async deleteQueue(name: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<{ messageCount: number }> {
+    const r = await this.connection.unary(broker.DeleteQueue, { name, ifUnused: options.ifUnused ?? false, ifEmpty: options.ifEmpty ?? false });
+    return { messageCount: Number(r.messageCount) };
+  }
+
+  async purgeQueue(name: string): Promise<{ messageCount: number }> {
+    const r = await this.connection.unary(broker.PurgeQueue, { name });
+    return { messageCount: Number(r.messageCount) };
+  }
+
+  async bind(exchange: string, queue: string, routingKey = "", args?: Headers): Promise<void> {
+    await this.connection.unary(broker.Bind, { exchange, queue, routingKey, arguments: headersToWire(args) });
+  }
+
+  async unbind(exchange: string, queue: string, routingKey = "", args?: Headers): Promise<void> {
+    await this.connection.unary(broker.Unbind, { exchange, queue, routingKey, arguments: headersToWire(args) });
+  }
+
+  async queueInfo(name: string): Promise<QueueInfo> {
+    const r = await this.connection.unary(broker.QueueInfo, { name });
+    return queueInfoFromWire(r.queue);
+  }
+
+  async listQueues(): Promise<QueueInfo[]> {
+    const r = await this.connection.unary(broker.ListQueues, v1.ListQueuesRequest.create());
+    return (r.queues ?? []).map(queueInfoFromWire);
+  }
+
+  async listExchanges(): Promise<ExchangeInfo[]> {
+    const r = await this.connection.unary(broker.ListExchanges, v1.ListExchangesRequest.create());
+    return (r.exchanges ?? []).map(exchangeInfoFromWire);
+  }
+
+  async listBindings(filter: { exchange?: string; queue?: string } = {}): Promise<BindingInfo[]> {
+    const r = await this.connection.unary(broker.ListBindings, { exchange: filter.exchange ?? "", queue: filter.queue ?? "" });
+    return (r.bindings ?? []).map(bindingInfoFromWire);
+  }
+
+  /** basic.get with automatic acknowledgement: null when the queue had no ready message. */
+  async get(queue: string): Promise<GetResult | null> {
+    const r = await this.connection.unary(broker.Get, { queue });
+    const d = r.delivery;
+    if (d == null) return null;
+    return {
+      body: d.body == null ? Buffer.alloc(0) : Buffer.from(d.body),
+      properties: propertiesFromWire(d.properties),
+      exchange: d.exchange ?? "",
+      routingKey: d.routingKey ?? "",
+      redelivered: d.redelivered ?? false,
+      deliveryCount: Number(d.deliveryCount ?? 0),
+      messageCount: Number(r.messageCount ?? 0),
+    };
+  }
+
+  /**
+   * Publishes one message and resolves on its confirm. A retry after an unknown outcome (node
+   * down, deadline) repeats the same producer id and sequence, so it never enqueues twice.
+   */
+  async publish(exchange: string, routingKey: string, body: Body, options: PublishOptions = {}): Promise<PublishConfirm> {
+    const sequence = this.nextSequence++;
+    const request = {
+      messages: [
+        {
+          exchange,
+          routingKey,
+          mandatory: options.mandatory ?? false,
+          properties: propertiesToWire(options.properties),
+          body: bodyBytes(body),
+          producerId: this.producerId,
+          sequence,
+        },
+      ],
+    };
+    const r = await this.connection.unary(broker.Publish, request, { retryDeadline: true });
+    const c = r.confirms?.[0];
+    if (c === undefined) throw new UnavailableError("the broker answered a publish without a confirm", { address: this.connection.address });
+    if (c.status !== v1.ConfirmStatus.CONFIRM_STATUS_ACK) throw nackError(c.reason ?? "");
+    return { routedQueues: c.routedQueues ?? [], duplicate: c.duplicate ?? false, sequence };
+  }
+
+  /** A pipelined publisher on one stream, with a bounded window of unconfirmed messages. */
+  createPublisher(options: Partial<PublisherOptions> & PublisherIdentity = {}): Publisher {
+    const { producerId, firstSequence, ...limits } = options;
+    const p = new Publisher(this.connection, limits, { producerId, firstSequence });
+    this.publishers.add(p);
+    return p;
+  }
+
+  /** Subscribes to `queue`; resolves once the broker took the subscription. Iterate it for deliveries. */
+  async consume(queue: string, options: Partial<ConsumeOptions> = {}): Promise<Consumer> {
+    const c = await Consumer.start(this.connection, queue, options);
+    this.consumers.add(c);
+    return c;
+  }
+
+  /**
+   * The callback form of `consume`: `handler` runs for each delivery in turn; what it leaves
+   * unsettled is acked when it returns and requeued when it throws.
+   */
+  async consumeWith(queue: string, handler: DeliveryHandler, options: Partial<ConsumeOptions> & { onHandlerError?: (err: unknown) => void } = {}): Promise<HandledConsumer> {
+    const consumer = await this.consume(queue, options);
+    return { consumer, ...runHandler(consumer, handler, options.onHandlerError) };
+  }
+
+  /** Cluster.Status of one node: the one calls go to, or `address`. */
+  async status(address?: string): Promise<NodeStatus> {
+    const at = address ?? this.connection.address;
+    const r = await this.connection.unary(cluster.Status, v1.StatusRequest.create(), { address: at });
+    return statusFromWire(at, r);
+  }
+
+  /** Cluster.Status of every known node; nodes that did not answer are listed with their error. */
+  async clusterStatus(): Promise<{ nodes: NodeStatus[]; failures: { address: string; error: string }[] }> {
+    const { answers, failures } = await this.connection.statuses();
+    const nodes = answers.map((a) => statusFromWire(a.address, a.status)).sort((a, b) => a.nodeId - b.nodeId);
+    return { nodes, failures: failures.sort((a, b) => a.address.localeCompare(b.address)) };
+  }
+
+  async addMember(id: number, peerAddress: string, clientAddress: string): Promise<MemberInfo[]> {
+    const r = await this.connection.unary(cluster.AddMember, { id, peerAddress, clientAddress });
+    return membersFromWire(r.members);
+  }
+
+  async removeMember(id: number): Promise<MemberInfo[]> {
+    const r = await this.connection.unary(cluster.RemoveMember, { id });
+    return membersFromWire(r.members);
+  }
+
+  /** Moves leadership to node `to` (0: the most caught-up voter); resolves with the new leader's id. */
+  async transferLeadership(to = 0): Promise<number> {
+    const r = await this.connection.unary(cluster.TransferLeadership, { to });
+    await this.connection.refresh();
+    return Number(r.leaderId);
+  }
+
+  async triggerSnapshot(): Promise<number> {
+    const r = await this.connection.unary(cluster.TriggerSnapshot, v1.TriggerSnapshotRequest.create());
+    return Number(r.index);
+  }
+
+  /** Stops publishers and consumers (pending publishes fail with ClosedError) and closes every channel. */
+  close(): void {
+    for (const p of this.publishers) p.shutdown();
+    for (const c of this.consumers) void c.close();
+    this.publishers.clear();
+    this.consumers.clear();
+    this.connection.close();
+  }
+}
+
+/**
+ * Connects to a raftmq cluster through any of `addresses` (host:port of client APIs): asks them
+ * for the cluster's status, learns every member and sends calls to the leader. Fails with an
+ * UnavailableError naming each address tried and what failed when no node answers.
+ */
+export async function connect(addresses: readonly string[], options: Partial<ClientOptions> = {}): Promise<RaftmqClient> {
+  const connection = new ClusterConnection(checkAddresses(addresses), resolveClientOptions(options));
+  const failures = await connection.refresh();
+  if (failures.length > 0) {
+    connection.close();
+    throw new UnavailableError("no raftmq node answered", { attempts: failures });
+  }
+  return new RaftmqClient(connection);
+}
