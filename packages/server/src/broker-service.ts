@@ -1,7 +1,7 @@
 // Handlers of service Broker. Writes run on the leader (a follower forwards them); reads are
 // linearizable through ReadIndex and answered from the local state machine on any node.
 import type * as grpc from "@grpc/grpc-js";
-import type { CommandResult, ExchangeType, QueueArgs, QueueInfo } from "@raftmq/broker";
+import { type CommandResult, type ExchangeType, type QueueInfo, queueArgumentsToProto } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import type { Logger } from "pino";
 import type { CommandBuilder } from "./command-builder.ts";
@@ -55,29 +55,13 @@ const EXCHANGE_TYPES: Record<ExchangeType, raftmq.v1.ExchangeType> = {
   headers: raftmq.v1.ExchangeType.EXCHANGE_TYPE_HEADERS,
 };
 
-function queueArguments(a: QueueArgs): raftmq.v1.QueueArguments.$Properties {
-  const out: raftmq.v1.QueueArguments.$Properties = {
-    overflow: a.overflow === "reject-publish" ? raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH : raftmq.v1.Overflow.OVERFLOW_DROP_HEAD,
-    singleActiveConsumer: a.singleActiveConsumer,
-    queueType: a.queueType,
-  };
-  if (a.messageTtlMs !== null) out.messageTtlMs = a.messageTtlMs;
-  if (a.expiresMs !== null) out.expiresMs = a.expiresMs;
-  if (a.maxLength !== null) out.maxLength = a.maxLength;
-  if (a.maxLengthBytes !== null) out.maxLengthBytes = a.maxLengthBytes;
-  if (a.deadLetterExchange !== null) out.deadLetterExchange = a.deadLetterExchange;
-  if (a.deadLetterRoutingKey !== null) out.deadLetterRoutingKey = a.deadLetterRoutingKey;
-  if (a.deliveryLimit !== null) out.deliveryLimit = a.deliveryLimit;
-  return out;
-}
-
 function queueInfoMessage(q: QueueInfo): raftmq.v1.QueueInfo.$Properties {
   return {
     name: q.name,
     durable: q.durable,
     exclusive: q.exclusive,
     autoDelete: q.autoDelete,
-    arguments: queueArguments(q.arguments),
+    arguments: queueArgumentsToProto(q.arguments),
     messagesReady: q.messagesReady,
     messagesUnacked: q.messagesUnacknowledged,
     bytesReady: q.readyBytes,
