@@ -49,7 +49,7 @@ describe("Dockerfile", () => {
     expect(build?.image).toMatch(/^node:20/);
     const buildRuns = build?.steps.filter((s) => s.keyword === "RUN").map((s) => s.content) ?? [];
     expect(buildRuns.some((r) => r.includes("npm install -g pnpm@12.21.0"))).toBe(true);
-    expect(buildRuns.some((r) => r.includes("pnpm install --frozen-lockfile") && r.includes("pnpm build"))).toBe(true);
+    expect(buildRuns).toContain("sh deploy/docker/assemble-runtime.sh /out");
     expect(runtime?.image).toMatch(/^node:20(\.\d+)*-[a-z]*-?slim$|^gcr\.io\/distroless\/nodejs20/);
     // The runtime copies built files out of other stages, never the whole source tree.
     for (const copy of steps("COPY")) expect(copy.args.slice(0, -1)).not.toContain(".");
@@ -83,20 +83,26 @@ describe("Dockerfile", () => {
     expect(env).toContain("RAFTMQ_HOST=0.0.0.0");
   });
 
-  it("starts the bundled node and ships the preStop script the StatefulSet calls", () => {
+  it("runs the node through the raftmq CLI from the assembled folder, where the preStop script lies", () => {
     const entry = JSON.parse(steps("ENTRYPOINT").at(-1)?.content ?? "null") as unknown;
-    expect(entry).toEqual(["node", "/opt/raftmq/dist/raftmq-node.mjs"]);
-    const copied = steps("COPY").map((s) => s.args.at(-1));
-    expect(copied).toContain("./dist/raftmq-node.mjs");
-    expect(copied).toContain("./prestop-transfer.mjs");
+    expect(entry).toEqual(["node", "/opt/raftmq/bin/raftmq.mjs", "node"]);
+    expect(runtime?.steps.find((s) => s.keyword === "WORKDIR")?.args).toEqual(["/opt/raftmq"]);
+    expect(steps("COPY").map((s) => s.content)).toEqual(["/out ./"]);
+    expect(readFileSync(DOCKERFILE, "utf8")).toMatch(/^COPY --from=build \/out \.\/$/m);
+    const cli = JSON.parse(readFileSync(join(REPO_ROOT, "packages/cli/package.json"), "utf8")) as { bin: Record<string, string>; dependencies: Record<string, string> };
+    expect(cli.bin.raftmq).toBe("./bin/raftmq.mjs");
+    // The CLI runs TypeScript: tsx must be a production dependency, or deploy --prod drops it.
+    expect(Object.keys(cli.dependencies)).toContain("tsx");
   });
 
-  it("installs exactly the packages the bundle leaves out, at the storage package's ranges", async () => {
-    const { nativeExternals } = (await import(join(REPO_ROOT, "scripts/bundle-config.mjs"))) as { nativeExternals: string[] };
-    const runtimeDeps = JSON.parse(readFileSync(join(DOCKER_DIR, "runtime-package.json"), "utf8")) as { dependencies: Record<string, string> };
-    const storage = JSON.parse(readFileSync(join(REPO_ROOT, "packages/storage/package.json"), "utf8")) as { dependencies: Record<string, string> };
-    expect(Object.keys(runtimeDeps.dependencies).sort()).toEqual([...nativeExternals].sort());
-    for (const name of nativeExternals) expect(runtimeDeps.dependencies[name]).toBe(storage.dependencies[name]);
+  it("assembles the runtime folder with a production deploy of the CLI, the .proto files and the preStop script", () => {
+    const script = readFileSync(join(DOCKER_DIR, "assemble-runtime.sh"), "utf8");
+    const commands = script.split("\n").filter((l) => !l.trim().startsWith("#"));
+    const order = ["pnpm install --frozen-lockfile", "pnpm gen", "pnpm --filter @raftmq/cli deploy --prod", "cp -R proto", "cp deploy/docker/prestop-transfer.mjs"].map((c) =>
+      commands.findIndex((l) => l.includes(c)),
+    );
+    for (const i of order) expect(i).toBeGreaterThanOrEqual(0);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
   });
 
   it("keeps local build output and dependencies out of the build context", () => {

@@ -4,3 +4,17 @@ export { BROKER_SERVICE_NAME, brokerServiceDefinition, CLUSTER_SERVICE_NAME, clu
 export { FORWARDED_METADATA_KEY, LEADER_METADATA_KEY } from "./grpc-status.ts";
 export { type Client, type ClientDuplexStream, connectClient, GrpcStatus, Metadata, type MethodDefinition, type ServiceError, type StatusObject } from "./service-client.ts";
 export { PeerTransport, type PeerTransportOptions, RAFT_SERVICE_NAME, raftServiceDefinition } from "./peer-transport.ts";
+export { aliasAddress, DEFAULT_PEER_HOST_TEMPLATE } from "./node-config.ts";
+export type { NodeStartOptions } from "./raftmq-node.ts";
+export {
+  decideStartup,
+  nodeIdOf,
+  ordinalOfNodeId,
+  parseHostAliases,
+  resolveStatefulSetIdentity,
+  type StartupDecision,
+  type StatefulSetIdentity,
+  StatefulSetIdentityError,
+} from "./statefulset-identity.ts";
+export { type ClusterCalls, type MemberStatus, planStatefulSetStart, StartupWaitError, type StatefulSetStartLimits } from "./statefulset-startup.ts";
+export { IDENTITY_RECORD_FILE, type IdentityRecord, readIdentityRecord } from "./identity-record.ts";

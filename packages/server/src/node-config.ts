@@ -2,6 +2,10 @@
 // key (the flag name), default, description and parser. Precedence: flag > env > file > default.
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
+import {
+  applyHostAlias,
+  DEFAULT_INITIAL_CLUSTER_SIZE,
+  MAX_INITIAL_CLUSTER_SIZE, parseHostAliases, resolveStatefulSetIdentity, type StatefulSetIdentity, StatefulSetIdentityError } from "./statefulset-identity.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -38,7 +42,23 @@ export interface NodeConfig {
   learnerPromoteLag: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  /** POD_NAME of a StatefulSet pod; when set, the node derives its id and cluster from it. */
+  podName: string;
+  podNamespace: string;
+  initialClusterSize: number;
+  peerHostTemplate: string;
+  /** Host names dialed at another address instead (host -> IPv4), e.g. DNS names without DNS. */
+  hostAlias: ReadonlyMap<string, string>;
+  /**
+   * Set when the node runs as a StatefulSet pod (pod-name given, node-id and initial-cluster not):
+   * nodeId, initialCluster and join then hold the first-start values, which the startup decision
+   * may still change.
+   */
+  statefulSet: StatefulSetIdentity | null;
 }
+
+/** The default host template: pod `<set>-<n>` behind the headless Service `<set>-headless`. */
+export const DEFAULT_PEER_HOST_TEMPLATE = "{statefulset}-{ordinal}.{statefulset}-headless.{namespace}.svc.cluster.local";
 
 interface OptionSpec<K extends keyof NodeConfig> {
   key: K;
@@ -48,6 +68,8 @@ interface OptionSpec<K extends keyof NodeConfig> {
   defaultText: string;
   parse: (raw: string) => NodeConfig[K];
   boolean?: boolean;
+  /** Environment variables read after RAFTMQ_<NAME>, e.g. the downward API's POD_NAME. */
+  alsoEnv?: readonly string[];
 }
 
 function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (raw: string) => number {
@@ -178,7 +200,54 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     parse: integer("shutdown-timeout-ms", 0),
   },
   { key: "logLevel", name: "log-level", description: `one of ${LOG_LEVELS.join(", ")}`, defaultText: "info", parse: logLevel },
+  {
+    key: "podName",
+    name: "pod-name",
+    description: "StatefulSet pod name (raftmq-2): derives node id, initial cluster and advertise host unless node-id and initial-cluster are set (env also POD_NAME)",
+    defaultText: "",
+    parse: (raw) => raw.trim(),
+    alsoEnv: ["POD_NAME"],
+  },
+  { key: "podNamespace", name: "pod-namespace", description: "namespace filled into {namespace} of peer-host-template (env also POD_NAMESPACE)", defaultText: "", parse: (raw) => raw.trim(), alsoEnv: ["POD_NAMESPACE"] },
+  {
+    key: "initialClusterSize",
+    name: "initial-cluster-size",
+    description: "with pod-name: ordinals 0..N-1 found the cluster, higher ordinals join as learners",
+    defaultText: String(DEFAULT_INITIAL_CLUSTER_SIZE),
+    parse: integer("initial-cluster-size", 1, MAX_INITIAL_CLUSTER_SIZE),
+  },
+  {
+    key: "peerHostTemplate",
+    name: "peer-host-template",
+    description: "with pod-name: DNS name of one member, with {ordinal}, {namespace} and {statefulset}",
+    defaultText: DEFAULT_PEER_HOST_TEMPLATE,
+    parse: text("peer-host-template"),
+  },
+  {
+    key: "hostAlias",
+    name: "host-alias",
+    description: "host names to dial at another IPv4 address: name=ip,name=ip (applies to every peer and leader address)",
+    defaultText: "",
+    parse: hostAliases,
+  },
 ];
+
+function hostAliases(raw: string): Map<string, string> {
+  try {
+    return parseHostAliases(raw);
+  } catch (err) {
+    if (err instanceof StatefulSetIdentityError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+/** `host:port` with the host replaced by its alias, when it has one. */
+export function aliasAddress(address: string, aliases: ReadonlyMap<string, string>): string {
+  const colon = address.lastIndexOf(":");
+  if (colon <= 0) return address;
+  const target = aliases.get(address.slice(0, colon));
+  return target === undefined ? address : `${target}${address.slice(colon)}`;
+}
 
 export function envName(optionName: string): string {
   return `RAFTMQ_${optionName.toUpperCase().replace(/-/g, "_")}`;
@@ -197,8 +266,8 @@ export function buildCommand(): Command {
     .allowExcessArguments(false);
   for (const spec of NODE_OPTIONS) {
     const flags = spec.boolean === true ? `--${spec.name}` : `--${spec.name} <value>`;
-    const shown = spec.defaultText === "" ? "" : `, default ${spec.defaultText}`;
-    program.addOption(new Option(flags, `${spec.description} (env ${envName(spec.name)}${shown})`));
+    const shownDefault = spec.defaultText === "" ? "" : `, default ${spec.defaultText}`;
+    program.addOption(new Option(flags, `${spec.description} (env ${envName(spec.name)}${shownDefault})`));
   }
   return program;
 }
@@ -231,25 +300,59 @@ export function resolveNodeConfig(argv: readonly string[], env: Readonly<Record<
     }
   }
   const out: Record<string, unknown> = {};
+  const explicit = new Set<string>();
   for (const spec of NODE_OPTIONS) {
     const flag = flags[camel(spec.name)];
-    const fromEnv = env[envName(spec.name)];
+    const fromEnv = [envName(spec.name), ...(spec.alsoEnv ?? [])].map((name) => env[name]).find((v) => v !== undefined);
     const fromFile = file[spec.name];
     let raw: string;
     if (flag !== undefined) raw = String(flag);
     else if (fromEnv !== undefined) raw = fromEnv;
     else if (fromFile !== undefined) raw = typeof fromFile === "string" ? fromFile : JSON.stringify(fromFile);
     else raw = spec.defaultText;
+    if (flag !== undefined || fromEnv !== undefined || fromFile !== undefined) explicit.add(spec.name);
     out[spec.key] = spec.parse(raw);
   }
+  out.statefulSet = null;
   const config = out as unknown as NodeConfig;
-  return finishConfig(config);
+  return finishConfig(applyStatefulSet(config, explicit));
+}
+
+/**
+ * With a pod name, the StatefulSet's identity replaces node-id, initial-cluster, advertise-host
+ * and join. Setting node-id or initial-cluster as well is refused: two sources of a node's
+ * identity would sooner or later disagree.
+ */
+function applyStatefulSet(config: NodeConfig, explicit: ReadonlySet<string>): NodeConfig {
+  if (config.podName === "") return config;
+  const conflicting = ["node-id", "initial-cluster", "join"].filter((name) => explicit.has(name));
+  if (conflicting.length > 0) {
+    throw new ConfigError(`pod-name (${config.podName}) derives the node's identity; do not set ${conflicting.join(", ")} as well`);
+  }
+  let identity: StatefulSetIdentity;
+  try {
+    identity = resolveStatefulSetIdentity({
+      podName: config.podName,
+      namespace: config.podNamespace,
+      initialClusterSize: config.initialClusterSize,
+      peerHostTemplate: config.peerHostTemplate,
+      peerPort: config.peerPort,
+      clientPort: config.clientPort,
+      hostAliases: config.hostAlias,
+    });
+  } catch (err) {
+    if (err instanceof StatefulSetIdentityError) throw new ConfigError(err.message);
+    throw err;
+  }
+  const advertiseHost = explicit.has("advertise-host") && config.advertiseHost !== "" ? config.advertiseHost : identity.advertiseHost;
+  return { ...config, nodeId: identity.nodeId, initialCluster: identity.initialCluster, join: identity.joinAsLearner, advertiseHost, statefulSet: identity };
 }
 
 /** Fills derived defaults and checks options against each other. */
 export function finishConfig(config: NodeConfig): NodeConfig {
-  const advertiseHost = config.advertiseHost === "" ? config.host : config.advertiseHost;
-  let initialCluster = config.initialCluster;
+  const advertiseHost = config.advertiseHost === "" ? config.host : applyHostAlias(config.advertiseHost, config.hostAlias);
+  // Aliases apply to every address the node dials; members' addresses travel in the log as given.
+  let initialCluster = config.initialCluster.map((m) => ({ ...m, peerAddress: aliasAddress(m.peerAddress, config.hostAlias), clientAddress: aliasAddress(m.clientAddress, config.hostAlias) }));
   if (initialCluster.length === 0) {
     initialCluster = [{ id: config.nodeId, peerAddress: `${advertiseHost}:${config.peerPort}`, clientAddress: `${advertiseHost}:${config.clientPort}` }];
   }

@@ -12,12 +12,14 @@ import { ConsumerSessions } from "./consumer-sessions.ts";
 import { GrpcIntrospection } from "./grpc-introspection.ts";
 import { toGrpcFailure } from "./grpc-status.ts";
 import { LeaderForwarder } from "./leader-forwarder.ts";
-import type { NodeConfig } from "./node-config.ts";
+import { aliasAddress, type NodeConfig } from "./node-config.ts";
 import { NodeUnavailableError } from "./node-errors.ts";
 import { NodeMetrics } from "./node-metrics.ts";
 import { startOpsHttp } from "./ops-http.ts";
 import { RaftDriver } from "./raft-driver.ts";
 import { RemovalProbe } from "./removal-probe.ts";
+import { writeIdentityRecord } from "./identity-record.ts";
+import { type ClusterCalls, JoinLoop, planStatefulSetStart, type StatefulSetStartLimits } from "./statefulset-startup.ts";
 import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 
 export const RAFTMQ_VERSION = "0.1.0";
@@ -33,6 +35,12 @@ const READY_LAG = 1000;
 const SWEEP_CHUNK = 256;
 
 export type NodeExit = { code: 0; reason: "removed" | "stopped" } | { code: 1; reason: "fatal"; error: Error };
+
+/** Stand-ins for the StatefulSet startup's Cluster calls and limits, for tests. */
+export interface NodeStartOptions {
+  clusterCalls?: ClusterCalls;
+  startLimits?: StatefulSetStartLimits;
+}
 
 export interface NodePorts {
   client: number;
@@ -62,6 +70,7 @@ export class RaftmqNode {
   private graceTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private readonly removalProbe: RemovalProbe;
+  private joinLoop: JoinLoop | null = null;
 
   private constructor(
     private readonly config: NodeConfig,
@@ -147,7 +156,15 @@ export class RaftmqNode {
     void this.shutdown({ transfer: false }).then(() => this.resolveExit({ code: 0, reason: "removed" }));
   }
 
-  static async start(config: NodeConfig, log: Logger): Promise<RaftmqNode> {
+  static async start(config: NodeConfig, log: Logger, options: NodeStartOptions = {}): Promise<RaftmqNode> {
+    let needsAdding = false;
+    if (config.statefulSet !== null) {
+      const plan = await planStatefulSetStart(config, { ...(options.clusterCalls && { calls: options.clusterCalls }), ...(options.startLimits && { limits: options.startLimits }) });
+      log = log.child({ node: plan.config.nodeId });
+      log.info({ event: "statefulset-startup", pod: config.podName, decision: plan.decision, nodeId: plan.config.nodeId, join: plan.config.join }, "decided how to start");
+      config = plan.config;
+      needsAdding = plan.needsAdding;
+    }
     const storage = await RaftStorage.open({ dir: config.dataDir });
     let node: RaftmqNode;
     try {
@@ -164,6 +181,7 @@ export class RaftmqNode {
     }
     node.driver.start();
     node.removalProbe.start();
+    if (needsAdding) node.startJoinLoop(options);
     node.readinessTimer = setInterval(() => node.introspection.setServing(nodeReady(node.driver, READY_LAG)), 200);
     return node;
   }
@@ -186,6 +204,33 @@ export class RaftmqNode {
     });
     const address = this.http.address();
     this.ports = { client, peer, http: typeof address === "object" && address !== null ? address.port : this.config.httpPort };
+  }
+
+  /** A StatefulSet pod that joins asks the cluster to add it, until the membership lists it. */
+  private startJoinLoop(options: NodeStartOptions): void {
+    const { config } = this;
+    const identity = config.statefulSet;
+    const founders = identity?.initialCluster.map((m) => m.clientAddress) ?? config.initialCluster.map((m) => m.clientAddress);
+    const self = `${config.advertiseHost}:${this.ports.client}`;
+    this.joinLoop = new JoinLoop(
+      {
+        selfId: config.nodeId,
+        peerAddress: `${config.advertiseHost}:${this.ports.peer}`,
+        clientAddress: self,
+        knownClientAddresses: () => {
+          const learned = this.driver.state.members().map((m) => aliasAddress(m.clientAddress, config.hostAlias));
+          return [...new Set([...founders, ...learned])].filter((a) => a !== self && a !== "");
+        },
+        dialAddress: (address) => aliasAddress(address, config.hostAlias),
+        joined: () => {
+          writeIdentityRecord(config.dataDir, { nodeId: config.nodeId, joined: true });
+          this.log.info({ event: "joined" }, "the cluster's membership lists this node");
+        },
+        giveUp: (reason) => this.resolveExit({ code: 1, reason: "fatal", error: new Error(reason) }),
+        log: (event, detail) => this.log.info({ event, ...detail }, event),
+      },
+      { ...(options.clusterCalls && { calls: options.clusterCalls }), ...(options.startLimits && { limits: options.startLimits }) },
+    );
   }
 
   /** The Raft driver, for in-process tests and tools. */
@@ -244,6 +289,7 @@ export class RaftmqNode {
     if (this.readinessTimer !== null) clearInterval(this.readinessTimer);
     if (this.graceTimer !== null) clearTimeout(this.graceTimer);
     this.removalProbe.stop();
+    this.joinLoop?.stop();
     if (transfer && this.driver.isLeader) await this.transferLeadership(deadline);
     this.sessions.endAll(toGrpcFailure(new NodeUnavailableError("the node is shutting down; subscribe again", this.driver.leaderClientAddress())));
     await new Promise<void>((resolve) => {

@@ -55,3 +55,48 @@ describe("node configuration", () => {
     expect(() => resolveNodeConfig(["--log-level", "loud"], {})).toThrow(/log-level must be one of/);
   });
 });
+
+describe("node configuration from a StatefulSet", () => {
+  const env = { POD_NAME: "raftmq-2", POD_NAMESPACE: "mq", RAFTMQ_INITIAL_CLUSTER_SIZE: "3", RAFTMQ_PEER_HOST_TEMPLATE: "raftmq-{ordinal}.raftmq-headless.{namespace}.svc.cluster.local" };
+  const host = (n: number) => `raftmq-${n}.raftmq-headless.mq.svc.cluster.local`;
+
+  it("derives id, initial cluster and advertise host from the pod name", () => {
+    const c = resolveNodeConfig([], env);
+    expect(c).toMatchObject({ podName: "raftmq-2", nodeId: 3, join: false, advertiseHost: host(2) });
+    expect(c.initialCluster).toEqual([0, 1, 2].map((n) => ({ id: n + 1, peerAddress: `${host(n)}:7700`, clientAddress: `${host(n)}:7600` })));
+    expect(c.statefulSet?.ordinal).toBe(2);
+    expect(resolveNodeConfig([], { ...env, POD_NAME: "raftmq-3" })).toMatchObject({ nodeId: 4, join: true });
+  });
+
+  it("reads RAFTMQ_POD_NAME before POD_NAME and the flag before both", () => {
+    expect(resolveNodeConfig([], { ...env, RAFTMQ_POD_NAME: "raftmq-0" }).nodeId).toBe(1);
+    expect(resolveNodeConfig(["--pod-name", "raftmq-1"], { ...env, RAFTMQ_POD_NAME: "raftmq-0" }).nodeId).toBe(2);
+  });
+
+  it("dials aliased hosts: peers, the advertised host and the initial cluster", () => {
+    const aliases = [0, 1, 2].map((n) => `${host(n)}=127.0.0.${10 + n}`).join(",");
+    const c = resolveNodeConfig([], { ...env, RAFTMQ_HOST_ALIAS: aliases });
+    expect(c.advertiseHost).toBe("127.0.0.12");
+    expect(c.initialCluster.map((m) => m.peerAddress)).toEqual(["127.0.0.10:7700", "127.0.0.11:7700", "127.0.0.12:7700"]);
+    expect(c.hostAlias.get(host(0))).toBe("127.0.0.10");
+    const plain = resolveNodeConfig(["--initial-cluster", `1=${host(0)}:7700/${host(0)}:7600`, "--host-alias", `${host(0)}=127.0.0.9`], {});
+    expect(plain.initialCluster[0]?.clientAddress).toBe("127.0.0.9:7600");
+  });
+
+  it("leaves nodes without a pod name as they were", () => {
+    const c = resolveNodeConfig([], {});
+    expect(c.statefulSet).toBeNull();
+    expect(c.initialClusterSize).toBe(3);
+    expect(c.nodeId).toBe(1);
+  });
+
+  it("refuses a second source of identity and bad StatefulSet values", () => {
+    expect(() => resolveNodeConfig(["--node-id", "7"], env)).toThrow(/do not set node-id/);
+    expect(() => resolveNodeConfig([], { ...env, RAFTMQ_INITIAL_CLUSTER: "1=a:1/b:2" })).toThrow(/do not set initial-cluster/);
+    expect(() => resolveNodeConfig([], { ...env, POD_NAME: "raftmq" })).toThrow(ConfigError);
+    expect(() => resolveNodeConfig([], { ...env, POD_NAMESPACE: undefined })).toThrow(/POD_NAMESPACE is not set/);
+    expect(() => resolveNodeConfig([], { ...env, RAFTMQ_INITIAL_CLUSTER_SIZE: "0" })).toThrow(/initial-cluster-size must be an integer/);
+    expect(() => resolveNodeConfig([], { ...env, RAFTMQ_HOST_ALIAS: "a=not-an-ip" })).toThrow(ConfigError);
+    expect(() => resolveNodeConfig([], { ...env, RAFTMQ_PEER_HOST_TEMPLATE: "raftmq.svc" })).toThrow(/must contain \{ordinal\}/);
+  });
+});

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Assembles the node's runtime folder from a checkout of the repository (run at its root):
+# the raftmq CLI with its production node_modules, the workspace packages copied in, the .proto
+# files the node serves over reflection, and the preStop script. The image's build stage runs
+# this; test/k8s/runtime-image.test.ts runs it too and starts a node from the result alone.
+#   sh deploy/docker/assemble-runtime.sh /out
+set -eu
+out="${1:?usage: assemble-runtime.sh <output folder>}"
+
+pnpm install --frozen-lockfile
+pnpm gen
+# deploy copies the workspace packages into the folder (no links back to the checkout) and
+# installs only production dependencies: grpc-js, pino and friends keep the files they read
+# next to their own modules.
+pnpm --filter @raftmq/cli deploy --prod "$out"
+
+# The server loads the .proto files for gRPC reflection from <server package>/../../proto, the
+# repository's proto/ folder; in the deployed layout that is beside the copied server package.
+set -- "$out"/node_modules/.pnpm/@raftmq+server@*/node_modules
+if [ "$#" -ne 1 ] || [ ! -d "$1/@raftmq/server" ]; then
+  echo "assemble-runtime: expected one deployed @raftmq/server, found: $*" >&2
+  exit 1
+fi
+cp -R proto "$1/proto"
+
+cp deploy/docker/prestop-transfer.mjs "$out/prestop-transfer.mjs"
+# Lockfile and workspace manifest of the deploy are not needed to run.
+rm -f "$out/pnpm-lock.yaml" "$out/pnpm-workspace.yaml"
