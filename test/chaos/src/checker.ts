@@ -102,6 +102,11 @@ interface DeliveryRecord {
   readonly consumer: string;
   count: number;
   allRedelivered: boolean;
+  /**
+   * The first delivery seen already carried redelivered: the broker had dispatched the value
+   * before (to a consumer whose stream died before it was read), so its place is not ordered.
+   */
+  readonly firstRedelivered: boolean;
 }
 
 interface OpenFault {
@@ -159,6 +164,7 @@ export function check(ops: readonly Op[], options: CheckOptions = {}): CheckResu
             consumer: op.process,
             count: 1,
             allRedelivered: true,
+            firstRedelivered: op.redelivered,
           });
         } else {
           rec.count += 1;
@@ -300,7 +306,7 @@ function checkOrder(
     if (op.f !== "publish" || (op.type !== "invoke" && op.type !== "ok")) continue;
     const d = delivered.get(op.value);
     const rec = publishes.get(op.value);
-    if (d === undefined || rec === undefined) continue;
+    if (d === undefined || rec === undefined || d.firstRedelivered) continue;
     const key = scope === "queue" ? `${d.queue}\u0000${rec.process}` : `${d.queue}\u0000${rec.process}\u0000${d.consumer}`;
     const seen = latest.get(key);
     if (op.type === "ok") {

@@ -39,3 +39,19 @@ export { type ReadHistoryResult, readHistory, type TruncatedLine } from "./read-
 export { formatSummary, SUMMARY_FILE, summarize } from "./summary.ts";
 export { buildTimeline, type Timeline, type TimelineBucket, type TimelineOptions } from "./timeline.ts";
 export { type PlotOptions, renderTimelineSvg, timelineSpec } from "./timeline-plot.ts";
+export { ChaosCluster, type ChaosClusterOptions, type NodeCrash } from "./chaos-cluster.ts";
+export {
+  DEFAULT_SCHEDULE_LIMITS,
+  describePlan,
+  type FaultPlan,
+  NEMESES,
+  type Nemesis as NemesisName,
+  parseNemeses,
+  planFaults,
+  type ScheduledFault,
+  type ScheduleLimits,
+} from "./fault-schedule.ts";
+export { Nemesis } from "./nemesis.ts";
+export { type ChaosOptions, type ChaosRunResult, HISTORY_FILE, runChaos } from "./run-chaos.ts";
+export { SeededRandom } from "./seeded-random.ts";
+export { DEFAULT_WORKLOAD, Workload, type WorkloadOptions, type WorkloadStats } from "./workload.ts";

@@ -167,6 +167,14 @@ describe("checker: total queue", () => {
       expect(r.valid).toBe(true);
     });
 
+    it("a value first seen already marked redelivered is not ordered: the broker dispatched it before, to a stream that died", () => {
+      const marked = new HistoryBuilder().publish("p1", 1).publish("p1", 2).consume("c1", 2).consume("c1", 1, { redelivered: true });
+      expect(check(marked.ops).orderViolationCount).toBe(0);
+      expect(check(marked.ops).valid).toBe(true);
+      const unmarked = new HistoryBuilder().publish("p1", 1).publish("p1", 2).consume("c1", 2).consume("c1", 1);
+      expect(check(unmarked.ops).orderViolationCount).toBe(1);
+    });
+
     it("an unknown-outcome publish that turns up is ordered after values confirmed before it", () => {
       const h = new HistoryBuilder().publish("p1", 1).publish("p1", 2, "info").consume("c1", 2).consume("c1", 1);
       expect(check(h.ops).orderViolations).toEqual([{ queue: "q", producer: "p1", before: 1, after: 2 }]);
