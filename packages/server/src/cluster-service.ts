@@ -1,6 +1,7 @@
 // Handlers of service Cluster: status from this node's view; membership changes and leadership
 // transfer run on the leader (forwarded there); snapshots are taken by the node that is asked.
 import type * as grpc from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
 import { ConfChangeType } from "@raftmq/raft";
 import { routeWrite } from "./call-routing.ts";
@@ -64,6 +65,26 @@ export function clusterHandlers(ctx: ClusterServiceContext): grpc.UntypedService
     };
   }
 
+  /** Moves leadership to `to` (0: the most caught-up other voter) and waits until it has moved. */
+  async function moveLeadership(to: number): Promise<number> {
+    const status = driver.raft.status();
+    if (to === 0) {
+      const candidates = status.progress.filter((p) => !p.isLearner && p.id !== status.id).sort((a, b) => b.match - a.match || a.id - b.id);
+      const best = candidates[0];
+      if (best === undefined) throw new InvalidRequestError("there is no other voter to transfer leadership to");
+      to = best.id;
+    }
+    if (to === status.id) return to;
+    driver.raft.transferLeadership(to);
+    driver.kick();
+    const deadline = Date.now() + 2 * ctx.leaderWaitMs;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (driver.leaderId === to) return to;
+    }
+    throw new NodeUnavailableError(`leadership did not move to node ${to} in time; the current leader is ${driver.leaderId || "unknown"}`);
+  }
+
   return {
     Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       try {
@@ -99,28 +120,21 @@ export function clusterHandlers(ctx: ClusterServiceContext): grpc.UntypedService
     RemoveMember: write<raftmq.v1.RemoveMemberRequest>("RemoveMember", async (r) => {
       const id = Number(r.id ?? 0);
       if (!(Number.isSafeInteger(id) && id > 0)) throw new InvalidRequestError("RemoveMember needs a positive node id");
+      if (id === driver.raft.status().id) {
+        // A leader that commits its own removal stops at once, and a remaining voter may never
+        // learn of that commit: with two voters left, the survivor then waits forever for the
+        // removed node's vote. So the leader hands leadership away first, and the new leader
+        // removes it.
+        await moveLeadership(0);
+        const method = clusterServiceDefinition.RemoveMember as unknown as grpc.MethodDefinition<unknown, raftmq.v1.RemoveMemberResponse>;
+        return forwarder.unary(driver.leaderPeerAddress(), method, r, new Metadata());
+      }
       await driver.changeMembership(ConfChangeType.CONF_CHANGE_TYPE_REMOVE_NODE, id, null);
       return { members: membersOf(driver) };
     }),
-    TransferLeadership: write<raftmq.v1.TransferLeadershipRequest>("TransferLeadership", async (r) => {
-      const status = driver.raft.status();
-      let to = Number(r.to ?? 0);
-      if (to === 0) {
-        const candidates = status.progress.filter((p) => !p.isLearner && p.id !== status.id).sort((a, b) => b.match - a.match || a.id - b.id);
-        const best = candidates[0];
-        if (best === undefined) throw new InvalidRequestError("there is no other voter to transfer leadership to");
-        to = best.id;
-      }
-      if (to === status.id) return { leaderId: to };
-      driver.raft.transferLeadership(to);
-      driver.kick();
-      const deadline = Date.now() + 2 * ctx.leaderWaitMs;
-      while (Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        if (driver.leaderId === to) return { leaderId: to };
-      }
-      throw new NodeUnavailableError(`leadership did not move to node ${to} in time; the current leader is ${driver.leaderId || "unknown"}`);
-    }),
+    TransferLeadership: write<raftmq.v1.TransferLeadershipRequest>("TransferLeadership", async (r) => ({
+      leaderId: await moveLeadership(Number(r.to ?? 0)),
+    })),
     TriggerSnapshot: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       driver.triggerSnapshot().then(
         (index) => callback(null, { index }),
