@@ -244,3 +244,23 @@ export function exchangeInfoFromWire(e: raftmq.v1.ExchangeInfo.$Properties): Exc
 export function bindingInfoFromWire(b: raftmq.v1.BindingInfo.$Properties): BindingInfo {
   return { exchange: b.exchange ?? "", queue: b.queue ?? "", routingKey: b.routingKey ?? "", arguments: headersFromWire(b.arguments) };
 }
+
+/** One message as the broker receives it, stamped with its producer's id and sequence. */
+export function outboundMessage(
+  exchange: string,
+  routingKey: string,
+  body: Body,
+  options: { mandatory?: boolean; properties?: MessageProperties },
+  producerId: string,
+  sequence: number,
+): raftmq.v1.OutboundMessage.$Properties {
+  return {
+    exchange,
+    routingKey,
+    mandatory: options.mandatory ?? false,
+    properties: propertiesToWire(options.properties),
+    body: bodyBytes(body),
+    producerId,
+    sequence,
+  };
+}

@@ -19,7 +19,7 @@ import {
   UnavailableError,
 } from "./client-errors.ts";
 import type { ClusterConnection } from "./cluster-connection.ts";
-import { type Body, bodyBytes, type MessageProperties, propertiesToWire } from "./message-types.ts";
+import { type Body, type MessageProperties, outboundMessage } from "./message-types.ts";
 
 /** The broker remembers this many sequences per producer: a larger window could outrun deduplication. */
 export const MAX_PUBLISHER_WINDOW = 4096;
@@ -159,15 +159,7 @@ export class Publisher {
         sends: 0,
         resolve,
         reject,
-        message: {
-          exchange,
-          routingKey,
-          mandatory: options.mandatory ?? false,
-          properties: propertiesToWire(options.properties),
-          body: bodyBytes(body),
-          producerId: this.producerId,
-          sequence,
-        },
+        message: outboundMessage(exchange, routingKey, body, options, this.producerId, sequence),
       };
       this.queued.push(pending);
       this.admit();

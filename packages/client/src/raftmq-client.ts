@@ -11,7 +11,6 @@ import {
   type BindingInfo,
   type Body,
   bindingInfoFromWire,
-  bodyBytes,
   type DeclareExchangeOptions,
   type DeclareQueueOptions,
   type ExchangeInfo,
@@ -21,8 +20,8 @@ import {
   type Headers,
   headersToWire,
   type MessageProperties,
+  outboundMessage,
   propertiesFromWire,
-  propertiesToWire,
   type QueueInfo,
   queueArgumentsToWire,
   queueInfoFromWire,
@@ -215,17 +214,7 @@ export class RaftmqClient {
   async publish(exchange: string, routingKey: string, body: Body, options: PublishOptions = {}): Promise<PublishConfirm> {
     const sequence = this.nextSequence++;
     const request = {
-      messages: [
-        {
-          exchange,
-          routingKey,
-          mandatory: options.mandatory ?? false,
-          properties: propertiesToWire(options.properties),
-          body: bodyBytes(body),
-          producerId: this.producerId,
-          sequence,
-        },
-      ],
+      messages: [outboundMessage(exchange, routingKey, body, options, this.producerId, sequence)],
     };
     const r = await this.connection.unary(broker.Publish, request, { retryDeadline: true });
     const c = r.confirms?.[0];
