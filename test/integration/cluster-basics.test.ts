@@ -132,4 +132,34 @@ describe("a 3-node cluster", () => {
     await expectStatus(f.call("Get", { queue: "" }), GrpcStatus.INVALID_ARGUMENT, /queue name must not be empty/);
     await expectStatus(f.call("DeclareQueue", { name: "orders", passive: false, durable: false }), GrpcStatus.FAILED_PRECONDITION, /orders/);
   });
+
+  it("answers an invalid request on a PublishStream with NACKs and keeps the stream for the valid ones", async () => {
+    const f = client(followers[1] as number);
+    await f.callRetrying("DeclareQueue", { name: "stream-mixed", durable: true });
+    const stream = f.publishStream();
+    const responses: raftmq.v1.PublishResponse[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on("data", (r: raftmq.v1.PublishResponse) => {
+        responses.push(r);
+        if (responses.length === 3) stream.end();
+      });
+      stream.on("error", reject);
+      stream.on("end", () => resolve());
+    });
+    const message = (body: string, expiration = "") => ({ exchange: "", routingKey: "stream-mixed", body: new TextEncoder().encode(body), properties: { expiration } });
+    stream.write({ clientSequence: 1, messages: [message("a")] });
+    stream.write({ clientSequence: 2, messages: [message("b", "soon"), message("c")] });
+    stream.write({ clientSequence: 3, messages: [message("d")] });
+    await done;
+    const bySequence = new Map(responses.map((r) => [Number(r.clientSequence), r.confirms]));
+    const { ACK, NACK } = { ACK: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK, NACK: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_NACK };
+    expect(bySequence.get(1)?.map((c) => c.status)).toEqual([ACK]);
+    expect(bySequence.get(3)?.map((c) => c.status)).toEqual([ACK]);
+    const refused = bySequence.get(2) ?? [];
+    expect(refused.map((c) => c.status)).toEqual([NACK, NACK]);
+    expect(refused[0]?.reason).toMatch(/INVALID_ARGUMENT: .*expiration "soon"/);
+    // Only the valid requests were enqueued.
+    const info = await f.callRetrying("QueueInfo", { name: "stream-mixed" });
+    expect(Number(info.queue?.messagesReady)).toBe(2);
+  });
 });

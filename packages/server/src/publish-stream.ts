@@ -1,6 +1,7 @@
-// PublishStream on the leader: requests in, one PublishResponse of confirms per request out, in
-// request order. Confirms are sent after commit and apply.
+// PublishStream on the leader: requests in, one PublishResponse of confirms per request out.
+// Confirms are sent after commit and apply; a request that fails validation gets NACKs at once.
 import type * as grpc from "@grpc/grpc-js";
+import { status as grpcStatus } from "@grpc/grpc-js";
 import type { CommandResult } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import type { BrokerServiceContext } from "./broker-service.ts";
@@ -21,7 +22,10 @@ export function confirmOf(result: CommandResult | undefined): raftmq.v1.Confirm.
   return { status: ACK, routedQueues: result.routedQueues, duplicate: result.duplicate };
 }
 
-/** Messages in, confirms out, on the leader. Confirms leave in request order. */
+/**
+ * Messages in, confirms out, on the leader. Each response names its request's client sequence;
+ * a request that fails validation is answered at once, the others after commit, in order.
+ */
 export function publishStream(ctx: BrokerServiceContext, call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest, raftmq.v1.PublishResponse.$Properties>): void {
   const { driver, builder } = ctx;
   let ended = false;
@@ -48,7 +52,12 @@ export function publishStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
     try {
       commands = builder.publish(r);
     } catch (err) {
-      fail(err);
+      // Nothing of this request was proposed, so its outcome is certain: answer it with NACKs
+      // and keep the stream, whose other requests may already be committed.
+      const { code, details } = toServiceError(err);
+      const reason = `${grpcStatus[code] ?? code}: ${details}`;
+      const confirms = (r.messages ?? []).map(() => ({ status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_NACK, reason }));
+      call.write({ confirms: confirms.length > 0 ? confirms : [{ status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_NACK, reason }], clientSequence: r.clientSequence ?? 0 });
       return;
     }
     outstanding++;
