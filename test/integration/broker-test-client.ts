@@ -1,6 +1,6 @@
 // A small client for the integration tests: typed unary calls and stream helpers over the
 // node's own service definitions (static protobuf codecs). The real SDK lives in packages/client.
-import { raftmq } from "../../packages/proto/src/index.ts";
+import { raftmq } from "@raftmq/proto";
 import {
   type Client,
   type ClientDuplexStream,
@@ -11,7 +11,7 @@ import {
   Metadata,
   type MethodDefinition,
   type ServiceError,
-} from "../../packages/server/src/index.ts";
+} from "@raftmq/server";
 
 export { GrpcStatus, raftmq };
 export type { ServiceError };

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectClient, Metadata, NODE_OPTIONS, envName } from "../../packages/server/src/index.ts";
+import { connectClient, Metadata, NODE_OPTIONS, envName } from "@raftmq/server";
 import { eventually, raftmq, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { ClusterHarness } from "./cluster-harness.ts";
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DockerfileParser } from "dockerfile-ast";
 import { describe, expect, it } from "vitest";
-import { NODE_OPTIONS } from "../../packages/server/src/node-config.ts";
+import { NODE_OPTIONS } from "@raftmq/server";
 import { DOCKER_DIR, DOCKERFILE, REPO_ROOT } from "./src/deploy-paths.ts";
 
 interface Step {

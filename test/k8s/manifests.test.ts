@@ -1,8 +1,7 @@
 // What a platform team checks before running raftmq: security, probes on the node's real health
 // endpoints and ports, disruption budget, peer discovery, and the identity the pods derive.
 import { describe, expect, it } from "vitest";
-import { NODE_OPTIONS } from "../../packages/server/src/node-config.ts";
-import { resolveStatefulSetIdentity } from "../../packages/server/src/statefulset-identity.ts";
+import { NODE_OPTIONS, resolveStatefulSetIdentity } from "@raftmq/server";
 import { K8S_BASE, K8S_PRODUCTION } from "./src/deploy-paths.ts";
 import { type K8sObject, renderKustomization } from "./src/kustomize-render.ts";
 import { pick } from "./src/typed-objects.ts";

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeIdOf, ordinalOfNodeId } from "../../packages/server/src/statefulset-identity.ts";
+import { nodeIdOf, ordinalOfNodeId } from "@raftmq/server";
 import { eventually, raftmq, TestClient, waitForLeader } from "../integration/broker-test-client.ts";
 import { K8S_BASE, REPO_ROOT } from "./src/deploy-paths.ts";
 import { renderKustomization } from "./src/kustomize-render.ts";

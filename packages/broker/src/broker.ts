@@ -13,7 +13,7 @@ import { type BrokerLimits, resolveLimits } from "./limits.ts";
 import { queueArgumentsFromProto } from "./queue-arguments.ts";
 import { Consumer, Queue, type QueueArgs } from "./queue.ts";
 import { decodeState, encodeState } from "./snapshot.ts";
-import { type Command, commandKind, parseExpiration, validateCommand } from "./validate-command.ts";
+import { type Command, type CommandKind, commandKind, noOperationError, parseExpiration, validateCommandOfKind } from "./validate-command.ts";
 
 type Header = raftmq.v1.Header.$Properties;
 
@@ -105,8 +105,9 @@ export class Broker {
     // A new leader's clock may be behind the old one's: log time never goes backwards.
     if (meta.timestamp > s.now) s.now = meta.timestamp;
     this.effects = [];
-    const result = this.execute(command, meta);
-    if (commandKind(command) === "tick" || s.now - s.lastSweepAt >= this.limits.timerIntervalMs) this.sweep();
+    const kind = commandKind(command);
+    const result = kind === null ? fail(noOperationError()) : this.execute(kind, command, meta);
+    if (kind === "tick" || s.now - s.lastSweepAt >= this.limits.timerIntervalMs) this.sweep();
     this.flushDirty();
     const effects = this.effects;
     this.effects = [];
@@ -154,11 +155,9 @@ export class Broker {
 
   // ---- commands ----
 
-  private execute(command: Command, meta: ApplyMeta): CommandResult {
-    const invalid = validateCommand(command, this.limits);
+  private execute(kind: CommandKind, command: Command, meta: ApplyMeta): CommandResult {
+    const invalid = validateCommandOfKind(kind, command, this.limits);
     if (invalid !== null) return fail(invalid);
-    const kind = commandKind(command);
-    invariant(kind !== null, "validated command has a kind");
     switch (kind) {
       case "declareExchange":
         return this.declareExchange(command.declareExchange ?? {});

@@ -95,7 +95,16 @@ function settleTargetError(c: { consumerId?: string | null; sessionId?: string |
 
 export function validateCommand(command: Command, limits: BrokerLimits): BrokerError | null {
   const kind = commandKind(command);
-  if (kind === null) return invalidArgument("a command must carry exactly one operation");
+  return kind === null ? noOperationError() : validateCommandOfKind(kind, command, limits);
+}
+
+/** The error for a command whose oneof carries no operation (or, in code-built objects, several). */
+export function noOperationError(): BrokerError {
+  return invalidArgument("a command must carry exactly one operation");
+}
+
+/** validateCommand for a caller that already knows the command's kind. */
+export function validateCommandOfKind(kind: CommandKind, command: Command, limits: BrokerLimits): BrokerError | null {
   switch (kind) {
     case "declareExchange": {
       const c = command.declareExchange ?? {};

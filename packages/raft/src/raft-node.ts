@@ -15,6 +15,7 @@ import {
   type ConfChange,
   ConfChangeType,
   type ConfState,
+  createMessage,
   type Entry,
   EntryType,
   type HardState,
@@ -1014,23 +1015,9 @@ export class RaftNode {
   // ---- plumbing ----
 
   private send(partial: Partial<Message> & { type: MessageType; to: number }): void {
-    const m: Message = {
-      type: partial.type,
-      from: this.id,
-      to: partial.to,
-      term: partial.term ?? this.term,
-      logIndex: partial.logIndex ?? 0,
-      logTerm: partial.logTerm ?? 0,
-      entries: partial.entries ?? [],
-      commit: partial.commit ?? 0,
-      reject: partial.reject ?? false,
-      rejectHint: partial.rejectHint ?? 0,
-      hintTerm: partial.hintTerm ?? 0,
-      snapshot: partial.snapshot ?? null,
-      context: partial.context ?? EMPTY,
-    };
-    this.msgs.push(m);
+    this.msgs.push(createMessage({ ...partial, from: this.id, term: partial.term ?? this.term }));
   }
+
 
   private hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };

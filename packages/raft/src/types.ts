@@ -108,3 +108,24 @@ export interface ProposalPosition {
   index: number;
   term: number;
 }
+
+const NO_CONTEXT = new Uint8Array(0);
+
+/** A Message with every field the caller leaves out at its zero value, as the wire decodes it. */
+export function createMessage(fields: Partial<Message> & Pick<Message, "type" | "from" | "to">): Message {
+  return {
+    type: fields.type,
+    from: fields.from,
+    to: fields.to,
+    term: fields.term ?? 0,
+    logIndex: fields.logIndex ?? 0,
+    logTerm: fields.logTerm ?? 0,
+    entries: fields.entries ?? [],
+    commit: fields.commit ?? 0,
+    reject: fields.reject ?? false,
+    rejectHint: fields.rejectHint ?? 0,
+    hintTerm: fields.hintTerm ?? 0,
+    snapshot: fields.snapshot ?? null,
+    context: fields.context ?? NO_CONTEXT,
+  };
+}

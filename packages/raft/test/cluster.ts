@@ -145,18 +145,3 @@ export function bytes(s: string): Uint8Array {
   return new TextEncoder().encode(s);
 }
 
-/** A Message with defaults for the fields a test does not care about. */
-export function msg(fields: Partial<Message> & Pick<Message, "type" | "from" | "to" | "term">): Message {
-  return {
-    logIndex: 0,
-    logTerm: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    hintTerm: 0,
-    snapshot: null,
-    context: new Uint8Array(0),
-    ...fields,
-  };
-}

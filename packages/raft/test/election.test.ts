@@ -1,7 +1,7 @@
 // §5.2 Leader election, with pre-vote and check-quorum.
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, MessageType, RaftNode, type RaftEvent, createPrng } from "../src/index.ts";
-import { Cluster, msg } from "./cluster.ts";
+import { MemoryStorage, MessageType, RaftNode, type RaftEvent, createMessage, createPrng } from "../src/index.ts";
+import { Cluster } from "./cluster.ts";
 
 function ticksUntilElection(seed: number): number {
   const events: RaftEvent[] = [];
@@ -46,20 +46,7 @@ describe("§5.2 leader election", () => {
     const c = new Cluster([1, 2, 3], { preVote: false });
     c.stabilize();
     const voter = c.raft(3);
-    const request = (from: number) => ({
-      type: MessageType.MESSAGE_TYPE_REQUEST_VOTE,
-      from,
-      to: 3,
-      term: 5,
-      logIndex: 3,
-      logTerm: 1,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-      hintTerm: 0,
-      context: new Uint8Array(0),
-    });
+    const request = (from: number) => createMessage({ type: MessageType.MESSAGE_TYPE_REQUEST_VOTE, from, to: 3, term: 5, logIndex: 3, logTerm: 1 });
     voter.step(request(1));
     voter.step(request(2));
     const answers = c.takeMessages().filter((m) => m.type === MessageType.MESSAGE_TYPE_REQUEST_VOTE_RESPONSE);
@@ -79,7 +66,7 @@ describe("§5.2 leader election", () => {
     const { role, term } = c.raft(2).status();
     expect(role).toBe("candidate");
     // Another node won this same term; its AppendEntries reaches the candidate.
-    c.raft(2).step(msg({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 3, to: 2, term, logIndex: 3, logTerm: 1 }));
+    c.raft(2).step(createMessage({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 3, to: 2, term, logIndex: 3, logTerm: 1 }));
     expect(c.raft(2).status()).toMatchObject({ role: "follower", term, leaderId: 3 });
   });
 });
@@ -118,20 +105,7 @@ describe("pre-vote", () => {
     c.elect(1);
     c.tickAndStabilize(3);
     for (const type of [MessageType.MESSAGE_TYPE_PRE_VOTE, MessageType.MESSAGE_TYPE_REQUEST_VOTE]) {
-      c.raft(2).step({
-        type,
-        from: 3,
-        to: 2,
-        term: 99,
-        logIndex: 1000,
-        logTerm: 99,
-        entries: [],
-        commit: 0,
-        reject: false,
-        rejectHint: 0,
-        hintTerm: 0,
-        context: new Uint8Array(0),
-      });
+      c.raft(2).step(createMessage({ type, from: 3, to: 2, term: 99, logIndex: 1000, logTerm: 99 }));
     }
     expect(c.takeMessages().filter((m) => m.to === 3)).toEqual([]);
     expect(c.raft(2).status().term).toBe(c.raft(1).status().term);

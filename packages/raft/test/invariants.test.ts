@@ -1,9 +1,9 @@
 // The core stops loudly (RaftInvariantError) rather than corrupt state, and enforces the
 // Ready/advance protocol.
 import { describe, expect, it } from "vitest";
-import { EntryType, MemoryStorage, MessageType, RaftInvariantError, RaftNode, RaftUsageError, createPrng } from "../src/index.ts";
+import { EntryType, MemoryStorage, MessageType, RaftInvariantError, RaftNode, RaftUsageError, createMessage, createPrng } from "../src/index.ts";
 import { RaftLog } from "../src/raft-log.ts";
-import { Cluster, msg } from "./cluster.ts";
+import { Cluster } from "./cluster.ts";
 
 const entry = (index: number, term: number) => ({ index, term, type: EntryType.ENTRY_TYPE_NORMAL, data: new Uint8Array(0) });
 
@@ -23,7 +23,7 @@ describe("invariants", () => {
     c.stabilize();
     const follower = c.raft(2);
     const last = follower.status().lastIndex;
-    expect(() => follower.step(msg({ type: MessageType.MESSAGE_TYPE_HEARTBEAT, from: 1, to: 2, term: 5, commit: last + 10 }))).toThrow(
+    expect(() => follower.step(createMessage({ type: MessageType.MESSAGE_TYPE_HEARTBEAT, from: 1, to: 2, term: 5, commit: last + 10 }))).toThrow(
       RaftInvariantError,
     );
   });
@@ -40,9 +40,9 @@ describe("invariants", () => {
     const log = new RaftLog(storage, 1);
     expect(log.committed).toBe(0);
     const node = new RaftNode({ id: 1, peers: [1, 2, 3], random: createPrng(1) }, storage);
-    node.step(msg({ type: MessageType.MESSAGE_TYPE_HEARTBEAT, from: 2, to: 1, term: 7, commit: 0 }));
+    node.step(createMessage({ type: MessageType.MESSAGE_TYPE_HEARTBEAT, from: 2, to: 1, term: 7, commit: 0 }));
     expect(node.status().term).toBe(7);
-    node.step(msg({ type: MessageType.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 1, term: 3, commit: 0 }));
+    node.step(createMessage({ type: MessageType.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 1, term: 3, commit: 0 }));
     expect(node.status().term).toBe(7);
   });
 
@@ -68,9 +68,9 @@ describe("invariants", () => {
     c.stabilize();
     const node = c.raft(1);
     const before = node.status();
-    node.step(msg({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 2, to: 9, term: 50 }));
-    node.step(msg({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 1, term: 50 }));
-    node.step(msg({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 2, to: 1, term: 0 }));
+    node.step(createMessage({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 2, to: 9, term: 50 }));
+    node.step(createMessage({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 1, term: 50 }));
+    node.step(createMessage({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 2, to: 1, term: 0 }));
     expect(node.status()).toEqual(before);
   });
 });

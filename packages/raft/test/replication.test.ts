@@ -1,7 +1,7 @@
 // §5.3 log replication, §5.4 safety, and the replication machinery: conflict hints, flow control.
 import { describe, expect, it } from "vitest";
-import { MessageType, ProposalDroppedError } from "../src/index.ts";
-import { Cluster, bytes, msg } from "./cluster.ts";
+import { MessageType, ProposalDroppedError, createMessage } from "../src/index.ts";
+import { Cluster, bytes } from "./cluster.ts";
 
 describe("§5.3 log replication", () => {
   it("'Once the entry has been safely replicated, the leader applies the entry to its state machine'; followers apply it too", () => {
@@ -112,7 +112,7 @@ describe("§5.4.2 committing entries from previous terms", () => {
     c.stabilize();
     // Node 1 learns of a later term (3) and steps down; then it wins term 4 with node 2's vote.
     // Appends to node 2 are lost, so it never receives the old entry from node 1.
-    c.raft(1).step(msg({ type: MessageType.MESSAGE_TYPE_HEARTBEAT_RESPONSE, from: 3, to: 1, term: 3 }));
+    c.raft(1).step(createMessage({ type: MessageType.MESSAGE_TYPE_HEARTBEAT_RESPONSE, from: 3, to: 1, term: 3 }));
     c.dropIf = (m) => m.to === 3 || m.from === 3 || m.type === MessageType.MESSAGE_TYPE_APPEND_ENTRIES;
     c.raft(1).campaign();
     c.stabilize();
@@ -121,10 +121,10 @@ describe("§5.4.2 committing entries from previous terms", () => {
     // Whatever was delivered above, make node 2 acknowledge exactly the old entry.
     const before = leader.status().commit;
     expect(before).toBeLessThan(old.index);
-    leader.step(msg({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE, from: 2, to: 1, term: 4, logIndex: old.index }));
+    leader.step(createMessage({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE, from: 2, to: 1, term: 4, logIndex: old.index }));
     expect(leader.status().commit).toBe(before); // a majority holds the term-2 entry, yet it is not committed
     const noop = leader.status().lastIndex;
-    leader.step(msg({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE, from: 2, to: 1, term: 4, logIndex: noop }));
+    leader.step(createMessage({ type: MessageType.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE, from: 2, to: 1, term: 4, logIndex: noop }));
     expect(leader.status().commit).toBe(noop); // the term-4 entry commits, and the old one with it
   });
 

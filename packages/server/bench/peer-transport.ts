@@ -4,7 +4,7 @@
 import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
-import type { Entry, Message } from "../../raft/src/types.ts";
+import { createMessage, type Entry, type Message } from "@raftmq/raft";
 import { PeerTransport } from "../src/peer-transport.ts";
 
 const ENTRY_BYTES = 1024;
@@ -40,21 +40,7 @@ function appendEntries(index: number, entriesPerMessage: number, data: Uint8Arra
   for (let i = 0; i < entriesPerMessage; i++) {
     entries.push({ term: 3, index: index + i + 1, type: raftmq.v1.EntryType.ENTRY_TYPE_NORMAL, data });
   }
-  return {
-    type: raftmq.v1.MessageType.MESSAGE_TYPE_APPEND_ENTRIES,
-    from: 1,
-    to: 2,
-    term: 3,
-    logIndex: index,
-    logTerm: 3,
-    entries,
-    commit: index,
-    reject: false,
-    rejectHint: 0,
-    hintTerm: 0,
-    snapshot: null,
-    context: new Uint8Array(0),
-  };
+  return createMessage({ type: raftmq.v1.MessageType.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, term: 3, logIndex: index, logTerm: 3, entries, commit: index });
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

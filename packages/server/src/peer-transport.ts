@@ -3,7 +3,7 @@
 // flow-control acks, because answers travel on the answering node's own stream.
 import * as grpc from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
-import type { Entry, Message, SnapshotChunk } from "../../raft/src/types.ts";
+import type { Entry, Message, SnapshotChunk } from "@raftmq/raft";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 import { asBuffer, defineService, rawBytes } from "@raftmq/proto/grpc";
 

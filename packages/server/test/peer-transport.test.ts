@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { raftmq } from "@raftmq/proto";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Message } from "../../raft/src/types.ts";
+import { createMessage, type Message } from "@raftmq/raft";
 import { Backoff, backoffDelay } from "../src/backoff.ts";
 import { defineService } from "@raftmq/proto/grpc";
 import { decodeFrame, fromWire, type PeerTransportOptions, PeerTransport, raftServiceDefinition } from "../src/peer-transport.ts";
@@ -21,25 +21,10 @@ const FAST_BACKOFF = { initialMs: 20, maxMs: 200, jitter: 0.2 };
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-function message(fields: Partial<Message> & Pick<Message, "type" | "from" | "to">): Message {
-  return {
-    term: 0,
-    logIndex: 0,
-    logTerm: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    hintTerm: 0,
-    snapshot: null,
-    context: new Uint8Array(0),
-    ...fields,
-  };
-}
 
 /** A heartbeat whose commit field carries a sequence number, to check order on arrival. */
 function numbered(from: number, to: number, seq: number): Message {
-  return message({ type: T.MESSAGE_TYPE_HEARTBEAT, from, to, term: 1, commit: seq });
+  return createMessage({ type: T.MESSAGE_TYPE_HEARTBEAT, from, to, term: 1, commit: seq });
 }
 
 function pattern(length: number, seed: number): Uint8Array {
@@ -183,19 +168,19 @@ describe("fromWire", () => {
     { term: 7, index: 103, type: raftmq.v1.EntryType.ENTRY_TYPE_CONF_CHANGE, data: pattern(12, 2) },
   ];
   const cases: Message[] = [
-    message({ type: T.MESSAGE_TYPE_PRE_VOTE, from: 1, to: 2, term: 8, logIndex: 103, logTerm: 7 }),
-    message({ type: T.MESSAGE_TYPE_PRE_VOTE_RESPONSE, from: 2, to: 1, term: 8, reject: true }),
-    message({ type: T.MESSAGE_TYPE_REQUEST_VOTE, from: 1, to: 3, term: 8, logIndex: 103, logTerm: 7 }),
-    message({ type: T.MESSAGE_TYPE_REQUEST_VOTE_RESPONSE, from: 3, to: 1, term: 8 }),
-    message({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, term: 7, logIndex: 100, logTerm: 6, entries, commit: 99 }),
-    message({ type: T.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE, from: 2, to: 1, term: 7, logIndex: 50, reject: true, rejectHint: 40, hintTerm: 5 }),
-    message({ type: T.MESSAGE_TYPE_HEARTBEAT, from: 1, to: 2, term: 7, commit: 103, context: pattern(8, 9) }),
-    message({ type: T.MESSAGE_TYPE_HEARTBEAT_RESPONSE, from: 2, to: 1, term: 7, context: pattern(8, 9) }),
-    message({ type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT, from: 1, to: 4, term: 7, snapshot }),
-    message({ type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT_RESPONSE, from: 4, to: 1, term: 7, logIndex: 66_536 }),
-    message({ type: T.MESSAGE_TYPE_TIMEOUT_NOW, from: 1, to: 2, term: 7 }),
-    message({ type: T.MESSAGE_TYPE_READ_INDEX, from: 2, to: 1, term: 7, context: pattern(16, 4) }),
-    message({ type: T.MESSAGE_TYPE_READ_INDEX_RESPONSE, from: 1, to: 2, term: 7, logIndex: 103, context: pattern(16, 4) }),
+    createMessage({ type: T.MESSAGE_TYPE_PRE_VOTE, from: 1, to: 2, term: 8, logIndex: 103, logTerm: 7 }),
+    createMessage({ type: T.MESSAGE_TYPE_PRE_VOTE_RESPONSE, from: 2, to: 1, term: 8, reject: true }),
+    createMessage({ type: T.MESSAGE_TYPE_REQUEST_VOTE, from: 1, to: 3, term: 8, logIndex: 103, logTerm: 7 }),
+    createMessage({ type: T.MESSAGE_TYPE_REQUEST_VOTE_RESPONSE, from: 3, to: 1, term: 8 }),
+    createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, term: 7, logIndex: 100, logTerm: 6, entries, commit: 99 }),
+    createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE, from: 2, to: 1, term: 7, logIndex: 50, reject: true, rejectHint: 40, hintTerm: 5 }),
+    createMessage({ type: T.MESSAGE_TYPE_HEARTBEAT, from: 1, to: 2, term: 7, commit: 103, context: pattern(8, 9) }),
+    createMessage({ type: T.MESSAGE_TYPE_HEARTBEAT_RESPONSE, from: 2, to: 1, term: 7, context: pattern(8, 9) }),
+    createMessage({ type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT, from: 1, to: 4, term: 7, snapshot }),
+    createMessage({ type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT_RESPONSE, from: 4, to: 1, term: 7, logIndex: 66_536 }),
+    createMessage({ type: T.MESSAGE_TYPE_TIMEOUT_NOW, from: 1, to: 2, term: 7 }),
+    createMessage({ type: T.MESSAGE_TYPE_READ_INDEX, from: 2, to: 1, term: 7, context: pattern(16, 4) }),
+    createMessage({ type: T.MESSAGE_TYPE_READ_INDEX_RESPONSE, from: 1, to: 2, term: 7, logIndex: 103, context: pattern(16, 4) }),
   ];
 
   it("covers every message type", () => {
@@ -299,7 +284,7 @@ describe("grpc codec", () => {
     const acks: number[] = [];
     call.on("data", (ack: raftmq.v1.StreamAck) => acks.push(ack.received));
     call.on("error", () => {});
-    call.write({ messages: [message({ type: T.MESSAGE_TYPE_READ_INDEX, from: 2, to: 1, context: pattern(4, 1) })] });
+    call.write({ messages: [createMessage({ type: T.MESSAGE_TYPE_READ_INDEX, from: 2, to: 1, context: pattern(4, 1) })] });
     await waitFor("an ack", () => acks.length === 1);
     call.end();
     expect(acks).toEqual([7]);
@@ -367,7 +352,7 @@ describe("PeerTransport", () => {
     connect(a, b);
     await waitFor("connection", () => a.transport.stats()[2]?.connected === true);
     const entry = { term: 1, index: 1, type: raftmq.v1.EntryType.ENTRY_TYPE_NORMAL, data: pattern(4_096, 5) };
-    const batch = range(0, 100).map((seq) => message({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, commit: seq, entries: [entry] }));
+    const batch = range(0, 100).map((seq) => createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, commit: seq, entries: [entry] }));
     a.transport.send(batch);
     await waitFor("the batch", () => b.received.length === 100);
     const frames = b.transport.inboundStats().frames;
@@ -382,7 +367,7 @@ describe("PeerTransport", () => {
     const a = await startNode(1, 0, { maxQueuedBytes: 16 * 1024 });
     a.transport.setPeer(2, `127.0.0.1:${port}`);
     const entry = { term: 1, index: 1, type: raftmq.v1.EntryType.ENTRY_TYPE_NORMAL, data: pattern(1_024, 1) };
-    const burst = range(0, 100).map((seq) => message({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, commit: seq, entries: [entry] }));
+    const burst = range(0, 100).map((seq) => createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, commit: seq, entries: [entry] }));
     a.transport.send(burst);
     const queued = a.transport.stats()[2];
     expect(queued?.queuedBytes).toBeGreaterThan(0);
@@ -452,7 +437,7 @@ describe("PeerTransport", () => {
       data,
       done: false,
     };
-    const chunk = message({ type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT, from: 1, to: 2, term: 3, snapshot });
+    const chunk = createMessage({ type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT, from: 1, to: 2, term: 3, snapshot });
     a.transport.send([chunk, numbered(1, 2, 1)]);
     await waitFor("the chunk", () => b.received.length === 2);
     const got = b.received[0];
@@ -468,7 +453,7 @@ describe("PeerTransport", () => {
     connect(a, b);
     await waitFor("connection", () => a.transport.stats()[2]?.connected === true);
     const entry = { term: 1, index: 1, type: raftmq.v1.EntryType.ENTRY_TYPE_NORMAL, data: pattern(512 * 1024, 2) };
-    a.transport.send([numbered(1, 2, 1), message({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, entries: [entry] }), numbered(1, 2, 2)]);
+    a.transport.send([numbered(1, 2, 1), createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, entries: [entry] }), numbered(1, 2, 2)]);
     await waitFor("the small messages", () => b.received.length === 2);
     expect(sequencesFrom(b, 1)).toEqual([1, 2]);
     expect(a.unreachable).toContain(2);
