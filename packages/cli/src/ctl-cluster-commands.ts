@@ -1,7 +1,8 @@
-// raftmqctl status | members add|remove | leader transfer.
+// raftmqctl status | members add|remove|replace | leader transfer.
 import type { NodeStatus } from "@raftmq/client";
 import { type Command, Option } from "commander";
 import { positiveInteger, withClient } from "./ctl-context.ts";
+import { addReplaceCommand } from "./ctl-replace-command.ts";
 import { printJson, printTable, println } from "./terminal-output.ts";
 
 export function addClusterCommands(program: Command): void {
@@ -65,6 +66,8 @@ export function addClusterCommands(program: Command): void {
         println(`removed node ${id}; members: ${list.map((m) => `${m.id} (${m.role})`).join(", ")}`);
       });
     });
+
+  addReplaceCommand(members);
 
   program
     .command("leader")

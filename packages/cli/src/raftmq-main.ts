@@ -20,6 +20,17 @@ const program = new Command("raftmq").description("raftmq, a Raft-replicated mes
 const node = buildCommand()
   .name("node")
   .summary("start one node (every option also reads RAFTMQ_<NAME> and a --config file)")
+  .addHelpText(
+    "after",
+    "\nExit codes:\n" +
+      "  0   stopped by a signal, or removed from the cluster\n" +
+      "  1   failed (restarting may help)\n" +
+      "  2   invalid configuration\n" +
+      "  65  the data directory is corrupt: the node served, voted and acknowledged nothing on it.\n" +
+      "      Do not restart it. Its last log line (event \"data-corrupt\") names the damage and the command:\n" +
+      "        raftmqctl --addresses <healthy members> members replace <id> <new-id> <peer-address> <client-address> --data-dir <dir>\n" +
+      "      then start it again with --node-id <new-id> --join.\n",
+  )
   .action(async () => {
     const argv = process.argv.slice(2);
     const args = argv[0] === "node" ? argv.slice(1) : argv;

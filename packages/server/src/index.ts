@@ -18,3 +18,5 @@ export {
 } from "./statefulset-identity.ts";
 export { type ClusterCalls, type MemberStatus, planStatefulSetStart, StartupWaitError, type StatefulSetStartLimits } from "./statefulset-startup.ts";
 export { IDENTITY_RECORD_FILE, type IdentityRecord, readIdentityRecord } from "./identity-record.ts";
+export { type DataDirVerdict, inspectDataDir, wipeDataDir } from "./data-verification.ts";
+export { DATA_CORRUPT_EXIT_CODE } from "./corruption-exit.ts";

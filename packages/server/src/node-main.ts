@@ -1,7 +1,10 @@
 // Process entry of a raftmq node:
 //   node --import tsx packages/server/src/node-main.ts --node-id 1 --initial-cluster ...
+// Exit codes: 0 stopped or removed, 1 failure, 2 bad configuration, 65 corrupt data directory
+// (DATA_CORRUPT_EXIT_CODE: do not restart; replace the node with `raftmqctl members replace`).
 import { CommanderError } from "commander";
 import { pino } from "pino";
+import { corruptionReport, DATA_CORRUPT_EXIT_CODE, findCorruption } from "./corruption-exit.ts";
 import { ConfigError, resolveNodeConfig } from "./node-config.ts";
 import { RaftmqNode } from "./raftmq-node.ts";
 
@@ -22,6 +25,13 @@ async function main(): Promise<number> {
   try {
     node = await RaftmqNode.start(config, log);
   } catch (err) {
+    const corruption = findCorruption(err);
+    if (corruption !== null) {
+      // Storage refused to open: nothing was served, no vote or acknowledgement sent.
+      const { msg, ...report } = corruptionReport(corruption, config, "at startup");
+      log.fatal(report, msg);
+      return DATA_CORRUPT_EXIT_CODE;
+    }
     log.fatal({ err }, "node failed to start");
     return 1;
   }
@@ -45,9 +55,17 @@ async function main(): Promise<number> {
 
   const exit = await node.exited;
   if (exit.code === 0) return 0;
-  log.fatal({ err: exit.error }, "node stopped after a fatal error");
+  // The Raft loop has stopped already (the driver stops before it reports a failure), so
+  // nothing more leaves this node; the servers close below.
+  const corruption = findCorruption(exit.error);
+  if (corruption !== null) {
+    const { msg, ...report } = corruptionReport(corruption, config, "while running");
+    log.fatal(report, msg);
+  } else {
+    log.fatal({ err: exit.error }, "node stopped after a fatal error");
+  }
   await node.shutdown({ transfer: false }).catch(() => undefined);
-  return 1;
+  return corruption === null ? 1 : DATA_CORRUPT_EXIT_CODE;
 }
 
 main().then(

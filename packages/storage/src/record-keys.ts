@@ -3,14 +3,23 @@
 
 export const RecordKind = {
   Format: 0x01,
-  HardState: 0x02,
+  /** Where format 1 kept the hard state; read once to move it (see RecordKind.HardState). */
+  LegacyHardState: 0x02,
   /** Index and term of the last compacted entry: the log holds the entries after it. */
   LogAnchor: 0x03,
   SnapshotManifest: 0x04,
   SnapshotChunk: 0x05,
-  /** The log's last index, rewritten by every write that moves it. */
-  LogEnd: 0x06,
+  /** Where format 1 kept the log end. */
+  LegacyLogEnd: 0x06,
   Entry: 0x10,
+  /**
+   * The two records rewritten by nearly every write sort after every entry: then the key range
+   * of a freshly written LevelDB table overlaps only the newest tables of the level below, and
+   * compaction rewrites a few megabytes instead of the whole level (format 2).
+   */
+  HardState: 0x20,
+  /** The log's last index, rewritten by every write that moves it. */
+  LogEnd: 0x21,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
@@ -21,6 +30,8 @@ export const hardStateKey = Uint8Array.of(RecordKind.HardState);
 export const logAnchorKey = Uint8Array.of(RecordKind.LogAnchor);
 export const snapshotManifestKey = Uint8Array.of(RecordKind.SnapshotManifest);
 export const logEndKey = Uint8Array.of(RecordKind.LogEnd);
+export const legacyHardStateKey = Uint8Array.of(RecordKind.LegacyHardState);
+export const legacyLogEndKey = Uint8Array.of(RecordKind.LegacyLogEnd);
 /** Just past every entry key: the exclusive upper bound of the entry range. */
 export const entryKeysEnd = Uint8Array.of(RecordKind.Entry + 1);
 
@@ -55,4 +66,11 @@ export function snapshotChunkKey(snapshotIndex: number, chunk: number): Uint8Arr
   writeUint64(view, 1, snapshotIndex);
   view.setUint32(9, chunk);
   return key;
+}
+
+/** The snapshot index and chunk number a chunk key names, or undefined for any other key. */
+export function snapshotChunkOf(key: Uint8Array): { snapshotIndex: number; chunk: number } | undefined {
+  if (key.length !== 13 || key[0] !== RecordKind.SnapshotChunk) return undefined;
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  return { snapshotIndex: view.getUint32(1) * TWO_TO_32 + view.getUint32(5), chunk: view.getUint32(9) };
 }

@@ -5,7 +5,7 @@ import { open as openFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
-import { CorruptionError, RaftStorage, StorageFailedError, UnsupportedFormatError } from "../src/index.ts";
+import { CorruptionError, RaftStorage, STORAGE_FORMAT_VERSION, StorageFailedError, UnsupportedFormatError } from "../src/index.ts";
 import { encodeFormatVersion } from "../src/record-codec.ts";
 import { entryKey, formatKey, hardStateKey, snapshotChunkKey } from "../src/record-keys.ts";
 import { isIntact, makeEntries } from "./fixtures/log-entries.ts";
@@ -129,7 +129,7 @@ describe("format version", () => {
     const error = await openError(dir);
     expect(error).toBeInstanceOf(UnsupportedFormatError);
     expect((error as Error).message).toContain("version 99");
-    expect((error as Error).message).toContain("supports version 1");
+    expect((error as Error).message).toContain(`supports version ${STORAGE_FORMAT_VERSION}`);
     expect((error as Error).message).toContain(dir);
   });
 

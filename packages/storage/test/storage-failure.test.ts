@@ -12,7 +12,8 @@ afterEach(() => temp.removeAll());
 describe("after a failed write", () => {
   it("reports unhealthy, acknowledges nothing it did not persist, and refuses every later save", async () => {
     const root = await mkdtemp(join(tmpdir(), "raftmq-failing-"));
-    const storage = await RaftStorage.open({ dir: join(root, "data") });
+    // A small memtable, so a new write-ahead log file is needed (and cannot be made) soon.
+    const storage = await RaftStorage.open({ dir: join(root, "data"), writeBufferBytes: 1024 * 1024 });
     try {
       await storage.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: makeEntries(1, 10, 1, 1024), snapshot: null });
       // The directory disappears under the open database: the next write-ahead log file

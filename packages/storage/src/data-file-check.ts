@@ -1,0 +1,47 @@
+// The file-level half of the verification at open: every LevelDB file of the data directory
+// against its own checksums. The record-level half (keyed CRC-32C of every value, the log's
+// structure) runs as the log is loaded.
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { CorruptionError } from "./errors.ts";
+import { checkTableFile, checkWriteAheadLog, type FileDamage } from "./leveldb-file-format.ts";
+
+type FileKind = "table" | "wal";
+
+function kindOf(name: string): FileKind | null {
+  // LevelDB's own text log is "LOG" (and "LOG.old"): not the write-ahead log.
+  if (/^\d+\.(ldb|sst)$/.test(name)) return "table";
+  if (/^\d+\.log$/.test(name)) return "wal";
+  return null;
+}
+
+async function readIfPresent(path: string): Promise<Uint8Array | null> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    // Compaction deletes obsolete files while we look: a file gone is not damage.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+async function filesOf(dir: string, kind: FileKind): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  return names.filter((name) => kindOf(name) === kind).sort();
+}
+
+/** Throws CorruptionError naming the first damaged file of `kind` in `dir`. */
+export async function checkDataFiles(dir: string, kind: FileKind): Promise<void> {
+  for (const name of await filesOf(dir, kind)) {
+    const bytes = await readIfPresent(join(dir, name));
+    if (bytes === null) continue;
+    const damage: FileDamage = kind === "table" ? checkTableFile(bytes) : checkWriteAheadLog(bytes);
+    if (damage !== null) throw new CorruptionError(`${kind === "table" ? "table file" : "write-ahead log"} ${name}`, dir, damage);
+  }
+}
