@@ -12,7 +12,7 @@ import { assertNever, bindingId, Exchange, type ExchangeType } from "./exchange.
 import { type BrokerLimits, resolveLimits } from "./limits.ts";
 import { queueArgumentsFromProto } from "./queue-arguments.ts";
 import { Consumer, Queue, type QueueArgs } from "./queue.ts";
-import { decodeState, encodeState } from "./snapshot.ts";
+import { decodeState, decodeStatePieces, encodeState, encodeStatePieces } from "./snapshot.ts";
 import { type Command, type CommandKind, commandKind, noOperationError, parseExpiration, validateCommandOfKind } from "./validate-command.ts";
 
 type Header = raftmq.v1.Header.$Properties;
@@ -71,6 +71,8 @@ export class Broker {
   private readonly s: BrokerState;
   private effects: Effect[] = [];
   private readonly dirty: Queue[] = [];
+  /** Commands applied so far: a snapshot in pieces checks that none is applied meanwhile. */
+  private applied = 0;
 
   constructor(limits?: Partial<BrokerLimits>, state?: BrokerState) {
     this.limits = resolveLimits(limits);
@@ -84,6 +86,26 @@ export class Broker {
 
   snapshot(): Uint8Array {
     return encodeState(this.s);
+  }
+
+  /**
+   * The same snapshot in pieces of about `maxPieceBytes`, for a caller that yields to other
+   * work between pieces; their concatenation is what snapshot() returns. Nothing may be applied
+   * until the last piece is out: the next piece would throw BrokerInvariantError.
+   */
+  *snapshotPieces(maxPieceBytes?: number): Generator<Uint8Array, void, undefined> {
+    const applied = this.applied;
+    for (const piece of encodeStatePieces(this.s, maxPieceBytes)) {
+      invariant(this.applied === applied, "a command was applied while a snapshot was being written");
+      yield piece;
+    }
+  }
+
+  /** Restores piece by piece: each next() decodes one piece; the generator returns the broker. */
+  static *restoring(bytes: Uint8Array, limits?: Partial<BrokerLimits>): Generator<void, Broker, undefined> {
+    const resolved = resolveLimits(limits);
+    const state = yield* decodeStatePieces(bytes, resolved);
+    return new Broker(resolved, state);
   }
 
   applyEntry(index: number, data: Uint8Array): { results: CommandResult[]; effects: Effect[] } {
@@ -104,6 +126,7 @@ export class Broker {
     const s = this.s;
     // A new leader's clock may be behind the old one's: log time never goes backwards.
     if (meta.timestamp > s.now) s.now = meta.timestamp;
+    this.applied++;
     this.effects = [];
     const kind = commandKind(command);
     const result = kind === null ? fail(noOperationError()) : this.execute(kind, command, meta);

@@ -16,7 +16,9 @@ export type DedupLookup =
   | { kind: "tooOld"; evictedUpTo: number };
 
 export class DedupWindows {
-  readonly producers = new Map<string, ProducerState>();
+  readonly #producers = new Map<string, ProducerState>();
+  /** The producer inserted last, so the one at the back of the order: it needs no move. */
+  #newest: string | undefined;
 
   constructor(
     private readonly window: number,
@@ -24,8 +26,20 @@ export class DedupWindows {
     private readonly idleMs: number,
   ) {}
 
+  /** Producers, least recently seen first. */
+  get producers(): ReadonlyMap<string, ProducerState> {
+    return this.#producers;
+  }
+
+  /** Adds a producer from a snapshot, as the most recently seen so far. */
+  restore(producerId: string, state: ProducerState): void {
+    this.#producers.delete(producerId);
+    this.#producers.set(producerId, state);
+    this.#newest = producerId;
+  }
+
   lookup(producerId: string, sequence: number): DedupLookup {
-    const p = this.producers.get(producerId);
+    const p = this.#producers.get(producerId);
     if (p === undefined) return { kind: "new" };
     const r = p.results.get(sequence);
     if (r !== undefined) return { kind: "duplicate", result: r };
@@ -34,18 +48,22 @@ export class DedupWindows {
   }
 
   record(producerId: string, sequence: number, result: PublishResult, now: number): void {
-    let p = this.producers.get(producerId);
+    let p = this.#producers.get(producerId);
     if (p === undefined) {
       p = { lastSeenAt: now, results: new Map(), evictedUpTo: -1 };
-      if (this.producers.size >= this.maxProducers) {
-        const oldest = this.producers.keys().next();
-        if (oldest.done !== true) this.producers.delete(oldest.value);
+      if (this.#producers.size >= this.maxProducers) {
+        const oldest = this.#producers.keys().next();
+        if (oldest.done !== true) this.#producers.delete(oldest.value);
       }
-    } else {
-      this.producers.delete(producerId);
+      this.#producers.set(producerId, p);
+      this.#newest = producerId;
+    } else if (this.#newest !== producerId) {
+      // Re-inserting moves it to the back; a producer publishing many times in a row is there already.
+      this.#producers.delete(producerId);
+      this.#producers.set(producerId, p);
+      this.#newest = producerId;
     }
     p.lastSeenAt = now;
-    this.producers.set(producerId, p);
     p.results.set(sequence, result);
     while (p.results.size > this.window) {
       const first = p.results.keys().next();
@@ -57,9 +75,10 @@ export class DedupWindows {
 
   /** Forgets producers idle longer than the limit. */
   expire(now: number): void {
-    for (const [id, p] of this.producers) {
+    for (const [id, p] of this.#producers) {
       if (now - p.lastSeenAt <= this.idleMs) break;
-      this.producers.delete(id);
+      this.#producers.delete(id);
+      if (id === this.#newest) this.#newest = undefined;
     }
   }
 }

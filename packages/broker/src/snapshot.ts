@@ -26,19 +26,63 @@ function typeFromProto(t: raftmq.v1.ExchangeType): ExchangeType {
 }
 
 
-export function encodeState(s: BrokerState): Uint8Array {
-  const messages: raftmq.v1.SnapshotMessage.$Properties[] = [];
-  const refs = new Map<BrokerMessage, number>();
-  const copy = (m: QueuedMessage): raftmq.v1.SnapshotQueuedMessage.$Properties => {
-    let ref = refs.get(m.message);
+/** Marks the piece format: an old single-message snapshot never starts with a zero byte. */
+const PIECES_MARKER = 0;
+const PIECES_VERSION = 1;
+/** Fixed cost of one queued message in a piece, besides its body. */
+const QUEUED_MESSAGE_OVERHEAD = 48;
+export const DEFAULT_PIECE_BYTES = 1024 * 1024;
+
+/** Numbers messages as they are first referenced; each piece carries the ones new to it. */
+class MessageTable {
+  private readonly refs = new Map<BrokerMessage, number>();
+  private fresh: raftmq.v1.SnapshotMessage.$Properties[] = [];
+  private count = 0;
+
+  copy(m: QueuedMessage): raftmq.v1.SnapshotQueuedMessage.$Properties {
+    let ref = this.refs.get(m.message);
     if (ref === undefined) {
-      ref = messages.length;
-      refs.set(m.message, ref);
+      ref = this.count++;
+      this.refs.set(m.message, ref);
       const msg = m.message;
-      messages.push({ exchange: msg.exchange, routingKey: msg.routingKey, properties: msg.properties, body: msg.body });
+      this.fresh.push({ exchange: msg.exchange, routingKey: msg.routingKey, properties: msg.properties, body: msg.body });
     }
     return { id: m.id, messageRef: ref, expiresAtMs: m.expiresAt, deliveryCount: m.deliveryCount, redelivered: m.redelivered };
-  };
+  }
+
+  takeFresh(): raftmq.v1.SnapshotMessage.$Properties[] {
+    const out = this.fresh;
+    this.fresh = [];
+    return out;
+  }
+}
+
+function varintBytes(value: number): number[] {
+  const out: number[] = [];
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return out;
+}
+
+function framed(piece: raftmq.v1.BrokerSnapshot.$Properties): Uint8Array {
+  const body = pb.BrokerSnapshot.encode(piece).finish();
+  const prefix = varintBytes(body.length);
+  const out = new Uint8Array(prefix.length + body.length);
+  out.set(prefix, 0);
+  out.set(body, prefix.length);
+  return out;
+}
+
+/**
+ * The snapshot as pieces of about `maxPieceBytes` each (format above); the caller must not
+ * change the state until the last piece is out. The first piece starts with the format marker.
+ */
+export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE_BYTES): Generator<Uint8Array, void, undefined> {
+  const table = new MessageTable();
   const exchanges = [...s.exchanges.values()].map((e) => ({
     name: e.name,
     type: typeToProto[e.type],
@@ -58,7 +102,6 @@ export function encodeState(s: BrokerState): Uint8Array {
     ownerSessionId: q.ownerSessionId,
     autoDelete: q.autoDelete,
     arguments: queueArgumentsToProto(q.args),
-    ready: [...q.readyInOrder()].map(copy),
     returnedCount: q.returned.length,
     nextConsumer: q.nextConsumer,
     hadConsumer: q.hadConsumer,
@@ -74,12 +117,12 @@ export function encodeState(s: BrokerState): Uint8Array {
     tag: c.tag,
     nextTag: c.nextTag,
     cancelled: c.cancelled,
-    inflight: [...c.inflight].map(([tag, m]) => ({ deliveryTag: tag, message: copy(m) })),
+    inflight: [...c.inflight].map(([tag, m]) => ({ deliveryTag: tag, message: table.copy(m) })),
   }));
   const sessions = [...s.sessions.values()].map((x) => ({
     id: x.id,
     consumers: [...x.consumers],
-    gets: [...x.gets].map(([tag, d]) => ({ deliveryTag: tag, message: copy(d.message), queue: d.queue.name })),
+    gets: [...x.gets].map(([tag, d]) => ({ deliveryTag: tag, message: table.copy(d.message), queue: d.queue.name })),
     exclusiveQueues: [...x.exclusiveQueues],
   }));
   const producers = [...s.dedup.producers].map(([id, p]) => ({
@@ -93,20 +136,62 @@ export function encodeState(s: BrokerState): Uint8Array {
       rejectedBy: r.rejectedBy ?? "",
     })),
   }));
-  return pb.BrokerSnapshot.encode({
+  const first = framed({
     nowMs: s.now,
     lastSweepAtMs: s.lastSweepAt,
     nextMessageId: s.nextMessageId,
     nextQueueSeq: s.nextQueueSeq,
     nextGeneratedName: s.nextGeneratedName,
     nextGetTag: s.nextGetTag,
-    messages,
+    messages: table.takeFresh(),
     exchanges,
     queues,
     consumers,
     sessions,
     producers,
-  }).finish();
+  });
+  const withMarker = new Uint8Array(first.length + 2);
+  withMarker[0] = PIECES_MARKER;
+  withMarker[1] = PIECES_VERSION;
+  withMarker.set(first, 2);
+  yield withMarker;
+
+  let runs: raftmq.v1.SnapshotReadyRun.$Properties[] = [];
+  let bytes = 0;
+  let position = 0;
+  for (const q of s.queues.values()) {
+    let ready: raftmq.v1.SnapshotQueuedMessage.$Properties[] = [];
+    for (const m of q.readyInOrder()) {
+      ready.push(table.copy(m));
+      bytes += m.size + QUEUED_MESSAGE_OVERHEAD;
+      if (bytes >= maxPieceBytes) {
+        runs.push({ queue: position, ready });
+        yield framed({ messages: table.takeFresh(), readyRuns: runs });
+        runs = [];
+        ready = [];
+        bytes = 0;
+      }
+    }
+    if (ready.length > 0) runs.push({ queue: position, ready });
+    position++;
+  }
+  if (runs.length > 0) yield framed({ messages: table.takeFresh(), readyRuns: runs });
+}
+
+export function encodeState(s: BrokerState): Uint8Array {
+  return concatPieces([...encodeStatePieces(s)]);
+}
+
+export function concatPieces(pieces: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of pieces) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 // Decoded nested messages are typed as all-optional; these read them with proto3 defaults.
@@ -115,8 +200,82 @@ const num = int64;
 const bool = (v: boolean | null | undefined): boolean => v ?? false;
 const list = <T>(v: T[] | null | undefined): T[] => v ?? [];
 
+function readVarint(bytes: Uint8Array, at: number): { value: number; next: number } {
+  let value = 0;
+  let scale = 1;
+  for (let i = at; i < bytes.length && i < at + 8; i++) {
+    const b = bytes[i] as number;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) return { value, next: i + 1 };
+    scale *= 0x80;
+  }
+  throw new BrokerInvariantError(`snapshot piece length at byte ${at} is malformed`);
+}
+
+/** Restores the state from snapshot bytes at once. */
 export function decodeState(bytes: Uint8Array, limits: BrokerLimits): BrokerState {
-  const snap = pb.BrokerSnapshot.decode(bytes);
+  const steps = decodeStatePieces(bytes, limits);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/**
+ * Restores the state piece by piece: each `next()` decodes one piece; the generator returns
+ * the state. Reads both the piece format and an old single-message snapshot.
+ */
+export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits): Generator<void, BrokerState, undefined> {
+  // Bodies are views into the snapshot; as Buffer views they are the same type as the bodies of
+  // applied commands, whatever type of array the snapshot was read into.
+  const bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  if (bytes.length === 0 || bytes[0] !== PIECES_MARKER) {
+    const snap = pb.BrokerSnapshot.decode(bytes);
+    const restored = stateFromFirstPiece(snap, limits, []);
+    for (let i = 0; i < restored.queues.length; i++) restored.ready[i] = list(snap.queues[i]?.ready).map(restored.copy);
+    return restored.finish();
+  }
+  invariant(bytes[1] === PIECES_VERSION, `snapshot piece format version ${bytes[1]} is not supported (this node reads version ${PIECES_VERSION})`);
+  let at = 2;
+  const nextPiece = (): raftmq.v1.BrokerSnapshot | null => {
+    if (at >= bytes.length) return null;
+    const { value, next } = readVarint(bytes, at);
+    invariant(next + value <= bytes.length, `snapshot piece at byte ${at} runs past the end`);
+    at = next + value;
+    return pb.BrokerSnapshot.decode(bytes.subarray(next, next + value));
+  };
+  const first = nextPiece();
+  invariant(first !== null, "snapshot has its first piece");
+  const messages: BrokerMessage[] = [];
+  const restored = stateFromFirstPiece(first, limits, messages);
+  for (;;) {
+    yield;
+    const piece = nextPiece();
+    if (piece === null) break;
+    for (const m of list(piece.messages)) messages.push(messageOf(m));
+    for (const run of list(piece.readyRuns)) {
+      const target = restored.ready[num(run.queue)];
+      invariant(target !== undefined, `snapshot ready run names queue ${run.queue} of ${restored.ready.length}`);
+      for (const c of list(run.ready)) target.push(restored.copy(c));
+    }
+  }
+  return restored.finish();
+}
+
+function messageOf(m: raftmq.v1.SnapshotMessage.$Properties): BrokerMessage {
+  return { exchange: str(m.exchange), routingKey: str(m.routingKey), properties: m.properties ?? {}, body: m.body ?? new Uint8Array(0) };
+}
+
+interface PartialState {
+  queues: raftmq.v1.SnapshotQueue.$Properties[];
+  /** Ready messages of each queue (by position), head first, filled by later pieces. */
+  ready: QueuedMessage[][];
+  copy: (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined) => QueuedMessage;
+  finish: () => BrokerState;
+}
+
+/** Everything of the first piece; the queues' ready messages are added before finish(). */
+function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimits, messages: BrokerMessage[]): PartialState {
   const s = emptyState(limits);
   s.exchanges.clear();
   s.now = num(snap.nowMs);
@@ -125,34 +284,22 @@ export function decodeState(bytes: Uint8Array, limits: BrokerLimits): BrokerStat
   s.nextQueueSeq = num(snap.nextQueueSeq);
   s.nextGeneratedName = num(snap.nextGeneratedName);
   s.nextGetTag = num(snap.nextGetTag);
-  const messages: BrokerMessage[] = list(snap.messages).map((m) => ({
-    exchange: str(m.exchange),
-    routingKey: str(m.routingKey),
-    properties: m.properties ?? {},
-    body: m.body ?? new Uint8Array(0),
-  }));
+  for (const m of list(snap.messages)) messages.push(messageOf(m));
   const copy = (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined): QueuedMessage => {
     invariant(c != null, "snapshot delivery has a message");
     const message = messages[num(c.messageRef)];
     invariant(message !== undefined, `snapshot message ref ${c.messageRef} is out of range`);
     return new QueuedMessage(num(c.id), message, num(c.expiresAtMs), num(c.deliveryCount), bool(c.redelivered));
   };
-  for (const q of list(snap.queues)) {
+  const queues = list(snap.queues);
+  const built: Queue[] = [];
+  for (const q of queues) {
     const name = str(q.name);
     const queue = new Queue(name, num(q.seq), bool(q.durable), bool(q.exclusive), str(q.ownerSessionId), bool(q.autoDelete), queueArgumentsFromProto(q.arguments), num(q.lastUsedAtMs));
     queue.hadConsumer = bool(q.hadConsumer);
-    const ready = list(q.ready).map(copy);
-    const returnedCount = num(q.returnedCount);
-    // Returned messages were written head first; the stack keeps its head at the end.
-    for (let i = returnedCount - 1; i >= 0; i--) {
-      const m = ready[i];
-      invariant(m !== undefined, `queue "${name}" returned count exceeds its messages`);
-      queue.returned.push(m);
-      queue.readyBytes += m.size;
-    }
-    for (let i = returnedCount; i < ready.length; i++) queue.pushTail(ready[i] as QueuedMessage);
     queue.nextConsumer = num(q.nextConsumer);
     s.queues.set(name, queue);
+    built.push(queue);
   }
   for (const e of list(snap.exchanges)) {
     const name = str(e.name);
@@ -206,7 +353,24 @@ export function decodeState(bytes: Uint8Array, limits: BrokerLimits): BrokerStat
       if (str(e.rejectedBy) !== "") r.rejectedBy = str(e.rejectedBy);
       results.set(num(e.sequence), r);
     }
-    s.dedup.producers.set(str(p.id), { lastSeenAt: num(p.lastSeenAtMs), results, evictedUpTo: num(p.evictedUpTo) });
+    s.dedup.restore(str(p.id), { lastSeenAt: num(p.lastSeenAtMs), results, evictedUpTo: num(p.evictedUpTo) });
   }
-  return s;
+  const ready: QueuedMessage[][] = queues.map(() => []);
+  const finish = (): BrokerState => {
+    for (let i = 0; i < built.length; i++) {
+      const queue = built[i] as Queue;
+      const messagesOfQueue = ready[i] as QueuedMessage[];
+      const returnedCount = num(queues[i]?.returnedCount);
+      // Returned messages were written head first; the stack keeps its head at the end.
+      for (let r = returnedCount - 1; r >= 0; r--) {
+        const m = messagesOfQueue[r];
+        invariant(m !== undefined, `queue "${queue.name}" returned count exceeds its messages`);
+        queue.returned.push(m);
+        queue.readyBytes += m.size;
+      }
+      for (let r = returnedCount; r < messagesOfQueue.length; r++) queue.pushTail(messagesOfQueue[r] as QueuedMessage);
+    }
+    return s;
+  };
+  return { queues, ready, copy, finish };
 }

@@ -32,8 +32,18 @@ export class NodeState {
 
   /** Restores from NodeSnapshot bytes; `base` fills addresses the snapshot does not know. */
   static restore(bytes: Uint8Array, base: readonly ClusterMemberAddress[], limits?: Partial<BrokerLimits>): NodeState {
+    const steps = NodeState.restoring(bytes, base, limits);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  }
+
+  /** Restores piece by piece (see Broker.restoring): each next() does a bounded amount of work. */
+  static *restoring(bytes: Uint8Array, base: readonly ClusterMemberAddress[], limits?: Partial<BrokerLimits>): Generator<void, NodeState, undefined> {
+    // The broker bytes decode as a view into `bytes`, not a copy.
     const snap = raftmq.v1.NodeSnapshot.decode(bytes);
-    const broker = snap.broker.length === 0 ? new Broker(limits) : Broker.restore(snap.broker, limits);
+    const broker = snap.broker.length === 0 ? new Broker(limits) : yield* Broker.restoring(snap.broker, limits);
     const addresses = addressMap(base);
     for (const m of snap.members) {
       const id = Number(m.id ?? 0);
@@ -43,11 +53,31 @@ export class NodeState {
   }
 
   snapshot(): Uint8Array {
-    return raftmq.v1.NodeSnapshot.encode({
-      broker: this.broker.snapshot(),
+    return this.snapshotOf([...this.broker.snapshotPieces()]);
+  }
+
+  /**
+   * The NodeSnapshot around broker snapshot pieces written from this state (Broker.snapshotPieces,
+   * nothing applied since): the broker field is written by hand after the small fields, so the
+   * pieces are copied once, into the result.
+   */
+  snapshotOf(brokerPieces: readonly Uint8Array[]): Uint8Array {
+    const head = raftmq.v1.NodeSnapshot.encode({
       members: this.members().map((m) => ({ id: m.id, peerAddress: m.peerAddress, clientAddress: m.clientAddress })),
       sessions: [...this.sessions].sort(),
     }).finish();
+    let brokerBytes = 0;
+    for (const p of brokerPieces) brokerBytes += p.length;
+    const fieldHeader = [BROKER_FIELD_TAG, ...varint(brokerBytes)];
+    const out = new Uint8Array(head.length + fieldHeader.length + brokerBytes);
+    out.set(head, 0);
+    out.set(fieldHeader, head.length);
+    let at = head.length + fieldHeader.length;
+    for (const p of brokerPieces) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
   }
 
   /** Applies the data of one normal entry (an encoded CommandBatch; empty for a leader's no-op). */
@@ -126,6 +156,20 @@ export class NodeState {
         return;
     }
   }
+}
+
+/** NodeSnapshot.broker: field 1, length-delimited. */
+const BROKER_FIELD_TAG = (1 << 3) | 2;
+
+function varint(value: number): number[] {
+  const out: number[] = [];
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return out;
 }
 
 function addressMap(members: readonly ClusterMemberAddress[]): Map<number, ClusterMemberAddress> {

@@ -106,6 +106,15 @@ export class RaftDriver {
   private countedProposals = 0;
   /** Between ready() and the end of applying its committed entries. */
   private midApply = false;
+  /**
+   * Committed entries handed out by the core and not applied yet, in order from `applyHead`.
+   * They wait here while a snapshot is being written, so the state stays still for it while
+   * the loop goes on persisting, sending and heartbeating.
+   */
+  private applyQueue: Entry[] = [];
+  private applyHead = 0;
+  /** Set while a snapshot is being written: nothing is applied. */
+  private applyHeld = false;
 
   constructor(options: DriverOptions) {
     const { config, storage, logger, hooks } = options;
@@ -153,6 +162,11 @@ export class RaftDriver {
     this.idleSince = Date.now();
     this.ticker = setInterval(() => this.onTick(), this.config.tickMs);
     this.kick();
+  }
+
+  /** True while a snapshot of the state is being written out (applying waits meanwhile). */
+  get capturingSnapshot(): boolean {
+    return this.applyHeld;
   }
 
   get isLeader(): boolean {
@@ -303,6 +317,12 @@ export class RaftDriver {
           this.midApply = true;
           await this.cycle(this.raft.ready());
           this.again = true;
+        } else if (!this.applyHeld && this.applyHead < this.applyQueue.length) {
+          // Entries held back while a snapshot was written: all of them are stored already.
+          this.midApply = true;
+          await this.applyQueued(Number.POSITIVE_INFINITY);
+          this.midApply = false;
+          this.again = true;
         }
       } while (this.again);
     } catch (err) {
@@ -323,11 +343,15 @@ export class RaftDriver {
       this.vote = rd.hardState.vote;
     }
     if (rd.snapshot !== null) {
+      // The state a snapshot is being written from must not be replaced under it.
+      if (this.snapshotting !== null) await this.snapshotting.catch(() => undefined);
       await this.persist(rd);
       if (this.stopped) return;
       this.transport.send(rd.messages);
-      this.restore(rd.snapshot);
-      await this.applyEntries(rd.committedEntries);
+      await this.restore(rd.snapshot);
+      if (this.stopped) return;
+      this.enqueueCommitted(rd.committedEntries);
+      await this.applyQueued(Number.POSITIVE_INFINITY);
     } else {
       // A new commit index alone need not be synced at once (Raft relearns it from the
       // leader): it rides along with the next write of entries, term or vote, or a snapshot.
@@ -343,12 +367,11 @@ export class RaftDriver {
       writing?.catch(() => undefined);
       // Committed entries already in the local log are applied (and their callers answered)
       // while the new entries are being written; the rest wait for the write.
-      let split = 0;
-      while (split < rd.committedEntries.length && (rd.committedEntries[split]?.index ?? 0) <= stored) split++;
-      await this.applyEntries(split === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, split));
+      this.enqueueCommitted(rd.committedEntries);
+      await this.applyQueued(stored);
       if (writing !== null) await writing;
       if (this.stopped) return;
-      if (split < rd.committedEntries.length) await this.applyEntries(rd.committedEntries.slice(split));
+      await this.applyQueued(Number.POSITIVE_INFINITY);
       if (!sendEarly && rd.messages.length > 0) this.transport.send(rd.messages);
     }
     this.midApply = false;
@@ -370,28 +393,44 @@ export class RaftDriver {
     this.metrics?.persistSeconds.observe((performance.now() - started) / 1000);
   }
 
-  private async applyEntries(entries: Entry[]): Promise<void> {
+  private enqueueCommitted(entries: readonly Entry[]): void {
+    for (const e of entries) this.applyQueue.push(e);
+  }
+
+  /** Applies queued entries up to `throughIndex`, yielding to I/O now and then; none while held. */
+  private async applyQueued(throughIndex: number): Promise<void> {
     let sliceStart = performance.now();
-    for (const entry of entries) {
-      if (entry.index <= this.appliedIndex) continue;
-      if (entry.index !== this.appliedIndex + 1) throw new Error(`applying entry ${entry.index} after ${this.appliedIndex}: a gap`);
-      if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
-        this.applyConfChange(entry);
-      } else {
-        const batch = this.state.applyEntry(entry.index, entry.data);
-        this.appliedIndex = entry.index;
-        this.pipeline.applied(entry.index, entry.term, batch.results);
-        if (this.role === "leader" && batch.effects.length > 0) this.hooks.effects(batch.effects);
-      }
-      this.appliedIndex = entry.index;
-      this.metrics?.appliedEntries.inc();
-      this.releaseAppliedReads();
+    while (!this.applyHeld && this.applyHead < this.applyQueue.length) {
+      const entry = this.applyQueue[this.applyHead] as Entry;
+      if (entry.index > throughIndex) break;
+      this.applyHead++;
+      this.applyOne(entry);
       if (performance.now() - sliceStart > APPLY_SLICE_MS) {
         await new Promise((r) => setImmediate(r));
         if (this.stopped) return;
         sliceStart = performance.now();
       }
     }
+    if (this.applyHead === this.applyQueue.length) {
+      this.applyQueue = [];
+      this.applyHead = 0;
+    }
+  }
+
+  private applyOne(entry: Entry): void {
+    if (entry.index <= this.appliedIndex) return;
+    if (entry.index !== this.appliedIndex + 1) throw new Error(`applying entry ${entry.index} after ${this.appliedIndex}: a gap`);
+    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
+      this.applyConfChange(entry);
+    } else {
+      const batch = this.state.applyEntry(entry.index, entry.data);
+      this.appliedIndex = entry.index;
+      this.pipeline.applied(entry.index, entry.term, batch.results);
+      if (this.role === "leader" && batch.effects.length > 0) this.hooks.effects(batch.effects);
+    }
+    this.appliedIndex = entry.index;
+    this.metrics?.appliedEntries.inc();
+    this.releaseAppliedReads();
   }
 
   private applyConfChange(entry: Entry): void {
@@ -448,34 +487,79 @@ export class RaftDriver {
     for (const id of Object.keys(this.transport.stats()).map(Number)) if (!current.has(id)) this.transport.removePeer(id);
   }
 
-  private restore(snapshot: Snapshot): void {
-    this.state = NodeState.restore(snapshot.data, this.config.initialCluster);
+  private async restore(snapshot: Snapshot): Promise<void> {
+    const started = performance.now();
+    const steps = NodeState.restoring(snapshot.data, this.config.initialCluster);
+    let sliceStart = performance.now();
+    let step = steps.next();
+    while (step.done !== true) {
+      if (performance.now() - sliceStart > APPLY_SLICE_MS) {
+        // A follower restoring keeps receiving (heartbeats reset its election timer in step()).
+        await new Promise((r) => setImmediate(r));
+        if (this.stopped) return;
+        sliceStart = performance.now();
+      }
+      step = steps.next();
+    }
+    this.state = step.value;
+    // Entries the snapshot covers are in its state already.
+    this.applyQueue = this.applyQueue.slice(this.applyHead).filter((e) => e.index > snapshot.meta.index);
+    this.applyHead = 0;
     this.appliedIndex = snapshot.meta.index;
     this.snapshotIndex = snapshot.meta.index;
     this.pipeline.skippedThrough(snapshot.meta.index);
     this.syncPeers();
-    this.log.info({ event: "snapshot-restored", index: snapshot.meta.index, term: snapshot.meta.term, bytes: snapshot.data.length }, "restored from snapshot");
+    this.log.info(
+      { event: "snapshot-restored", index: snapshot.meta.index, term: snapshot.meta.term, bytes: snapshot.data.length, ms: Math.round(performance.now() - started) },
+      "restored from snapshot",
+    );
     this.releaseAppliedReads();
   }
 
   /**
-   * Captures the state now and stores it as a snapshot. Called only between cycles, where the
-   * state machine, the core's membership and the stored log all stand at the same index.
+   * Captures the state and stores it as a snapshot. Starts only between cycles with nothing
+   * waiting to be applied, where the state machine, the core's membership and the stored log
+   * stand at the same index; applying is held while the state is written out piece by piece,
+   * with the loop free to persist, send and heartbeat between pieces.
    */
   private takeSnapshot(): Promise<void> {
     if (this.snapshotting !== null) return this.snapshotting;
-    if (this.midApply || this.appliedIndex > this.storage.lastIndex()) throw new Error(`snapshot taken mid-cycle (applied ${this.appliedIndex}, stored ${this.storage.lastIndex()})`);
+    const pendingApply = this.applyQueue.length - this.applyHead;
+    if (this.midApply || pendingApply > 0 || this.appliedIndex > this.storage.lastIndex()) {
+      throw new Error(`snapshot started mid-cycle (applied ${this.appliedIndex}, stored ${this.storage.lastIndex()}, ${pendingApply} entries to apply)`);
+    }
     const started = performance.now();
     const index = this.appliedIndex;
     const confState: ConfState = this.raft.confState();
-    const data = this.state.snapshot();
+    const state = this.state;
+    this.applyHeld = true;
     const work = (async () => {
+      let data: Uint8Array;
+      try {
+        const pieces: Uint8Array[] = [];
+        let sliceStart = performance.now();
+        for (const piece of state.broker.snapshotPieces()) {
+          pieces.push(piece);
+          if (performance.now() - sliceStart > APPLY_SLICE_MS) {
+            await new Promise((r) => setImmediate(r));
+            sliceStart = performance.now();
+          }
+        }
+        data = state.snapshotOf(pieces);
+      } finally {
+        this.applyHeld = false;
+        this.kick();
+      }
+      const captured = performance.now();
       // On restart the stored commit index must not be below the snapshot.
       await this.persist(null);
       await this.storage.createSnapshot(index, confState, data, this.config.snapshotKeepEntries);
       this.snapshotIndex = index;
       this.metrics?.snapshotSeconds.observe((performance.now() - started) / 1000);
-      this.log.info({ event: "snapshot", index, bytes: data.length, ms: Math.round(performance.now() - started) }, "snapshot taken");
+      this.log.info(
+        { event: "snapshot", index, bytes: data.length, captureMs: Math.round(captured - started), ms: Math.round(performance.now() - started) },
+        "snapshot taken",
+      );
     })();
     this.snapshotting = work.finally(() => {
       this.snapshotting = null;
@@ -486,7 +570,8 @@ export class RaftDriver {
   /** Starts a snapshot when one is due or was asked for; between cycles only. */
   private maybeSnapshot(): void {
     const asked = this.snapshotWaiters.length > 0;
-    if (this.snapshotting !== null || this.stopped) return;
+    // Only with nothing waiting to be applied: see takeSnapshot.
+    if (this.snapshotting !== null || this.stopped || this.midApply || this.applyHead < this.applyQueue.length) return;
     if (!asked && this.appliedIndex - this.snapshotIndex < this.config.snapshotEntries) return;
     const waiters = this.snapshotWaiters;
     this.snapshotWaiters = [];

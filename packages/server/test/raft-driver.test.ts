@@ -64,6 +64,46 @@ describe("raft driver (single node)", () => {
     await stop();
   });
 
+  it("writes a large snapshot in pieces: other work runs meanwhile and commands wait, not the loop", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "raftmq-driver-"));
+    dirs.push(dir);
+    const { driver, stop } = await startDriver(dir);
+    await submit(driver, [{ declareQueue: { name: "big" } }]);
+    const body = new Uint8Array(4096).fill(7);
+    for (let i = 0; i < 10; i++) await submit(driver, Array.from({ length: 500 }, () => ({ publish: { routingKey: "big", body } })));
+    const before = driver.appliedIndex;
+    // Callbacks of later turns of the event loop that find the capture still going.
+    let turnsDuringCapture = 0;
+    let lateCommand: Promise<CommandResult[]> | null = null;
+    const snapshot = driver.triggerSnapshot();
+    let finished = false;
+    void snapshot.finally(() => {
+      finished = true;
+    });
+    await new Promise<void>((resolve) => {
+      const turn = () => {
+        if (finished) resolve();
+        else if (driver.capturingSnapshot) {
+          turnsDuringCapture++;
+          lateCommand ??= submit(driver, [{ publish: { routingKey: "big", body: new Uint8Array([1]) } }]);
+          setImmediate(turn);
+        } else if (turnsDuringCapture === 0 && lateCommand === null) {
+          setImmediate(turn);
+        } else resolve();
+      };
+      setImmediate(turn);
+    });
+    const index = await snapshot;
+    expect(turnsDuringCapture).toBeGreaterThan(1);
+    expect(index).toBe(before);
+    // The command submitted mid-capture was applied after it, on top of the snapshot's state.
+    expect(lateCommand).not.toBeNull();
+    expect((await (lateCommand as unknown as Promise<CommandResult[]>))[0]?.ok).toBe(true);
+    expect(driver.appliedIndex).toBeGreaterThan(index);
+    expect(driver.state.broker.queueInfo("big")?.messagesReady).toBe(5001);
+    await stop();
+  });
+
   it("restores its state from snapshot and log after a restart", async () => {
     const dir = mkdtempSync(join(tmpdir(), "raftmq-driver-"));
     dirs.push(dir);

@@ -1,0 +1,94 @@
+// Snapshots written and read in pieces: the same bytes and the same state as at once, the old
+// single-message format still read, and a write interrupted by an apply refused.
+import { raftmq } from "@raftmq/proto";
+import { describe, expect, it } from "vitest";
+import { Broker, BrokerInvariantError } from "../src/index.ts";
+import { Driver } from "./broker-driver.ts";
+
+function busyBroker(): Driver {
+  const d = new Driver();
+  d.queue("a");
+  d.queue("b");
+  d.queue("empty");
+  d.bind("amq.fanout", "a");
+  d.bind("amq.fanout", "b");
+  for (let i = 0; i < 300; i++) d.publish("amq.fanout", "", `m${i}`.padEnd(200, "x"));
+  for (let i = 0; i < 50; i++) d.publish("", "b", `only-b-${i}`);
+  d.subscribe("c1", "a", 5);
+  return d;
+}
+
+/** Reads the pieces back and writes them as one BrokerSnapshot with the ready lists inline. */
+function asSingleMessage(bytes: Uint8Array): Uint8Array {
+  let at = 2;
+  const pieces: raftmq.v1.BrokerSnapshot[] = [];
+  while (at < bytes.length) {
+    let length = 0;
+    let scale = 1;
+    for (;;) {
+      const b = bytes[at++] as number;
+      length += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+      scale *= 0x80;
+    }
+    pieces.push(raftmq.v1.BrokerSnapshot.decode(bytes.subarray(at, at + length)));
+    at += length;
+  }
+  const [first, ...rest] = pieces;
+  if (first === undefined) throw new Error("no pieces");
+  for (const piece of rest) {
+    first.messages.push(...piece.messages);
+    for (const run of piece.readyRuns) first.queues[Number(run.queue ?? 0)]?.ready?.push(...(run.ready ?? []));
+  }
+  return raftmq.v1.BrokerSnapshot.encode(first).finish();
+}
+
+describe("broker snapshots in pieces", () => {
+  it("pieces concatenate to snapshot(); smaller pieces split the ready messages further", () => {
+    const { broker } = busyBroker();
+    const pieces = [...broker.snapshotPieces()];
+    expect(pieces.length).toBe(2);
+    expect(Buffer.concat(pieces).equals(Buffer.from(broker.snapshot()))).toBe(true);
+    expect([...broker.snapshotPieces(4096)].length).toBeGreaterThan(10);
+  });
+
+  it("restoring piece by piece gives the state back, one step per piece", () => {
+    const { broker } = busyBroker();
+    const bytes = Buffer.concat([...broker.snapshotPieces(4096)]);
+    const pieceCount = [...broker.snapshotPieces(4096)].length;
+    const steps = Broker.restoring(bytes);
+    let yields = 0;
+    let step = steps.next();
+    while (step.done !== true) {
+      yields++;
+      step = steps.next();
+    }
+    expect(yields).toBe(pieceCount);
+    const restored = step.value;
+    expect(Buffer.from(restored.snapshot()).equals(Buffer.from(broker.snapshot()))).toBe(true);
+    expect(restored.queueInfo("a")).toEqual(broker.queueInfo("a"));
+    expect(restored.queueInfo("b")?.messagesReady).toBe(350);
+  });
+
+  it("reads a snapshot written as one message, the format before pieces", () => {
+    const { broker } = busyBroker();
+    const legacy = asSingleMessage(broker.snapshot());
+    expect(legacy[0]).not.toBe(0);
+    const restored = Broker.restore(legacy);
+    expect(Buffer.from(restored.snapshot()).equals(Buffer.from(broker.snapshot()))).toBe(true);
+  });
+
+  it("refuses to go on writing pieces after a command was applied", () => {
+    const d = busyBroker();
+    const pieces = d.broker.snapshotPieces(4096);
+    pieces.next();
+    d.publish("", "a", "late");
+    expect(() => pieces.next()).toThrow(BrokerInvariantError);
+  });
+
+  it("names a piece format version it cannot read", () => {
+    const bytes = Buffer.from(busyBroker().broker.snapshot());
+    bytes[1] = 9;
+    expect(() => Broker.restore(bytes)).toThrow(/version 9/);
+  });
+});
