@@ -1,14 +1,11 @@
 // gRPC health checking (grpc.health.v1) and server reflection, so standard tools (grpcurl,
 // grpc_health_probe) work against a node.
-import { fileURLToPath } from "node:url";
 import type * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
+import { assertProtoFilesPresent, PROTO_FILES, PROTO_INCLUDE_DIR } from "@raftmq/proto/files";
 import { BROKER_SERVICE_NAME, CLUSTER_SERVICE_NAME } from "@raftmq/proto/grpc";
-
-const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
-const PROTO_FILES = ["raftmq/v1/broker.proto", "raftmq/v1/cluster.proto", "raftmq/v1/command.proto", "raftmq/v1/raft.proto"];
 
 /** Services whose health is reported; "" is the server as a whole. */
 export const HEALTH_SERVICES = ["", BROKER_SERVICE_NAME, CLUSTER_SERVICE_NAME] as const;
@@ -19,7 +16,8 @@ export class GrpcIntrospection {
 
   addToServer(server: grpc.Server): void {
     this.health.addToServer(server);
-    new ReflectionService(loadSync(PROTO_FILES, { includeDirs: [PROTO_ROOT] })).addToServer(server);
+    assertProtoFilesPresent();
+    new ReflectionService(loadSync([...PROTO_FILES], { includeDirs: [PROTO_INCLUDE_DIR] })).addToServer(server);
   }
 
   setServing(serving: boolean): void {
