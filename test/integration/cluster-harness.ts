@@ -1,5 +1,5 @@
-// Runs real raftmq node processes on 127.0.0.1 with pre-allocated free ports and temporary data
-// directories. Every process is tracked by PID so a test can stop them all, even after a failure.
+// Runs real raftmq node processes on 127.0.0.1 (or where a NodePlacement puts them) with
+// pre-allocated free ports and temporary data directories. Every process is tracked by PID so a test can stop them all, even after a failure.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -18,6 +18,17 @@ export interface NodeSpec {
   peerPort: number;
   httpPort: number;
   dataDir: string;
+}
+
+/**
+ * Where node processes run and are reached. Without one, every node listens on 127.0.0.1 and
+ * runs as a plain child process; a placement can give each node its own host and wrap its
+ * command (run it inside a network namespace, say).
+ */
+export interface NodePlacement {
+  host(id: number): string;
+  /** The command that runs node `id`, given the plain one; it must exec, so its pid is the node's. */
+  wrap(id: number, command: string, args: readonly string[]): { command: string; args: string[] };
 }
 
 export interface NodeProcess {
@@ -57,6 +68,7 @@ export class ClusterHarness {
   constructor(
     readonly name: string,
     private readonly extraFlags: string[] = ["--tick-ms", "50", "--consumer-grace-ms", "1000", "--log-level", "info"],
+    private readonly placement?: NodePlacement,
   ) {
     this.root = mkdtempSync(join(tmpdir(), `raftmq-${name}-`));
   }
@@ -86,12 +98,20 @@ export class ClusterHarness {
     return s;
   }
 
+  host(id: number): string {
+    return this.placement?.host(id) ?? "127.0.0.1";
+  }
+
   clientAddress(id: number): string {
-    return `127.0.0.1:${this.spec(id).clientPort}`;
+    return `${this.host(id)}:${this.spec(id).clientPort}`;
+  }
+
+  peerAddress(id: number): string {
+    return `${this.host(id)}:${this.spec(id).peerPort}`;
   }
 
   initialCluster(ids: number[]): string {
-    return ids.map((id) => `${id}=127.0.0.1:${this.spec(id).peerPort}/127.0.0.1:${this.spec(id).clientPort}`).join(",");
+    return ids.map((id) => `${id}=${this.peerAddress(id)}/${this.clientAddress(id)}`).join(",");
   }
 
   /** Starts node `id` and resolves once it logged "node started". */
@@ -107,7 +127,7 @@ export class ClusterHarness {
       "--data-dir",
       s.dataDir,
       "--host",
-      "127.0.0.1",
+      this.host(id),
       "--client-port",
       String(s.clientPort),
       "--peer-port",
@@ -120,7 +140,8 @@ export class ClusterHarness {
       ...(options.join === true ? ["--join"] : []),
       ...(options.flags ?? []),
     ];
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
+    const run = this.placement?.wrap(id, process.execPath, args) ?? { command: process.execPath, args };
+    const child = spawn(run.command, run.args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
     const lines: string[] = [];
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
     const proc: NodeProcess = { spec: s, child, lines, exit };

@@ -7,12 +7,15 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type RaftmqClient } from "@raftmq/client";
 import { ClusterHarness, type NodeProcess } from "../../integration/cluster-harness.ts";
+import type { NamespaceNetwork } from "./net/namespace-network.ts";
 
 export interface ChaosClusterOptions {
   readonly nodes: number;
   /** Node logs are written here, one file per node id. */
   readonly logDir: string;
   readonly name?: string;
+  /** Runs each node in its own network namespace of this network (the caller is in its hub). */
+  readonly network?: NamespaceNetwork;
 }
 
 /** A node process that exited without the harness asking it to. */
@@ -40,10 +43,17 @@ export class ChaosCluster {
   readonly #logs = new Map<number, WriteStream>();
   readonly crashes: NodeCrash[] = [];
   readonly initialNodes: number;
+  readonly network: NamespaceNetwork | undefined;
 
   constructor(options: ChaosClusterOptions) {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 9) throw new RangeError(`nodes must be 1..9, got ${options.nodes}`);
-    this.harness = new ClusterHarness(options.name ?? "chaos", NODE_FLAGS);
+    const net = options.network;
+    this.harness = new ClusterHarness(
+      options.name ?? "chaos",
+      NODE_FLAGS,
+      net === undefined ? undefined : { host: (id) => net.host(id), wrap: (id, command, args) => net.wrap(id, command, args) },
+    );
+    this.network = net;
     this.#logDir = options.logDir;
     this.initialNodes = options.nodes;
   }
@@ -191,7 +201,7 @@ export class ChaosCluster {
     await this.#startNode(spec.id, true);
     const client = await this.admin();
     try {
-      await client.addMember(spec.id, `127.0.0.1:${spec.peerPort}`, this.clientAddress(spec.id));
+      await client.addMember(spec.id, this.harness.peerAddress(spec.id), this.clientAddress(spec.id));
     } catch (err) {
       this.#members.delete(spec.id);
       await this.kill(spec.id);
@@ -201,6 +211,46 @@ export class ChaosCluster {
     }
     await this.#waitForVoter(spec.id);
     return spec.id;
+  }
+
+  /**
+   * Starts node `id` when it is expected to refuse (a corrupt data directory): its exit is not a
+   * crash. Resolves with the exit code and output; throws if the node came up instead.
+   */
+  async startExpectingRefusal(id: number): Promise<{ code: number | null; output: string }> {
+    this.#expectedExits.add(id);
+    let proc: NodeProcess;
+    try {
+      proc = await this.harness.start(id, { members: this.members(), join: this.#joined.has(id) });
+    } catch (err) {
+      const output = err instanceof Error ? err.message : String(err);
+      this.#log(id).write(`${output}\n`);
+      const code = /\(code (\d+),/.exec(output)?.[1];
+      return { code: code === undefined ? null : Number(code), output };
+    }
+    await this.harness.stop(proc.spec.id, "SIGKILL");
+    throw new Error(`node ${id} started although it was expected to refuse`);
+  }
+
+  /**
+   * A new node id that will run where `oldId` ran (its ports, its data directory), for replacing
+   * a node whose data was lost; the membership is the caller's business until adoptReplacement.
+   */
+  async planReplacement(oldId: number): Promise<number> {
+    const old = this.harness.spec(oldId);
+    const spec = await this.harness.addNodeSpec();
+    Object.assign(spec, { clientPort: old.clientPort, peerPort: old.peerPort, httpPort: old.httpPort, dataDir: old.dataDir });
+    return spec.id;
+  }
+
+  /** After `oldId` was removed and `newId` added (as a learner): starts `newId` and waits for it to be a voter. */
+  async adoptReplacement(oldId: number, newId: number): Promise<void> {
+    this.#expectedExits.add(oldId);
+    this.#members.delete(oldId);
+    this.#members.add(newId);
+    this.#joined.add(newId);
+    await this.#startNode(newId, true);
+    await this.#waitForVoter(newId);
   }
 
   /** Waits until the leader counts `id` as a voter, so the next fault starts from a full cluster. */
@@ -239,6 +289,7 @@ export class ChaosCluster {
     this.#expectedExits.delete(id);
     let proc: NodeProcess;
     try {
+      await this.network?.ensureNode(id);
       proc = await this.harness.start(id, { members: this.members(), join });
     } catch (err) {
       this.#log(id).write(`${err instanceof Error ? err.message : String(err)}\n`);

@@ -2,10 +2,19 @@
 // the same faults at the same offsets. Which node a fault hits is decided when it starts, from
 // the cluster's state then and the fault's own seed, so it too is the same for the same state.
 
+import { PARTITION_SHAPES, type PartitionShape } from "./net/partition.ts";
 import { SeededRandom } from "./seeded-random.ts";
 
-export const NEMESES = ["kill", "pause", "transfer", "membership"] as const;
+/** Faults on node processes: they work anywhere. */
+export const PROCESS_NEMESES = ["kill", "pause", "transfer", "membership", "corrupt"] as const;
+/** Faults on the nodes' traffic: they need the namespace network (root, ip, iptables, tc). */
+export const NETWORK_NEMESES = ["partition", "loss", "slow"] as const;
+export const NEMESES = [...PROCESS_NEMESES, ...NETWORK_NEMESES] as const;
 export type Nemesis = (typeof NEMESES)[number];
+export type NetworkNemesis = (typeof NETWORK_NEMESES)[number];
+
+/** Which nodes a loss or slow fault hits: one at random, or every member. */
+export type LinkScope = "one" | "all";
 
 export type KillTarget = "random" | "leader" | "majority";
 export type PauseTarget = "random" | "leader";
@@ -14,7 +23,11 @@ export type FaultPlan =
   | { readonly nemesis: "kill"; readonly target: KillTarget }
   | { readonly nemesis: "pause"; readonly target: PauseTarget }
   | { readonly nemesis: "transfer"; readonly intervalMs: number }
-  | { readonly nemesis: "membership" };
+  | { readonly nemesis: "membership" }
+  | { readonly nemesis: "corrupt" }
+  | { readonly nemesis: "partition"; readonly shape: PartitionShape }
+  | { readonly nemesis: "loss"; readonly scope: LinkScope; readonly probability: number }
+  | { readonly nemesis: "slow"; readonly scope: LinkScope; readonly rateKbit: number; readonly delayMs: number };
 
 export interface ScheduledFault {
   /** Offset from the start of the fault phase, in ms. */
@@ -44,13 +57,20 @@ export const DEFAULT_SCHEDULE_LIMITS: Readonly<ScheduleLimits> = {
   maxFaults: 1000,
 };
 
-/** Parses "kill,pause" or "all" into the nemeses it names. */
-export function parseNemeses(text: string): Nemesis[] {
+export function isNetworkNemesis(n: Nemesis): n is NetworkNemesis {
+  return (NETWORK_NEMESES as readonly string[]).includes(n);
+}
+
+/**
+ * Parses "kill,pause" or "all" into the nemeses it names. "all" takes the network nemeses only
+ * when `network` says the machine can run them; named ones are always accepted.
+ */
+export function parseNemeses(text: string, options: { readonly network?: boolean } = {}): Nemesis[] {
   const names = text
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  if (names.length === 1 && names[0] === "all") return [...NEMESES];
+  if (names.length === 1 && names[0] === "all") return options.network === true ? [...NEMESES] : [...PROCESS_NEMESES];
   if (names.length === 1 && names[0] === "none") return [];
   const out: Nemesis[] = [];
   for (const name of names) {
@@ -93,7 +113,15 @@ function planOne(rng: SeededRandom, nemesis: Nemesis): FaultPlan {
     case "transfer":
       return { nemesis, intervalMs: rng.int(200, 600) };
     case "membership":
+    case "corrupt":
       return { nemesis };
+    case "partition":
+      return { nemesis, shape: rng.pick(PARTITION_SHAPES) };
+    case "loss":
+      // Whole percents from 5 to 30: enough to stall TCP, not enough to stop it.
+      return { nemesis, scope: rng.pick<LinkScope>(["one", "all"]), probability: rng.int(5, 30) / 100 };
+    case "slow":
+      return { nemesis, scope: rng.pick<LinkScope>(["one", "all"]), rateKbit: rng.int(2, 16) * 128, delayMs: rng.int(2, 20) * 10 };
     default: {
       const never: never = nemesis;
       throw new Error(`unknown nemesis ${String(never)}`);
@@ -111,6 +139,14 @@ export function describePlan(plan: FaultPlan): string {
       return `transfer storm every ${plan.intervalMs} ms`;
     case "membership":
       return "remove a member, wipe it, add it back";
+    case "corrupt":
+      return "damage a member's data, see it refuse to start, replace it";
+    case "partition":
+      return `partition ${plan.shape}`;
+    case "loss":
+      return `loss ${Math.round(plan.probability * 100)}% on ${plan.scope === "one" ? "one node" : "every node"}`;
+    case "slow":
+      return `slow ${plan.rateKbit} kbit/s, ${plan.delayMs} ms delay where netem exists, on ${plan.scope === "one" ? "one node" : "every node"}`;
     default: {
       const never: never = plan;
       throw new Error(`unknown plan ${JSON.stringify(never)}`);

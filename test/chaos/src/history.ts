@@ -103,6 +103,13 @@ export interface NemesisOp {
   readonly type: "info";
   readonly value: string;
   readonly nodes?: readonly string[];
+  /** On start-partition: a TCP connect tried across a cut link (and along a kept one). */
+  readonly probe?: {
+    readonly cut: string;
+    readonly blocked: boolean;
+    readonly open?: string;
+    readonly connected?: boolean;
+  };
   readonly time: number;
 }
 

@@ -44,13 +44,27 @@ export {
   DEFAULT_SCHEDULE_LIMITS,
   describePlan,
   type FaultPlan,
+  isNetworkNemesis,
+  type LinkScope,
   NEMESES,
+  NETWORK_NEMESES,
   type Nemesis as NemesisName,
+  type NetworkNemesis,
+  PROCESS_NEMESES,
   parseNemeses,
   planFaults,
   type ScheduledFault,
   type ScheduleLimits,
 } from "./fault-schedule.ts";
+export { type NamespaceRunOptions, runChaosInNamespaces } from "./net/hub-runner.ts";
+export { NamespaceNetwork, type PartitionProbe } from "./net/namespace-network.ts";
+export type { NetCommand, SlowLink } from "./net/net-commands.ts";
+export type { NetLayout } from "./net/net-layout.ts";
+export { type NetworkSupport, probeNetworkSupport } from "./net/network-support.ts";
+export { removeNetns, sweepLeftovers } from "./net/netns-cleanup.ts";
+export { cutsOf, describePartition, type Partition, PARTITION_SHAPES, type PartitionShape, partitionOf, reachableFrom } from "./net/partition.ts";
+export { NetCommandError } from "./net/run-command.ts";
+export { RUN_RECORD_FILE, type RunRecord, readRunRecord, RunRecordError } from "./run-record.ts";
 export { Nemesis } from "./nemesis.ts";
 export { type ChaosOptions, type ChaosRunResult, HISTORY_FILE, runChaos } from "./run-chaos.ts";
 export { SeededRandom } from "./seeded-random.ts";

@@ -4,9 +4,12 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ChaosCluster } from "./chaos-cluster.ts";
+import { corruptMember, replaceMember } from "./corruption-fault.ts";
 import { describePlan, type FaultPlan, type ScheduledFault } from "./fault-schedule.ts";
-import type { NemesisF } from "./history.ts";
+import type { NemesisF, NemesisOp } from "./history.ts";
 import type { HistoryRecorder } from "./history-recorder.ts";
+import type { NamespaceNetwork } from "./net/namespace-network.ts";
+import { describePartition, type PartitionShape, partitionOf } from "./net/partition.ts";
 import { SeededRandom } from "./seeded-random.ts";
 
 /** How long a leader-targeted fault waits for a leader before it hits a random node instead. */
@@ -14,10 +17,14 @@ const LEADER_WAIT_MS = 5000;
 
 type Undo = () => Promise<void>;
 
+/** Shapes placed around the leader: they wait for one, like leader-targeted process faults. */
+const LEADER_SHAPES: readonly PartitionShape[] = ["isolate-leader", "leader-minority"];
+
 export class Nemesis {
   readonly #cluster: ChaosCluster;
   readonly #recorder: HistoryRecorder;
   readonly #say: (line: string) => void;
+  readonly #network: NamespaceNetwork | undefined;
   #undo: { stop: NemesisF; run: Undo } | undefined;
   #stopped = false;
   #wake: (() => void) | undefined;
@@ -29,6 +36,7 @@ export class Nemesis {
     this.#cluster = cluster;
     this.#recorder = recorder;
     this.#say = say;
+    this.#network = cluster.network;
   }
 
   /** Runs the schedule until it ends or stop() is called; offsets count from the call. */
@@ -53,6 +61,11 @@ export class Nemesis {
   /** Undoes the fault in effect, resumes paused and restarts killed members, and records heal. */
   async heal(): Promise<void> {
     await this.#end();
+    try {
+      await this.#network?.heal();
+    } catch (err) {
+      this.#error("heal: network", err);
+    }
     for (const id of this.#cluster.paused()) this.#cluster.resume(id);
     for (const id of this.#cluster.down()) {
       try {
@@ -137,11 +150,73 @@ export class Nemesis {
           },
         };
       }
+      case "corrupt": {
+        const victim = rng.pick(c.members());
+        const damage = await corruptMember(c, victim, rng, this.#say);
+        this.#record("corrupt", `corrupt n${victim}: ${damage.kind} ${damage.file}; it refused to start`, [victim]);
+        return {
+          stop: "repair",
+          run: async () => {
+            const newId = await replaceMember(c, victim, this.#say);
+            this.#record("repair", `raftmqctl members replace n${victim}: back as n${newId}, a voter`, [newId]);
+          },
+        };
+      }
+      case "partition": {
+        const net = this.#net(plan.nemesis);
+        const leader = LEADER_SHAPES.includes(plan.shape) ? await c.waitForLeader(LEADER_WAIT_MS) : undefined;
+        const partition = partitionOf(plan.shape, c.members(), leader, rng.int(0, 2 ** 31 - 1));
+        await net.partition(partition);
+        const probe = await net.probe(partition, (id) => c.harness.spec(id).peerPort);
+        const seen = probe === undefined ? "" : `; probe ${probe.cut} ${probe.blocked ? "blocked" : "CONNECTED"}${probe.open === undefined ? "" : `, ${probe.open} ${probe.connected === true ? "open" : "FAILED"}`}`;
+        this.#record("start-partition", `partition ${describePartition(partition)}${seen}`, partition.groups.flat(), probe === undefined ? {} : { probe });
+        return {
+          stop: "stop-partition",
+          run: async () => {
+            await net.heal();
+            this.#record("stop-partition", `heal partition ${describePartition(partition)}`, c.members());
+          },
+        };
+      }
+      case "loss": {
+        const net = this.#net(plan.nemesis);
+        const targets = plan.scope === "one" ? [rng.pick(c.members())] : c.members();
+        const what = `${Math.round(plan.probability * 100)}% loss on ${names(targets)}`;
+        await net.loss(targets, plan.probability);
+        this.#record("start-loss", what, targets);
+        return {
+          stop: "stop-loss",
+          run: async () => {
+            await net.heal();
+            this.#record("stop-loss", `end ${what}`, targets);
+          },
+        };
+      }
+      case "slow": {
+        const net = this.#net(plan.nemesis);
+        const targets = plan.scope === "one" ? [rng.pick(c.members())] : c.members();
+        const delay = net.netem ? `, ${plan.delayMs} ms delay` : " (no delay: netem unavailable)";
+        const what = `${plan.rateKbit} kbit/s${delay} on ${names(targets)}`;
+        await net.slow(targets, { rateKbit: plan.rateKbit, delayMs: plan.delayMs });
+        this.#record("start-slow", what, targets);
+        return {
+          stop: "stop-slow",
+          run: async () => {
+            await net.heal();
+            this.#record("stop-slow", `end ${what}`, targets);
+          },
+        };
+      }
       default: {
         const never: never = plan;
         throw new Error(`unknown plan ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  #net(nemesis: string): NamespaceNetwork {
+    if (this.#network === undefined) throw new Error(`${nemesis} needs the namespace network, and this run has none`);
+    return this.#network;
   }
 
   async #storm(intervalMs: number, rng: SeededRandom, storm: { on: boolean; transfers: number; refused: number }): Promise<void> {
@@ -184,8 +259,8 @@ export class Nemesis {
     }
   }
 
-  #record(f: NemesisF, value: string, nodes: readonly number[]): void {
-    const op = this.#recorder.record({ f, process: "nemesis", type: "info", value, nodes: nodes.map((id) => `n${id}`) });
+  #record(f: NemesisF, value: string, nodes: readonly number[], extra: Pick<NemesisOp, "probe"> = {}): void {
+    const op = this.#recorder.record({ f, process: "nemesis", type: "info", value, nodes: [...new Set(nodes)].sort((a, b) => a - b).map((id) => `n${id}`), ...extra });
     this.#say(`[${(op.time / 1000).toFixed(1).padStart(6)} s] ${f.padEnd(20)} ${value}`);
   }
 

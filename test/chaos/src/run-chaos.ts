@@ -3,6 +3,9 @@
 // logs in the run folder.
 //
 //   pnpm chaos --time 60 --nemesis all --seed 7 --nodes 3 --out runs/7
+//
+// With network nemeses the runner re-runs itself inside the run's hub namespace (--in-hub) and
+// the outer process only makes and removes the namespaces.
 
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -12,9 +15,14 @@ import { parseArgs } from "node:util";
 import { ChaosCluster, type NodeCrash } from "./chaos-cluster.ts";
 import { type CheckHistoryFileResult, checkHistoryFile } from "./check-history.ts";
 import type { CheckResult } from "./checker.ts";
-import { type Nemesis as NemesisName, parseNemeses, planFaults } from "./fault-schedule.ts";
+import { isNetworkNemesis, type Nemesis as NemesisName, NEMESES, parseNemeses, planFaults } from "./fault-schedule.ts";
 import { HistoryRecorder } from "./history-recorder.ts";
 import { Nemesis } from "./nemesis.ts";
+import { runChaosInNamespaces } from "./net/hub-runner.ts";
+import { NamespaceNetwork } from "./net/namespace-network.ts";
+import { netLayout } from "./net/net-layout.ts";
+import { probeNetworkSupport } from "./net/network-support.ts";
+import { writeRunRecord } from "./run-record.ts";
 import { SeededRandom } from "./seeded-random.ts";
 import { DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from "./workload.ts";
 
@@ -38,6 +46,11 @@ export interface ChaosOptions {
   readonly out?: { write(text: string): unknown };
   /** Hears the cluster's cleanup as soon as nodes exist, so an interrupt can stop them. */
   readonly onCleanup?: (cleanup: () => Promise<void>) => void;
+  /**
+   * The namespace network the nodes run in; the caller runs in its hub. Required by the network
+   * nemeses (runChaosInNamespaces sets it up from the root namespace).
+   */
+  readonly network?: NamespaceNetwork;
 }
 
 export interface ChaosRunResult {
@@ -54,12 +67,14 @@ export interface ChaosRunResult {
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
   if (!(options.timeSec > 0 && options.timeSec <= MAX_RUN_SECONDS)) throw new RangeError(`time must be in (0, ${MAX_RUN_SECONDS}] s, got ${options.timeSec}`);
+  const netNemeses = options.nemeses.filter(isNetworkNemesis);
+  if (netNemeses.length > 0 && options.network === undefined) throw new RangeError(`${netNemeses.join(", ")} need the namespace network: run them through runChaosInNamespaces`);
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
   const historyPath = join(outDir, HISTORY_FILE);
   const recorder = await HistoryRecorder.open(historyPath);
-  const cluster = new ChaosCluster({ nodes: options.nodes, logDir: outDir, name: `chaos-${options.seed}` });
+  const cluster = new ChaosCluster({ nodes: options.nodes, logDir: outDir, name: `chaos-${options.seed}`, ...(options.network === undefined ? {} : { network: options.network }) });
   options.onCleanup?.(() => cluster.cleanup());
   const nemesis = new Nemesis(cluster, recorder, say);
   let checked: CheckHistoryFileResult;
@@ -106,7 +121,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
   const crashes = [...cluster.crashes];
   for (const c of crashes) say(`node n${c.id} crashed: exit code ${c.code}, signal ${c.signal}; see ${join(outDir, `node-${c.id}.log`)}`);
   const valid = checked.result.valid && crashes.length === 0;
-  return {
+  const result = {
     valid,
     check: checked.result,
     outDir,
@@ -115,6 +130,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     faults,
     summaryLine: summaryLine(options, checked.result, valid, crashes.length),
   };
+  await writeRunRecord(outDir, { valid, crashes, nemesisErrors: result.nemesisErrors, faults, summaryLine: result.summaryLine });
+  return result;
 }
 
 function summaryLine(options: ChaosOptions, r: CheckResult, valid: boolean, crashes: number): string {
@@ -136,9 +153,10 @@ function summaryLine(options: ChaosOptions, r: CheckResult, valid: boolean, cras
   ].join(" ");
 }
 
-const USAGE = `usage: pnpm chaos [--time s] [--nemesis kill,pause,transfer,membership|all|none] [--seed n] [--nodes 3|5] [--out dir]
+const USAGE = `usage: pnpm chaos [--time s] [--nemesis ${NEMESES.join(",")}|all|none] [--seed n] [--nodes 3|5] [--out dir]
   --time      seconds of workload under faults (default 60); heal and drain follow
-  --nemesis   faults to draw from (default all)
+  --nemesis   faults to draw from (default all; all takes partition, loss and slow only where
+              network namespaces work: root, ip, iptables, tc, nsenter)
   --seed      seeds the fault schedule and the workload (default: random, printed)
   --nodes     cluster size, 3 or 5 (default 3)
   --out       run folder (default runs/chaos-<seed>)
@@ -147,7 +165,11 @@ exit status: 0 valid, 1 invalid (lost, unexpected, unmarked duplicate, order, cr
 
 interface CliArgs {
   readonly help: boolean;
-  readonly options: Omit<ChaosOptions, "say" | "out" | "onCleanup">;
+  /** As given: "all" is expanded once it is known whether the network nemeses can run. */
+  readonly nemesisText: string;
+  /** Set by the outer runner only: this process runs inside that layout's hub namespace. */
+  readonly inHub: { readonly prefix: string; readonly subnet: number } | undefined;
+  readonly options: Omit<ChaosOptions, "say" | "out" | "onCleanup" | "network">;
 }
 
 export function parseCli(argv: readonly string[]): CliArgs {
@@ -159,6 +181,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
       seed: { type: "string" },
       nodes: { type: "string", default: "3" },
       out: { type: "string" },
+      "in-hub": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -168,9 +191,27 @@ export function parseCli(argv: readonly string[]): CliArgs {
   if (nodes !== 3 && nodes !== 5) throw new RangeError("--nodes must be 3 or 5");
   const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError("--seed must be a non-negative integer");
-  const nemeses = parseNemeses(values.nemesis);
+  // Named network nemeses are kept here; main drops them when the machine cannot run them.
+  const nemeses = parseNemeses(values.nemesis, { network: true });
   const outDir = values.out ?? join("runs", `chaos-${seed}`);
-  return { help: values.help === true, options: { timeSec, nemeses, seed, nodes, outDir } };
+  let inHub: CliArgs["inHub"];
+  if (values["in-hub"] !== undefined) {
+    const m = /^([a-z0-9-]+):(\d+)$/.exec(values["in-hub"]);
+    if (m === null) throw new RangeError("--in-hub must be <namespace prefix>:<subnet>");
+    inHub = netLayout(m[1] ?? "", Number(m[2]));
+  }
+  return { help: values.help === true, nemesisText: values.nemesis, inHub, options: { timeSec, nemeses, seed, nodes, outDir } };
+}
+
+/** Drops the network nemeses, with one line saying why, when this machine cannot run them. */
+async function usableNemeses(args: CliArgs, say: (line: string) => void): Promise<readonly NemesisName[]> {
+  const asked = args.options.nemeses;
+  if (!asked.some(isNetworkNemesis)) return asked;
+  const support = await probeNetworkSupport();
+  if (support.available) return asked;
+  const named = args.nemesisText.trim() !== "all";
+  say(`network faults unavailable: ${support.reason}; running process faults only${named ? ` (dropped ${asked.filter(isNetworkNemesis).join(", ")})` : ""}`);
+  return asked.filter((n) => !isNetworkNemesis(n));
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -186,18 +227,32 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   let cleanup: (() => Promise<void>) | undefined;
-  process.once("SIGINT", () => {
-    process.stderr.write("interrupted: stopping the nodes\n");
-    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130));
-  });
-  const o = args.options;
-  process.stdout.write(`chaos: seed ${o.seed}, ${o.nodes} nodes, nemesis ${o.nemeses.join(",") || "none"}, ${o.timeSec} s, out ${o.outDir}\n`);
-  const run = await runChaos({
-    ...o,
-    onCleanup: (c) => {
-      cleanup = c;
-    },
-  });
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`${signal}: stopping the nodes${args.inHub === undefined ? " and removing the namespaces" : ""}\n`);
+    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const onCleanup = (c: () => Promise<void>) => {
+    cleanup = c;
+  };
+  let run: ChaosRunResult;
+  if (args.inHub !== undefined) {
+    // The outer runner already knows the network works; this process lives in the hub.
+    const network = await NamespaceNetwork.setup(args.inHub);
+    if (!network.netem) say("netem is not available in this kernel: slow links get a rate limit (tbf) and no delay");
+    run = await runChaos({ ...args.options, network, onCleanup });
+    // The outer runner reports the run from run.json and the history.
+    return run.valid ? 0 : 1;
+  } else {
+    const o = { ...args.options, nemeses: await usableNemeses(args, say) };
+    say(`chaos: seed ${o.seed}, ${o.nodes} nodes, nemesis ${o.nemeses.join(",") || "none"}, ${o.timeSec} s, out ${o.outDir}`);
+    run = o.nemeses.some(isNetworkNemesis) ? await runChaosInNamespaces({ ...o, say, onCleanup }) : await runChaos({ ...o, onCleanup });
+  }
   process.stdout.write(`${run.summaryLine}\n`);
   if (run.nemesisErrors.length > 0) process.stdout.write(`nemesis errors (${run.nemesisErrors.length}):\n  ${run.nemesisErrors.join("\n  ")}\n`);
   return run.valid ? 0 : 1;

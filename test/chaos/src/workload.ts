@@ -120,7 +120,13 @@ export class Workload {
         }
         await sleep(TICK_MS);
       }
-      await Promise.race([Promise.all(outstanding), sleep(this.#options.flushTimeoutMs)]);
+      // The timer is cancelled once the confirms are in, so it does not hold the process open.
+      const flushed = new AbortController();
+      await Promise.race([
+        Promise.all(outstanding),
+        sleep(this.#options.flushTimeoutMs, undefined, { signal: flushed.signal }).catch(() => undefined),
+      ]);
+      flushed.abort();
     } finally {
       // What is still unconfirmed fails with ClosedError: recorded as unknown.
       client.close();

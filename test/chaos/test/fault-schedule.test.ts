@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_SCHEDULE_LIMITS, NEMESES, parseNemeses, planFaults } from "../src/fault-schedule.ts";
+import { DEFAULT_SCHEDULE_LIMITS, NEMESES, PROCESS_NEMESES, parseNemeses, planFaults } from "../src/fault-schedule.ts";
 
 describe("fault schedule", () => {
   it("one seed gives one schedule; another seed gives another", () => {
@@ -29,9 +29,12 @@ describe("fault schedule", () => {
   });
 
   it("parses nemesis lists", () => {
-    expect(parseNemeses("all")).toEqual([...NEMESES]);
+    expect(parseNemeses("all")).toEqual([...PROCESS_NEMESES]);
+    expect(parseNemeses("all", { network: true })).toEqual([...NEMESES]);
+    expect(parseNemeses("all", { network: true })).toContain("partition");
     expect(parseNemeses("kill, pause,kill")).toEqual(["kill", "pause"]);
+    expect(parseNemeses("kill,partition,loss,slow")).toEqual(["kill", "partition", "loss", "slow"]);
     expect(parseNemeses("none")).toEqual([]);
-    expect(() => parseNemeses("kill,partition")).toThrow(/unknown nemesis "partition"/);
+    expect(() => parseNemeses("kill,cut")).toThrow(/unknown nemesis "cut"/);
   });
 });
