@@ -2,23 +2,30 @@
 // confirms at 256 in flight (1 and 4 producers), window-1 publish latency, consume-only drain of
 // a backlog, publish-to-deliver latency at a fixed rate, and failover time (SIGKILL of the leader
 // to the next confirm). Prints figures; asserts nothing.
+// Publishing is measured twice: through the SDK's publisher (what an application uses: it keeps
+// 256 messages awaiting confirms and sends the ones waiting together in one request) and with one
+// message per PublishStream request (a plain gRPC client that does not batch).
 //   node --import tsx packages/server/bench/cluster.ts [--messages 30000] [--samples 2000]
-//     [--backlog 50000] [--e2e-seconds 4] [--skip-failover] [--profile-dir DIR (node CPU profiles)]
+//     [--backlog 50000] [--e2e-seconds 4] [--phases list] [--profile-dir DIR (node CPU profiles)]
+//   phases: sdk, stream, latency, drain, e2e, failover (default: all)
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { connect, type RaftmqClient } from "@raftmq/client";
 import { raftmq } from "@raftmq/proto";
 import { type Client, connectClient, Metadata } from "../src/service-client.ts";
 import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 
 const { values: args } = parseArgs({
-  options: { backlog: { type: "string", default: "50000" }, "e2e-seconds": { type: "string", default: "4" }, "profile-dir": { type: "string", default: "" }, "skip-failover": { type: "boolean", default: false }, messages: { type: "string", default: "30000" }, samples: { type: "string", default: "2000" }, "body-bytes": { type: "string", default: "1024" } },
+  options: { backlog: { type: "string", default: "50000" }, "e2e-seconds": { type: "string", default: "4" }, "profile-dir": { type: "string", default: "" }, phases: { type: "string", default: "sdk,stream,latency,drain,e2e,failover" }, messages: { type: "string", default: "30000" }, samples: { type: "string", default: "2000" }, "body-bytes": { type: "string", default: "1024" } },
 });
 const MESSAGES = Number(args.messages);
+const PHASES = new Set(args.phases.split(","));
+for (const phase of PHASES) if (!["sdk", "stream", "latency", "drain", "e2e", "failover"].includes(phase)) throw new Error(`unknown phase ${phase}`);
 const SAMPLES = Number(args.samples);
 const BODY = new Uint8Array(Number(args["body-bytes"])).fill(120);
 const NODE_MAIN = fileURLToPath(new URL("../src/node-main.ts", import.meta.url));
@@ -112,6 +119,19 @@ function producer(client: Client, queue: string, count: number, inFlight: number
   });
 }
 
+/** Publishes `count` messages through the SDK's publisher with `window` awaiting confirms. */
+async function sdkProducer(client: RaftmqClient, queue: string, count: number, window: number): Promise<void> {
+  const publisher = client.createPublisher({ window });
+  const outstanding: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    outstanding.push(publisher.publish("", queue, BODY));
+    // Wait for the oldest confirm whenever the window is full, so the publisher's queue stays short.
+    if (publisher.stats().queued > 0) await outstanding.shift();
+  }
+  await Promise.all(outstanding);
+  await publisher.close();
+}
+
 /** Subscribes with a large prefetch and acks every 100th delivery (multiple); resolves at `count`. */
 function consume(client: Client, queue: string, count: number, onDelivery?: (body: Uint8Array) => void): { done: Promise<void>; subscribed: Promise<void>; cancel: () => void } {
   const call = client.makeBidiStreamRequest(B.Consume.path, B.Consume.requestSerialize, B.Consume.responseDeserialize, new Metadata());
@@ -149,6 +169,34 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** CPU seconds of the event loop thread and of all other threads. */
+function threadCpu(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (pid === undefined) return out;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      // Threads are unnamed: tell the event loop apart from the rest (V8 helpers, GC, the libuv
+      // pool that runs LevelDB writes and syncs, LevelDB's compaction thread).
+      const name = tid === String(pid) ? "event loop" : "other threads";
+      const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    }
+  } catch {
+    // the process is gone
+  }
+  return out;
+}
+
+function threadCpuDelta(after: Map<string, number>, before: Map<string, number>, messages: number): string {
+  return [...after]
+    .map(([name, s]) => [name, s - (before.get(name) ?? 0)] as const)
+    .filter(([, s]) => s > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, s]) => `${name} ${((s * 1e6) / messages).toFixed(0)}`)
+    .join(", ");
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
@@ -178,6 +226,69 @@ async function measureFailover(nodes: Node[], clients: Map<number, Client>, lead
   return ["failover: SIGKILL of the leader to the next confirm, ms", `${(recoveredAt - killedAt).toFixed(0)} (${attempts} failed attempts; tick 100 ms, election 10 ticks)`];
 }
 
+/** Window-1 publish latency: one unary Publish at a time to the leader. */
+async function measureLatency(lc: Client, rows: [string, string][]): Promise<void> {
+  const latencies: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const t = performance.now();
+    await unary(lc, B.Publish.path, B.Publish, { messages: [{ routingKey: "bench", body: BODY }] });
+    latencies.push(performance.now() - t);
+  }
+  latencies.sort((a, b) => a - b);
+  rows.push(["window-1 publish latency (unary, leader) p50 / p99 ms", `${percentile(latencies, 50).toFixed(3)} / ${percentile(latencies, 99).toFixed(3)}`]);
+  await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+}
+
+/** Consume-only drain of a backlog. */
+async function measureDrain(lc: Client, rows: [string, string][]): Promise<void> {
+  // Consume-only drain of a backlog.
+  const backlog = Number(args.backlog);
+  await producer(lc, "bench", backlog, 256);
+  const t1 = performance.now();
+  const drain = consume(lc, "bench", backlog);
+  await drain.done;
+  const drainSecs = (performance.now() - t1) / 1000;
+  drain.cancel();
+  rows.push([`consume-only drain of a ${backlog} backlog, msg/s`, `${Math.round(backlog / drainSecs)} (${drainSecs.toFixed(2)} s; prefetch 2000, ack every 100)`]);
+  await new Promise((r) => setTimeout(r, 300));
+  await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+}
+
+/** End-to-end publish-to-deliver latency at a fixed rate of 5,000 msg/s (5 per millisecond). */
+async function measureEndToEnd(lc: Client, rows: [string, string][]): Promise<void> {
+  // End-to-end publish-to-deliver latency at a fixed rate of 5,000 msg/s (5 per millisecond).
+  const e2eCount = Math.round(Number(args["e2e-seconds"]) * 5000);
+  const e2e: number[] = [];
+  const sink = consume(lc, "bench", e2eCount, (body) => e2e.push(performance.now() - new DataView(body.buffer, body.byteOffset, 8).getFloat64(0)));
+  await sink.subscribed;
+  const pub = lc.makeBidiStreamRequest(B.PublishStream.path, B.PublishStream.requestSerialize, B.PublishStream.responseDeserialize, new Metadata());
+  pub.on("data", () => undefined);
+  pub.on("error", () => undefined);
+  const startedAt = performance.now();
+  let sentE2e = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(e2eCount, Math.floor((performance.now() - startedAt) * 5));
+      while (sentE2e < due) {
+        const body = new Uint8Array(BODY.length);
+        new DataView(body.buffer).setFloat64(0, performance.now());
+        pub.write({ clientSequence: ++sentE2e, messages: [{ routingKey: "bench", body }] });
+      }
+      if (sentE2e >= e2eCount) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 1);
+  });
+  await sink.done;
+  pub.end();
+  sink.cancel();
+  e2e.sort((a, b) => a - b);
+  rows.push(["publish-to-deliver latency at 5,000 msg/s, p50 / p99 ms", `${percentile(e2e, 50).toFixed(2)} / ${percentile(e2e, 99).toFixed(2)} (${e2e.length} messages)`]);
+  await new Promise((r) => setTimeout(r, 300));
+  await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "raftmq-bench-"));
   const ports = await freePorts(9);
@@ -191,83 +302,60 @@ async function main(): Promise<void> {
     const lc = clients.get(leader) as Client;
     await unary(lc, B.DeclareQueue.path, B.DeclareQueue, { name: "bench" });
 
-    for (const producers of [1, 4]) {
+    const leaderAddress = `127.0.0.1:${nodes.find((n) => n.id === leader)?.client}`;
+    const publishPhase = async (label: string, producers: number, run: (per: number) => Promise<void>) => {
       const per = Math.floor(MESSAGES / producers);
-      const channels = Array.from({ length: producers }, () => connectClient(`127.0.0.1:${nodes.find((n) => n.id === leader)?.client}`));
+      const total = per * producers;
       const cpu0 = process.cpuUsage();
       const nodeCpu0 = nodes.map((n) => cpuSeconds(n.child?.pid));
+      const threads0 = nodes.map((n) => threadCpu(n.child?.pid));
       const t0 = performance.now();
-      await Promise.all(channels.map((c) => producer(c, "bench", per, 256)));
+      await run(per);
       const secs = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       const nodeCpu = nodes.map((n, i) => cpuSeconds(n.child?.pid) - (nodeCpu0[i] ?? 0));
-      const rate = Math.round((per * producers) / secs);
-      const perMsg = (seconds: number) => ((seconds * 1e6) / (per * producers)).toFixed(0);
-      const leaderCpu = nodeCpu[nodes.findIndex((n) => n.id === leader)] ?? 0;
+      const threads = nodes.map((n, i) => threadCpuDelta(threadCpu(n.child?.pid), threads0[i] ?? new Map(), total));
+      const perMsg = (seconds: number) => ((seconds * 1e6) / total).toFixed(0);
+      const leaderAt = nodes.findIndex((n) => n.id === leader);
+      const leaderCpu = nodeCpu[leaderAt] ?? 0;
       const followerCpu = nodeCpu.reduce((a, b) => a + b, 0) - leaderCpu;
       rows.push([
-        `publish, ${producers} producer(s), 256 in flight each, confirmed msg/s`,
-        `${rate} (${per * producers} msgs in ${secs.toFixed(2)} s; CPU µs/msg: client ${perMsg((cpu.user + cpu.system) / 1e6)}, leader ${perMsg(leaderCpu)}, followers ${perMsg(followerCpu)})`,
+        `${label}, ${producers} producer(s), confirmed msg/s`,
+        `${Math.round(total / secs)} (${total} msgs in ${secs.toFixed(2)} s; CPU µs/msg: client ${perMsg((cpu.user + cpu.system) / 1e6)}, leader ${perMsg(leaderCpu)}, followers ${perMsg(followerCpu)})`,
       ]);
-      for (const c of channels) c.close();
+      rows.push(["  CPU µs/msg by thread, leader", threads[leaderAt] ?? ""]);
+      rows.push(["  CPU µs/msg by thread, a follower", threads[nodes.findIndex((n) => n.id !== leader)] ?? ""]);
       await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
+    };
+    if (PHASES.has("sdk")) {
+      for (const producers of [1, 4]) {
+        await publishPhase("publish through the SDK publisher, 256 in flight", producers, async (per) => {
+          const sdk = await Promise.all(Array.from({ length: producers }, () => connect([leaderAddress])));
+          try {
+            await Promise.all(sdk.map((c) => sdkProducer(c, "bench", per, 256)));
+          } finally {
+            for (const c of sdk) await c.close();
+          }
+        });
+      }
+    }
+    if (PHASES.has("stream")) {
+      for (const producers of [1, 4]) {
+        await publishPhase("publish one message per stream request, 256 in flight", producers, async (per) => {
+          const channels = Array.from({ length: producers }, () => connectClient(leaderAddress));
+          try {
+            await Promise.all(channels.map((c) => producer(c, "bench", per, 256)));
+          } finally {
+            for (const c of channels) c.close();
+          }
+        });
+      }
     }
 
-    const latencies: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      const t = performance.now();
-      await unary(lc, B.Publish.path, B.Publish, { messages: [{ routingKey: "bench", body: BODY }] });
-      latencies.push(performance.now() - t);
-    }
-    latencies.sort((a, b) => a - b);
-    rows.push(["window-1 publish latency (unary, leader) p50 / p99 ms", `${percentile(latencies, 50).toFixed(3)} / ${percentile(latencies, 99).toFixed(3)}`]);
-    await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
-
-    // Consume-only drain of a backlog.
-    const backlog = Number(args.backlog);
-    await producer(lc, "bench", backlog, 256);
-    const t1 = performance.now();
-    const drain = consume(lc, "bench", backlog);
-    await drain.done;
-    const drainSecs = (performance.now() - t1) / 1000;
-    drain.cancel();
-    rows.push([`consume-only drain of a ${backlog} backlog, msg/s`, `${Math.round(backlog / drainSecs)} (${drainSecs.toFixed(2)} s; prefetch 2000, ack every 100)`]);
-    await new Promise((r) => setTimeout(r, 300));
-    await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
-
-    // End-to-end publish-to-deliver latency at a fixed rate of 5,000 msg/s (5 per millisecond).
-    const e2eCount = Math.round(Number(args["e2e-seconds"]) * 5000);
-    const e2e: number[] = [];
-    const sink = consume(lc, "bench", e2eCount, (body) => e2e.push(performance.now() - new DataView(body.buffer, body.byteOffset, 8).getFloat64(0)));
-    await sink.subscribed;
-    const pub = lc.makeBidiStreamRequest(B.PublishStream.path, B.PublishStream.requestSerialize, B.PublishStream.responseDeserialize, new Metadata());
-    pub.on("data", () => undefined);
-    pub.on("error", () => undefined);
-    const startedAt = performance.now();
-    let sentE2e = 0;
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const due = Math.min(e2eCount, Math.floor((performance.now() - startedAt) * 5));
-        while (sentE2e < due) {
-          const body = new Uint8Array(BODY.length);
-          new DataView(body.buffer).setFloat64(0, performance.now());
-          pub.write({ clientSequence: ++sentE2e, messages: [{ routingKey: "bench", body }] });
-        }
-        if (sentE2e >= e2eCount) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 1);
-    });
-    await sink.done;
-    pub.end();
-    sink.cancel();
-    e2e.sort((a, b) => a - b);
-    rows.push(["publish-to-deliver latency at 5,000 msg/s, p50 / p99 ms", `${percentile(e2e, 50).toFixed(2)} / ${percentile(e2e, 99).toFixed(2)} (${e2e.length} messages)`]);
-    await new Promise((r) => setTimeout(r, 300));
-    await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
-
-    if (!args["skip-failover"]) rows.push(await measureFailover(nodes, clients, leader));
+    if (PHASES.has("latency")) await measureLatency(lc, rows);
+    if (PHASES.has("drain")) await measureDrain(lc, rows);
+    if (PHASES.has("e2e")) await measureEndToEnd(lc, rows);
+    if (PHASES.has("failover")) rows.push(await measureFailover(nodes, clients, leader));
   } finally {
     for (const c of clients.values()) c.close();
     // SIGTERM lets a profiled node write its profile; SIGKILL follows if it lingers.
@@ -280,7 +368,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log(`raftmq cluster benchmark: 3 nodes on 127.0.0.1, ${BODY.length}-byte bodies, confirms after commit`);
-  for (const [name, value] of rows) console.log(`  ${name.padEnd(62)} ${value}`);
+  for (const [name, value] of rows) console.log(`  ${name.padEnd(72)} ${value}`);
 }
 
 await main();
