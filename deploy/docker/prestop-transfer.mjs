@@ -103,7 +103,13 @@ async function main() {
     await call(session, "TransferLeadership");
     while (leaderId === nodeId && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, pollMs));
-      ({ leaderId } = await leadership(session));
+      try {
+        ({ leaderId } = await leadership(session));
+      } catch (err) {
+        // A poll cut off by the deadline only means the hand-over did not finish in time.
+        if (Date.now() >= deadline) break;
+        throw err;
+      }
     }
     if (leaderId === nodeId) {
       process.stderr.write(`prestop: node ${nodeId} still leads after ${timeoutMs} ms; SIGTERM will try again\n`);

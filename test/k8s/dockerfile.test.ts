@@ -95,10 +95,10 @@ describe("Dockerfile", () => {
     expect(Object.keys(cli.dependencies)).toContain("tsx");
   });
 
-  it("assembles the runtime folder with a production deploy of the CLI, the .proto files and the preStop script", () => {
+  it("assembles the runtime folder with a production deploy of the CLI, checks the .proto files came with it, adds the preStop script", () => {
     const script = readFileSync(join(DOCKER_DIR, "assemble-runtime.sh"), "utf8");
     const commands = script.split("\n").filter((l) => !l.trim().startsWith("#"));
-    const order = ["pnpm install --frozen-lockfile", "pnpm gen", "pnpm --filter @raftmq/cli deploy --prod", "cp -R proto", "cp deploy/docker/prestop-transfer.mjs"].map((c) =>
+    const order = ["pnpm install --frozen-lockfile", "pnpm gen", "pnpm --filter @raftmq/cli deploy --prod", "gen/proto/raftmq/v1/broker.proto", "cp deploy/docker/prestop-transfer.mjs"].map((c) =>
       commands.findIndex((l) => l.includes(c)),
     );
     for (const i of order) expect(i).toBeGreaterThanOrEqual(0);
