@@ -1,6 +1,7 @@
 // A StatefulSet run locally: real node processes started with the environment and arguments the
 // rendered StatefulSet gives its pods, the headless Service's names mapped to 127.0.0.10.. through
-// --host-alias. Covers first start, scale up, a stopped pod, a restarted pod and a lost volume.
+// --host-alias. Covers first start, scale up, a stopped pod, a restarted pod, a lost volume, and a
+// lost volume found while the whole set restarts.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -186,5 +187,42 @@ describe("StatefulSet rehearsal", () => {
     expect(logged(2, "statefulset-startup").at(-1)?.decision).toEqual({ kind: "replace", removeIds: [oldId], nodeId: newId });
     expect(Number((await client(2).call("Status", {})).nodeId)).toBe(newId);
     await roundTrip(2, 4);
+  });
+
+  it("the whole set restarts with one founder's volume lost and that pod first: it waits, then joins under a new id", async () => {
+    await client(1).callRetrying("DeclareQueue", { name: "kept-across-restart", durable: true });
+    const sent = await client(1).callRetrying("Publish", { messages: [{ exchange: "", routingKey: "kept-across-restart", body: new Uint8Array([42]) }] });
+    expect(sent.confirms[0]?.status).toBe(raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK);
+    const oldId = idOf.get(0) ?? 0;
+    for (const ordinal of [...running.keys()]) await stopPod(ordinal);
+    rmSync(dataDir(0), { recursive: true, force: true });
+
+    // Alone, with nobody answering, the pod must not bootstrap a cluster of its own.
+    const decisionsBefore = logged(0, "statefulset-startup").length;
+    startPod(0);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(logged(0, "statefulset-startup").slice(decisionsBefore)).toEqual([]);
+    expect(Number((await client(0).call("Status", {}, 2000)).nodeId)).toBe(0);
+
+    for (const ordinal of [1, 2, 3]) startPod(ordinal);
+    const newId = nodeIdOf(0, ordinalOfNodeId(oldId).generation + 1);
+    await eventually(
+      "ordinal 0 back under a new id, as a voter",
+      async () => {
+        const m = await members(1);
+        return !m.some((x) => Number(x.id) === oldId) && m.some((x) => Number(x.id) === newId && x.role === raftmq.v1.MemberRole.MEMBER_ROLE_VOTER) ? true : undefined;
+      },
+      60_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${dump()}`);
+    });
+    expect(logged(0, "statefulset-startup").at(-1)?.decision).toEqual({ kind: "replace", removeIds: [oldId], nodeId: newId });
+    const got = await client(0)
+      .callRetrying("Get", { queue: "kept-across-restart" })
+      .catch(async (err: unknown) => {
+        const states = await Promise.all([0, 1, 2, 3].map((o) => client(o).call("Status", {}, 2000).then((st) => `${o}: id ${st.nodeId} leader ${st.leaderId} term ${st.term} commit ${st.commitIndex} applied ${st.appliedIndex} last ${st.lastIndex} members ${st.members.map((m) => `${m.id}@${m.peerAddress}`).join(" ")}`, (e: unknown) => `${o}: ${String(e)}`)));
+        throw new Error(`${String(err)}\n${states.join("\n")}\n${dump()}`);
+      });
+    expect(Array.from(got.delivery?.body ?? [])).toEqual([42]);
   });
 });

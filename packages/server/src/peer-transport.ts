@@ -36,10 +36,21 @@ export const PEER_TRANSPORT_DEFAULTS = {
 
 export type PeerState = "connected" | "disconnected";
 
+/** Metadata of a peer stream: the opening node's id and peer address. */
+export const PEER_ID_METADATA_KEY = "raftmq-peer-id";
+export const PEER_ADDRESS_METADATA_KEY = "raftmq-peer-address";
+
 export interface PeerTransportOptions {
   selfId: number;
   /** Called with each received batch, in order per sender. */
   onMessages: (messages: Message[]) => void;
+  /**
+   * This node's peer address, sent when it opens a stream, so a receiver that has no address
+   * for it yet (a node joining a cluster led by a member it was not configured with) can answer.
+   */
+  selfAddress?: string;
+  /** A stream was opened by a peer that named its id and address. */
+  onPeerIntroduced?: (peerId: number, address: string) => void;
   /** For logs and metrics. */
   onPeerState?: (peerId: number, state: PeerState) => void;
   /** Messages to this peer could not be delivered; Raft should probe it again (reportUnreachable). */
@@ -293,6 +304,8 @@ function assertLimit(value: number, name: string): void {
 export class PeerTransport {
   private readonly selfId: number;
   private readonly onMessages: (messages: Message[]) => void;
+  private readonly selfAddress: string;
+  private readonly onPeerIntroduced: ((peerId: number, address: string) => void) | undefined;
   private readonly onPeerState: ((peerId: number, state: PeerState) => void) | undefined;
   private readonly onUnreachable: ((peerId: number) => void) | undefined;
   private readonly maxMessageBytes: number;
@@ -328,6 +341,8 @@ export class PeerTransport {
     assertPeerId(options.selfId, "selfId");
     this.selfId = options.selfId;
     this.onMessages = options.onMessages;
+    this.selfAddress = options.selfAddress ?? "";
+    this.onPeerIntroduced = options.onPeerIntroduced;
     this.onPeerState = options.onPeerState;
     this.onUnreachable = options.onUnreachable;
     const d = PEER_TRANSPORT_DEFAULTS;
@@ -544,7 +559,7 @@ export class PeerTransport {
       STREAM_PATH,
       asBuffer,
       (bytes: Buffer) => raftmq.v1.StreamAck.decode(bytes),
-      new grpc.Metadata(),
+      this.introduction(),
     );
     const timer = setTimeout(() => call.cancel(), this.connectTimeoutMs);
     link.state = { kind: "connecting", client, call, timer };
@@ -644,6 +659,26 @@ export class PeerTransport {
     });
   }
 
+  /** Stream metadata naming this node: its id and, when configured, its peer address. */
+  private introduction(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set(PEER_ID_METADATA_KEY, String(this.selfId));
+    if (this.selfAddress !== "") metadata.set(PEER_ADDRESS_METADATA_KEY, this.selfAddress);
+    return metadata;
+  }
+
+  private introduced(metadata: grpc.Metadata): void {
+    const id = Number(metadata.get(PEER_ID_METADATA_KEY)[0] ?? "");
+    const address = String(metadata.get(PEER_ADDRESS_METADATA_KEY)[0] ?? "");
+    if (!Number.isSafeInteger(id) || id <= 0 || id === this.selfId || address === "" || address.length > 512) return;
+    this.onPeerIntroduced?.(id, address);
+  }
+
+  /** True when messages to `peerId` have somewhere to go. */
+  hasPeer(peerId: number): boolean {
+    return this.links.has(peerId);
+  }
+
   // -------------------------------------------------------------------------------------------
   // Inbound
 
@@ -654,6 +689,7 @@ export class PeerTransport {
     }
     const stream: InboundStream = { call, received: 0, ackScheduled: false, finished: false };
     this.inbound.add(stream);
+    this.introduced(call.metadata);
     // Headers at once tell the sender the stream is accepted before any ack is due.
     call.sendMetadata(new grpc.Metadata());
     call.on("data", (frame: Uint8Array) => this.receiveFrame(stream, frame));

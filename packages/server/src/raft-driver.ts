@@ -147,6 +147,15 @@ export class RaftDriver {
     this.transport = new PeerTransport({
       selfId: config.nodeId,
       onMessages: (messages) => this.receive(messages),
+      selfAddress: config.peerPort > 0 ? `${config.advertiseHost}:${config.peerPort}` : "",
+      // A joining node knows only the members it was configured with; the leader may be
+      // another, and the joiner must be able to answer it before it has read the address book.
+      onPeerIntroduced: (peerId, address) => {
+        if (!this.stopped && !this.transport.hasPeer(peerId)) {
+          this.log.info({ event: "peer-introduced", peer: peerId, address }, `peer ${peerId} introduced itself at ${address}`);
+          this.transport.setPeer(peerId, address);
+        }
+      },
       onPeerState: (peerId, state) => this.log.info({ event: "peer", peer: peerId, state }, `peer ${peerId} ${state}`),
       onUnreachable: (peerId) => this.unreachable(peerId),
       maxBatchBytes: 4 * 1024 * 1024,
@@ -637,7 +646,9 @@ export class RaftDriver {
   private promoteLearners(): void {
     const status = this.raft.status();
     for (const p of status.progress) {
-      if (!p.isLearner || p.match + this.config.learnerPromoteLag < status.lastIndex) continue;
+      // Caught up means holding entries at all (a learner that never answered has match 0, which a
+      // short log's lag would otherwise forgive) and being within the lag of the leader's log.
+      if (!p.isLearner || p.match === 0 || p.match + this.config.learnerPromoteLag < status.lastIndex) continue;
       const member = this.state.address(p.id) ?? null;
       this.changeMembership(ConfChangeType.CONF_CHANGE_TYPE_ADD_VOTER, p.id, member).then(
         () => undefined,

@@ -18,7 +18,8 @@ import { NodeMetrics } from "./node-metrics.ts";
 import { startOpsHttp } from "./ops-http.ts";
 import { RaftDriver } from "./raft-driver.ts";
 import { RemovalProbe } from "./removal-probe.ts";
-import { writeIdentityRecord } from "./identity-record.ts";
+import { readIdentityRecord, writeIdentityRecord } from "./identity-record.ts";
+import { StartupResponder } from "./startup-responder.ts";
 import { type ClusterCalls, JoinLoop, planStatefulSetStart, type StatefulSetStartLimits } from "./statefulset-startup.ts";
 import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 
@@ -159,7 +160,13 @@ export class RaftmqNode {
   static async start(config: NodeConfig, log: Logger, options: NodeStartOptions = {}): Promise<RaftmqNode> {
     let needsAdding = false;
     if (config.statefulSet !== null) {
-      const plan = await planStatefulSetStart(config, { ...(options.clusterCalls && { calls: options.clusterCalls }), ...(options.startLimits && { limits: options.startLimits }) });
+      const deciding = readIdentityRecord(config.dataDir) === null ? await StartupResponder.listen(`${config.host}:${config.clientPort}`, RAFTMQ_VERSION) : null;
+      let plan: Awaited<ReturnType<typeof planStatefulSetStart>>;
+      try {
+        plan = await planStatefulSetStart(config, { ...(options.clusterCalls && { calls: options.clusterCalls }), ...(options.startLimits && { limits: options.startLimits }) });
+      } finally {
+        await deciding?.close();
+      }
       log = log.child({ node: plan.config.nodeId });
       log.info({ event: "statefulset-startup", pod: config.podName, decision: plan.decision, nodeId: plan.config.nodeId, join: plan.config.join }, "decided how to start");
       config = plan.config;

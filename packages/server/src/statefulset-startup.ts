@@ -9,10 +9,24 @@ import type { NodeConfig } from "./node-config.ts";
 import { decideStartup, ordinalOfNodeId, type StartupDecision, type StatefulSetIdentity } from "./statefulset-identity.ts";
 
 export interface MemberStatus {
+  /** 0: a pod still deciding how to start (see StartupResponder). */
   nodeId: number;
   leaderId: number;
   leaderClientAddress: string;
   memberIds: number[];
+  /** The node's Raft term: 0 while deciding, 1 after bootstrap, above 1 once any election began. */
+  term: number;
+  /** The last index of its log: the bootstrap writes one entry per founder, a leader more. */
+  lastIndex: number;
+}
+
+/**
+ * A member that has never taken part in the cluster beyond its own bootstrap: deciding how to
+ * start, or bootstrapped (term 1, the founders' conf changes) with no election since, so it has
+ * neither voted (the first campaign is for term 2) nor stored an entry from a leader.
+ */
+export function isFresh(s: MemberStatus, founders: number): boolean {
+  return s.leaderId === 0 && s.term <= 1 && s.lastIndex <= founders;
 }
 
 /** The Cluster calls startup makes; gRPC in production, stand-ins in tests. */
@@ -28,11 +42,9 @@ export interface StatefulSetStartLimits {
   /** Pause between rounds of asking. */
   retryMs: number;
   /**
-   * How long members that answer without a leader are asked again before a founder decides no
-   * cluster is live: an election in progress must not make a pod with a lost volume bootstrap.
+   * How long a pod with an empty volume waits for a live cluster (or, a founder, for every other
+   * founder to answer as fresh) before it gives up and its pod is restarted.
    */
-  leaderlessWaitMs: number;
-  /** How long a joiner waits for a live cluster before it gives up (and its pod is restarted). */
   joinWaitMs: number;
   /** Rounds of the add-self loop before the node gives up. */
   maxJoinRounds: number;
@@ -41,7 +53,6 @@ export interface StatefulSetStartLimits {
 export const DEFAULT_STATEFULSET_START_LIMITS: Readonly<StatefulSetStartLimits> = {
   callTimeoutMs: 1000,
   retryMs: 500,
-  leaderlessWaitMs: 5000,
   joinWaitMs: 60_000,
   maxJoinRounds: 1200,
 };
@@ -71,9 +82,12 @@ function othersOf(identity: StatefulSetIdentity): string[] {
   return identity.initialCluster.filter((m) => ordinalOfNodeId(m.id).ordinal !== identity.ordinal).map((m) => m.clientAddress);
 }
 
+async function askEach(calls: ClusterCalls, addresses: readonly string[], timeoutMs: number): Promise<(MemberStatus | null)[]> {
+  return Promise.all(addresses.map((a) => calls.status(a, timeoutMs).catch(() => null)));
+}
+
 async function ask(calls: ClusterCalls, addresses: readonly string[], timeoutMs: number): Promise<MemberStatus[]> {
-  const answers = await Promise.all(addresses.map((a) => calls.status(a, timeoutMs).catch(() => null)));
-  return answers.filter((a): a is MemberStatus => a !== null);
+  return (await askEach(calls, addresses, timeoutMs)).filter((a): a is MemberStatus => a !== null);
 }
 
 /** Reads the record or learns the cluster's state, decides, and writes the record for next time. */
@@ -90,17 +104,33 @@ export async function planStatefulSetStart(config: NodeConfig, deps: Partial<Sta
     return { config: { ...config, nodeId: record.nodeId, join: !founder }, decision: { kind: "restart" }, needsAdding: !record.joined };
   }
 
+  // A founder with an empty volume cannot tell "the cluster was never created" from "my volume
+  // was lost" by itself. It bootstraps only when every other founder answers and none has ever
+  // held Raft state; a member with state, or one that does not answer, may hold entries this
+  // pod once acknowledged, so it waits for a leader and joins under a new id instead (or gives
+  // up after joinWaitMs, and the pod is restarted).
   const others = othersOf(identity);
   const started = now();
   let reachable: MemberStatus | null = null;
+  let freshEverywhere = false;
+  let lastSeen = "no answers yet";
   for (;;) {
-    const answers = await ask(calls, others, limits.callTimeoutMs);
-    reachable = answers.find((a) => a.leaderId !== 0) ?? null;
+    const answers = await askEach(calls, others, limits.callTimeoutMs);
+    reachable = answers.find((a): a is MemberStatus => a !== null && a.leaderId !== 0) ?? null;
     if (reachable !== null) break;
-    const waited = now() - started;
-    const keepAsking = identity.joinAsLearner ? waited < limits.joinWaitMs : answers.length > 0 && waited < limits.leaderlessWaitMs;
-    if (!keepAsking) break;
+    const answered = answers.filter((a): a is MemberStatus => a !== null);
+    if (!identity.joinAsLearner && answered.length === others.length && answered.every((a) => isFresh(a, identity.initialCluster.length))) {
+      freshEverywhere = true;
+      break;
+    }
+    const silent = others.filter((_, i) => answers[i] === null);
+    const withState = answered.filter((a) => !isFresh(a, identity.initialCluster.length)).map((a) => a.nodeId);
+    lastSeen = `${silent.length > 0 ? `no answer from ${silent.join(", ")}` : "every founder answered"}${withState.length > 0 ? `; members ${withState.join(", ")} hold state but know no leader` : ""}`;
+    if (now() - started >= limits.joinWaitMs) break;
     await sleep(limits.retryMs);
+  }
+  if (reachable === null && !freshEverywhere && !identity.joinAsLearner) {
+    throw new StartupWaitError(`founder ${identity.nodeId} has an empty data dir and could not tell a new cluster from a lost volume within ${limits.joinWaitMs} ms (${lastSeen}); it bootstraps only when every founder answers and none holds state`);
   }
   const decision = decideStartup({
     dataDirEmpty: true,
@@ -217,6 +247,8 @@ export const grpcClusterCalls: ClusterCalls = {
       leaderId: Number(s.leaderId ?? 0),
       leaderClientAddress: s.leaderClientAddress ?? "",
       memberIds: (s.members ?? []).map((m) => Number(m.id ?? 0)),
+      term: Number(s.term ?? 0),
+      lastIndex: Number(s.lastIndex ?? 0),
     };
   },
   async addMember(address, member, timeoutMs) {

@@ -7,7 +7,7 @@ import { resolveNodeConfig } from "../src/node-config.ts";
 import { type ClusterCalls, JoinLoop, type MemberStatus, planStatefulSetStart, StartupWaitError, type StatefulSetStartLimits } from "../src/statefulset-startup.ts";
 import { nodeIdOf } from "../src/statefulset-identity.ts";
 
-const LIMITS: StatefulSetStartLimits = { callTimeoutMs: 10, retryMs: 1, leaderlessWaitMs: 50, joinWaitMs: 50, maxJoinRounds: 20 };
+const LIMITS: StatefulSetStartLimits = { callTimeoutMs: 10, retryMs: 1, joinWaitMs: 50, maxJoinRounds: 20 };
 const TEMPLATE = "raftmq-{ordinal}.raftmq-headless.{namespace}.svc.cluster.local";
 
 function podConfig(pod: string, dataDir = mkdtempSync(join(tmpdir(), "raftmq-sts-"))) {
@@ -36,12 +36,18 @@ function fakeCluster(answers: Record<string, MemberStatus | null>) {
 }
 
 const client = (ordinal: number) => `raftmq-${ordinal}.raftmq-headless.mq.svc.cluster.local:7600`;
-const live = (memberIds: number[]): MemberStatus => ({ nodeId: 2, leaderId: 2, leaderClientAddress: client(1), memberIds });
+const live = (memberIds: number[]): MemberStatus => ({ nodeId: 2, leaderId: 2, leaderClientAddress: client(1), memberIds, term: 3, lastIndex: 40 });
+/** A pod still deciding how to start, as its StartupResponder answers. */
+const deciding = (): MemberStatus => ({ nodeId: 0, leaderId: 0, leaderClientAddress: "", memberIds: [], term: 0, lastIndex: 0 });
+/** A member that restarted with its data and has not seen a leader yet. */
+const withState = (nodeId: number): MemberStatus => ({ nodeId, leaderId: 0, leaderClientAddress: "", memberIds: [1, 2, 3], term: 4, lastIndex: 57 });
 
 describe("StatefulSet startup", () => {
-  it("a founder with an empty volume and nobody answering bootstraps and records its id", async () => {
+  it("founders bootstrap a new cluster only when every other founder answers and none holds state", async () => {
     const config = podConfig("raftmq-0");
-    const plan = await planStatefulSetStart(config, { calls: fakeCluster({}).api, limits: LIMITS });
+    // Bootstrapped already, with no election since: term 1 and the three founders' conf changes.
+    const fresh = { nodeId: 2, leaderId: 0, leaderClientAddress: "", memberIds: [1, 2, 3], term: 1, lastIndex: 3 };
+    const plan = await planStatefulSetStart(config, { calls: fakeCluster({ [client(1)]: deciding(), [client(2)]: fresh }).api, limits: LIMITS });
     expect(plan.decision).toEqual({ kind: "bootstrap", nodeId: 1 });
     expect(plan.config).toMatchObject({ nodeId: 1, join: false });
     expect(plan.needsAdding).toBe(false);
@@ -60,18 +66,30 @@ describe("StatefulSet startup", () => {
 
   it("a founder keeps asking while members answer without a leader, then takes the leader's view", async () => {
     const config = podConfig("raftmq-2");
-    const answers: Record<string, MemberStatus | null> = { [client(0)]: { nodeId: 1, leaderId: 0, leaderClientAddress: "", memberIds: [1, 2, 3] } };
+    const answers: Record<string, MemberStatus | null> = { [client(0)]: withState(1), [client(1)]: deciding() };
     let rounds = 0;
     const plan = await planStatefulSetStart(config, {
       calls: fakeCluster(answers).api,
-      limits: { ...LIMITS, leaderlessWaitMs: 10_000 },
+      limits: { ...LIMITS, joinWaitMs: 10_000 },
       sleep: async () => {
         rounds++;
-        if (rounds === 3) answers[client(0)] = { nodeId: 1, leaderId: 1, leaderClientAddress: client(0), memberIds: [1, 2, 3] };
+        if (rounds === 3) answers[client(0)] = { ...withState(1), leaderId: 1, leaderClientAddress: client(0) };
       },
     });
     expect(rounds).toBe(3);
     expect(plan.decision.kind).toBe("replace");
+  });
+
+  it("a founder with an empty volume never bootstraps while another founder is silent or holds state", async () => {
+    // The whole cluster restarting while this pod's volume was lost: the others may hold entries
+    // it once acknowledged, so bootstrapping (and voting with an empty log) could lose them.
+    for (const answers of [{}, { [client(1)]: deciding() }, { [client(1)]: withState(2), [client(2)]: deciding() }, { [client(1)]: withState(2), [client(2)]: withState(3) }]) {
+      const config = podConfig("raftmq-0");
+      const error = await planStatefulSetStart(config, { calls: fakeCluster(answers).api, limits: LIMITS }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StartupWaitError);
+      expect((error as Error).message).toMatch(/could not tell a new cluster from a lost volume/);
+      expect(readIdentityRecord(config.dataDir)).toBeNull();
+    }
   });
 
   it("a higher ordinal joins as a learner, and waits (fails to start) when no cluster answers", async () => {
@@ -134,7 +152,7 @@ describe("StatefulSet startup", () => {
 
   it("writes the record in a way a reader parses back", async () => {
     const config = podConfig("raftmq-1");
-    await planStatefulSetStart(config, { calls: fakeCluster({}).api, limits: LIMITS });
+    await planStatefulSetStart(config, { calls: fakeCluster({ [client(0)]: deciding(), [client(2)]: deciding() }).api, limits: LIMITS });
     expect(JSON.parse(readFileSync(join(config.dataDir, IDENTITY_RECORD_FILE), "utf8"))).toEqual({ nodeId: 2, joined: true });
   });
 });
