@@ -1,7 +1,7 @@
 // Encodes the broker state as a BrokerSnapshot and back. Lists follow the state's insertion order
 // and messages shared by several queues are stored once, so equal states give equal bytes.
 import { int64 } from "./proto-int.ts";
-import { raftmq } from "@raftmq/proto";
+import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
 import { BrokerInvariantError, invariant } from "./broker-error.ts";
 import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
@@ -57,20 +57,9 @@ class MessageTable {
   }
 }
 
-function varintBytes(value: number): number[] {
-  const out: number[] = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return out;
-}
-
 function framed(piece: raftmq.v1.BrokerSnapshot.$Properties): Uint8Array {
   const body = pb.BrokerSnapshot.encode(piece).finish();
-  const prefix = varintBytes(body.length);
+  const prefix = lengthPrefix(body.length);
   const out = new Uint8Array(prefix.length + body.length);
   out.set(prefix, 0);
   out.set(body, prefix.length);
@@ -200,18 +189,6 @@ const num = int64;
 const bool = (v: boolean | null | undefined): boolean => v ?? false;
 const list = <T>(v: T[] | null | undefined): T[] => v ?? [];
 
-function readVarint(bytes: Uint8Array, at: number): { value: number; next: number } {
-  let value = 0;
-  let scale = 1;
-  for (let i = at; i < bytes.length && i < at + 8; i++) {
-    const b = bytes[i] as number;
-    value += (b & 0x7f) * scale;
-    if (b < 0x80) return { value, next: i + 1 };
-    scale *= 0x80;
-  }
-  throw new BrokerInvariantError(`snapshot piece length at byte ${at} is malformed`);
-}
-
 /** Restores the state from snapshot bytes at once. */
 export function decodeState(bytes: Uint8Array, limits: BrokerLimits): BrokerState {
   const steps = decodeStatePieces(bytes, limits);
@@ -239,7 +216,14 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits): Gen
   let at = 2;
   const nextPiece = (): raftmq.v1.BrokerSnapshot | null => {
     if (at >= bytes.length) return null;
-    const { value, next } = readVarint(bytes, at);
+    const reader = Reader.create(bytes.subarray(at, Math.min(bytes.length, at + 10)));
+    let value: number;
+    try {
+      value = reader.uint32();
+    } catch {
+      throw new BrokerInvariantError(`snapshot piece length at byte ${at} is malformed`);
+    }
+    const next = at + reader.pos;
     invariant(next + value <= bytes.length, `snapshot piece at byte ${at} runs past the end`);
     at = next + value;
     return pb.BrokerSnapshot.decode(bytes.subarray(next, next + value));

@@ -2,7 +2,7 @@
 // the log (the members' addresses and the known consuming sessions). Every node applies the
 // same entries to it in the same order; a Raft snapshot carries all of it as one NodeSnapshot.
 import { Broker, type BrokerLimits, type Command, type CommandResult, type Effect } from "@raftmq/broker";
-import { raftmq } from "@raftmq/proto";
+import { lengthDelimitedHeader, raftmq } from "@raftmq/proto";
 import { type ConfChange, ConfChangeType } from "@raftmq/raft";
 import type { ClusterMemberAddress } from "./node-config.ts";
 
@@ -68,7 +68,7 @@ export class NodeState {
     }).finish();
     let brokerBytes = 0;
     for (const p of brokerPieces) brokerBytes += p.length;
-    const fieldHeader = [BROKER_FIELD_TAG, ...varint(brokerBytes)];
+    const fieldHeader = lengthDelimitedHeader(BROKER_FIELD_NUMBER, brokerBytes);
     const out = new Uint8Array(head.length + fieldHeader.length + brokerBytes);
     out.set(head, 0);
     out.set(fieldHeader, head.length);
@@ -158,19 +158,8 @@ export class NodeState {
   }
 }
 
-/** NodeSnapshot.broker: field 1, length-delimited. */
-const BROKER_FIELD_TAG = (1 << 3) | 2;
-
-function varint(value: number): number[] {
-  const out: number[] = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return out;
-}
+/** NodeSnapshot.broker (cluster.proto). */
+const BROKER_FIELD_NUMBER = 1;
 
 function addressMap(members: readonly ClusterMemberAddress[]): Map<number, ClusterMemberAddress> {
   const map = new Map<number, ClusterMemberAddress>();

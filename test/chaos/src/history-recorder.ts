@@ -86,22 +86,7 @@ export class HistoryRecorder {
 
   /** Records the invoke and returns the handle that records its completion. */
   invoke(input: InvokeInput): PendingOp {
-    const invoked = this.record({ ...input, type: "invoke" } as OpInput);
-    let done = false;
-    const complete = (type: CompletionType, extra: CompletionExtra | undefined): Op => {
-      if (done) throw new RecorderError(`${input.f} by ${input.process} completed twice`);
-      done = true;
-      return this.record({ ...input, ...extra, type } as OpInput);
-    };
-    return {
-      invoked,
-      get done() {
-        return done;
-      },
-      ok: (extra) => complete("ok", extra),
-      fail: (extra) => complete("fail", extra),
-      info: (extra) => complete("info", extra),
-    };
+    return invokeOp((op) => this.record(op), input);
   }
 
   /** Flushes every recorded op to the file, syncs it and closes it. */
@@ -150,4 +135,24 @@ export class HistoryRecorder {
     this.#stream.write(`${JSON.stringify(op)}\n`);
     this.#count += 1;
   }
+}
+
+/** Records the invoke through `record` and returns the handle that records its completion, once. */
+export function invokeOp(record: (input: OpInput) => Op, input: InvokeInput): PendingOp {
+  const invoked = record({ ...input, type: "invoke" } as OpInput);
+  let done = false;
+  const complete = (type: CompletionType, extra: CompletionExtra | undefined): Op => {
+    if (done) throw new RecorderError(`${input.f} by ${input.process} completed twice`);
+    done = true;
+    return record({ ...input, ...extra, type } as OpInput);
+  };
+  return {
+    invoked,
+    get done() {
+      return done;
+    },
+    ok: (extra) => complete("ok", extra),
+    fail: (extra) => complete("fail", extra),
+    info: (extra) => complete("info", extra),
+  };
 }

@@ -1,8 +1,8 @@
 // The chaos history of a simulated run, kept in memory and stamped with simulated time: the same
 // ops, in the same JSON-lines format, that HistoryRecorder writes for real runs.
 import { RecorderError } from "../history-errors.ts";
-import type { CompletionType, Op, OpInput } from "../history.ts";
-import type { CompletionExtra, InvokeInput, PendingOp } from "../history-recorder.ts";
+import type { Op, OpInput } from "../history.ts";
+import { type InvokeInput, invokeOp, type PendingOp } from "../history-recorder.ts";
 
 export class SimHistory {
   readonly ops: Op[] = [];
@@ -23,22 +23,7 @@ export class SimHistory {
   }
 
   invoke(input: InvokeInput): PendingOp {
-    const invoked = this.record({ ...input, type: "invoke" } as OpInput);
-    let done = false;
-    const complete = (type: CompletionType, extra: CompletionExtra | undefined): Op => {
-      if (done) throw new RecorderError(`${input.f} by ${input.process} completed twice`);
-      done = true;
-      return this.record({ ...input, ...extra, type } as OpInput);
-    };
-    return {
-      invoked,
-      get done() {
-        return done;
-      },
-      ok: (extra) => complete("ok", extra),
-      fail: (extra) => complete("fail", extra),
-      info: (extra) => complete("info", extra),
-    };
+    return invokeOp((op) => this.record(op), input);
   }
 }
 
