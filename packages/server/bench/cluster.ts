@@ -6,7 +6,7 @@
 // 256 messages awaiting confirms and sends the ones waiting together in one request) and with one
 // message per PublishStream request (a plain gRPC client that does not batch).
 //   node --import tsx packages/server/bench/cluster.ts [--messages 30000] [--samples 2000]
-//     [--backlog 50000] [--e2e-seconds 4] [--phases list] [--profile-dir DIR (node CPU profiles)]
+//     [--backlog 50000] [--e2e-seconds 4] [--phases list] [--producers 1,4] [--profile-dir DIR (node CPU profiles)]
 //   phases: sdk, stream, latency, drain, e2e, failover (default: all)
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -21,10 +21,12 @@ import { type Client, connectClient, Metadata } from "../src/service-client.ts";
 import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 
 const { values: args } = parseArgs({
-  options: { backlog: { type: "string", default: "50000" }, "e2e-seconds": { type: "string", default: "4" }, "profile-dir": { type: "string", default: "" }, phases: { type: "string", default: "sdk,stream,latency,drain,e2e,failover" }, messages: { type: "string", default: "30000" }, samples: { type: "string", default: "2000" }, "body-bytes": { type: "string", default: "1024" } },
+  options: { backlog: { type: "string", default: "50000" }, "e2e-seconds": { type: "string", default: "4" }, "profile-dir": { type: "string", default: "" }, phases: { type: "string", default: "sdk,stream,latency,drain,e2e,failover" }, producers: { type: "string", default: "1,4" }, messages: { type: "string", default: "30000" }, samples: { type: "string", default: "2000" }, "body-bytes": { type: "string", default: "1024" } },
 });
 const MESSAGES = Number(args.messages);
 const PHASES = new Set(args.phases.split(","));
+const PRODUCER_COUNTS = args.producers.split(",").map(Number);
+for (const n of PRODUCER_COUNTS) if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--producers takes counts from 1 to 64, got ${args.producers}`);
 for (const phase of PHASES) if (!["sdk", "stream", "latency", "drain", "e2e", "failover"].includes(phase)) throw new Error(`unknown phase ${phase}`);
 const SAMPLES = Number(args.samples);
 const BODY = new Uint8Array(Number(args["body-bytes"])).fill(120);
@@ -328,7 +330,7 @@ async function main(): Promise<void> {
       await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
     };
     if (PHASES.has("sdk")) {
-      for (const producers of [1, 4]) {
+      for (const producers of PRODUCER_COUNTS) {
         await publishPhase("publish through the SDK publisher, 256 in flight", producers, async (per) => {
           const sdk = await Promise.all(Array.from({ length: producers }, () => connect([leaderAddress])));
           try {
@@ -340,7 +342,7 @@ async function main(): Promise<void> {
       }
     }
     if (PHASES.has("stream")) {
-      for (const producers of [1, 4]) {
+      for (const producers of PRODUCER_COUNTS) {
         await publishPhase("publish one message per stream request, 256 in flight", producers, async (per) => {
           const channels = Array.from({ length: producers }, () => connectClient(leaderAddress));
           try {
