@@ -648,7 +648,10 @@ export class RaftNode {
         throw new Error(`unknown progress state ${String(never)}`);
       }
     }
-    if (this.maybeCommit()) this.pendingBroadcast = true;
+    // A new commit index rides on the next append or heartbeat rather than a notice of its own:
+    // followers need it only to apply (the leader answers clients), and a notice per commit
+    // would cost every follower a message and a cycle per entry.
+    this.maybeCommit();
     while (this.sendAppend(m.from, false)) {
       // Fill the in-flight window.
     }
