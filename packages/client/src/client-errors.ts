@@ -64,6 +64,24 @@ export class UnavailableError extends RaftmqError {
   }
 }
 
+/**
+ * The publisher gave up on a message it had sent at least once without a confirm: it may or may
+ * not be in the queue. Publishing it again with the same producer id and `sequence` is safe
+ * while the broker still remembers that sequence (its dedup window): a duplicate is answered,
+ * not enqueued twice. A message that was never sent fails with a plain UnavailableError.
+ */
+export class PublishOutcomeUnknownError extends UnavailableError {
+  override name = "PublishOutcomeUnknownError";
+  readonly producerId: string;
+  readonly sequence: number;
+
+  constructor(details: string, producerId: string, sequence: number, context: ErrorContext = {}) {
+    super(`${details}; message ${sequence} of producer ${producerId} was sent without a confirm, so it may have been published`, context);
+    this.producerId = producerId;
+    this.sequence = sequence;
+  }
+}
+
 /** The client or publisher was closed while the call was pending. */
 export class ClosedError extends RaftmqError {
   override name = "ClosedError";

@@ -21,6 +21,7 @@ export {
   NotLeaderError,
   PreconditionFailedError,
   PublishNackError,
+  PublishOutcomeUnknownError,
   RaftmqError,
   ResourceExhaustedError,
   StaleDeliveryError,

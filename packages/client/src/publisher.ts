@@ -14,6 +14,7 @@ import {
   errorFromStatus,
   NotLeaderError,
   nackError,
+  PublishOutcomeUnknownError,
   ResourceExhaustedError,
   type RaftmqError,
   UnavailableError,
@@ -195,14 +196,15 @@ export class Publisher {
     this.failAll(reason);
   }
 
-  private failAll(reason: Error): void {
+  /** Fails every pending publish with `reason`, or with what `sentReason` says for one sent already. */
+  private failAll(reason: Error, sentReason?: (p: PendingPublish) => Error): void {
     const all = [...this.unsent, ...this.queued];
     if (this.stream !== null) for (const { batch } of this.stream.inFlight.values()) all.push(...batch);
     this.unsent = [];
     this.queued.length = 0;
     if (this.stream !== null) this.stream.inFlight.clear();
     this.windowUsed = 0;
-    for (const p of all) p.reject(reason);
+    for (const p of all) p.reject(p.sends > 0 && sentReason !== undefined ? sentReason(p) : reason);
     this.notifyIdle();
   }
 
@@ -329,7 +331,10 @@ export class Publisher {
     if (this.failingSince === 0) this.failingSince = Date.now();
     if (Date.now() - this.failingSince > this.connection.options.retryTimeoutMs) {
       this.failingSince = 0;
-      this.failAll(new UnavailableError(`publishing failed for ${this.connection.options.retryTimeoutMs} ms; last error: ${err.details}`, { address: s.address }));
+      const details = `publishing failed for ${this.connection.options.retryTimeoutMs} ms; last error: ${err.details}`;
+      this.failAll(new UnavailableError(`${details}; the message was never sent`, { address: s.address }), (p) =>
+        new PublishOutcomeUnknownError(details, this.producerId, p.sequence, { address: s.address }),
+      );
       return;
     }
     const delay = this.backoff.next();
