@@ -102,8 +102,9 @@ describe("determinism", () => {
 });
 
 describe("the checker catches a node that promises too early", () => {
-  // Seeds found by running each bug over seeds 1..60 with the CLI's --runs.
-  it.each([10, 19, 20])("ack-before-sync loses confirmed messages under power loss (seed %i)", (seed) => {
+  // Seeds found by running each bug over a range of seeds with the CLI's --runs (they move
+  // whenever the Raft core or the node loop changes how a run unfolds).
+  it.each([13, 34, 35])("ack-before-sync loses confirmed messages under power loss (seed %i)", (seed) => {
     const buggy = runPowerLoss({ seed, nodes: 3, bug: "ack-before-sync" });
     expect(buggy.check.lost.length).toBeGreaterThan(0);
     expect(buggy.check.valid).toBe(false);
