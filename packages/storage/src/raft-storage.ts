@@ -1,6 +1,7 @@
 // The durable Raft log: hard state, entries and the latest snapshot in one LevelDB data
 // directory. Writes are group commits (one synced batch per call, one call at a time); reads
 // are synchronous, served from memory (terms, the log tail) or LevelDB's getSync.
+import { readdir } from "node:fs/promises";
 import { ClassicLevel, type Snapshot as LevelSnapshot } from "classic-level";
 import {
   CompactedError,
@@ -149,11 +150,15 @@ export class RaftStorage implements LogStorage {
     if (verifyFiles) await checkDataFiles(dir, "wal");
     const writeBufferSize = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
     if (!Number.isSafeInteger(writeBufferSize) || writeBufferSize < 64 * 1024) throw new RangeError(`writeBufferBytes must be an integer of at least 64 KiB, got ${writeBufferSize}`);
-    const db: Database = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view", writeBufferSize });
+    // A directory that already holds LevelDB files must open as the database they form: were its
+    // CURRENT file lost, LevelDB would otherwise start an empty database beside them, and the node
+    // would run with an empty log under its old id.
+    const holdsData = await holdsLevelDbFiles(dir);
+    const db: Database = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view", writeBufferSize, createIfMissing: !holdsData });
     try {
       await db.open();
     } catch (error) {
-      const opened = openError(dir, error);
+      const opened = holdsData && isMissingFileList(error) ? new CorruptionError("database files", dir, `LevelDB's file list is missing or unreadable although the directory holds data: ${errorMessage(error)}`, { cause: error }) : openError(dir, error);
       if (opened instanceof DataDirLockedError) throw opened;
       // A table LevelDB cannot read (truncated, say) surfaces as an I/O error; name the file.
       if (verifyFiles) await checkDataFiles(dir, "table");
@@ -589,6 +594,22 @@ function levelCode(error: unknown): string | undefined {
     if (code === "LEVEL_LOCKED" || code === "LEVEL_CORRUPTION") return code;
   }
   return undefined;
+}
+
+const LEVELDB_DATA_FILE = /^(\d{6}\.(ldb|sst|log)|MANIFEST-\d+)$/;
+
+async function holdsLevelDbFiles(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).some((name) => LEVELDB_DATA_FILE.test(name));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+}
+
+/** LevelDB could not find or read CURRENT or the MANIFEST it names. */
+function isMissingFileList(error: unknown): boolean {
+  return /CURRENT|MANIFEST|does not exist/.test(errorMessage(error));
 }
 
 function isLevelCorruption(error: unknown): boolean {

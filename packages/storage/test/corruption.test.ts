@@ -1,6 +1,6 @@
 // Damaged data directories: every kind of damage is reported (CorruptionError or a clear
 // open error naming the directory), never returned as data.
-import { readdir, stat, truncate } from "node:fs/promises";
+import { readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { open as openFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
@@ -131,6 +131,21 @@ describe("format version", () => {
     expect((error as Error).message).toContain("version 99");
     expect((error as Error).message).toContain(`supports version ${STORAGE_FORMAT_VERSION}`);
     expect((error as Error).message).toContain(dir);
+  });
+
+  it("refuses a directory whose CURRENT or MANIFEST is gone instead of starting an empty database beside its files", async () => {
+    for (const damage of ["no CURRENT", "no MANIFEST", "CURRENT names a missing MANIFEST"]) {
+      const dir = await temp.make();
+      await writeLog(dir, 30);
+      const names = await readdir(dir);
+      if (damage === "no CURRENT") await rm(join(dir, "CURRENT"));
+      if (damage === "no MANIFEST") for (const n of names) if (n.startsWith("MANIFEST-")) await rm(join(dir, n));
+      if (damage === "CURRENT names a missing MANIFEST") await writeFile(join(dir, "CURRENT"), "MANIFEST-999999\n");
+      const error = await openError(dir);
+      expect(error, damage).toBeInstanceOf(CorruptionError);
+      expect((error as Error).message, damage).toContain("file list");
+      expect((error as Error).message, damage).toContain(dir);
+    }
   });
 
   it("refuses a non-empty directory without a format record", async () => {
