@@ -121,6 +121,18 @@ describe("publish and consume", () => {
     await p.close();
   });
 
+  it("cuts requests by body bytes as well as by count; a message over the limit travels alone", async () => {
+    await client.declareQueue("sdk-batch-bytes");
+    const p = client.createPublisher({ window: 100, maxBatch: 100, maxBatchBytes: 10_000 });
+    const bodies = [...Array.from({ length: 30 }, () => "x".repeat(3000)), "y".repeat(20_000), ...Array.from({ length: 3 }, () => "z".repeat(3000))];
+    // One burst, gathered in one turn of the event loop: only the byte limit splits it.
+    await Promise.all(bodies.map((b) => p.publish("", "sdk-batch-bytes", b)));
+    // 30 × 3000 B in requests of 3 (10 requests), the 20,000 B message alone, then 3 more.
+    expect(p.stats().requests).toBe(12);
+    expect((await client.queueInfo("sdk-batch-bytes")).messagesReady).toBe(bodies.length);
+    await p.close();
+  });
+
   it("never has more than `window` messages in flight, and makes publish wait for a slot", async () => {
     await client.declareQueue("sdk-window");
     const window = 8;
