@@ -36,9 +36,19 @@ async function filesOf(dir: string, kind: FileKind): Promise<string[]> {
   return names.filter((name) => kindOf(name) === kind).sort();
 }
 
-/** Throws CorruptionError naming the first damaged file of `kind` in `dir`. */
-export async function checkDataFiles(dir: string, kind: FileKind): Promise<void> {
+/** The data files of `kind` in `dir` now, for a later check restricted to them. */
+export async function dataFilesOf(dir: string, kind: FileKind): Promise<ReadonlySet<string>> {
+  return new Set(await filesOf(dir, kind));
+}
+
+/**
+ * Throws CorruptionError naming the first damaged file of `kind` in `dir`. With `only`, just those
+ * files: an open database writes new tables in the background (a flush, a compaction), and a
+ * table being written is not damage.
+ */
+export async function checkDataFiles(dir: string, kind: FileKind, only?: ReadonlySet<string>): Promise<void> {
   for (const name of await filesOf(dir, kind)) {
+    if (only !== undefined && !only.has(name)) continue;
     const bytes = await readIfPresent(join(dir, name));
     if (bytes === null) continue;
     const damage: FileDamage = kind === "table" ? checkTableFile(bytes) : checkWriteAheadLog(bytes);

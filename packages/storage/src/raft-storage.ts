@@ -13,7 +13,7 @@ import {
   type Snapshot,
   UnavailableError,
 } from "@raftmq/raft";
-import { checkDataFiles } from "./data-file-check.ts";
+import { checkDataFiles, dataFilesOf } from "./data-file-check.ts";
 import { CorruptionError, DataDirLockedError, StorageContractError, StorageFailedError, UnsupportedFormatError } from "./errors.ts";
 import {
   type BatchOp,
@@ -154,6 +154,9 @@ export class RaftStorage implements LogStorage {
     // CURRENT file lost, LevelDB would otherwise start an empty database beside them, and the node
     // would run with an empty log under its old id.
     const holdsData = await holdsLevelDbFiles(dir);
+    // The tables there before LevelDB opens: the ones to check once it has, since it removes
+    // those a crash left half-written and may meanwhile be writing new ones in the background.
+    const tablesBefore = await dataFilesOf(dir, "table");
     const db: Database = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view", writeBufferSize, createIfMissing: !holdsData });
     try {
       await db.open();
@@ -166,13 +169,13 @@ export class RaftStorage implements LogStorage {
     }
     try {
       // After open, which removes the files a crash left behind (such as a half-written table).
-      if (verifyFiles) await checkDataFiles(dir, "table");
+      if (verifyFiles) await checkDataFiles(dir, "table", tablesBefore);
       const loaded = await load(db, dir, cache);
       return new RaftStorage(db, dir, chunkBytes, loaded);
     } catch (error) {
       let failure = databaseError(dir, "open", error);
       if (verifyFiles && !(failure instanceof CorruptionError)) {
-        failure = await checkDataFiles(dir, "table").then(
+        failure = await checkDataFiles(dir, "table", tablesBefore).then(
           () => failure,
           (damage: unknown) => (damage instanceof CorruptionError ? damage : failure),
         );
