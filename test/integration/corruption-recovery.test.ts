@@ -6,31 +6,16 @@ import { spawn } from "node:child_process";
 import { open as openFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventually, publishRange, raftmq, TestClient, TestConsumer, waitForLeader } from "./broker-test-client.ts";
-import { ClusterHarness } from "./cluster-harness.ts";
+import { DATA_CORRUPT_EXIT_CODE } from "@raftmq/server";
+import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
 const RAFTMQCTL = fileURLToPath(new URL("../../packages/cli/bin/raftmqctl.mjs", import.meta.url));
 /** Bodies large enough that every node's log spills from LevelDB's memtable into table files. */
 const BODY_BYTES = 2048;
-const DATA_CORRUPT_EXIT_CODE = 65;
 
-const harness = new ClusterHarness("corruption");
-const clients = new Map<number, TestClient>();
-const client = (id: number) => clients.get(id) as TestClient;
-const ids = [1, 2, 3];
-
-beforeAll(async () => {
-  await harness.plan(3);
-  await harness.startAll(3);
-  for (const id of ids) clients.set(id, new TestClient(harness.clientAddress(id)));
-  await waitForLeader([...clients.values()]);
-});
-
-afterAll(async () => {
-  for (const c of clients.values()) c.close();
-  await harness.cleanup();
-});
+const { harness, ids, clients, client } = useThreeNodeCluster("corruption");
 
 function body(seq: number): Uint8Array {
   // The consumer reads the sequence back with Number(), which ignores the padding.

@@ -1,25 +1,10 @@
 // Crash and restart: SIGKILL of the leader while publishing loses no confirmed message and
 // redelivers unacknowledged ones; a full stop and restart keeps queues, bindings and messages.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, publishReliably, raftmq, sleep, TestClient, TestConsumer, waitForLeader } from "./broker-test-client.ts";
-import { ClusterHarness } from "./cluster-harness.ts";
+import { describe, expect, it } from "vitest";
+import { eventually, publishReliably, raftmq, sleep, TestConsumer, waitForLeader } from "./broker-test-client.ts";
+import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
-const harness = new ClusterHarness("failover");
-const clients = new Map<number, TestClient>();
-const client = (id: number) => clients.get(id) as TestClient;
-const ids = [1, 2, 3];
-
-beforeAll(async () => {
-  await harness.plan(3);
-  await harness.startAll(3);
-  for (const id of ids) clients.set(id, new TestClient(harness.clientAddress(id)));
-  await waitForLeader([...clients.values()]);
-});
-
-afterAll(async () => {
-  for (const c of clients.values()) c.close();
-  await harness.cleanup();
-});
+const { harness, ids, clients, client } = useThreeNodeCluster("failover");
 
 describe("failures", () => {
   it("survives SIGKILL of the leader during publishing: no confirmed message lost, unacked ones redelivered", async () => {

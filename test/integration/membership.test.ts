@@ -1,25 +1,11 @@
 // Membership and log compaction: a fourth node joins after the log was compacted and catches up
 // by InstallSnapshot, a node down during compaction does the same, leadership moves on request,
 // and a removed node stops and exits cleanly.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventually, GrpcStatus, isServiceError, publishReliably, raftmq, TestClient, waitForLeader } from "./broker-test-client.ts";
-import { ClusterHarness } from "./cluster-harness.ts";
+import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
-const harness = new ClusterHarness("membership", ["--tick-ms", "50", "--consumer-grace-ms", "1000", "--snapshot-keep-entries", "10", "--log-level", "info"]);
-const clients = new Map<number, TestClient>();
-const client = (id: number) => clients.get(id) as TestClient;
-
-beforeAll(async () => {
-  await harness.plan(3);
-  await harness.startAll(3);
-  for (const id of [1, 2, 3]) clients.set(id, new TestClient(harness.clientAddress(id)));
-  await waitForLeader([...clients.values()]);
-});
-
-afterAll(async () => {
-  for (const c of clients.values()) c.close();
-  await harness.cleanup();
-});
+const { harness, clients, client } = useThreeNodeCluster("membership", ["--tick-ms", "50", "--consumer-grace-ms", "1000", "--snapshot-keep-entries", "10", "--log-level", "info"]);
 
 async function compactEverywhere(ids: number[]): Promise<number> {
   let index = 0;

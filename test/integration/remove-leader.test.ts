@@ -1,25 +1,11 @@
 // Removing the leader itself. A leader that committed its own removal stops at once, and with two
 // voters left the survivor might never learn of that commit and wait forever for the removed
 // node's vote (found by the chaos harness). The node hands leadership away first instead.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { publishReliably, TestClient, waitForLeader } from "./broker-test-client.ts";
-import { ClusterHarness } from "./cluster-harness.ts";
+import { describe, expect, it } from "vitest";
+import { publishReliably, waitForLeader } from "./broker-test-client.ts";
+import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
-const harness = new ClusterHarness("remove-leader", ["--tick-ms", "50", "--log-level", "info"]);
-const clients = new Map<number, TestClient>();
-const client = (id: number) => clients.get(id) as TestClient;
-
-beforeAll(async () => {
-  await harness.plan(3);
-  await harness.startAll(3);
-  for (const id of [1, 2, 3]) clients.set(id, new TestClient(harness.clientAddress(id)));
-  await waitForLeader([...clients.values()]);
-});
-
-afterAll(async () => {
-  for (const c of clients.values()) c.close();
-  await harness.cleanup();
-});
+const { harness, client } = useThreeNodeCluster("remove-leader", ["--tick-ms", "50", "--log-level", "info"]);
 
 describe("removing the leader", () => {
   it("with two voters left, the survivor leads on its own and keeps serving", async () => {

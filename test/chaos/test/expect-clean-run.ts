@@ -1,0 +1,15 @@
+// What every real chaos run in the tests must show: confirms happened, and nothing confirmed was
+// lost, nothing unexpected or failed-but-delivered turned up, no duplicate went unmarked, no node
+// crashed, and the run says it is valid.
+import { expect } from "vitest";
+import type { ChaosRunResult } from "../src/run-chaos.ts";
+
+export function expectCleanRun(run: ChaosRunResult): void {
+  expect(run.check.publishes.confirmed).toBeGreaterThan(0);
+  expect(run.check.lost).toEqual([]);
+  expect(run.check.unexpected).toEqual([]);
+  expect(run.check.failedDelivered).toEqual([]);
+  expect(run.check.duplicateCounts.notRedelivered).toBe(0);
+  expect(run.crashes).toEqual([]);
+  expect(run.valid).toBe(true);
+}
