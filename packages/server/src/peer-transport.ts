@@ -31,6 +31,8 @@ export const PEER_TRANSPORT_DEFAULTS = {
   maxQueuedBytes: 64 * MiB,
   connectTimeoutMs: 5_000,
   closeTimeoutMs: 1_000,
+  /** A receiver acknowledges what arrived on a stream at most this often. */
+  ackIntervalMs: 100,
   keepalive: { timeMs: 10_000, timeoutMs: 5_000 },
 } as const;
 
@@ -289,7 +291,8 @@ interface PeerLink {
 interface InboundStream {
   readonly call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>;
   received: number;
-  ackScheduled: boolean;
+  /** The ack timer, while one is due. */
+  ackTimer: NodeJS.Timeout | null;
   finished: boolean;
 }
 
@@ -472,6 +475,17 @@ export class PeerTransport {
       this.dirty.add(link);
     }
     if (this.dirty.size > 0 || this.unreachable.size > 0) this.scheduleFlush();
+  }
+
+  /**
+   * Like send, but the messages are written to their streams before this returns instead of
+   * once the turn ends: for a batch that is complete as it is, such as one Raft Ready's.
+   * Peers found unreachable are still reported at the end of the turn.
+   */
+  sendNow(messages: Message[]): void {
+    this.send(messages);
+    for (const link of this.dirty) this.flush(link);
+    this.dirty.clear();
   }
 
   stats(): Record<number, PeerStats> {
@@ -687,7 +701,7 @@ export class PeerTransport {
       call.emit("error", { code: grpc.status.UNAVAILABLE, details: `node ${this.selfId} is shutting down` });
       return;
     }
-    const stream: InboundStream = { call, received: 0, ackScheduled: false, finished: false };
+    const stream: InboundStream = { call, received: 0, ackTimer: null, finished: false };
     this.inbound.add(stream);
     this.introduced(call.metadata);
     // Headers at once tell the sender the stream is accepted before any ack is due.
@@ -756,16 +770,17 @@ export class PeerTransport {
     return true;
   }
 
-  // One cumulative ack per event-loop turn, however many frames arrived in it.
+  // One cumulative ack per interval, however many frames arrived in it: acks carry progress
+  // only, and writing one per frame would put a stream write on every message's path.
   private scheduleAck(stream: InboundStream): void {
-    if (stream.ackScheduled) return;
-    stream.ackScheduled = true;
-    setImmediate(() => {
-      stream.ackScheduled = false;
+    if (stream.ackTimer !== null) return;
+    stream.ackTimer = setTimeout(() => {
+      stream.ackTimer = null;
       // A sender that does not read its acks must not make them pile up here; the next ack
       // carries the total anyway.
       if (stream.finished || stream.call.writableNeedDrain) return;
       stream.call.write({ received: stream.received });
-    });
+    }, PEER_TRANSPORT_DEFAULTS.ackIntervalMs);
+    stream.ackTimer.unref();
   }
 }

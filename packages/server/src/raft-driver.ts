@@ -370,7 +370,7 @@ export class RaftDriver {
       // so none of them carries a commit index that counts this write. Everything a follower
       // or candidate says (acks, votes) waits for its write.
       const sendEarly = this.role === "leader" && !termOrVoteChanged;
-      if (sendEarly && rd.messages.length > 0) this.transport.send(rd.messages);
+      if (sendEarly && rd.messages.length > 0) this.transport.sendNow(rd.messages);
       const stored = this.storage.lastIndex();
       const writing = mustWrite ? this.persist(rd) : null;
       writing?.catch(() => undefined);
@@ -381,7 +381,7 @@ export class RaftDriver {
       if (writing !== null) await writing;
       if (this.stopped) return;
       await this.applyQueued(Number.POSITIVE_INFINITY);
-      if (!sendEarly && rd.messages.length > 0) this.transport.send(rd.messages);
+      if (!sendEarly && rd.messages.length > 0) this.transport.sendNow(rd.messages);
     }
     this.midApply = false;
     if (this.stopped) return;

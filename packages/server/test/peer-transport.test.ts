@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createMessage, type Message } from "@raftmq/raft";
 import { Backoff, backoffDelay } from "../src/backoff.ts";
 import { defineService } from "@raftmq/proto/grpc";
-import { decodeFrame, fromWire, type PeerTransportOptions, PeerTransport, raftServiceDefinition } from "../src/peer-transport.ts";
+import { decodeFrame, fromWire, PEER_TRANSPORT_DEFAULTS, type PeerTransportOptions, PeerTransport, raftServiceDefinition } from "../src/peer-transport.ts";
 
 const T = raftmq.v1.MessageType;
 const RAFT_PROTO = fileURLToPath(new URL("../../../proto/raftmq/v1/raft.proto", import.meta.url));
@@ -366,6 +366,42 @@ describe("PeerTransport", () => {
     expect(frames).toBeLessThanOrEqual(Math.ceil(count / 256) + 2);
     expect(b.batches).toBe(frames);
     expect(a.transport.stats()[2]?.sentMessages).toBe(count);
+  });
+
+  it("sendNow writes before it returns; send waits for the end of the turn", async () => {
+    const [a, b] = await Promise.all([startNode(1), startNode(2)]);
+    connect(a, b);
+    await waitFor("connection", () => a.transport.stats()[2]?.connected === true);
+    a.transport.sendNow([numbered(1, 2, 1), numbered(1, 2, 2)]);
+    expect(a.transport.stats()[2]?.sentMessages).toBe(2);
+    a.transport.send([numbered(1, 2, 3)]);
+    expect(a.transport.stats()[2]?.sentMessages).toBe(2);
+    await waitFor("all three", () => b.received.length === 3);
+    expect(sequencesFrom(b, 1)).toEqual([1, 2, 3]);
+  });
+
+  it("acknowledges a stream's progress once per interval, not once per frame", async () => {
+    const b = await startNode(2);
+    const loaded = protoLoader.loadSync(RAFT_PROTO, { longs: Number, enums: Number });
+    const method = (loaded["raftmq.v1.Raft"] as grpc.ServiceDefinition).Stream;
+    if (method === undefined) throw new Error("proto-loader found no Raft.Stream");
+    const client = new grpc.Client(`127.0.0.1:${b.port}`, grpc.credentials.createInsecure());
+    cleanups.push(async () => client.close());
+    const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+    const acks: number[] = [];
+    call.on("data", (ack: { received: number }) => acks.push(ack.received));
+    call.on("error", () => {});
+    // 40 frames spread over about 200 ms: two or three intervals' worth.
+    for (let i = 1; i <= 40; i++) {
+      call.write({ messages: [{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, commit: i }] });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await waitFor("an ack of every frame", () => acks.includes(40));
+    call.end();
+    expect(b.received).toHaveLength(40);
+    expect(acks.length).toBeGreaterThanOrEqual(1);
+    expect(acks.length).toBeLessThanOrEqual(Math.ceil((40 * 5) / PEER_TRANSPORT_DEFAULTS.ackIntervalMs) + 3);
+    expect(acks).toEqual([...acks].sort((x, y) => x - y));
   });
 
   it("splits frames by bytes as well as by count", async () => {
