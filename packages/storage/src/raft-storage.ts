@@ -101,6 +101,8 @@ interface LoadedState {
   hardState: HardState;
   anchor: LogAnchor;
   manifest: SnapshotManifest;
+  /** The latest snapshot's data, read and verified at open; null without a snapshot. */
+  snapshotData: Uint8Array | null;
   lastIndex: number;
   terms: TermRuns;
   cache: TailCache;
@@ -122,6 +124,11 @@ export class RaftStorage implements LogStorage {
    * as it was before it: the in-memory indexes still describe that state until the write lands.
    */
   private readView: LevelSnapshot | null = null;
+  /**
+   * The latest snapshot's data as long as something still holds it (a transfer to a follower,
+   * the state restored from it), so that sending it again does not read and verify it again.
+   */
+  private snapshotData: { index: number; data: WeakRef<Uint8Array> } | null = null;
 
   private constructor(
     private readonly db: Database,
@@ -135,6 +142,7 @@ export class RaftStorage implements LogStorage {
     this.last = loaded.lastIndex;
     this.terms = loaded.terms;
     this.cache = loaded.cache;
+    if (loaded.snapshotData !== null) this.rememberSnapshotData(loaded.manifest.meta.index, loaded.snapshotData);
   }
 
   static async open(options: StorageOptions): Promise<RaftStorage> {
@@ -227,7 +235,11 @@ export class RaftStorage implements LogStorage {
     const { meta } = this.manifest;
     const copy = { index: meta.index, term: meta.term, confState: copyConfState(meta.confState) };
     if (meta.index === 0) return { meta: copy, data: new Uint8Array(0) };
-    return { meta: copy, data: readSnapshotData(this.manifest, (key) => this.read(key), this.dir) };
+    const held = this.snapshotData?.index === meta.index ? this.snapshotData.data.deref() : undefined;
+    if (held !== undefined) return { meta: copy, data: held };
+    const data = readSnapshotData(this.manifest, (key) => this.read(key), this.dir);
+    this.rememberSnapshotData(meta.index, data);
+    return { meta: copy, data };
   }
 
   // ---- writes -------------------------------------------------------------------------
@@ -268,6 +280,7 @@ export class RaftStorage implements LogStorage {
       const previousAnchor = this.anchor.index;
       await this.commit(ops, true, () => {
         this.manifest = manifest;
+        this.rememberSnapshotData(index, data);
         if (anchor !== null) this.moveAnchor(anchor);
       });
       await this.dropCompacted(previousAnchor, this.anchor.index);
@@ -355,6 +368,7 @@ export class RaftStorage implements LogStorage {
           this.cache.clear();
         }
         this.manifest = manifest;
+        this.rememberSnapshotData(snapshot.meta.index, snapshot.data);
         this.moveAnchor(anchor);
         if (!snapshotKeepsLog) this.last = anchor.index;
       }
@@ -415,6 +429,11 @@ export class RaftStorage implements LogStorage {
       this.readView = null;
       if (view !== null) await view.close().catch(() => undefined);
     }
+  }
+
+  /** Snapshot data handed out is shared: nobody may write into it. */
+  private rememberSnapshotData(index: number, data: Uint8Array): void {
+    this.snapshotData = { index, data: new WeakRef(data) };
   }
 
   private moveAnchor(anchor: LogAnchor): void {
@@ -498,7 +517,7 @@ async function load(db: Database, dir: string, cache: TailCache): Promise<Loaded
   if (manifest.meta.index < anchor.index) {
     throw new CorruptionError("log anchor", dir, `compacted through ${anchor.index}, past the latest snapshot at ${manifest.meta.index}`);
   }
-  if (manifest.meta.index > 0) readSnapshotData(manifest, (key) => db.getSync(key), dir);
+  const snapshotData = manifest.meta.index > 0 ? readSnapshotData(manifest, (key) => db.getSync(key), dir) : null;
   await checkOtherRecords(db, dir, manifest);
 
   // Entries at or below the anchor are leftovers of a compaction cut short by a crash.
@@ -535,7 +554,7 @@ async function load(db: Database, dir: string, cache: TailCache): Promise<Loaded
   if (hardState.commit > last) {
     throw new CorruptionError("hard state", dir, `commit ${hardState.commit} is beyond the log's last index ${last}`);
   }
-  return { hardState, anchor, manifest, lastIndex: last, terms, cache };
+  return { hardState, anchor, manifest, snapshotData, lastIndex: last, terms, cache };
 }
 
 /** Format 1 to 2: the hard state and the log end move behind the entries, in one synced batch. */

@@ -200,6 +200,28 @@ describe("snapshots and compaction", () => {
     expect(again.firstIndex()).toBe(71);
   });
 
+  it("hands out the latest snapshot's data again without reading it, while it is held, and never an older one", async () => {
+    const s = await openStorage({ dir: await temp.make(), snapshotChunkBytes: 10 });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 100 }, entries: makeEntries(1, 100, 1), snapshot: null });
+    const first = new Uint8Array(95).fill(1);
+    await s.createSnapshot(40, confState, first, 0);
+    const held = s.snapshot().data;
+    expect(held).toBe(first);
+    expect(s.snapshot().data).toBe(held);
+    await s.createSnapshot(70, confState, new Uint8Array(33).fill(2), 0);
+    expect(s.snapshot().meta.index).toBe(70);
+    expect(s.snapshot().data).toEqual(new Uint8Array(33).fill(2));
+    // Reopened: the data verified at open is the data handed out.
+    const again = await reopen(s, { snapshotChunkBytes: 10 });
+    const read = again.snapshot().data;
+    expect(read).toEqual(new Uint8Array(33).fill(2));
+    expect(again.snapshot().data).toBe(read);
+    // A received snapshot is handed out as it was given.
+    const received = { meta: { index: 150, term: 3, confState }, data: new Uint8Array([9, 9]) };
+    await again.save({ hardState: { term: 3, vote: 0, commit: 150 }, entries: [], snapshot: received });
+    expect(again.snapshot().data).toBe(received.data);
+  });
+
   it("compact discards through the index and refuses to pass the snapshot", async () => {
     const s = await openStorage({ dir: await temp.make() });
     await s.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: makeEntries(1, 30, 1), snapshot: null });
