@@ -36,7 +36,9 @@ export interface NodeConfig {
   maxBatchCommands: number;
   maxPendingCommands: number;
   snapshotEntries: number;
+  snapshotBytes: number;
   snapshotKeepEntries: number;
+  snapshotKeepBytes: number;
   consumerGraceMs: number;
   idleTickMs: number;
   learnerPromoteLag: number;
@@ -171,11 +173,25 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
   },
   { key: "snapshotEntries", name: "snapshot-entries", description: "applied entries between automatic snapshots", defaultText: "10000", parse: integer("snapshot-entries", 1) },
   {
+    key: "snapshotBytes",
+    name: "snapshot-bytes",
+    description: "bytes of applied entries between automatic snapshots (or the last snapshot's size, if larger)",
+    defaultText: "134217728",
+    parse: integer("snapshot-bytes", 1),
+  },
+  {
     key: "snapshotKeepEntries",
     name: "snapshot-keep-entries",
     description: "entries kept below a snapshot for followers slightly behind",
     defaultText: "5000",
     parse: integer("snapshot-keep-entries", 0),
+  },
+  {
+    key: "snapshotKeepBytes",
+    name: "snapshot-keep-bytes",
+    description: "at most this many bytes of those kept entries",
+    defaultText: "33554432",
+    parse: integer("snapshot-keep-bytes", 0),
   },
   {
     key: "consumerGraceMs",

@@ -28,6 +28,7 @@ import type { NodeMetrics } from "./node-metrics.ts";
 import { type AddressChange, NodeState } from "./node-state.ts";
 import { PeerTransport } from "./peer-transport.ts";
 import { type ProposalOutcome, ProposalPipeline } from "./proposal-pipeline.ts";
+import { SnapshotPolicy } from "./snapshot-policy.ts";
 
 /** Longest stretch of applying before the loop yields to I/O. */
 const APPLY_SLICE_MS = 8;
@@ -115,6 +116,8 @@ export class RaftDriver {
   private applyHead = 0;
   /** Set while a snapshot is being written: nothing is applied. */
   private applyHeld = false;
+  /** When the next automatic snapshot is due and how much log it keeps. */
+  private readonly snapshotPolicy: SnapshotPolicy;
 
   constructor(options: DriverOptions) {
     const { config, storage, logger, hooks } = options;
@@ -127,6 +130,10 @@ export class RaftDriver {
     this.state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, config.initialCluster) : NodeState.create(config.initialCluster);
     this.appliedIndex = snapshot.meta.index;
     this.snapshotIndex = snapshot.meta.index;
+    this.snapshotPolicy = new SnapshotPolicy(
+      { entries: config.snapshotEntries, bytes: config.snapshotBytes, keepEntries: config.snapshotKeepEntries, keepBytes: config.snapshotKeepBytes },
+      snapshot.data.length,
+    );
     const { hardState } = storage.initialState();
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -438,6 +445,7 @@ export class RaftDriver {
       if (this.role === "leader" && batch.effects.length > 0) this.hooks.effects(batch.effects);
     }
     this.appliedIndex = entry.index;
+    this.snapshotPolicy.applied(entry.data.length);
     this.metrics?.appliedEntries.inc();
     this.releaseAppliedReads();
   }
@@ -516,6 +524,7 @@ export class RaftDriver {
     this.applyHead = 0;
     this.appliedIndex = snapshot.meta.index;
     this.snapshotIndex = snapshot.meta.index;
+    this.snapshotPolicy.restored(snapshot.data.length);
     this.pipeline.skippedThrough(snapshot.meta.index);
     this.syncPeers();
     this.log.info(
@@ -541,6 +550,7 @@ export class RaftDriver {
     const index = this.appliedIndex;
     const confState: ConfState = this.raft.confState();
     const state = this.state;
+    const keepEntries = this.snapshotPolicy.captured();
     this.applyHeld = true;
     const work = (async () => {
       let data: Uint8Array;
@@ -562,11 +572,12 @@ export class RaftDriver {
       const captured = performance.now();
       // On restart the stored commit index must not be below the snapshot.
       await this.persist(null);
-      await this.storage.createSnapshot(index, confState, data, this.config.snapshotKeepEntries);
+      await this.storage.createSnapshot(index, confState, data, keepEntries);
+      this.snapshotPolicy.stored(data.length);
       this.snapshotIndex = index;
       this.metrics?.snapshotSeconds.observe((performance.now() - started) / 1000);
       this.log.info(
-        { event: "snapshot", index, bytes: data.length, captureMs: Math.round(captured - started), ms: Math.round(performance.now() - started) },
+        { event: "snapshot", index, bytes: data.length, keptEntries: keepEntries, logStart: this.storage.firstIndex(), captureMs: Math.round(captured - started), ms: Math.round(performance.now() - started) },
         "snapshot taken",
       );
     })();
@@ -581,7 +592,7 @@ export class RaftDriver {
     const asked = this.snapshotWaiters.length > 0;
     // Only with nothing waiting to be applied: see takeSnapshot.
     if (this.snapshotting !== null || this.stopped || this.midApply || this.applyHead < this.applyQueue.length) return;
-    if (!asked && this.appliedIndex - this.snapshotIndex < this.config.snapshotEntries) return;
+    if (!asked && !this.snapshotPolicy.due(this.appliedIndex - this.snapshotIndex)) return;
     const waiters = this.snapshotWaiters;
     this.snapshotWaiters = [];
     if (this.appliedIndex <= this.snapshotIndex) {

@@ -1,0 +1,80 @@
+// When a node takes its next automatic snapshot, and how much of the log it keeps below one.
+// A snapshot is due after a number of applied entries or of applied bytes, whichever comes
+// first; the byte threshold grows to the last snapshot's size, so a large state is not written
+// out again for every few megabytes of log. Entries kept below a snapshot (for followers slightly
+// behind) are bounded by count and by bytes: with large entries a count alone keeps gigabytes.
+
+export interface SnapshotLimits {
+  /** Applied entries between automatic snapshots. */
+  entries: number;
+  /** Applied bytes between automatic snapshots, or the last snapshot's size if larger. */
+  bytes: number;
+  /** Entries kept below a snapshot... */
+  keepEntries: number;
+  /** ...holding at most this many bytes. */
+  keepBytes: number;
+}
+
+export class SnapshotPolicy {
+  /** Sizes of the newest applied entries, oldest first; the newest keepEntries at least. */
+  private sizes: number[] = [];
+  /** Bytes applied since the last snapshot. */
+  private appliedBytes = 0;
+
+  constructor(
+    private readonly limits: SnapshotLimits,
+    private lastSnapshotBytes: number,
+  ) {
+    for (const [key, value] of Object.entries(limits)) {
+      if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`snapshot limit ${key} must be a non-negative integer, got ${value}`);
+    }
+  }
+
+  /** An entry of `bytes` was applied. */
+  applied(bytes: number): void {
+    this.appliedBytes += bytes;
+    if (this.limits.keepEntries === 0) return;
+    this.sizes.push(bytes);
+    if (this.sizes.length >= 2 * this.limits.keepEntries) this.sizes.splice(0, this.sizes.length - this.limits.keepEntries);
+  }
+
+  /** Bytes applied since the last snapshot. */
+  get bytesSinceSnapshot(): number {
+    return this.appliedBytes;
+  }
+
+  /** Whether a snapshot is due, `entriesSinceSnapshot` entries after the last one. */
+  due(entriesSinceSnapshot: number): boolean {
+    if (entriesSinceSnapshot <= 0) return false;
+    return entriesSinceSnapshot >= this.limits.entries || this.appliedBytes >= Math.max(this.limits.bytes, this.lastSnapshotBytes);
+  }
+
+  /**
+   * A snapshot is being captured at the newest applied entry: answers how many entries below
+   * it to keep, and starts counting towards the next one.
+   */
+  captured(): number {
+    let keep = 0;
+    let bytes = 0;
+    for (let i = this.sizes.length - 1; i >= 0 && keep < this.limits.keepEntries; i--) {
+      bytes += this.sizes[i] as number;
+      if (bytes > this.limits.keepBytes) break;
+      keep++;
+    }
+    this.sizes = [];
+    this.appliedBytes = 0;
+    return keep;
+  }
+
+  /** The captured snapshot was stored with `bytes` of data. */
+  stored(bytes: number): void {
+    this.lastSnapshotBytes = bytes;
+  }
+
+  /** The state was replaced by a received snapshot of `bytes`. */
+  restored(bytes: number): void {
+    this.sizes = [];
+    this.appliedBytes = 0;
+    this.lastSnapshotBytes = bytes;
+  }
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { SnapshotPolicy } from "../src/snapshot-policy.ts";
+
+const limits = { entries: 100, bytes: 10_000, keepEntries: 5, keepBytes: 2_500 };
+
+function applyAll(policy: SnapshotPolicy, sizes: number[]): void {
+  for (const size of sizes) policy.applied(size);
+}
+
+describe("SnapshotPolicy", () => {
+  it("is due after the entry count or the byte count, whichever comes first", () => {
+    const byCount = new SnapshotPolicy(limits, 0);
+    applyAll(byCount, Array(99).fill(10));
+    expect(byCount.due(99)).toBe(false);
+    byCount.applied(10);
+    expect(byCount.due(100)).toBe(true);
+
+    const byBytes = new SnapshotPolicy(limits, 0);
+    applyAll(byBytes, [4_000, 4_000]);
+    expect(byBytes.due(2)).toBe(false);
+    byBytes.applied(2_000);
+    expect(byBytes.bytesSinceSnapshot).toBe(10_000);
+    expect(byBytes.due(3)).toBe(true);
+    expect(byBytes.due(0)).toBe(false);
+  });
+
+  it("waits for as many bytes as the last snapshot held when that is more", () => {
+    const policy = new SnapshotPolicy(limits, 30_000);
+    applyAll(policy, [10_000, 10_000]);
+    expect(policy.due(2)).toBe(false);
+    policy.applied(10_000);
+    expect(policy.due(3)).toBe(true);
+    policy.captured();
+    policy.stored(1_000);
+    applyAll(policy, [5_000, 5_000]);
+    expect(policy.due(2)).toBe(true);
+  });
+
+  it("keeps at most keepEntries entries below a snapshot, and at most keepBytes of them", () => {
+    const small = new SnapshotPolicy(limits, 0);
+    applyAll(small, Array(50).fill(100));
+    expect(small.captured()).toBe(5);
+    const large = new SnapshotPolicy(limits, 0);
+    applyAll(large, [500, 500, 100, 1_000, 1_000]);
+    // Newest first: 1,000 + 1,000 + 100 fit in 2,500; the 500 before them does not.
+    expect(large.captured()).toBe(3);
+    const huge = new SnapshotPolicy(limits, 0);
+    applyAll(huge, [100, 3_000]);
+    expect(huge.captured()).toBe(0);
+    expect(new SnapshotPolicy({ ...limits, keepEntries: 0 }, 0).captured()).toBe(0);
+  });
+
+  it("starts counting again after a capture or a restored snapshot", () => {
+    const policy = new SnapshotPolicy(limits, 0);
+    applyAll(policy, [6_000, 6_000]);
+    expect(policy.due(2)).toBe(true);
+    expect(policy.captured()).toBe(0);
+    expect(policy.bytesSinceSnapshot).toBe(0);
+    // Entries from before the capture are not kept below the next snapshot.
+    policy.applied(100);
+    expect(policy.captured()).toBe(1);
+    applyAll(policy, [6_000, 6_000]);
+    policy.restored(500);
+    expect(policy.bytesSinceSnapshot).toBe(0);
+    expect(policy.due(1)).toBe(false);
+    expect(policy.captured()).toBe(0);
+  });
+
+  it("remembers only as many sizes as it may keep", () => {
+    const policy = new SnapshotPolicy({ ...limits, keepBytes: 1_000_000 }, 0);
+    applyAll(policy, Array.from({ length: 10_000 }, (_, i) => i));
+    expect(policy.captured()).toBe(5);
+    expect(() => new SnapshotPolicy({ ...limits, bytes: -1 }, 0)).toThrow(RangeError);
+  });
+});

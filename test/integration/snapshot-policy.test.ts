@@ -1,0 +1,68 @@
+// Automatic snapshots by size: with large entries the log is snapshotted and compacted after a
+// number of bytes, long before the entry count, and keeps only a bounded number of bytes below
+// the snapshot; nothing confirmed is lost across a restart from it.
+import { afterAll, describe, expect, it } from "vitest";
+import { eventually, publishRange, TestClient } from "./broker-test-client.ts";
+import { ClusterHarness } from "./cluster-harness.ts";
+
+const FLAGS = ["--tick-ms", "50", "--log-level", "info", "--snapshot-entries", "1000000", "--snapshot-bytes", "1000000", "--snapshot-keep-entries", "1000", "--snapshot-keep-bytes", "150000"];
+const harness = new ClusterHarness("snapshot-policy", FLAGS);
+let client: TestClient | null = null;
+
+afterAll(async () => {
+  client?.close();
+  await harness.cleanup();
+});
+
+interface SnapshotLine {
+  index: number;
+  keptEntries: number;
+  logStart: number;
+}
+
+function snapshotLines(): SnapshotLine[] {
+  return harness
+    .logs(1)
+    .split("\n")
+    .filter((line) => line.includes('"event":"snapshot"'))
+    .map((line) => JSON.parse(line) as SnapshotLine);
+}
+
+describe("automatic snapshots", () => {
+  it("are taken after --snapshot-bytes of log and keep at most --snapshot-keep-bytes below them", async () => {
+    await harness.plan(1);
+    await harness.start(1, { members: [1] });
+    client = new TestClient(harness.clientAddress(1));
+    const c = client;
+    await c.callRetrying("DeclareQueue", { name: "big", durable: true });
+    // 3,000 messages of 1 KiB, 50 to a request: about 60 entries of about 55 KB, 3 MB of log.
+    const body = (seq: number) => new Uint8Array(1024).fill(seq % 251);
+    const total = 3_000;
+    const published = await publishRange(c, { exchange: "", routingKey: "big", producerId: "p-snap", from: 0, to: total, perRequest: 50, window: 4, body });
+    expect(published.confirmed.length).toBe(total);
+
+    const lines = await eventually("two snapshots", async () => {
+      const found = snapshotLines();
+      return found.length >= 2 ? found : undefined;
+    });
+    const status = await c.call("Status", {});
+    expect(Number(status.snapshotIndex)).toBeGreaterThan(0);
+    for (const line of lines) {
+      // 150,000 bytes hold two of these entries, not the thousand the count allows.
+      expect(line.keptEntries).toBeLessThanOrEqual(2);
+      expect(line.logStart).toBeGreaterThanOrEqual(line.index - 2);
+    }
+
+    // Restarted from the snapshot and the short log after it, the queue holds every message.
+    await harness.stop(1);
+    await harness.start(1, { members: [1] });
+    const info = await eventually("the queue after restart", async () => {
+      try {
+        return await c.call("QueueInfo", { name: "big" });
+      } catch {
+        return undefined;
+      }
+    });
+    expect(Number(info.queue?.messagesReady)).toBe(total);
+  });
+});
