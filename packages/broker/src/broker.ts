@@ -71,8 +71,6 @@ export class Broker {
   private readonly s: BrokerState;
   private effects: Effect[] = [];
   private readonly dirty: Queue[] = [];
-  /** Commands applied so far: a snapshot in pieces checks that none is applied meanwhile. */
-  private applied = 0;
 
   constructor(limits?: Partial<BrokerLimits>, state?: BrokerState) {
     this.limits = resolveLimits(limits);
@@ -90,15 +88,12 @@ export class Broker {
 
   /**
    * The same snapshot in pieces of about `maxPieceBytes`, for a caller that yields to other
-   * work between pieces; their concatenation is what snapshot() returns. Nothing may be applied
-   * until the last piece is out: the next piece would throw BrokerInvariantError.
+   * work between pieces; their concatenation is what snapshot() returns. The first next() takes
+   * the snapshot (synchronously, in time linear in the number of queued messages); commands may
+   * be applied after it, and the pieces that follow still describe the state as it was then.
    */
-  *snapshotPieces(maxPieceBytes?: number): Generator<Uint8Array, void, undefined> {
-    const applied = this.applied;
-    for (const piece of encodeStatePieces(this.s, maxPieceBytes)) {
-      invariant(this.applied === applied, "a command was applied while a snapshot was being written");
-      yield piece;
-    }
+  snapshotPieces(maxPieceBytes?: number): Generator<Uint8Array, void, undefined> {
+    return encodeStatePieces(this.s, maxPieceBytes);
   }
 
   /** Restores piece by piece: each next() decodes one piece; the generator returns the broker. */
@@ -126,7 +121,6 @@ export class Broker {
     const s = this.s;
     // A new leader's clock may be behind the old one's: log time never goes backwards.
     if (meta.timestamp > s.now) s.now = meta.timestamp;
-    this.applied++;
     this.effects = [];
     const kind = commandKind(command);
     const result = kind === null ? fail(noOperationError()) : this.execute(kind, command, meta);

@@ -39,7 +39,7 @@ class MessageTable {
   private fresh: raftmq.v1.SnapshotMessage.$Properties[] = [];
   private count = 0;
 
-  copy(m: QueuedMessage): raftmq.v1.SnapshotQueuedMessage.$Properties {
+  copy(m: QueuedMessage, deliveryCount = m.deliveryCount, redelivered = m.redelivered): raftmq.v1.SnapshotQueuedMessage.$Properties {
     let ref = this.refs.get(m.message);
     if (ref === undefined) {
       ref = this.count++;
@@ -47,7 +47,7 @@ class MessageTable {
       const msg = m.message;
       this.fresh.push({ exchange: msg.exchange, routingKey: msg.routingKey, properties: msg.properties, body: msg.body });
     }
-    return { id: m.id, messageRef: ref, expiresAtMs: m.expiresAt, deliveryCount: m.deliveryCount, redelivered: m.redelivered };
+    return { id: m.id, messageRef: ref, expiresAtMs: m.expiresAt, deliveryCount, redelivered };
   }
 
   takeFresh(): raftmq.v1.SnapshotMessage.$Properties[] {
@@ -67,8 +67,38 @@ function framed(piece: raftmq.v1.BrokerSnapshot.$Properties): Uint8Array {
 }
 
 /**
- * The snapshot as pieces of about `maxPieceBytes` each (format above); the caller must not
- * change the state until the last piece is out. The first piece starts with the format marker.
+ * The ready messages of every non-empty queue, in order, with the two fields of a queued message
+ * that change after it is queued (its id, message and expiry never do; a message's body and
+ * properties are never written to), so that the state may go on changing while they are encoded.
+ */
+interface CapturedQueue {
+  position: number;
+  messages: QueuedMessage[];
+  deliveryCounts: number[];
+  redelivered: boolean[];
+}
+
+function captureReady(s: BrokerState): CapturedQueue[] {
+  const captured: CapturedQueue[] = [];
+  let position = 0;
+  for (const q of s.queues.values()) {
+    const c: CapturedQueue = { position, messages: [], deliveryCounts: [], redelivered: [] };
+    for (const m of q.readyInOrder()) {
+      c.messages.push(m);
+      c.deliveryCounts.push(m.deliveryCount);
+      c.redelivered.push(m.redelivered);
+    }
+    if (c.messages.length > 0) captured.push(c);
+    position++;
+  }
+  return captured;
+}
+
+/**
+ * The snapshot as pieces of about `maxPieceBytes` each (format above). The first next() encodes
+ * the first piece and captures the ready messages, both synchronously: the state may change
+ * after that, and the remaining pieces still describe it as it was. The first piece starts with
+ * the format marker.
  */
 export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE_BYTES): Generator<Uint8Array, void, undefined> {
   const table = new MessageTable();
@@ -143,26 +173,26 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
   withMarker[0] = PIECES_MARKER;
   withMarker[1] = PIECES_VERSION;
   withMarker.set(first, 2);
+  const captured = captureReady(s);
   yield withMarker;
 
   let runs: raftmq.v1.SnapshotReadyRun.$Properties[] = [];
   let bytes = 0;
-  let position = 0;
-  for (const q of s.queues.values()) {
+  for (const c of captured) {
     let ready: raftmq.v1.SnapshotQueuedMessage.$Properties[] = [];
-    for (const m of q.readyInOrder()) {
-      ready.push(table.copy(m));
+    for (let i = 0; i < c.messages.length; i++) {
+      const m = c.messages[i] as QueuedMessage;
+      ready.push(table.copy(m, c.deliveryCounts[i], c.redelivered[i]));
       bytes += m.size + QUEUED_MESSAGE_OVERHEAD;
       if (bytes >= maxPieceBytes) {
-        runs.push({ queue: position, ready });
+        runs.push({ queue: c.position, ready });
         yield framed({ messages: table.takeFresh(), readyRuns: runs });
         runs = [];
         ready = [];
         bytes = 0;
       }
     }
-    if (ready.length > 0) runs.push({ queue: position, ready });
-    position++;
+    if (ready.length > 0) runs.push({ queue: c.position, ready });
   }
   if (runs.length > 0) yield framed({ messages: table.takeFresh(), readyRuns: runs });
 }

@@ -12,6 +12,14 @@ export interface AppliedBatch {
   effects: Effect[];
 }
 
+/** A snapshot taken at one moment and written out later (NodeState.captureSnapshot). */
+export interface SnapshotCapture {
+  /** The broker's pieces, the first one already taken. */
+  pieces: Generator<Uint8Array, void, undefined>;
+  /** The NodeSnapshot bytes around all of the broker's pieces. */
+  assemble(brokerPieces: readonly Uint8Array[]): Uint8Array;
+}
+
 export type AddressChange =
   | { kind: "added"; member: ClusterMemberAddress; learner: boolean }
   | { kind: "promoted"; id: number }
@@ -53,31 +61,27 @@ export class NodeState {
   }
 
   snapshot(): Uint8Array {
-    return this.snapshotOf([...this.broker.snapshotPieces()]);
+    const capture = this.captureSnapshot();
+    return capture.assemble([...capture.pieces]);
   }
 
   /**
-   * The NodeSnapshot around broker snapshot pieces written from this state (Broker.snapshotPieces,
-   * nothing applied since): the broker field is written by hand after the small fields, so the
-   * pieces are copied once, into the result.
+   * Takes a snapshot of this state as it is now, synchronously: the node's own records and the
+   * broker's first piece, which captures the rest (Broker.snapshotPieces). The remaining pieces
+   * may be pulled, and `assemble` called, while commands go on being applied.
    */
-  snapshotOf(brokerPieces: readonly Uint8Array[]): Uint8Array {
+  captureSnapshot(): SnapshotCapture {
     const head = raftmq.v1.NodeSnapshot.encode({
       members: this.members().map((m) => ({ id: m.id, peerAddress: m.peerAddress, clientAddress: m.clientAddress })),
       sessions: [...this.sessions].sort(),
     }).finish();
-    let brokerBytes = 0;
-    for (const p of brokerPieces) brokerBytes += p.length;
-    const fieldHeader = lengthDelimitedHeader(BROKER_FIELD_NUMBER, brokerBytes);
-    const out = new Uint8Array(head.length + fieldHeader.length + brokerBytes);
-    out.set(head, 0);
-    out.set(fieldHeader, head.length);
-    let at = head.length + fieldHeader.length;
-    for (const p of brokerPieces) {
-      out.set(p, at);
-      at += p.length;
+    const broker = this.broker.snapshotPieces();
+    const first = broker.next();
+    function* pieces(): Generator<Uint8Array, void, undefined> {
+      if (first.done !== true) yield first.value;
+      yield* broker;
     }
-    return out;
+    return { pieces: pieces(), assemble: (brokerPieces) => assembleSnapshot(head, brokerPieces) };
   }
 
   /** Applies the data of one normal entry (an encoded CommandBatch; empty for a leader's no-op). */
@@ -165,4 +169,23 @@ function addressMap(members: readonly ClusterMemberAddress[]): Map<number, Clust
   const map = new Map<number, ClusterMemberAddress>();
   for (const m of [...members].sort((a, b) => a.id - b.id)) map.set(m.id, { ...m });
   return map;
+}
+
+/**
+ * The NodeSnapshot: its small fields (`head`, encoded) and then the broker field, written by hand
+ * around the pieces, so they are copied once, into the result.
+ */
+function assembleSnapshot(head: Uint8Array, brokerPieces: readonly Uint8Array[]): Uint8Array {
+  let brokerBytes = 0;
+  for (const p of brokerPieces) brokerBytes += p.length;
+  const fieldHeader = lengthDelimitedHeader(BROKER_FIELD_NUMBER, brokerBytes);
+  const out = new Uint8Array(head.length + fieldHeader.length + brokerBytes);
+  out.set(head, 0);
+  out.set(fieldHeader, head.length);
+  let at = head.length + fieldHeader.length;
+  for (const p of brokerPieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -108,14 +108,13 @@ export class RaftDriver {
   /** Between ready() and the end of applying its committed entries. */
   private midApply = false;
   /**
-   * Committed entries handed out by the core and not applied yet, in order from `applyHead`.
-   * They wait here while a snapshot is being written, so the state stays still for it while
-   * the loop goes on persisting, sending and heartbeating.
+   * Committed entries handed out by the core and not applied yet, in order from `applyHead`:
+   * those already stored are applied while the cycle's own write is in flight, the rest after it.
    */
   private applyQueue: Entry[] = [];
   private applyHead = 0;
-  /** Set while a snapshot is being written: nothing is applied. */
-  private applyHeld = false;
+  /** Set while a captured snapshot's pieces are being encoded (applying goes on meanwhile). */
+  private encodingSnapshot = false;
   /** When the next automatic snapshot is due and how much log it keeps. */
   private readonly snapshotPolicy: SnapshotPolicy;
 
@@ -180,9 +179,9 @@ export class RaftDriver {
     this.kick();
   }
 
-  /** True while a snapshot of the state is being written out (applying waits meanwhile). */
-  get capturingSnapshot(): boolean {
-    return this.applyHeld;
+  /** True while a snapshot taken of the state is being encoded, piece by piece. */
+  get encodingSnapshotPieces(): boolean {
+    return this.encodingSnapshot;
   }
 
   get isLeader(): boolean {
@@ -333,12 +332,6 @@ export class RaftDriver {
           this.midApply = true;
           await this.cycle(this.raft.ready());
           this.again = true;
-        } else if (!this.applyHeld && this.applyHead < this.applyQueue.length) {
-          // Entries held back while a snapshot was written: all of them are stored already.
-          this.midApply = true;
-          await this.applyQueued(Number.POSITIVE_INFINITY);
-          this.midApply = false;
-          this.again = true;
         }
       } while (this.again);
     } catch (err) {
@@ -416,7 +409,7 @@ export class RaftDriver {
   /** Applies queued entries up to `throughIndex`, yielding to I/O now and then; none while held. */
   private async applyQueued(throughIndex: number): Promise<void> {
     let sliceStart = performance.now();
-    while (!this.applyHeld && this.applyHead < this.applyQueue.length) {
+    while (this.applyHead < this.applyQueue.length) {
       const entry = this.applyQueue[this.applyHead] as Entry;
       if (entry.index > throughIndex) break;
       this.applyHead++;
@@ -537,8 +530,9 @@ export class RaftDriver {
   /**
    * Captures the state and stores it as a snapshot. Starts only between cycles with nothing
    * waiting to be applied, where the state machine, the core's membership and the stored log
-   * stand at the same index; applying is held while the state is written out piece by piece,
-   * with the loop free to persist, send and heartbeat between pieces.
+   * stand at the same index. The capture is synchronous (NodeState.captureSnapshot); its pieces
+   * are then encoded a slice at a time while the loop goes on persisting, sending, applying and
+   * answering commands.
    */
   private takeSnapshot(): Promise<void> {
     if (this.snapshotting !== null) return this.snapshotting;
@@ -549,25 +543,24 @@ export class RaftDriver {
     const started = performance.now();
     const index = this.appliedIndex;
     const confState: ConfState = this.raft.confState();
-    const state = this.state;
     const keepEntries = this.snapshotPolicy.captured();
-    this.applyHeld = true;
+    const capture = this.state.captureSnapshot();
+    this.encodingSnapshot = true;
     const work = (async () => {
       let data: Uint8Array;
       try {
         const pieces: Uint8Array[] = [];
         let sliceStart = performance.now();
-        for (const piece of state.broker.snapshotPieces()) {
+        for (const piece of capture.pieces) {
           pieces.push(piece);
           if (performance.now() - sliceStart > APPLY_SLICE_MS) {
             await new Promise((r) => setImmediate(r));
             sliceStart = performance.now();
           }
         }
-        data = state.snapshotOf(pieces);
+        data = capture.assemble(pieces);
       } finally {
-        this.applyHeld = false;
-        this.kick();
+        this.encodingSnapshot = false;
       }
       const captured = performance.now();
       // On restart the stored commit index must not be below the snapshot.
