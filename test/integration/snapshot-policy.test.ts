@@ -35,9 +35,10 @@ describe("automatic snapshots", () => {
     client = new TestClient(harness.clientAddress(1));
     const c = client;
     await c.callRetrying("DeclareQueue", { name: "big", durable: true });
-    // 3,000 messages of 1 KiB, 50 to a request: about 60 entries of about 55 KB, 3 MB of log.
+    // 5,000 messages of 1 KiB, 50 to a request: about 100 entries of about 55 KB, 5 MB of log;
+    // snapshots are due after 1 MB, then after twice the size of the last one.
     const body = (seq: number) => new Uint8Array(1024).fill(seq % 251);
-    const total = 3_000;
+    const total = 5_000;
     const published = await publishRange(c, { exchange: "", routingKey: "big", producerId: "p-snap", from: 0, to: total, perRequest: 50, window: 4, body });
     expect(published.confirmed.length).toBe(total);
 

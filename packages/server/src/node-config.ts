@@ -175,8 +175,8 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
   {
     key: "snapshotBytes",
     name: "snapshot-bytes",
-    description: "bytes of applied entries between automatic snapshots (or the last snapshot's size, if larger)",
-    defaultText: "134217728",
+    description: "bytes of applied entries between automatic snapshots (or twice the last snapshot's size, if larger)",
+    defaultText: "536870912",
     parse: integer("snapshot-bytes", 1),
   },
   {

@@ -1,13 +1,14 @@
 // When a node takes its next automatic snapshot, and how much of the log it keeps below one.
 // A snapshot is due after a number of applied entries or of applied bytes, whichever comes
-// first; the byte threshold grows to the last snapshot's size, so a large state is not written
-// out again for every few megabytes of log. Entries kept below a snapshot (for followers slightly
+// first; the byte threshold grows to twice the last snapshot's size, so a large state is written
+// out at most once for every two of its sizes in log: snapshots add at most half again to what
+// the log writes. Entries kept below a snapshot (for followers slightly
 // behind) are bounded by count and by bytes: with large entries a count alone keeps gigabytes.
 
 export interface SnapshotLimits {
   /** Applied entries between automatic snapshots. */
   entries: number;
-  /** Applied bytes between automatic snapshots, or the last snapshot's size if larger. */
+  /** Applied bytes between automatic snapshots, or twice the last snapshot's size if larger. */
   bytes: number;
   /** Entries kept below a snapshot... */
   keepEntries: number;
@@ -46,7 +47,7 @@ export class SnapshotPolicy {
   /** Whether a snapshot is due, `entriesSinceSnapshot` entries after the last one. */
   due(entriesSinceSnapshot: number): boolean {
     if (entriesSinceSnapshot <= 0) return false;
-    return entriesSinceSnapshot >= this.limits.entries || this.appliedBytes >= Math.max(this.limits.bytes, this.lastSnapshotBytes);
+    return entriesSinceSnapshot >= this.limits.entries || this.appliedBytes >= Math.max(this.limits.bytes, 2 * this.lastSnapshotBytes);
   }
 
   /**

@@ -24,8 +24,8 @@ describe("SnapshotPolicy", () => {
     expect(byBytes.due(0)).toBe(false);
   });
 
-  it("waits for as many bytes as the last snapshot held when that is more", () => {
-    const policy = new SnapshotPolicy(limits, 30_000);
+  it("waits for twice as many bytes as the last snapshot held when that is more", () => {
+    const policy = new SnapshotPolicy(limits, 15_000);
     applyAll(policy, [10_000, 10_000]);
     expect(policy.due(2)).toBe(false);
     policy.applied(10_000);
