@@ -108,6 +108,20 @@ async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_00
   }
 }
 
+/** A Raft.Stream opened by a proto-loader client of its own, and the acks it receives. */
+function protoLoaderStream(port: number): { call: grpc.ClientDuplexStream<object, { received: number }>; acks: number[] } {
+  const loaded = protoLoader.loadSync(RAFT_PROTO, { longs: Number, enums: Number });
+  const method = (loaded["raftmq.v1.Raft"] as grpc.ServiceDefinition).Stream;
+  if (method === undefined) throw new Error("proto-loader found no Raft.Stream");
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  cleanups.push(async () => client.close());
+  const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize) as grpc.ClientDuplexStream<object, { received: number }>;
+  const acks: number[] = [];
+  call.on("data", (ack: { received: number }) => acks.push(ack.received));
+  call.on("error", () => {});
+  return { call, acks };
+}
+
 function connect(a: TestNode, b: TestNode): void {
   a.transport.setPeer(b.id, `127.0.0.1:${b.port}`);
   b.transport.setPeer(a.id, `127.0.0.1:${a.port}`);
@@ -382,15 +396,7 @@ describe("PeerTransport", () => {
 
   it("acknowledges a stream's progress once per interval, not once per frame", async () => {
     const b = await startNode(2);
-    const loaded = protoLoader.loadSync(RAFT_PROTO, { longs: Number, enums: Number });
-    const method = (loaded["raftmq.v1.Raft"] as grpc.ServiceDefinition).Stream;
-    if (method === undefined) throw new Error("proto-loader found no Raft.Stream");
-    const client = new grpc.Client(`127.0.0.1:${b.port}`, grpc.credentials.createInsecure());
-    cleanups.push(async () => client.close());
-    const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
-    const acks: number[] = [];
-    call.on("data", (ack: { received: number }) => acks.push(ack.received));
-    call.on("error", () => {});
+    const { call, acks } = protoLoaderStream(b.port);
     // 40 frames spread over about 200 ms: two or three intervals' worth.
     for (let i = 1; i <= 40; i++) {
       call.write({ messages: [{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, commit: i }] });
@@ -557,15 +563,7 @@ describe("PeerTransport", () => {
     expect(b.transport.inboundStats().rejectedFrames).toBe(2);
 
     // A well-formed frame with messages for someone else, or of no known type: dropped one by one.
-    const loaded = protoLoader.loadSync(RAFT_PROTO, { longs: Number, enums: Number });
-    const method = (loaded["raftmq.v1.Raft"] as grpc.ServiceDefinition).Stream;
-    if (method === undefined) throw new Error("proto-loader found no Raft.Stream");
-    const honest = new grpc.Client(`127.0.0.1:${b.port}`, grpc.credentials.createInsecure());
-    cleanups.push(async () => honest.close());
-    const call = honest.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
-    const acks: number[] = [];
-    call.on("data", (ack: { received: number }) => acks.push(ack.received));
-    call.on("error", () => {});
+    const { call, acks } = protoLoaderStream(b.port);
     call.write({
       messages: [
         { type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 9, commit: 1 },
