@@ -45,7 +45,7 @@ import {
   snapshotChunkOf,
   snapshotManifestKey,
 } from "./record-keys.ts";
-import { readSnapshotData, snapshotChunkDels, snapshotPuts } from "./snapshot-records.ts";
+import { readSnapshotData, snapshotChunkCount, snapshotChunkDels, snapshotChunkPuts, snapshotManifestPut, snapshotPuts } from "./snapshot-records.ts";
 import { TailCache } from "./tail-cache.ts";
 import { TermRuns } from "./term-runs.ts";
 
@@ -64,6 +64,8 @@ export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Entries kept below a new snapshot so a follower slightly behind catches up from the log. */
 export const DEFAULT_SNAPSHOT_KEEP_ENTRIES = 5000;
+/** Bytes of snapshot chunks per synced write when a snapshot is stored. */
+const SNAPSHOT_WRITE_GROUP_BYTES = 8 * 1024 * 1024;
 /** Entries read per step while loading the log at open. */
 const LOAD_BATCH_ENTRIES = 1024;
 
@@ -261,31 +263,61 @@ export class RaftStorage implements LogStorage {
    * Stores the application's snapshot of its state machine at `index` (meta and data in one
    * batch, replacing the previous snapshot) and compacts the log through index - keepEntries.
    */
-  createSnapshot(index: number, confState: ConfState, data: Uint8Array, keepEntries = DEFAULT_SNAPSHOT_KEEP_ENTRIES): Promise<Snapshot> {
-    return this.enqueue(async () => {
-      if (!Number.isSafeInteger(keepEntries) || keepEntries < 0) throw this.contract(`keepEntries must be a non-negative integer, got ${keepEntries}`);
-      if (index <= this.manifest.meta.index) throw this.contract(`snapshot at ${index} is not newer than the stored one at ${this.manifest.meta.index}`);
-      if (index > this.last) throw this.contract(`snapshot at ${index} is beyond the log's last index ${this.last}`);
-      // The state machine applies only committed entries, so a snapshot past the commit index
-      // would capture entries the cluster may still discard.
-      if (index > this.hardState.commit) throw this.contract(`snapshot at ${index} is past the commit index ${this.hardState.commit}: not committed`);
-      if (index < this.anchor.index) throw this.contract(`snapshot at ${index} is below the compacted log start ${this.firstIndex()}`);
-      const snapshot: Snapshot = { meta: { index, term: this.term(index), confState: copyConfState(confState) }, data };
-      const ops: BatchOp[] = [];
-      snapshotChunkDels(this.manifest, ops);
-      const manifest = snapshotPuts(snapshot, this.chunkBytes, ops);
-      const compactTo = Math.max(this.anchor.index, index - keepEntries);
-      const anchor = compactTo > this.anchor.index ? { index: compactTo, term: this.term(compactTo) } : null;
-      if (anchor !== null) ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
-      const previousAnchor = this.anchor.index;
-      await this.commit(ops, true, () => {
-        this.manifest = manifest;
-        this.rememberSnapshotData(index, data);
-        if (anchor !== null) this.moveAnchor(anchor);
+  async createSnapshot(index: number, confState: ConfState, data: Uint8Array, keepEntries = DEFAULT_SNAPSHOT_KEEP_ENTRIES): Promise<Snapshot> {
+    // Checked behind the writes already queued: one of them may be the commit index it needs.
+    await this.enqueue(async () => this.checkSnapshotAt(index, keepEntries));
+    // The chunks go first, a group per synced write, so that saves queued meanwhile go between
+    // them instead of waiting for the whole snapshot; the manifest switches to it at the end.
+    const chunkCount = snapshotChunkCount(data, this.chunkBytes);
+    const groupChunks = Math.max(1, Math.floor(SNAPSHOT_WRITE_GROUP_BYTES / this.chunkBytes));
+    try {
+      for (let from = 0; from < chunkCount; from += groupChunks) {
+        await this.enqueue(async () => {
+          const ops: BatchOp[] = [];
+          snapshotChunkPuts(index, data, this.chunkBytes, from, Math.min(chunkCount, from + groupChunks), ops);
+          await this.commit(ops, false, () => undefined);
+        });
+      }
+      return await this.enqueue(async () => {
+        this.checkSnapshotAt(index, keepEntries);
+        const snapshot: Snapshot = { meta: { index, term: this.term(index), confState: copyConfState(confState) }, data };
+        const ops: BatchOp[] = [];
+        snapshotChunkDels(this.manifest.meta.index, this.manifest.chunkCount, ops);
+        const manifest = snapshotManifestPut(snapshot, this.chunkBytes, ops);
+        const compactTo = Math.max(this.anchor.index, index - keepEntries);
+        const anchor = compactTo > this.anchor.index ? { index: compactTo, term: this.term(compactTo) } : null;
+        if (anchor !== null) ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
+        const previousAnchor = this.anchor.index;
+        await this.commit(ops, true, () => {
+          this.manifest = manifest;
+          this.rememberSnapshotData(index, data);
+          if (anchor !== null) this.moveAnchor(anchor);
+        });
+        await this.dropCompacted(previousAnchor, this.anchor.index);
+        return snapshot;
       });
-      await this.dropCompacted(previousAnchor, this.anchor.index);
-      return snapshot;
-    });
+    } catch (error) {
+      // Chunks of a snapshot that was not stored are not kept (the next open removes any left).
+      if (this.failure === null && !this.closed && this.manifest.meta.index !== index) {
+        await this.enqueue(async () => {
+          const ops: BatchOp[] = [];
+          snapshotChunkDels(index, chunkCount, ops);
+          await this.db.batch(ops);
+        }).catch(() => undefined);
+      }
+      throw error;
+    }
+  }
+
+  /** Throws StorageContractError unless a snapshot at `index` may be stored now. */
+  private checkSnapshotAt(index: number, keepEntries: number): void {
+    if (!Number.isSafeInteger(keepEntries) || keepEntries < 0) throw this.contract(`keepEntries must be a non-negative integer, got ${keepEntries}`);
+    if (index <= this.manifest.meta.index) throw this.contract(`snapshot at ${index} is not newer than the stored one at ${this.manifest.meta.index}`);
+    if (index > this.last) throw this.contract(`snapshot at ${index} is beyond the log's last index ${this.last}`);
+    // The state machine applies only committed entries, so a snapshot past the commit index
+    // would capture entries the cluster may still discard.
+    if (index > this.hardState.commit) throw this.contract(`snapshot at ${index} is past the commit index ${this.hardState.commit}: not committed`);
+    if (index < this.anchor.index) throw this.contract(`snapshot at ${index} is below the compacted log start ${this.firstIndex()}`);
   }
 
   /**
@@ -335,7 +367,7 @@ export class RaftStorage implements LogStorage {
         for (let index = meta.index + 1; index <= this.last; index++) ops.push({ type: "del", key: entryKey(index) });
         last = meta.index;
       }
-      snapshotChunkDels(this.manifest, ops);
+      snapshotChunkDels(this.manifest.meta.index, this.manifest.chunkCount, ops);
       manifest = snapshotPuts(snapshot, this.chunkBytes, ops);
       anchor = { index: meta.index, term: meta.term };
       ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
@@ -578,6 +610,9 @@ async function checkOtherRecords(db: Database, dir: string, manifest: SnapshotMa
   const singletons = new Set<number>([RecordKind.Format, RecordKind.LogAnchor, RecordKind.SnapshotManifest]);
   const after = new Set<number>([RecordKind.HardState, RecordKind.LogEnd]);
   const stray = (key: Uint8Array) => new CorruptionError(`record ${Buffer.from(key).toString("hex")}`, dir, "a key this format never writes");
+  // Chunks of a snapshot that no manifest names were written by a createSnapshot that did not
+  // finish (its chunks go before its manifest): they are removed.
+  const leftovers: BatchOp[] = [];
   // Bounded without a limit of its own: the first key that is not one of these ends the scan.
   const below = db.keys({ lt: entryKey(0) });
   try {
@@ -588,13 +623,18 @@ async function checkOtherRecords(db: Database, dir: string, manifest: SnapshotMa
         const kind = key[0] ?? 0;
         if (key.length === 1 && singletons.has(kind)) continue;
         const chunk = snapshotChunkOf(key);
-        if (chunk !== undefined && chunk.snapshotIndex === manifest.meta.index && chunk.chunk < manifest.chunkCount) continue;
+        if (chunk !== undefined && chunk.snapshotIndex !== manifest.meta.index) {
+          leftovers.push({ type: "del", key });
+          continue;
+        }
+        if (chunk !== undefined && chunk.chunk < manifest.chunkCount) continue;
         throw stray(key);
       }
     }
   } finally {
     await below.close();
   }
+  if (leftovers.length > 0) await db.batch(leftovers);
   // At most the two records behind the entries, and a third key if there is damage.
   const above = await db.keys({ gte: entryKeysEnd, limit: after.size + 1 }).all();
   for (const key of above) if (key.length !== 1 || !after.has(key[0] ?? 0)) throw stray(key);

@@ -1,5 +1,7 @@
-// How a snapshot lies in the database: its data cut into chunk records plus one manifest,
-// all written in one batch. Reading it back checks every chunk and the whole data's checksum.
+// How a snapshot lies in the database: its data cut into chunk records plus one manifest. The
+// manifest is written last, in a batch of its own or with the chunks: chunks no manifest names
+// are leftovers of a snapshot that was never finished. Reading a snapshot back checks every
+// chunk and the whole data's checksum.
 import type { Snapshot } from "@raftmq/raft";
 import { crc32c } from "./crc32c.ts";
 import { CorruptionError } from "./errors.ts";
@@ -8,30 +10,41 @@ import { snapshotChunkKey, snapshotManifestKey } from "./record-keys.ts";
 
 /** Puts for the manifest and chunks of `snapshot`; returns the manifest that describes them. */
 export function snapshotPuts(snapshot: Snapshot, chunkBytes: number, ops: BatchOp[]): SnapshotManifest {
-  const { data, meta } = snapshot;
-  const chunkCount = Math.ceil(data.byteLength / chunkBytes);
-  for (let chunk = 0; chunk < chunkCount; chunk++) {
-    const key = snapshotChunkKey(meta.index, chunk);
+  snapshotChunkPuts(snapshot.meta.index, snapshot.data, chunkBytes, 0, snapshotChunkCount(snapshot.data, chunkBytes), ops);
+  // Same batch as the chunks: LevelDB applies a batch whole or not at all, so a manifest is
+  // never seen without its chunks.
+  return snapshotManifestPut(snapshot, chunkBytes, ops);
+}
+
+export function snapshotChunkCount(data: Uint8Array, chunkBytes: number): number {
+  return Math.ceil(data.byteLength / chunkBytes);
+}
+
+/** Puts for chunks [from, to) of the snapshot data at `index`. */
+export function snapshotChunkPuts(index: number, data: Uint8Array, chunkBytes: number, from: number, to: number, ops: BatchOp[]): void {
+  for (let chunk = from; chunk < to; chunk++) {
+    const key = snapshotChunkKey(index, chunk);
     const piece = data.subarray(chunk * chunkBytes, Math.min(data.byteLength, (chunk + 1) * chunkBytes));
     ops.push({ type: "put", key, value: frame(key, piece) });
   }
+}
+
+/** The put of the manifest for `snapshot`, whose chunks are written before or in the same batch. */
+export function snapshotManifestPut(snapshot: Snapshot, chunkBytes: number, ops: BatchOp[]): SnapshotManifest {
+  const { data, meta } = snapshot;
   const manifest: SnapshotManifest = {
     meta: { index: meta.index, term: meta.term, confState: { voters: [...meta.confState.voters], learners: [...meta.confState.learners] } },
     dataBytes: data.byteLength,
-    chunkCount,
+    chunkCount: snapshotChunkCount(data, chunkBytes),
     dataChecksum: crc32c(data),
   };
-  // Same batch as the chunks: LevelDB applies a batch whole or not at all, so a manifest is
-  // never seen without its chunks.
   ops.push({ type: "put", key: snapshotManifestKey, value: encodeSnapshotManifest(snapshotManifestKey, manifest) });
   return manifest;
 }
 
-/** Deletes for the chunks a (superseded) manifest describes. */
-export function snapshotChunkDels(manifest: SnapshotManifest, ops: BatchOp[]): void {
-  for (let chunk = 0; chunk < manifest.chunkCount; chunk++) {
-    ops.push({ type: "del", key: snapshotChunkKey(manifest.meta.index, chunk) });
-  }
+/** Deletes for the chunks of the snapshot at `index` (superseded, or never finished). */
+export function snapshotChunkDels(index: number, chunkCount: number, ops: BatchOp[]): void {
+  for (let chunk = 0; chunk < chunkCount; chunk++) ops.push({ type: "del", key: snapshotChunkKey(index, chunk) });
 }
 
 /** Reassembles and verifies the data a manifest describes. */

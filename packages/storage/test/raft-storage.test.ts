@@ -1,6 +1,8 @@
+import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
 import { CompactedError, EntryType, UnavailableError } from "@raftmq/raft";
 import { RaftStorage, StorageContractError, type StorageOptions } from "../src/index.ts";
+import { snapshotChunkKey, snapshotChunkOf } from "../src/record-keys.ts";
 import { isIntact, makeEntries, makeEntry } from "./fixtures/log-entries.ts";
 import { TempDirs } from "./fixtures/temp-data-dir.ts";
 
@@ -24,6 +26,31 @@ afterEach(async () => {
 });
 
 const noUpdate = { hardState: null, entries: [], snapshot: null };
+
+async function withRawDb<T>(dir: string, use: (db: ClassicLevel<Uint8Array, Uint8Array>) => Promise<T>): Promise<T> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+  await db.open();
+  try {
+    return await use(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** The snapshot indexes that chunk records in the directory belong to. */
+async function chunkIndexes(dir: string): Promise<number[]> {
+  const keys = await withRawDb(dir, (db) => db.keys().all());
+  const indexes = new Set<number>();
+  for (const key of keys) {
+    const chunk = snapshotChunkOf(key);
+    if (chunk !== undefined) indexes.add(chunk.snapshotIndex);
+  }
+  return [...indexes].sort((a, b) => a - b);
+}
+
+function putRaw(dir: string, key: Uint8Array, value: Uint8Array): Promise<void> {
+  return withRawDb(dir, (db) => db.put(key, value));
+}
 const confState = { voters: [1, 2, 3], learners: [4] };
 
 describe("a new data directory", () => {
@@ -220,6 +247,45 @@ describe("snapshots and compaction", () => {
     const received = { meta: { index: 150, term: 3, confState }, data: new Uint8Array([9, 9]) };
     await again.save({ hardState: { term: 3, vote: 0, commit: 150 }, entries: [], snapshot: received });
     expect(again.snapshot().data).toBe(received.data);
+  });
+
+  it("writes a large snapshot's chunks in several writes, with saves going between them", async () => {
+    const s = await openStorage({ dir: await temp.make(), snapshotChunkBytes: 64 * 1024 });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 40 }, entries: makeEntries(1, 50, 1), snapshot: null });
+    const data = new Uint8Array(24 * 1024 * 1024).map((_, i) => (i * 7) % 251);
+    const order: string[] = [];
+    const snapshotDone = s.createSnapshot(40, confState, data, 5).then(() => order.push("snapshot"));
+    // Queued after the snapshot was started, yet durable long before its last chunk.
+    await new Promise((resolve) => setImmediate(resolve));
+    const saveDone = s.save({ hardState: null, entries: makeEntries(51, 60, 1), snapshot: null }).then(() => order.push("save"));
+    await Promise.all([snapshotDone, saveDone]);
+    expect(order).toEqual(["save", "snapshot"]);
+    const again = await reopen(s, { snapshotChunkBytes: 64 * 1024 });
+    expect(again.lastIndex()).toBe(60);
+    expect(again.snapshot().meta.index).toBe(40);
+    expect(Buffer.from(again.snapshot().data).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it("removes the chunks of a snapshot that was not finished, at once when it fails and at open after a crash", async () => {
+    const dir = await temp.make();
+    const s = await openStorage({ dir, snapshotChunkBytes: 64 * 1024 });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 60 }, entries: makeEntries(1, 60, 1), snapshot: null });
+    await s.createSnapshot(10, confState, new Uint8Array(100).fill(1), 0);
+    // A received snapshot at 50 lands between the chunks of the one at 40 and its manifest.
+    const failing = s.createSnapshot(40, confState, new Uint8Array(20 * 1024 * 1024).fill(2), 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    const received = { meta: { index: 50, term: 1, confState }, data: new Uint8Array([5, 5, 5]) };
+    await s.save({ hardState: null, entries: [], snapshot: received });
+    await expect(failing).rejects.toThrow(StorageContractError);
+    await s.close();
+    expect(await chunkIndexes(dir)).toEqual([50]);
+    // Chunks a crash left behind, of a snapshot whose manifest was never written.
+    await putRaw(dir, snapshotChunkKey(70, 0), new Uint8Array(10));
+    await putRaw(dir, snapshotChunkKey(70, 1), new Uint8Array(10));
+    const again = await openStorage({ dir });
+    expect(again.snapshot()).toEqual(received);
+    await again.close();
+    expect(await chunkIndexes(dir)).toEqual([50]);
   });
 
   it("compact discards through the index and refuses to pass the snapshot", async () => {
