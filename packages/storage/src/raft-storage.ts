@@ -452,7 +452,14 @@ export class RaftStorage implements LogStorage {
   private async commit(ops: BatchOp[], needsReadView: boolean, apply: () => void): Promise<void> {
     if (needsReadView) this.readView = this.db.snapshot();
     try {
-      await this.db.batch(ops, { sync: true });
+      // A chained batch: built op by op in LevelDB's own batch, it costs the event loop about
+      // half of what handing over an array of ops does.
+      const batch = this.db.batch();
+      for (const op of ops) {
+        if (op.type === "put") batch.put(op.key, op.value);
+        else batch.del(op.key);
+      }
+      await batch.write({ sync: true });
       apply();
     } catch (error) {
       throw this.fail("write", error);
