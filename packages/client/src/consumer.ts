@@ -42,6 +42,13 @@ export interface SettleOptions {
   requeue?: boolean;
 }
 
+export interface AckOptions {
+  /** Also settles every earlier delivery of this consumer not settled yet: one command for many. */
+  multiple?: boolean;
+}
+
+export interface NackOptions extends SettleOptions, AckOptions {}
+
 export interface Delivery {
   readonly body: Buffer;
   readonly properties: MessageProperties;
@@ -54,9 +61,9 @@ export interface Delivery {
   readonly consumerTag: string;
   /** The body as UTF-8 text. */
   text(): string;
-  ack(): void;
+  ack(options?: AckOptions): void;
   /** Returns the message: to the queue with requeue (the default), else dead-lettered or dropped. */
-  nack(options?: SettleOptions): void;
+  nack(options?: NackOptions): void;
   reject(options?: SettleOptions): void;
 }
 
@@ -98,6 +105,10 @@ export class Consumer implements AsyncIterable<Delivery> {
   private readonly backoff: Backoff;
   private readonly counters = { delivered: 0, resubscribes: 0 };
   private readonly endWaiters: (() => void)[] = [];
+  /** Deliveries of the current stream not settled yet, by delivery tag (in the order they came). */
+  private unsettled = new Map<number, { settled: boolean }>();
+  /** The prefetch the broker was last told for the current stream. */
+  private sentPrefetch = 0;
 
   private constructor(
     private readonly connection: ClusterConnection,
@@ -123,6 +134,23 @@ export class Consumer implements AsyncIterable<Delivery> {
     return { ...this.counters, buffered: this.buffer.length };
   }
 
+  /**
+   * Changes how many unsettled deliveries the broker sends this consumer at a time; kept for
+   * resubscriptions too. A smaller prefetch takes nothing back: the broker waits for settlements.
+   */
+  setPrefetch(prefetch: number): void {
+    resolveConsumeOptions({ ...this.options, prefetch });
+    if (this.closed) throw new ClosedError(`the consumer of queue "${this.queue}"`);
+    this.options.prefetch = prefetch;
+    // Otherwise the subscription on its way takes it once it is confirmed (see onResponse).
+    if (this.call !== null && this.subscribed) this.sendPrefetch(this.call);
+  }
+
+  private sendPrefetch(call: ConsumeCall): void {
+    this.sentPrefetch = this.options.prefetch;
+    call.write({ setPrefetch: { consumerTag: this.consumerTag, prefetch: this.sentPrefetch } });
+  }
+
   /** Opens a stream on the preferred node and waits for the subscription to take effect. */
   private subscribeOnce(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -145,6 +173,7 @@ export class Consumer implements AsyncIterable<Delivery> {
       // Reported again by the status event.
     });
     call.on("status", (s: grpc.StatusObject) => this.onStreamEnd(call, address, s));
+    this.sentPrefetch = this.options.prefetch;
     call.write({
       subscribe: { queue: this.queue, prefetch: this.options.prefetch, noAck: this.options.noAck, exclusive: this.options.exclusive, consumerTag: this.options.consumerTag },
     });
@@ -156,6 +185,7 @@ export class Consumer implements AsyncIterable<Delivery> {
         return;
       case "subscribed":
         this.subscribed = true;
+        if (this.sentPrefetch !== this.options.prefetch) this.sendPrefetch(call);
         this.failingSince = 0;
         this.backoff.reset();
         this.firstSubscribe?.resolve();
@@ -192,13 +222,22 @@ export class Consumer implements AsyncIterable<Delivery> {
     const deliveryTag = Number(d.deliveryTag ?? 0);
     const consumerTag = d.consumerTag ?? this.consumerTag;
     const body = d.body == null ? Buffer.alloc(0) : Buffer.from(d.body.buffer, d.body.byteOffset, d.body.byteLength);
-    let settled = this.options.noAck;
-    const settle = (kind: "ack" | "nack" | "reject", requeue: boolean) => {
+    const state = { settled: this.options.noAck };
+    if (!state.settled) this.unsettled.set(deliveryTag, state);
+    const settle = (kind: "ack" | "nack" | "reject", requeue: boolean, multiple: boolean) => {
       if (this.options.noAck) throw new PreconditionFailedError(grpc.status.FAILED_PRECONDITION, "deliveries of a noAck consumer are acknowledged already");
-      if (settled) throw new PreconditionFailedError(grpc.status.FAILED_PRECONDITION, `delivery ${deliveryTag} is settled already`);
+      if (state.settled) throw new PreconditionFailedError(grpc.status.FAILED_PRECONDITION, `delivery ${deliveryTag} is settled already`);
       if (this.closed || this.call !== call || this.generation !== generation) throw new StaleDeliveryError(deliveryTag);
-      settled = true;
-      call.write({ [kind]: { consumerTag, deliveryTag, requeue } });
+      state.settled = true;
+      this.unsettled.delete(deliveryTag);
+      if (multiple) {
+        for (const [tag, earlier] of this.unsettled) {
+          if (tag > deliveryTag) break;
+          earlier.settled = true;
+          this.unsettled.delete(tag);
+        }
+      }
+      call.write({ [kind]: { consumerTag, deliveryTag, requeue, multiple } });
     };
     return {
       body,
@@ -211,9 +250,9 @@ export class Consumer implements AsyncIterable<Delivery> {
       deliveryTag,
       consumerTag,
       text: () => body.toString("utf8"),
-      ack: () => settle("ack", false),
-      nack: (o) => settle("nack", o?.requeue ?? true),
-      reject: (o) => settle("reject", o?.requeue ?? true),
+      ack: (o) => settle("ack", false, o?.multiple ?? false),
+      nack: (o) => settle("nack", o?.requeue ?? true, o?.multiple ?? false),
+      reject: (o) => settle("reject", o?.requeue ?? true, false),
     };
   }
 
@@ -236,6 +275,7 @@ export class Consumer implements AsyncIterable<Delivery> {
     this.call = null;
     this.paused = false;
     this.generation++;
+    this.unsettled = new Map();
     // Unsettled deliveries of the dead stream come back from the broker; with noAck they are ours to keep.
     if (!this.options.noAck) this.buffer.length = 0;
     if (this.closed || this.failure !== null) {

@@ -223,6 +223,46 @@ describe("publish and consume", () => {
     await p.close();
   });
 
+  it("settles many deliveries with one multiple ack, and changes prefetch on a live consumer", async () => {
+    await client.declareQueue("sdk-multiple");
+    const p = client.createPublisher();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => p.publish("", "sdk-multiple", String(i))));
+    const consumer = await client.consume("sdk-multiple", { prefetch: 5 });
+    const unacked = async () => (await client.queueInfo("sdk-multiple")).messagesUnacked;
+    const eventually = async (what: string, check: () => Promise<boolean>) => {
+      const until = Date.now() + 10_000;
+      while (!(await check())) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const iterator = consumer[Symbol.asyncIterator]();
+    const take = async () => (await iterator.next()).value as Delivery;
+    const first = await Promise.all(Array.from({ length: 5 }, take));
+    expect(first.map((d) => d.text())).toEqual(["0", "1", "2", "3", "4"]);
+    // The prefetch holds the rest back until something is settled.
+    await eventually("5 unacked", async () => (await unacked()) === 5);
+    expect(consumer.stats().buffered).toBe(0);
+    first[4]?.ack({ multiple: true });
+    expect(() => first[2]?.ack()).toThrow(PreconditionFailedError);
+    const second = await Promise.all(Array.from({ length: 5 }, take));
+    expect(second.map((d) => d.text())).toEqual(["5", "6", "7", "8", "9"]);
+    // A larger prefetch lets more through at once, on the same stream.
+    consumer.setPrefetch(15);
+    const third = await Promise.all(Array.from({ length: 10 }, take));
+    expect(third.map((d) => d.text())).toEqual(["10", "11", "12", "13", "14", "15", "16", "17", "18", "19"]);
+    await eventually("15 unacked", async () => (await unacked()) === 15);
+    // A multiple nack returns every earlier unsettled delivery, this one included, to its place
+    // in the queue: 5 comes again, redelivered.
+    third[9]?.nack({ multiple: true, requeue: true });
+    expect(() => second[0]?.ack()).toThrow(PreconditionFailedError);
+    const again = await take();
+    expect([again.text(), again.redelivered]).toEqual(["5", true]);
+    expect(() => consumer.setPrefetch(-1)).toThrow(RangeError);
+    await consumer.close();
+    await p.close();
+  });
+
   it("runs the orders example", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "packages/client/examples/orders.ts"], {
       cwd: REPO_ROOT,
