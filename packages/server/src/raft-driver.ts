@@ -562,7 +562,7 @@ export class RaftDriver {
       } finally {
         this.encodingSnapshot = false;
       }
-      const captured = performance.now();
+      const encoded = performance.now();
       // On restart the stored commit index must not be below the snapshot.
       await this.persist(null);
       await this.storage.createSnapshot(index, confState, data, keepEntries);
@@ -570,7 +570,7 @@ export class RaftDriver {
       this.snapshotIndex = index;
       this.metrics?.snapshotSeconds.observe((performance.now() - started) / 1000);
       this.log.info(
-        { event: "snapshot", index, bytes: data.length, keptEntries: keepEntries, logStart: this.storage.firstIndex(), captureMs: Math.round(captured - started), ms: Math.round(performance.now() - started) },
+        { event: "snapshot", index, bytes: data.length, keptEntries: keepEntries, logStart: this.storage.firstIndex(), encodeMs: Math.round(encoded - started), ms: Math.round(performance.now() - started) },
         "snapshot taken",
       );
     })();
