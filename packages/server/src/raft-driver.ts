@@ -406,7 +406,7 @@ export class RaftDriver {
     for (const e of entries) this.applyQueue.push(e);
   }
 
-  /** Applies queued entries up to `throughIndex`, yielding to I/O now and then; none while held. */
+  /** Applies queued entries up to `throughIndex`, yielding to I/O now and then. */
   private async applyQueued(throughIndex: number): Promise<void> {
     let sliceStart = performance.now();
     while (this.applyHead < this.applyQueue.length) {

@@ -2,8 +2,8 @@
 // A snapshot is due after a number of applied entries or of applied bytes, whichever comes
 // first; the byte threshold grows to twice the last snapshot's size, so a large state is written
 // out at most once for every two of its sizes in log: snapshots add at most half again to what
-// the log writes. Entries kept below a snapshot (for followers slightly
-// behind) are bounded by count and by bytes: with large entries a count alone keeps gigabytes.
+// the log writes. Entries kept below a snapshot (for followers slightly behind) are bounded by
+// count and by bytes: with large entries a count alone keeps gigabytes.
 
 export interface SnapshotLimits {
   /** Applied entries between automatic snapshots. */
