@@ -107,6 +107,9 @@ describe("node operations", () => {
     expect(metrics).toMatch(/raftmq_raft_term [1-9]/);
     expect(metrics).toContain('raftmq_raft_role{role="follower"} 1');
     expect(metrics).toContain("raftmq_persist_seconds_bucket");
+    // Process metrics, for the operator to see what a node costs.
+    expect(metrics).toMatch(/process_resident_memory_bytes [1-9]/);
+    expect(metrics).toMatch(/nodejs_heap_size_used_bytes [1-9]/);
     const onLeader = (await http(leader, "/metrics")).body;
     expect(onLeader).toContain('raftmq_raft_role{role="leader"} 1');
     expect(onLeader).toMatch(/raftmq_published_total [3-9]/);

@@ -2,4 +2,4 @@
 import "./long-as-number.ts";
 
 export { raftmq } from "../gen/raftmq.js";
-export { lengthDelimitedHeader, lengthPrefix, Reader, Writer } from "./wire.ts";
+export { lengthDelimitedHeader, lengthPrefix, ownBytes, Reader, Writer } from "./wire.ts";

@@ -16,3 +16,13 @@ export function lengthDelimitedHeader(fieldNumber: number, byteLength: number): 
 export function lengthPrefix(byteLength: number): Uint8Array {
   return Writer.create().uint32(byteLength).finish();
 }
+
+/**
+ * `bytes` in memory of its own. protobufjs encodes messages under 4 KiB into slices of Node's
+ * shared 8 KiB buffer pool, and a slice kept alive keeps its whole pool buffer alive, with
+ * whatever else was allocated there. Data kept for long (a log entry, which queued messages'
+ * bodies point into) is copied out once, to its exact size.
+ */
+export function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+}

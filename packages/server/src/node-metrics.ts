@@ -1,6 +1,8 @@
 // Prometheus metrics of one node, in a registry of its own (no process-wide default registry, so
-// several nodes can live in one process). Gauges that mirror state are read at scrape time.
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+// several nodes can live in one process). Gauges that mirror state are read at scrape time. The
+// registry also carries prom-client's process metrics (CPU, resident memory, V8 heap, GC pauses,
+// event-loop lag), which describe the whole process.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export interface MetricsSource {
   raft(): { term: number; role: string; commit: number; applied: number; lastIndex: number; snapshotIndex: number; leaderId: number };
@@ -22,6 +24,7 @@ export class NodeMetrics {
   readonly appliedEntries: Counter;
 
   constructor(source: MetricsSource) {
+    collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     const gauge = (name: string, help: string, read: (s: ReturnType<MetricsSource["raft"]>) => number) =>
       new Gauge({

@@ -2,7 +2,7 @@
 // caller is answered with its command's result once the entry is applied at the index and term
 // it was proposed at. Batches form naturally while a write is being persisted (group commit).
 import type { CommandResult } from "@raftmq/broker";
-import { raftmq } from "@raftmq/proto";
+import { ownBytes, raftmq } from "@raftmq/proto";
 import { NotLeaderError, type ProposalPosition, ProposalDroppedError } from "@raftmq/raft";
 import { NodeUnavailableError, OutcomeUnknownError, OverloadedError } from "./node-errors.ts";
 
@@ -105,7 +105,8 @@ export class ProposalPipeline {
       const full = count === this.limits.maxBatchCommands || count < this.queue.length;
       if (fullOnly && !full) return;
       const batch = this.queue.slice(0, count);
-      const data = raftmq.v1.CommandBatch.encode({ timestampMs: this.host.now(), commands: batch.map((q) => q.command) }).finish();
+      // The entry stays in the log cache, and queued messages' bodies point into it.
+      const data = ownBytes(raftmq.v1.CommandBatch.encode({ timestampMs: this.host.now(), commands: batch.map((q) => q.command) }).finish());
       let position: ProposalPosition;
       try {
         position = this.host.propose(data);

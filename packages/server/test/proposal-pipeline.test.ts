@@ -9,10 +9,12 @@ class FakeRaft {
   index = 10;
   term = 3;
   proposed: raftmq.v1.CommandBatch[] = [];
+  proposedData: Uint8Array[] = [];
   failWith: Error | null = null;
   propose(data: Uint8Array): ProposalPosition {
     if (this.failWith !== null) throw this.failWith;
     this.proposed.push(raftmq.v1.CommandBatch.decode(data));
+    this.proposedData.push(data);
     return { index: ++this.index, term: this.term };
   }
 }
@@ -45,6 +47,23 @@ describe("proposal pipeline", () => {
       [0, "tick"],
     ]);
     expect(pipeline.pending).toBe(0);
+  });
+
+  it("proposes entry data in memory of its own, not in a slice of a shared buffer", () => {
+    // Small encodings come out of Node's shared buffer pool; the log cache and queued messages
+    // keep entry data for long, which would keep the whole pool buffer alive.
+    const { raft, pipeline, record } = setup();
+    pipeline.submit([publish(1000)], record);
+    pipeline.submit([tick()], record);
+    pipeline.flush();
+    pipeline.submit([publish(10)], record);
+    pipeline.flush();
+    expect(raft.proposedData).toHaveLength(2);
+    for (const data of raft.proposedData) {
+      expect(data.byteOffset).toBe(0);
+      expect(data.buffer.byteLength).toBe(data.byteLength);
+    }
+    expect(raft.proposed[0]?.commands[0]?.publish?.body).toHaveLength(1000);
   });
 
   it("proposes a full batch at once, without waiting for a flush", () => {
