@@ -1,14 +1,12 @@
 // Benchmark of a local 3-node cluster (real processes on 127.0.0.1): publish throughput with
 // confirms at 256 in flight (1 and 4 producers), window-1 publish latency (through the SDK's
-// publisher and as unary calls), consume-only drain of a backlog, publish-to-deliver latency at a
-// fixed rate, and failover time (SIGKILL of the leader to the next confirm). Prints figures;
-// asserts nothing.
+// publisher and as unary calls, after 500 unmeasured rounds each), consume-only drain of a
+// backlog, publish-to-deliver latency at a fixed rate, and failover time (SIGKILL of the leader
+// to the next confirm). Prints figures; asserts nothing.
 // Publishing is measured twice: through the SDK's publisher (what an application uses: it keeps
 // 256 messages awaiting confirms and sends the ones waiting together in one request) and with one
 // message per PublishStream request (a plain gRPC client that does not batch).
-//   node --import tsx packages/server/bench/cluster.ts [--messages 30000] [--samples 2000]
-//     [--backlog 50000] [--e2e-seconds 4] [--phases list] [--producers 1,4] [--profile-dir DIR (node CPU profiles)]
-//   phases: sdk, stream, latency, drain, e2e, failover (default: all)
+// replication-floor.ts measures the same window-1 path with nothing of raftmq on it.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -21,15 +19,30 @@ import { raftmq } from "@raftmq/proto";
 import { type Client, connectClient, Metadata } from "../src/service-client.ts";
 import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 
+const USAGE = `usage: node --import tsx packages/server/bench/cluster.ts [options]
+  --messages N       messages per publish phase (30000)
+  --samples N        window-1 publishes per latency measurement (2000)
+  --backlog N        messages in the backlog the drain phase consumes (50000)
+  --e2e-seconds N    length of the publish-to-deliver phase (4)
+  --phases LIST      sdk, stream, latency, drain, e2e, failover (all)
+  --producers LIST   producer counts of the publish phases (1,4)
+  --body-bytes N     message body size (1024)
+  --profile-dir DIR  write each node's CPU profile there
+`;
 const { values: args } = parseArgs({
-  options: { backlog: { type: "string", default: "50000" }, "e2e-seconds": { type: "string", default: "4" }, "profile-dir": { type: "string", default: "" }, phases: { type: "string", default: "sdk,stream,latency,drain,e2e,failover" }, producers: { type: "string", default: "1,4" }, messages: { type: "string", default: "30000" }, samples: { type: "string", default: "2000" }, "body-bytes": { type: "string", default: "1024" } },
+  options: { help: { type: "boolean", default: false }, backlog: { type: "string", default: "50000" }, "e2e-seconds": { type: "string", default: "4" }, "profile-dir": { type: "string", default: "" }, phases: { type: "string", default: "sdk,stream,latency,drain,e2e,failover" }, producers: { type: "string", default: "1,4" }, messages: { type: "string", default: "30000" }, samples: { type: "string", default: "2000" }, "body-bytes": { type: "string", default: "1024" } },
 });
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const MESSAGES = Number(args.messages);
 const PHASES = new Set(args.phases.split(","));
 const PRODUCER_COUNTS = args.producers.split(",").map(Number);
 for (const n of PRODUCER_COUNTS) if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--producers takes counts from 1 to 64, got ${args.producers}`);
 for (const phase of PHASES) if (!["sdk", "stream", "latency", "drain", "e2e", "failover"].includes(phase)) throw new Error(`unknown phase ${phase}`);
 const SAMPLES = Number(args.samples);
+const LATENCY_WARMUP = 500;
 const BODY = new Uint8Array(Number(args["body-bytes"])).fill(120);
 const NODE_MAIN = fileURLToPath(new URL("../src/node-main.ts", import.meta.url));
 const REPO = fileURLToPath(new URL("../../..", import.meta.url));
@@ -233,10 +246,14 @@ async function measureFailover(nodes: Node[], clients: Map<number, Client>, lead
  * Window-1 publish latency: one message at a time awaiting its confirm, through the SDK's
  * publisher (a PublishStream kept open, as an application publishes) and as unary Publish calls.
  */
-async function measureLatency(lc: Client, leaderAddress: string, rows: [string, string][]): Promise<void> {
+async function measureLatency(lc: Client, leaderAddress: string, nodes: Node[], leader: number, rows: [string, string][]): Promise<void> {
   const sdk = await connect([leaderAddress]);
   const publisher = sdk.createPublisher({ window: 1 });
   const streamed: number[] = [];
+  // Unmeasured rounds first, so the figures describe a warm process, not the JIT at work.
+  for (let i = 0; i < LATENCY_WARMUP; i++) await publisher.publish("", "bench", BODY);
+  const cpu0 = process.cpuUsage();
+  const nodeCpu0 = nodes.map((n) => cpuSeconds(n.child?.pid));
   try {
     for (let i = 0; i < SAMPLES; i++) {
       const t = performance.now();
@@ -247,7 +264,14 @@ async function measureLatency(lc: Client, leaderAddress: string, rows: [string, 
   } finally {
     await sdk.close();
   }
+  // CPU time per publish of every process, all threads: compare with replication-floor.ts.
+  const cpu = process.cpuUsage(cpu0);
+  const perPublish = (seconds: number) => ((seconds * 1e6) / SAMPLES).toFixed(0);
+  const nodeCpu = nodes.map((n, i) => perPublish(cpuSeconds(n.child?.pid) - (nodeCpu0[i] ?? 0)));
+  const leaderAt = nodes.findIndex((n) => n.id === leader);
+  const followerCpu = nodeCpu.filter((_, i) => i !== leaderAt).join(" + ");
   const unaryCalls: number[] = [];
+  for (let i = 0; i < LATENCY_WARMUP; i++) await unary(lc, B.Publish.path, B.Publish, { messages: [{ routingKey: "bench", body: BODY }] });
   for (let i = 0; i < SAMPLES; i++) {
     const t = performance.now();
     await unary(lc, B.Publish.path, B.Publish, { messages: [{ routingKey: "bench", body: BODY }] });
@@ -258,6 +282,7 @@ async function measureLatency(lc: Client, leaderAddress: string, rows: [string, 
     return `${percentile(samples, 50).toFixed(3)} / ${percentile(samples, 99).toFixed(3)} (${samples.length} samples)`;
   };
   rows.push(["window-1 publish latency, SDK publisher, p50 / p99 ms", figures(streamed)]);
+  rows.push(["  CPU µs per publish, all threads", `client ${perPublish((cpu.user + cpu.system) / 1e6)}, leader ${nodeCpu[leaderAt]}, followers ${followerCpu}`]);
   rows.push(["window-1 publish latency, unary Publish calls, p50 / p99 ms", figures(unaryCalls)]);
   await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
 }
@@ -375,7 +400,7 @@ async function main(): Promise<void> {
       }
     }
 
-    if (PHASES.has("latency")) await measureLatency(lc, leaderAddress, rows);
+    if (PHASES.has("latency")) await measureLatency(lc, leaderAddress, nodes, leader, rows);
     if (PHASES.has("drain")) await measureDrain(lc, rows);
     if (PHASES.has("e2e")) await measureEndToEnd(lc, rows);
     if (PHASES.has("failover")) rows.push(await measureFailover(nodes, clients, leader));
