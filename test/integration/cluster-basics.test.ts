@@ -133,6 +133,39 @@ describe("a 3-node cluster", () => {
     await expectStatus(f.call("DeclareQueue", { name: "orders", passive: false, durable: false }), GrpcStatus.FAILED_PRECONDITION, /orders/);
   });
 
+  it("keeps an exclusive queue to the Consume session that declared it, deletes it when the stream ends, and refuses one for a session that is not open", async () => {
+    const [f1, f2] = [client(followers[0] as number), client(followers[1] as number)];
+    await f1.call("DeclareQueue", { name: "exclusive-anchor" });
+    const owner = new TestConsumer(f1, "exclusive-anchor", { prefetch: 1 });
+    const other = new TestConsumer(f2, "exclusive-anchor", { prefetch: 1, tag: "c2" });
+    await Promise.all([owner.subscribed, other.subscribed]);
+    expect(owner.sessionId).not.toBe("");
+    // A server-named queue of the owner's session, declared through another node than its stream.
+    const declared = (await f2.call("DeclareQueue", { name: "", exclusive: true, sessionId: owner.sessionId })) as { name: string };
+    expect(declared.name).toMatch(/^amq\.gen-/);
+    await f1.call("Publish", { messages: [{ routingKey: declared.name, body: new TextEncoder().encode("1") }] });
+    const info = (await f2.call("QueueInfo", { name: declared.name })) as raftmq.v1.QueueInfoResponse;
+    expect({ exclusive: info.queue?.exclusive, ready: Number(info.queue?.messagesReady) }).toEqual({ exclusive: true, ready: 1 });
+    await expectStatus(f2.call("DeclareQueue", { name: declared.name, exclusive: true, sessionId: other.sessionId }), GrpcStatus.FAILED_PRECONDITION, /exclusive to another session/);
+    await expectStatus(f2.call("PurgeQueue", { name: declared.name, sessionId: other.sessionId }), GrpcStatus.FAILED_PRECONDITION, /exclusive/);
+    // No stream, no exclusive queue: it would have nobody to delete it.
+    await expectStatus(f1.call("DeclareQueue", { name: "orphan", exclusive: true, sessionId: "no-such-session" }), GrpcStatus.FAILED_PRECONDITION, /no open Consume stream/);
+    owner.end();
+    await owner.ended;
+    await eventually("the exclusive queue deleted with its session", async () => {
+      try {
+        await f2.call("QueueInfo", { name: declared.name });
+        return undefined;
+      } catch (err) {
+        return isServiceError(err) && err.code === GrpcStatus.NOT_FOUND ? true : undefined;
+      }
+    });
+    await expectStatus(f1.call("DeclareQueue", { name: "late", exclusive: true, sessionId: owner.sessionId }), GrpcStatus.FAILED_PRECONDITION, /no open Consume stream/);
+    await expectStatus(f1.call("QueueInfo", { name: "orphan" }), GrpcStatus.NOT_FOUND, /orphan/);
+    other.end();
+    await other.ended;
+  });
+
   it("answers an invalid request on a PublishStream with NACKs and keeps the stream for the valid ones", async () => {
     const f = client(followers[1] as number);
     await f.callRetrying("DeclareQueue", { name: "stream-mixed", durable: true });

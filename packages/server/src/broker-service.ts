@@ -115,7 +115,17 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       return {};
     }),
     DeclareQueue: write<raftmq.v1.DeclareQueueRequest>("DeclareQueue", async (r) => {
-      const res = ok(await one(driver, builder.declareQueue(r)), "declareQueue");
+      const command = builder.declareQueue(r);
+      // An exclusive queue lives as long as its session's Consume stream, which is open on the
+      // leader (this node) or not at all. A stream that ended has proposed its SessionDown
+      // already, so a queue declared for it now would outlive it with nobody to delete it.
+      if (r.exclusive && !ctx.sessions.has(r.sessionId)) {
+        throw new CommandFailedError({
+          code: "PRECONDITION_FAILED",
+          message: `session "${r.sessionId}" has no open Consume stream on the leader: an exclusive queue belongs to a live session; open a Consume stream and use the session id it announces`,
+        });
+      }
+      const res = ok(await one(driver, command), "declareQueue");
       return { name: res.queue, messageCount: res.messageCount, consumerCount: res.consumerCount };
     }),
     DeleteQueue: write<raftmq.v1.DeleteQueueRequest>("DeleteQueue", async (r) => {
