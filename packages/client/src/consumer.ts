@@ -11,6 +11,9 @@ import {
   ClosedError,
   ConsumerCancelledError,
   errorFromStatus,
+  fromGrpcError,
+  InvalidArgumentError,
+  NotFoundError,
   NotLeaderError,
   PreconditionFailedError,
   type RaftmqError,
@@ -18,7 +21,7 @@ import {
   UnavailableError,
 } from "./client-errors.ts";
 import type { ClusterConnection } from "./cluster-connection.ts";
-import { type MessageProperties, propertiesFromWire } from "./message-types.ts";
+import { type Headers, headersToWire, type MessageProperties, propertiesFromWire, type QueueArguments, queueArgumentsToWire } from "./message-types.ts";
 
 /** The broker's prefetch field is 32-bit; more than this in flight to one consumer helps nobody. */
 export const MAX_PREFETCH = 65_535;
@@ -37,6 +40,21 @@ export interface ConsumeOptions {
 }
 
 export const DEFAULT_CONSUME_OPTIONS: Readonly<Omit<ConsumeOptions, "consumerTag" | "onError">> = { prefetch: 100, noAck: false, exclusive: false, maxBuffered: 1000 };
+
+/** A binding of an exclusive queue: messages `exchange` routes with `routingKey` (or `arguments`). */
+export interface QueueBinding {
+  exchange: string;
+  routingKey?: string;
+  /** For a headers exchange: the headers to match, with "x-match". */
+  arguments?: Headers;
+}
+
+/** What `consumeExclusiveQueue` declares for each stream: a server-named queue of its own. */
+export interface ExclusiveQueueOptions {
+  bindings?: readonly QueueBinding[];
+  /** Queue arguments (message TTL, length limit, dead-lettering …). */
+  queueArguments?: QueueArguments;
+}
 
 export interface SettleOptions {
   requeue?: boolean;
@@ -109,12 +127,16 @@ export class Consumer implements AsyncIterable<Delivery> {
   private unsettled = new Map<number, { settled: boolean }>();
   /** The prefetch the broker was last told for the current stream. */
   private sentPrefetch = 0;
+  private queueName: string;
 
   private constructor(
     private readonly connection: ClusterConnection,
-    readonly queue: string,
+    queue: string,
     options: Partial<ConsumeOptions>,
+    /** Declared anew, server-named and exclusive, on every stream; null: consume `queue`. */
+    private readonly ownQueue: ExclusiveQueueOptions | null = null,
   ) {
+    this.queueName = queue;
     this.options = resolveConsumeOptions(options);
     this.backoff = new Backoff({ initialMs: connection.options.backoffInitialMs, maxMs: connection.options.backoffMaxMs });
   }
@@ -124,6 +146,23 @@ export class Consumer implements AsyncIterable<Delivery> {
     const c = new Consumer(connection, queue, options);
     await connection.retrying(`subscribing to queue "${queue}"`, () => c.subscribeOnce());
     return c;
+  }
+
+  /**
+   * Subscribes to a queue of the consumer's own: on each stream, a server-named exclusive queue
+   * is declared for the stream's session, bound as given, and consumed. The broker deletes it
+   * when the stream ends, so after a resubscription (leader change, node down) the consumer has
+   * a new queue: what was routed in between, or left unsettled in the old one, is gone with it.
+   */
+  static async startExclusive(connection: ClusterConnection, ownQueue: ExclusiveQueueOptions, options: Partial<ConsumeOptions> = {}): Promise<Consumer> {
+    const c = new Consumer(connection, "", options, ownQueue);
+    await connection.retrying("subscribing to an exclusive queue", () => c.subscribeOnce());
+    return c;
+  }
+
+  /** The queue consumed; for an exclusive queue, the name the broker gave the current one. */
+  get queue(): string {
+    return this.queueName;
   }
 
   get consumerTag(): string {
@@ -173,15 +212,63 @@ export class Consumer implements AsyncIterable<Delivery> {
       // Reported again by the status event.
     });
     call.on("status", (s: grpc.StatusObject) => this.onStreamEnd(call, address, s));
+    // An exclusive queue needs the stream's session id first (see onResponse).
+    if (this.ownQueue === null) this.subscribe(call);
+  }
+
+  private subscribe(call: ConsumeCall): void {
     this.sentPrefetch = this.options.prefetch;
     call.write({
-      subscribe: { queue: this.queue, prefetch: this.options.prefetch, noAck: this.options.noAck, exclusive: this.options.exclusive, consumerTag: this.options.consumerTag },
+      subscribe: { queue: this.queueName, prefetch: this.options.prefetch, noAck: this.options.noAck, exclusive: this.options.exclusive, consumerTag: this.options.consumerTag },
     });
+  }
+
+  /** Declares and binds this stream's exclusive queue, then subscribes to it. */
+  private declareOwnQueue(call: ConsumeCall, own: ExclusiveQueueOptions, sessionId: string): void {
+    const broker = brokerServiceDefinition;
+    const declareAndBind = async () => {
+      const declared = await this.connection.unary(broker.DeclareQueue, { name: "", exclusive: true, sessionId, durable: false, arguments: queueArgumentsToWire(own.queueArguments) });
+      const name = declared.name ?? "";
+      for (const b of own.bindings ?? []) {
+        await this.connection.unary(broker.Bind, { exchange: b.exchange, queue: name, routingKey: b.routingKey ?? "", arguments: headersToWire(b.arguments), sessionId });
+      }
+      return name;
+    };
+    declareAndBind().then(
+      (name) => {
+        if (this.call !== call) return; // the stream ended: the broker deletes the queue with its session
+        this.queueName = name;
+        this.subscribe(call);
+      },
+      (raw: unknown) => {
+        if (this.call !== call) return;
+        const err = fromGrpcError(raw, this.connection.address);
+        const first = this.firstSubscribe;
+        if (err instanceof InvalidArgumentError || err instanceof NotFoundError) {
+          // A binding to a missing exchange, bad queue arguments: retrying cannot fix them.
+          this.firstSubscribe = null;
+          this.fail(err);
+          first?.reject(err);
+        } else if (first !== null) {
+          // The first subscription: connection.retrying decides about retries.
+          this.firstSubscribe = null;
+          this.call = null;
+          this.generation++;
+          call.cancel();
+          first.reject(err);
+        } else {
+          // The session ended under the declare, or the cluster was unavailable for long: the
+          // stream is dropped and resubscribed with backoff, like a stream that ended.
+          call.cancel();
+        }
+      },
+    );
   }
 
   private onResponse(call: ConsumeCall, generation: number, r: raftmq.v1.ConsumeResponse.$Properties): void {
     switch (r.kind) {
       case "session":
+        if (this.ownQueue !== null) this.declareOwnQueue(call, this.ownQueue, r.session?.sessionId ?? "");
         return;
       case "subscribed":
         this.subscribed = true;

@@ -10,7 +10,7 @@ export {
   type PublisherOptions,
   type PublisherStats,
 } from "./publisher.ts";
-export { type AckOptions, type ConsumeOptions, Consumer, type ConsumerStats, DEFAULT_CONSUME_OPTIONS, type Delivery, type DeliveryHandler, type HandlerRun, MAX_PREFETCH, type NackOptions, type SettleOptions } from "./consumer.ts";
+export { type AckOptions, type ConsumeOptions, Consumer, type ConsumerStats, DEFAULT_CONSUME_OPTIONS, type Delivery, type DeliveryHandler, type ExclusiveQueueOptions, type HandlerRun, MAX_PREFETCH, type NackOptions, type QueueBinding, type SettleOptions } from "./consumer.ts";
 export {
   ClosedError,
   ConsumerCancelledError,

@@ -6,7 +6,7 @@ import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto
 import { nackError, UnavailableError } from "./client-errors.ts";
 import { type ClientOptions, checkAddresses, resolveClientOptions } from "./client-options.ts";
 import { ClusterConnection } from "./cluster-connection.ts";
-import { type ConsumeOptions, Consumer, type DeliveryHandler, type HandlerRun, runHandler } from "./consumer.ts";
+import { type ConsumeOptions, Consumer, type DeliveryHandler, type ExclusiveQueueOptions, type HandlerRun, runHandler } from "./consumer.ts";
 import {
   type BindingInfo,
   type Body,
@@ -234,6 +234,19 @@ export class RaftmqClient {
   /** Subscribes to `queue`; resolves once the broker took the subscription. Iterate it for deliveries. */
   async consume(queue: string, options: Partial<ConsumeOptions> = {}): Promise<Consumer> {
     const c = await Consumer.start(this.connection, queue, options);
+    this.consumers.add(c);
+    return c;
+  }
+
+  /**
+   * Consumes from a queue of its own, for as long as the consumer lives: a server-named queue,
+   * exclusive to the consumer's stream, bound as `bindings` say, deleted by the broker when the
+   * stream ends (RabbitMQ's exclusive queue). `consumer.queue` names it. After a resubscription
+   * (leader change, node down) it is a new queue; messages routed in between are not in it.
+   */
+  async consumeExclusiveQueue(options: ExclusiveQueueOptions & Partial<ConsumeOptions> = {}): Promise<Consumer> {
+    const { bindings, queueArguments, ...consumeOptions } = options;
+    const c = await Consumer.startExclusive(this.connection, { bindings, queueArguments }, consumeOptions);
     this.consumers.add(c);
     return c;
   }

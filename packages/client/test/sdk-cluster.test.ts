@@ -263,6 +263,46 @@ describe("publish and consume", () => {
     await p.close();
   });
 
+  it("consumes from an exclusive queue of its own, declared again after a leader change and deleted when it closes", async () => {
+    const eventually = async (what: string, check: () => Promise<boolean>) => {
+      const until = Date.now() + 15_000;
+      while (!(await check())) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const gone = async (queue: string) => client.queueInfo(queue).then(() => false, (err: unknown) => err instanceof NotFoundError);
+    await client.declareExchange("sdk-events", "fanout");
+    const consumer = await client.consumeExclusiveQueue({ bindings: [{ exchange: "sdk-events" }], prefetch: 10 });
+    const first = consumer.queue;
+    expect(first).toMatch(/^amq\.gen-/);
+    expect(await client.queueInfo(first)).toMatchObject({ exclusive: true, durable: false });
+    await expect(client.consume(first)).rejects.toThrow(PreconditionFailedError);
+    const iterator = consumer[Symbol.asyncIterator]();
+    await client.publish("sdk-events", "", "before");
+    const d1 = (await iterator.next()).value as Delivery;
+    expect([d1.text(), d1.queue]).toEqual(["before", first]);
+    d1.ack();
+    // A leader change ends the stream; the consumer declares and binds a new queue on the next.
+    const before = await waitForReadyLeader(client);
+    const moved = await client.transferLeadership();
+    expect(moved).not.toBe(before);
+    await waitForReadyLeader(client);
+    await eventually(`a new exclusive queue (now ${consumer.queue}, ${JSON.stringify(consumer.stats())})`, async () => consumer.queue !== first);
+    expect((await client.listBindings({ exchange: "sdk-events" })).map((b) => b.queue)).toContain(consumer.queue);
+    expect(consumer.stats().resubscribes).toBeGreaterThan(0);
+    await client.publish("sdk-events", "", "after");
+    const d2 = (await iterator.next()).value as Delivery;
+    expect([d2.text(), d2.queue]).toEqual(["after", consumer.queue]);
+    d2.ack();
+    // The old one went with its session.
+    await eventually("the first queue deleted", () => gone(first));
+    const second = consumer.queue;
+    await consumer.close();
+    await eventually("the second queue deleted", () => gone(second));
+    await expect(client.consumeExclusiveQueue({ bindings: [{ exchange: "no-such-exchange" }] })).rejects.toThrow(NotFoundError);
+  });
+
   it("runs the orders example", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "packages/client/examples/orders.ts"], {
       cwd: REPO_ROOT,
