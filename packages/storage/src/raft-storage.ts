@@ -45,7 +45,7 @@ import {
   snapshotChunkOf,
   snapshotManifestKey,
 } from "./record-keys.ts";
-import { readSnapshotData, snapshotChunkCount, snapshotChunkDels, snapshotChunkPuts, snapshotManifestPut, snapshotPuts } from "./snapshot-records.ts";
+import { readSnapshotData, snapshotChunkCount, snapshotChunkDels, snapshotChunkPuts, snapshotManifestPut } from "./snapshot-records.ts";
 import { TailCache } from "./tail-cache.ts";
 import { TermRuns } from "./term-runs.ts";
 
@@ -251,17 +251,18 @@ export class RaftStorage implements LogStorage {
   }
 
   /**
-   * Persists what one Raft Ready asks for in one synced batch: a received snapshot (which
-   * replaces the log up to its index), entries (replacing any conflicting suffix) and hard
-   * state. Nothing of it is visible to reads before the promise resolves.
+   * Persists what one Raft Ready asks for: a received snapshot (which replaces the log up to its
+   * index), entries (replacing any conflicting suffix) and hard state, in one synced batch; a
+   * snapshot's data goes ahead of it in synced groups of chunks. Nothing of it is visible to
+   * reads before the promise resolves.
    */
   save(update: StorageUpdate): Promise<void> {
     return this.enqueue(() => this.applySave(update));
   }
 
   /**
-   * Stores the application's snapshot of its state machine at `index` (meta and data in one
-   * batch, replacing the previous snapshot) and compacts the log through index - keepEntries.
+   * Stores the application's snapshot of its state machine at `index`, replacing the previous
+   * snapshot, and compacts the log through index - keepEntries.
    */
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array, keepEntries = DEFAULT_SNAPSHOT_KEEP_ENTRIES): Promise<Snapshot> {
     // Checked behind the writes already queued: one of them may be the commit index it needs.
@@ -269,14 +270,9 @@ export class RaftStorage implements LogStorage {
     // The chunks go first, a group per synced write, so that saves queued meanwhile go between
     // them instead of waiting for the whole snapshot; the manifest switches to it at the end.
     const chunkCount = snapshotChunkCount(data, this.chunkBytes);
-    const groupChunks = Math.max(1, Math.floor(SNAPSHOT_WRITE_GROUP_BYTES / this.chunkBytes));
     try {
-      for (let from = 0; from < chunkCount; from += groupChunks) {
-        await this.enqueue(async () => {
-          const ops: BatchOp[] = [];
-          snapshotChunkPuts(index, data, this.chunkBytes, from, Math.min(chunkCount, from + groupChunks), ops);
-          await this.commit(ops, false, () => undefined);
-        });
+      for (let from = 0; from < chunkCount; from += this.groupChunks) {
+        await this.enqueue(async () => this.writeChunkGroup(index, data, from));
       }
       return await this.enqueue(async () => {
         this.checkSnapshotAt(index, keepEntries);
@@ -368,7 +364,8 @@ export class RaftStorage implements LogStorage {
         last = meta.index;
       }
       snapshotChunkDels(this.manifest.meta.index, this.manifest.chunkCount, ops);
-      manifest = snapshotPuts(snapshot, this.chunkBytes, ops);
+      // Its chunks are written first, below; the manifest in this batch makes them the snapshot.
+      manifest = snapshotManifestPut(snapshot, this.chunkBytes, ops);
       anchor = { index: meta.index, term: meta.term };
       ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
       needsReadView = true;
@@ -392,6 +389,12 @@ export class RaftStorage implements LogStorage {
     }
 
     if (ops.length === 0) return;
+    if (snapshot !== null) {
+      // A group of chunks per synced write, like a snapshot taken here: one batch of all of it
+      // would hold the snapshot again in LevelDB's batch and memtable, hundreds of MB at once.
+      const chunkCount = snapshotChunkCount(snapshot.data, this.chunkBytes);
+      for (let from = 0; from < chunkCount; from += this.groupChunks) await this.writeChunkGroup(snapshot.meta.index, snapshot.data, from);
+    }
     const previousAnchor = this.anchor.index;
     await this.commit(ops, needsReadView, () => {
       if (snapshot !== null) {
@@ -446,6 +449,18 @@ export class RaftStorage implements LogStorage {
       throw this.contract(`hard state changes its vote in term ${current.term} from ${current.vote} to ${next.vote}`);
     }
     if (next.commit > last) throw this.contract(`hard state commit ${next.commit} is beyond the log's last index ${last}`);
+  }
+
+  /** Chunks of a snapshot's data per synced write. */
+  private get groupChunks(): number {
+    return Math.max(1, Math.floor(SNAPSHOT_WRITE_GROUP_BYTES / this.chunkBytes));
+  }
+
+  /** Writes one group of a snapshot's chunks, from chunk `from`; no manifest names them yet. */
+  private async writeChunkGroup(index: number, data: Uint8Array, from: number): Promise<void> {
+    const ops: BatchOp[] = [];
+    snapshotChunkPuts(index, data, this.chunkBytes, from, Math.min(snapshotChunkCount(data, this.chunkBytes), from + this.groupChunks), ops);
+    await this.commit(ops, false, () => undefined);
   }
 
   /** One synced batch; `apply` updates the in-memory state only once the batch is durable. */

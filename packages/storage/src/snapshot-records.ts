@@ -1,20 +1,12 @@
 // How a snapshot lies in the database: its data cut into chunk records plus one manifest. The
-// manifest is written last, in a batch of its own or with the chunks: chunks no manifest names
-// are leftovers of a snapshot that was never finished. Reading a snapshot back checks every
+// manifest is written last, once the chunks are durable: chunks no manifest names are leftovers
+// of a snapshot that was never finished. Reading a snapshot back checks every
 // chunk and the whole data's checksum.
 import type { Snapshot } from "@raftmq/raft";
 import { crc32c } from "./crc32c.ts";
 import { CorruptionError } from "./errors.ts";
 import { type BatchOp, encodeSnapshotManifest, frame, type SnapshotManifest, unframe } from "./record-codec.ts";
 import { snapshotChunkKey, snapshotManifestKey } from "./record-keys.ts";
-
-/** Puts for the manifest and chunks of `snapshot`; returns the manifest that describes them. */
-export function snapshotPuts(snapshot: Snapshot, chunkBytes: number, ops: BatchOp[]): SnapshotManifest {
-  snapshotChunkPuts(snapshot.meta.index, snapshot.data, chunkBytes, 0, snapshotChunkCount(snapshot.data, chunkBytes), ops);
-  // Same batch as the chunks: LevelDB applies a batch whole or not at all, so a manifest is
-  // never seen without its chunks.
-  return snapshotManifestPut(snapshot, chunkBytes, ops);
-}
 
 export function snapshotChunkCount(data: Uint8Array, chunkBytes: number): number {
   return Math.ceil(data.byteLength / chunkBytes);
@@ -29,7 +21,7 @@ export function snapshotChunkPuts(index: number, data: Uint8Array, chunkBytes: n
   }
 }
 
-/** The put of the manifest for `snapshot`, whose chunks are written before or in the same batch. */
+/** The put of the manifest for `snapshot`, whose chunks are durable before it is written. */
 export function snapshotManifestPut(snapshot: Snapshot, chunkBytes: number, ops: BatchOp[]): SnapshotManifest {
   const { data, meta } = snapshot;
   const manifest: SnapshotManifest = {

@@ -341,6 +341,29 @@ describe("snapshots and compaction", () => {
     expect(again.entries(21, 23, Number.MAX_SAFE_INTEGER).map((e) => e.term)).toEqual([4, 4]);
   });
 
+  it("writes a large received snapshot's chunks in several writes before the one that makes it the snapshot", async () => {
+    const dir = await temp.make();
+    const s = await openStorage({ dir, snapshotChunkBytes: 64 * 1024 });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 5 }, entries: makeEntries(1, 10, 1), snapshot: null });
+    // The storage's own database, to watch its writes: one batch of all 24 MB would hold the
+    // snapshot again in LevelDB's memory at once.
+    const db = (s as unknown as { db: ClassicLevel<Uint8Array, Uint8Array> }).db;
+    const writes: { ops: number; bytes: number }[] = [];
+    const onWrite = (ops: { value?: Uint8Array }[]) => writes.push({ ops: ops.length, bytes: ops.reduce((n, op) => n + (op.value?.byteLength ?? 0), 0) });
+    db.on("write", onWrite);
+    const data = new Uint8Array(24 * 1024 * 1024).map((_, i) => (i * 13) % 251);
+    const received = { meta: { index: 50, term: 2, confState }, data };
+    await s.save({ hardState: { term: 2, vote: 0, commit: 50 }, entries: [], snapshot: received });
+    db.off("write", onWrite);
+    expect(writes.length).toBeGreaterThanOrEqual(3);
+    for (const w of writes) expect(w.bytes).toBeLessThanOrEqual(9 * 1024 * 1024);
+    expect(writes.reduce((n, w) => n + w.bytes, 0)).toBeGreaterThan(data.byteLength);
+    const again = await reopen(s, { snapshotChunkBytes: 64 * 1024 });
+    expect(again.snapshot().meta).toEqual(received.meta);
+    expect(Buffer.from(again.snapshot().data).equals(Buffer.from(data))).toBe(true);
+    expect(again.firstIndex()).toBe(51);
+  });
+
   it("refuses a received snapshot that is not newer than the stored one", async () => {
     const s = await openStorage({ dir: await temp.make() });
     await s.save({ hardState: null, entries: [], snapshot: { meta: { index: 20, term: 2, confState }, data: new Uint8Array(0) } });
