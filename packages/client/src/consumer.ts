@@ -272,6 +272,7 @@ export class Consumer implements AsyncIterable<Delivery> {
         return;
       case "subscribed":
         this.subscribed = true;
+        this.pauseIfFull();
         if (this.sentPrefetch !== this.options.prefetch) this.sendPrefetch(call);
         this.failingSince = 0;
         this.backoff.reset();
@@ -351,7 +352,16 @@ export class Consumer implements AsyncIterable<Delivery> {
       return;
     }
     this.buffer.push(d);
-    if (this.buffer.length >= this.options.maxBuffered && !this.paused && this.call !== null) {
+    this.pauseIfFull();
+  }
+
+  /**
+   * Stops reading the stream while the buffer is full. Not before the subscription is confirmed:
+   * the broker sends up to a prefetch of deliveries ahead of the confirmation, which would then
+   * never be read (the prefetch bounds what comes meanwhile).
+   */
+  private pauseIfFull(): void {
+    if (this.buffer.length >= this.options.maxBuffered && !this.paused && this.subscribed && this.call !== null) {
       this.paused = true;
       this.call.pause();
     }

@@ -223,6 +223,24 @@ describe("publish and consume", () => {
     await p.close();
   });
 
+  it("subscribes to a backlog when its prefetch is larger than its buffer", async () => {
+    await client.declareQueue("sdk-backlog");
+    const p = client.createPublisher();
+    await Promise.all(Array.from({ length: 300 }, (_, i) => p.publish("", "sdk-backlog", String(i))));
+    // The broker sends a prefetch's worth of deliveries ahead of the subscription's confirmation:
+    // pausing the stream for them before it came would wait for the confirmation forever.
+    const subscribing = client.consume("sdk-backlog", { prefetch: 500, maxBuffered: 50 });
+    const consumer = await Promise.race([subscribing, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the subscription was never confirmed")), 10_000))]);
+    const seen: number[] = [];
+    for await (const d of consumer) {
+      seen.push(Number(d.text()));
+      d.ack();
+      if (seen.length === 300) break;
+    }
+    expect(seen).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    await p.close();
+  });
+
   it("settles many deliveries with one multiple ack, and changes prefetch on a live consumer", async () => {
     await client.declareQueue("sdk-multiple");
     const p = client.createPublisher();
