@@ -3,7 +3,7 @@
 import { int64 } from "./proto-int.ts";
 import { raftmq } from "@raftmq/proto";
 import { type BrokerError, invariant, notFound, preconditionFailed, resourceExhausted } from "./broker-error.ts";
-import { type BrokerMessage, keptBody, QueuedMessage } from "./broker-message.ts";
+import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import type { CommandResult, GetResult, PublishResult } from "./command-result.ts";
 import { type DeadLetterReason, deadLetteredMessage, isDeadLetterCycle } from "./dead-letter.ts";
@@ -411,14 +411,13 @@ export class Broker {
     const ex = s.exchanges.get(exName);
     if (ex === undefined) return fail(notFound(`no exchange "${exName}"`));
     if (ex.internal) return fail(preconditionFailed(`exchange "${exName}" is internal: clients cannot publish to it`));
-    const published: BrokerMessage = {
+    const message: BrokerMessage = {
       exchange: exName,
       routingKey: c.routingKey ?? "",
       properties: c.properties ?? {},
       body: c.body ?? emptyBody,
     };
-    const targets = this.route(ex, published);
-    const message = targets.length === 0 ? published : { ...published, body: keptBody(published.body) };
+    const targets = this.route(ex, message);
     const routedQueues: string[] = [];
     let rejectedBy: string | undefined;
     for (const q of targets) {

@@ -3,7 +3,7 @@
 import { int64 } from "./proto-int.ts";
 import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
 import { BrokerInvariantError, invariant } from "./broker-error.ts";
-import { type BrokerMessage, keptBody, QueuedMessage } from "./broker-message.ts";
+import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import type { PublishResult } from "./command-result.ts";
 import { Exchange, type ExchangeType } from "./exchange.ts";
@@ -277,7 +277,7 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits): Gen
 }
 
 function messageOf(m: raftmq.v1.SnapshotMessage.$Properties): BrokerMessage {
-  return { exchange: str(m.exchange), routingKey: str(m.routingKey), properties: m.properties ?? {}, body: keptBody(m.body ?? new Uint8Array(0)) };
+  return { exchange: str(m.exchange), routingKey: str(m.routingKey), properties: m.properties ?? {}, body: m.body ?? new Uint8Array(0) };
 }
 
 interface PartialState {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { raftmq } from "@raftmq/proto";
 import { bodies, Driver, deliveries, ExchangeType, Overflow, routed, text } from "./broker-driver.ts";
 
 function withDlx(d: Driver) {
@@ -26,27 +25,6 @@ describe("queues", () => {
     const out = d.run({ declareQueue: { name: "q", arguments: { maxLength: 6 } } });
     expect(out.result).toEqual({ ok: false, error: { code: "PRECONDITION_FAILED", message: `inequivalent arg 'x-max-length' for queue "q"` } });
     expect(d.run({ declareQueue: { name: "nope", passive: true } }).result).toMatchObject({ ok: false, error: { code: "NOT_FOUND" } });
-  });
-
-  it("keeps a body that came in a larger buffer in memory of its own, and an entry of one message as it is", () => {
-    // A body is a view into its log entry (or snapshot); kept as such, one message would keep
-    // the whole entry alive.
-    const d = new Driver();
-    d.queue("kept");
-    const encode = (bodies: Uint8Array[]) =>
-      raftmq.v1.CommandBatch.encode({ timestampMs: d.now, commands: bodies.map((body) => ({ publish: { routingKey: "kept", body } })) }).finish();
-    const many = new Uint8Array(encode(Array.from({ length: 100 }, (_, i) => new Uint8Array(1000).fill(i))));
-    const one = new Uint8Array(encode([new Uint8Array(1000).fill(200)]));
-    d.broker.applyEntry(++d.index, many);
-    d.broker.applyEntry(++d.index, one);
-    const got = Array.from({ length: 101 }, () => {
-      const r = d.ok({ get: { queue: "kept", noAck: true } }).result;
-      if (r.kind !== "get" || r.empty) throw new Error("expected a message");
-      return r.message.body;
-    });
-    expect(got.map((b) => b[0])).toEqual([...Array.from({ length: 100 }, (_, i) => i), 200]);
-    for (const body of got.slice(0, 100)) expect(body.buffer.byteLength).toBe(1000);
-    expect(got[100]?.buffer).toBe(one.buffer);
   });
 
   it("server-named queues get deterministic amq.gen names", () => {
