@@ -33,6 +33,23 @@ async function waitForReadyLeader(c: RaftmqClient, timeoutMs = 30_000): Promise<
   }
 }
 
+/** Waits until `check` holds, polling. */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Declares `queue` and publishes "0" … "count - 1" to it with confirms; the publisher stays open. */
+async function queueWithMessages(queue: string, count: number) {
+  await client.declareQueue(queue);
+  const publisher = client.createPublisher();
+  await Promise.all(Array.from({ length: count }, (_, i) => publisher.publish("", queue, String(i))));
+  return publisher;
+}
+
 beforeAll(async () => {
   await harness.plan(3);
   await harness.startAll(3);
@@ -186,9 +203,7 @@ describe("publish and consume", () => {
   });
 
   it("consumes with prefetch and acks; settling after the stream ended is refused", async () => {
-    await client.declareQueue("sdk-consume");
-    const p = client.createPublisher();
-    await Promise.all(Array.from({ length: 50 }, (_, i) => p.publish("", "sdk-consume", String(i))));
+    const p = await queueWithMessages("sdk-consume", 50);
     const consumer = await client.consume("sdk-consume", { prefetch: 10 });
     const seen: number[] = [];
     let held: Delivery | undefined;
@@ -224,9 +239,7 @@ describe("publish and consume", () => {
   });
 
   it("subscribes to a backlog when its prefetch is larger than its buffer", async () => {
-    await client.declareQueue("sdk-backlog");
-    const p = client.createPublisher();
-    await Promise.all(Array.from({ length: 300 }, (_, i) => p.publish("", "sdk-backlog", String(i))));
+    const p = await queueWithMessages("sdk-backlog", 300);
     // The broker sends a prefetch's worth of deliveries ahead of the subscription's confirmation:
     // pausing the stream for them before it came would wait for the confirmation forever.
     const subscribing = client.consume("sdk-backlog", { prefetch: 500, maxBuffered: 50 });
@@ -242,18 +255,9 @@ describe("publish and consume", () => {
   });
 
   it("settles many deliveries with one multiple ack, and changes prefetch on a live consumer", async () => {
-    await client.declareQueue("sdk-multiple");
-    const p = client.createPublisher();
-    await Promise.all(Array.from({ length: 30 }, (_, i) => p.publish("", "sdk-multiple", String(i))));
+    const p = await queueWithMessages("sdk-multiple", 30);
     const consumer = await client.consume("sdk-multiple", { prefetch: 5 });
     const unacked = async () => (await client.queueInfo("sdk-multiple")).messagesUnacked;
-    const eventually = async (what: string, check: () => Promise<boolean>) => {
-      const until = Date.now() + 10_000;
-      while (!(await check())) {
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
     const iterator = consumer[Symbol.asyncIterator]();
     const take = async () => (await iterator.next()).value as Delivery;
     const first = await Promise.all(Array.from({ length: 5 }, take));
@@ -282,13 +286,6 @@ describe("publish and consume", () => {
   });
 
   it("consumes from an exclusive queue of its own, declared again after a leader change and deleted when it closes", async () => {
-    const eventually = async (what: string, check: () => Promise<boolean>) => {
-      const until = Date.now() + 15_000;
-      while (!(await check())) {
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
     const gone = async (queue: string) => client.queueInfo(queue).then(() => false, (err: unknown) => err instanceof NotFoundError);
     await client.declareExchange("sdk-events", "fanout");
     const consumer = await client.consumeExclusiveQueue({ bindings: [{ exchange: "sdk-events" }], prefetch: 10 });
