@@ -9,14 +9,15 @@
 // replication-floor.ts measures the same window-1 path with nothing of raftmq on it.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { connect, type RaftmqClient } from "@raftmq/client";
 import { raftmq } from "@raftmq/proto";
+import { freePorts } from "../../../test/integration/cluster-harness.ts";
 import { type Client, connectClient, Metadata } from "../src/service-client.ts";
+import { percentile } from "./percentile.ts";
 import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 
 const USAGE = `usage: node --import tsx packages/server/bench/cluster.ts [options]
@@ -54,21 +55,6 @@ interface Node {
   http: number;
   child: ChildProcess | null;
   exit: Promise<void>;
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer();
-      s.listen(0, "127.0.0.1", () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => {
-    const a = s.address();
-    return typeof a === "object" && a !== null ? a.port : 0;
-  });
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 function startNode(node: Node, cluster: string, dir: string): Promise<void> {
@@ -185,6 +171,25 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** CPU seconds used so far by this process (the client) and by each node, all threads. */
+interface CpuReading {
+  client: number;
+  nodes: number[];
+}
+
+function readCpu(nodes: readonly Node[]): CpuReading {
+  const c = process.cpuUsage();
+  return { client: (c.user + c.system) / 1e6, nodes: nodes.map((n) => cpuSeconds(n.child?.pid)) };
+}
+
+/** CPU seconds used since `start`, split into the client, the leader and each follower. */
+function cpuSince(start: CpuReading, nodes: readonly Node[], leader: number): { client: number; leader: number; followers: number[] } {
+  const now = readCpu(nodes);
+  const used = now.nodes.map((c, i) => c - (start.nodes[i] ?? 0));
+  const leaderAt = nodes.findIndex((n) => n.id === leader);
+  return { client: now.client - start.client, leader: used[leaderAt] ?? 0, followers: used.filter((_, i) => i !== leaderAt) };
+}
+
 /** CPU seconds of the event loop thread and of all other threads. */
 function threadCpu(pid: number | undefined): Map<string, number> {
   const out = new Map<string, number>();
@@ -211,10 +216,6 @@ function threadCpuDelta(after: Map<string, number>, before: Map<string, number>,
     .sort((a, b) => b[1] - a[1])
     .map(([name, s]) => `${name} ${((s * 1e6) / messages).toFixed(0)}`)
     .join(", ");
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 /** A producer on a follower publishes one message at a time; the leader is SIGKILLed mid-way. */
@@ -252,8 +253,7 @@ async function measureLatency(lc: Client, leaderAddress: string, nodes: Node[], 
   const streamed: number[] = [];
   // Unmeasured rounds first, so the figures describe a warm process, not the JIT at work.
   for (let i = 0; i < LATENCY_WARMUP; i++) await publisher.publish("", "bench", BODY);
-  const cpu0 = process.cpuUsage();
-  const nodeCpu0 = nodes.map((n) => cpuSeconds(n.child?.pid));
+  const cpu0 = readCpu(nodes);
   try {
     for (let i = 0; i < SAMPLES; i++) {
       const t = performance.now();
@@ -265,11 +265,8 @@ async function measureLatency(lc: Client, leaderAddress: string, nodes: Node[], 
     await sdk.close();
   }
   // CPU time per publish of every process, all threads: compare with replication-floor.ts.
-  const cpu = process.cpuUsage(cpu0);
+  const cpu = cpuSince(cpu0, nodes, leader);
   const perPublish = (seconds: number) => ((seconds * 1e6) / SAMPLES).toFixed(0);
-  const nodeCpu = nodes.map((n, i) => perPublish(cpuSeconds(n.child?.pid) - (nodeCpu0[i] ?? 0)));
-  const leaderAt = nodes.findIndex((n) => n.id === leader);
-  const followerCpu = nodeCpu.filter((_, i) => i !== leaderAt).join(" + ");
   const unaryCalls: number[] = [];
   for (let i = 0; i < LATENCY_WARMUP; i++) await unary(lc, B.Publish.path, B.Publish, { messages: [{ routingKey: "bench", body: BODY }] });
   for (let i = 0; i < SAMPLES; i++) {
@@ -282,7 +279,7 @@ async function measureLatency(lc: Client, leaderAddress: string, nodes: Node[], 
     return `${percentile(samples, 50).toFixed(3)} / ${percentile(samples, 99).toFixed(3)} (${samples.length} samples)`;
   };
   rows.push(["window-1 publish latency, SDK publisher, p50 / p99 ms", figures(streamed)]);
-  rows.push(["  CPU µs per publish, all threads", `client ${perPublish((cpu.user + cpu.system) / 1e6)}, leader ${nodeCpu[leaderAt]}, followers ${followerCpu}`]);
+  rows.push(["  CPU µs per publish, all threads", `client ${perPublish(cpu.client)}, leader ${perPublish(cpu.leader)}, followers ${cpu.followers.map(perPublish).join(" + ")}`]);
   rows.push(["window-1 publish latency, unary Publish calls, p50 / p99 ms", figures(unaryCalls)]);
   await unary(lc, B.PurgeQueue.path, B.PurgeQueue, { name: "bench" });
 }
@@ -354,22 +351,19 @@ async function main(): Promise<void> {
     const publishPhase = async (label: string, producers: number, run: (per: number) => Promise<void>) => {
       const per = Math.floor(MESSAGES / producers);
       const total = per * producers;
-      const cpu0 = process.cpuUsage();
-      const nodeCpu0 = nodes.map((n) => cpuSeconds(n.child?.pid));
+      const cpu0 = readCpu(nodes);
       const threads0 = nodes.map((n) => threadCpu(n.child?.pid));
       const t0 = performance.now();
       await run(per);
       const secs = (performance.now() - t0) / 1000;
-      const cpu = process.cpuUsage(cpu0);
-      const nodeCpu = nodes.map((n, i) => cpuSeconds(n.child?.pid) - (nodeCpu0[i] ?? 0));
+      const cpu = cpuSince(cpu0, nodes, leader);
       const threads = nodes.map((n, i) => threadCpuDelta(threadCpu(n.child?.pid), threads0[i] ?? new Map(), total));
       const perMsg = (seconds: number) => ((seconds * 1e6) / total).toFixed(0);
       const leaderAt = nodes.findIndex((n) => n.id === leader);
-      const leaderCpu = nodeCpu[leaderAt] ?? 0;
-      const followerCpu = nodeCpu.reduce((a, b) => a + b, 0) - leaderCpu;
+      const followerCpu = cpu.followers.reduce((a, b) => a + b, 0);
       rows.push([
         `${label}, ${producers} producer(s), confirmed msg/s`,
-        `${Math.round(total / secs)} (${total} msgs in ${secs.toFixed(2)} s; CPU µs/msg: client ${perMsg((cpu.user + cpu.system) / 1e6)}, leader ${perMsg(leaderCpu)}, followers ${perMsg(followerCpu)})`,
+        `${Math.round(total / secs)} (${total} msgs in ${secs.toFixed(2)} s; CPU µs/msg: client ${perMsg(cpu.client)}, leader ${perMsg(cpu.leader)}, followers ${perMsg(followerCpu)})`,
       ]);
       rows.push(["  CPU µs/msg by thread, leader", threads[leaderAt] ?? ""]);
       rows.push(["  CPU µs/msg by thread, a follower", threads[nodes.findIndex((n) => n.id !== leader)] ?? ""]);

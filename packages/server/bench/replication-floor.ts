@@ -13,6 +13,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { ClassicLevel } from "classic-level";
+import { freePorts } from "../../../test/integration/cluster-harness.ts";
+import { percentile } from "./percentile.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -124,21 +126,6 @@ async function leader(): Promise<void> {
   process.stdout.write("ready\n");
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN;
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
-    });
-  });
-}
-
 function startRole(role: string, port: number, dir: string, peers: number[] = []): Promise<ChildProcess> {
   const script = fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, [...process.execArgv, script, "--role", role, "--port", String(port), "--peers", peers.join(","), "--data-dir", dir, ...(SYNC ? [] : ["--no-sync"])], { stdio: ["pipe", "pipe", "inherit"] });
@@ -161,7 +148,7 @@ async function client(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "raftmq-floor-"));
   const children: ChildProcess[] = [];
   try {
-    const [leaderPort, f1, f2] = [await freePort(), await freePort(), await freePort()] as [number, number, number];
+    const [leaderPort, f1, f2] = (await freePorts(3)) as [number, number, number];
     children.push(await startRole("follower", f1, join(dir, "f1")), await startRole("follower", f2, join(dir, "f2")));
     children.push(await startRole("leader", leaderPort, join(dir, "leader"), [f1, f2]));
     const stream = openStream(String(leaderPort));

@@ -269,11 +269,8 @@ export class RaftStorage implements LogStorage {
     await this.enqueue(async () => this.checkSnapshotAt(index, keepEntries));
     // The chunks go first, a group per synced write, so that saves queued meanwhile go between
     // them instead of waiting for the whole snapshot; the manifest switches to it at the end.
-    const chunkCount = snapshotChunkCount(data, this.chunkBytes);
     try {
-      for (let from = 0; from < chunkCount; from += this.groupChunks) {
-        await this.enqueue(async () => this.writeChunkGroup(index, data, from));
-      }
+      for (const writeGroup of this.chunkGroupWrites(index, data)) await this.enqueue(writeGroup);
       return await this.enqueue(async () => {
         this.checkSnapshotAt(index, keepEntries);
         const snapshot: Snapshot = { meta: { index, term: this.term(index), confState: copyConfState(confState) }, data };
@@ -297,7 +294,7 @@ export class RaftStorage implements LogStorage {
       if (this.failure === null && !this.closed && this.manifest.meta.index !== index) {
         await this.enqueue(async () => {
           const ops: BatchOp[] = [];
-          snapshotChunkDels(index, chunkCount, ops);
+          snapshotChunkDels(index, snapshotChunkCount(data, this.chunkBytes), ops);
           await writeOps(this.db, ops, false);
         }).catch(() => undefined);
       }
@@ -392,8 +389,7 @@ export class RaftStorage implements LogStorage {
     if (snapshot !== null) {
       // A group of chunks per synced write, like a snapshot taken here: one batch of all of it
       // would hold the snapshot again in LevelDB's batch and memtable, hundreds of MB at once.
-      const chunkCount = snapshotChunkCount(snapshot.data, this.chunkBytes);
-      for (let from = 0; from < chunkCount; from += this.groupChunks) await this.writeChunkGroup(snapshot.meta.index, snapshot.data, from);
+      for (const writeGroup of this.chunkGroupWrites(snapshot.meta.index, snapshot.data)) await writeGroup();
     }
     const previousAnchor = this.anchor.index;
     await this.commit(ops, needsReadView, () => {
@@ -451,16 +447,22 @@ export class RaftStorage implements LogStorage {
     if (next.commit > last) throw this.contract(`hard state commit ${next.commit} is beyond the log's last index ${last}`);
   }
 
-  /** Chunks of a snapshot's data per synced write. */
-  private get groupChunks(): number {
-    return Math.max(1, Math.floor(SNAPSHOT_WRITE_GROUP_BYTES / this.chunkBytes));
-  }
-
-  /** Writes one group of a snapshot's chunks, from chunk `from`; no manifest names them yet. */
-  private async writeChunkGroup(index: number, data: Uint8Array, from: number): Promise<void> {
-    const ops: BatchOp[] = [];
-    snapshotChunkPuts(index, data, this.chunkBytes, from, Math.min(snapshotChunkCount(data, this.chunkBytes), from + this.groupChunks), ops);
-    await this.commit(ops, false, () => undefined);
+  /**
+   * One synced write per group of about SNAPSHOT_WRITE_GROUP_BYTES of a snapshot's chunks, to run
+   * in order; no manifest names the chunks yet.
+   */
+  private chunkGroupWrites(index: number, data: Uint8Array): (() => Promise<void>)[] {
+    const chunkCount = snapshotChunkCount(data, this.chunkBytes);
+    const groupChunks = Math.max(1, Math.floor(SNAPSHOT_WRITE_GROUP_BYTES / this.chunkBytes));
+    const writes: (() => Promise<void>)[] = [];
+    for (let from = 0; from < chunkCount; from += groupChunks) {
+      writes.push(async () => {
+        const ops: BatchOp[] = [];
+        snapshotChunkPuts(index, data, this.chunkBytes, from, Math.min(chunkCount, from + groupChunks), ops);
+        await this.commit(ops, false, () => undefined);
+      });
+    }
+    return writes;
   }
 
   /** One synced batch; `apply` updates the in-memory state only once the batch is durable. */
@@ -625,8 +627,8 @@ async function checkOtherRecords(db: Database, dir: string, manifest: SnapshotMa
   const singletons = new Set<number>([RecordKind.Format, RecordKind.LogAnchor, RecordKind.SnapshotManifest]);
   const after = new Set<number>([RecordKind.HardState, RecordKind.LogEnd]);
   const stray = (key: Uint8Array) => new CorruptionError(`record ${Buffer.from(key).toString("hex")}`, dir, "a key this format never writes");
-  // Chunks of a snapshot that no manifest names were written by a createSnapshot that did not
-  // finish (its chunks go before its manifest): they are removed.
+  // Chunks of a snapshot that no manifest names were written for a snapshot that was not stored
+  // (its chunks go before its manifest, taken here or received): they are removed.
   const leftovers: BatchOp[] = [];
   // Bounded without a limit of its own: the first key that is not one of these ends the scan.
   const below = db.keys({ lt: entryKey(0) });

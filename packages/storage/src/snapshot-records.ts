@@ -1,13 +1,14 @@
 // How a snapshot lies in the database: its data cut into chunk records plus one manifest. The
 // manifest is written last, once the chunks are durable: chunks no manifest names are leftovers
-// of a snapshot that was never finished. Reading a snapshot back checks every
-// chunk and the whole data's checksum.
+// of a snapshot that was never finished. Reading a snapshot back checks every chunk and the
+// whole data's checksum.
 import type { Snapshot } from "@raftmq/raft";
 import { crc32c } from "./crc32c.ts";
 import { CorruptionError } from "./errors.ts";
 import { type BatchOp, encodeSnapshotManifest, frame, type SnapshotManifest, unframe } from "./record-codec.ts";
 import { snapshotChunkKey, snapshotManifestKey } from "./record-keys.ts";
 
+/** How many chunk records `data` takes. */
 export function snapshotChunkCount(data: Uint8Array, chunkBytes: number): number {
   return Math.ceil(data.byteLength / chunkBytes);
 }
