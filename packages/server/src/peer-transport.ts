@@ -1,6 +1,7 @@
 // The Raft peer transport: one long-lived gRPC stream from this node to each peer, carrying
 // batched Raft messages in order; the reverse direction of a stream carries only
-// flow-control acks, because answers travel on the answering node's own stream.
+// flow-control acks, because answers travel on the answering node's own stream. Every frame
+// names the Raft group of its messages, so one stream serves every group two nodes share.
 import * as grpc from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
 import type { Entry, Message, SnapshotChunk } from "@raftmq/raft";
@@ -38,14 +39,22 @@ export const PEER_TRANSPORT_DEFAULTS = {
 
 export type PeerState = "connected" | "disconnected";
 
+/** The cluster's single Raft group, until there are more. */
+export const DEFAULT_GROUP_ID = 1;
+
 /** Metadata of a peer stream: the opening node's id and peer address. */
 export const PEER_ID_METADATA_KEY = "raftmq-peer-id";
 export const PEER_ADDRESS_METADATA_KEY = "raftmq-peer-address";
 
 export interface PeerTransportOptions {
   selfId: number;
-  /** Called with each received batch, in order per sender. */
-  onMessages: (messages: Message[]) => void;
+  /**
+   * Raft groups whose messages this transport carries (default [DEFAULT_GROUP_ID]). A peer's
+   * frame naming any other group is refused like a malformed one.
+   */
+  groups?: readonly number[];
+  /** Called with each received batch, in order per sender; all its messages are of groupId. */
+  onMessages: (messages: Message[], groupId: number) => void;
   /**
    * This node's peer address, sent when it opens a stream, so a receiver that has no address
    * for it yet (a node joining a cluster led by a member it was not configured with) can answer.
@@ -57,6 +66,11 @@ export interface PeerTransportOptions {
   onPeerState?: (peerId: number, state: PeerState) => void;
   /** Messages to this peer could not be delivered; Raft should probe it again (reportUnreachable). */
   onUnreachable?: (peerId: number) => void;
+  /**
+   * For logs: a frame from a peer was refused and its stream closed with INVALID_ARGUMENT.
+   * peerId is 0 when the stream did not name its sender.
+   */
+  onFrameRejected?: (peerId: number, reason: string) => void;
   /** gRPC max send and receive message length, set explicitly on both ends (default 64 MiB). */
   maxMessageBytes?: number;
   /** Messages per MessageBatch frame (default 256). */
@@ -88,8 +102,13 @@ export interface InboundStats {
   messages: number;
   /** Messages that failed validation (wrong recipient, unknown type …). */
   droppedMessages: number;
-  /** Frames that failed to decode; each closed its stream with INVALID_ARGUMENT. */
+  /**
+   * Frames that failed to decode or named a group this transport does not serve; each closed
+   * its stream with INVALID_ARGUMENT.
+   */
   rejectedFrames: number;
+  /** Of rejectedFrames, those naming a group this transport does not serve (0 or none included). */
+  unknownGroupFrames: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,6 +122,8 @@ const MAX_MESSAGE_TYPE = raftmq.v1.MessageType.MESSAGE_TYPE_READ_INDEX_RESPONSE;
 const MESSAGE_OVERHEAD = 6 + 10 * 11 + 2 + 6 + 6;
 const ENTRY_OVERHEAD = 6 + 3 * 11 + 6;
 const SNAPSHOT_OVERHEAD = 6 + 6 + 2 * 11 + 6 + 2 * 6 + 2 * 11 + 6 + 2;
+/** A frame's group id, which no message's estimate covers. */
+const FRAME_OVERHEAD = 11;
 
 /** An upper bound of `m`'s encoded size inside a MessageBatch. */
 export function estimateWireSize(m: Message): number {
@@ -204,10 +225,14 @@ export function fromWire(m: raftmq.v1.Message): Message {
 // ---------------------------------------------------------------------------------------------
 // Outbound queue of one peer
 
-/** FIFO of messages with their estimated sizes; a moving head keeps dequeue O(1). */
+/**
+ * FIFO of messages with their estimated sizes and groups; a moving head keeps dequeue O(1).
+ * One queue per peer for every group keeps the per-peer bound and the order of sends.
+ */
 class OutboundQueue {
   private messages: Message[] = [];
   private sizes: number[] = [];
+  private groups: number[] = [];
   private head = 0;
   bytes = 0;
 
@@ -215,21 +240,31 @@ class OutboundQueue {
     return this.messages.length - this.head;
   }
 
-  push(message: Message, size: number): void {
+  /** The group of the next frame; only meaningful while the queue is not empty. */
+  get headGroup(): number {
+    return this.groups[this.head] ?? 0;
+  }
+
+  push(message: Message, size: number, groupId: number): void {
     this.messages.push(message);
     this.sizes.push(size);
+    this.groups.push(groupId);
     this.bytes += size;
   }
 
-  /** Takes the longest prefix within the limits; always at least one message. */
+  /**
+   * Takes the longest prefix within the limits whose messages all belong to the head's group,
+   * since a frame names one group; always at least one message.
+   */
   takeFrame(maxMessages: number, maxBytes: number): Message[] {
     const start = this.head;
     const end = Math.min(this.messages.length, start + maxMessages);
+    const group = this.groups[start];
     let bytes = 0;
     let i = start;
     while (i < end) {
       const size = this.sizes[i] ?? 0;
-      if (i > start && bytes + size > maxBytes) break;
+      if (i > start && (bytes + size > maxBytes || this.groups[i] !== group)) break;
       bytes += size;
       i++;
     }
@@ -239,10 +274,12 @@ class OutboundQueue {
     if (this.head === this.messages.length) {
       this.messages = [];
       this.sizes = [];
+      this.groups = [];
       this.head = 0;
     } else if (this.head >= 1024 && this.head * 2 >= this.messages.length) {
       this.messages = this.messages.slice(this.head);
       this.sizes = this.sizes.slice(this.head);
+      this.groups = this.groups.slice(this.head);
       this.head = 0;
     }
     if (this.bytes < 0 || (this.length === 0 && this.bytes !== 0)) {
@@ -256,6 +293,7 @@ class OutboundQueue {
     const discarded = this.length;
     this.messages = [];
     this.sizes = [];
+    this.groups = [];
     this.head = 0;
     this.bytes = 0;
     return discarded;
@@ -290,13 +328,15 @@ interface PeerLink {
 
 interface InboundStream {
   readonly call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>;
+  /** The id the opener named in its metadata, or 0. */
+  readonly peerId: number;
   received: number;
   /** The ack timer, while one is due. */
   ackTimer: NodeJS.Timeout | null;
   finished: boolean;
 }
 
-function assertPeerId(id: number, what: string): void {
+function assertId(id: number, what: string): void {
   if (!(Number.isSafeInteger(id) && id > 0)) throw new RangeError(`${what} must be a positive integer, got ${id}`);
 }
 
@@ -306,11 +346,13 @@ function assertLimit(value: number, name: string): void {
 
 export class PeerTransport {
   private readonly selfId: number;
-  private readonly onMessages: (messages: Message[]) => void;
+  private readonly groups: ReadonlySet<number>;
+  private readonly onMessages: (messages: Message[], groupId: number) => void;
   private readonly selfAddress: string;
   private readonly onPeerIntroduced: ((peerId: number, address: string) => void) | undefined;
   private readonly onPeerState: ((peerId: number, state: PeerState) => void) | undefined;
   private readonly onUnreachable: ((peerId: number) => void) | undefined;
+  private readonly onFrameRejected: ((peerId: number, reason: string) => void) | undefined;
   private readonly maxMessageBytes: number;
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
@@ -330,6 +372,7 @@ export class PeerTransport {
     messages: 0,
     droppedMessages: 0,
     rejectedFrames: 0,
+    unknownGroupFrames: 0,
   };
   /** Links with queued messages, flushed together once the current event-loop turn ends. */
   private readonly dirty = new Set<PeerLink>();
@@ -341,13 +384,18 @@ export class PeerTransport {
   private closed = false;
 
   constructor(options: PeerTransportOptions) {
-    assertPeerId(options.selfId, "selfId");
+    assertId(options.selfId, "selfId");
     this.selfId = options.selfId;
+    const groups = options.groups ?? [DEFAULT_GROUP_ID];
+    if (groups.length === 0) throw new RangeError("groups must name at least one Raft group");
+    for (const group of groups) assertId(group, "group id");
+    this.groups = new Set(groups);
     this.onMessages = options.onMessages;
     this.selfAddress = options.selfAddress ?? "";
     this.onPeerIntroduced = options.onPeerIntroduced;
     this.onPeerState = options.onPeerState;
     this.onUnreachable = options.onUnreachable;
+    this.onFrameRejected = options.onFrameRejected;
     const d = PEER_TRANSPORT_DEFAULTS;
     this.maxMessageBytes = options.maxMessageBytes ?? d.maxMessageBytes;
     this.maxBatchMessages = options.maxBatchMessages ?? d.maxBatchMessages;
@@ -412,7 +460,7 @@ export class PeerTransport {
 
   /** Adds a peer or changes its address (host:port). */
   setPeer(peerId: number, address: string): void {
-    assertPeerId(peerId, "peerId");
+    assertId(peerId, "peerId");
     if (peerId === this.selfId) throw new RangeError(`peer ${peerId} is this node`);
     if (address.length === 0) throw new RangeError(`peer ${peerId}: empty address`);
     if (this.closed) return;
@@ -450,8 +498,14 @@ export class PeerTransport {
     this.detach(link);
   }
 
-  /** Queues messages for their recipients; never blocks. Frames leave once this turn ends. */
-  send(messages: Message[]): void {
+  /**
+   * Queues messages of group `groupId` for their recipients; never blocks. Frames leave once
+   * this turn ends.
+   */
+  send(messages: Message[], groupId: number = DEFAULT_GROUP_ID): void {
+    if (!this.groups.has(groupId)) {
+      throw new Error(`node ${this.selfId} asked to send messages of Raft group ${groupId}, which it does not serve`);
+    }
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i];
       if (m === undefined) continue;
@@ -471,7 +525,7 @@ export class PeerTransport {
         this.unreachable.add(link.id);
         continue;
       }
-      link.queue.push(m, size);
+      link.queue.push(m, size, groupId);
       this.dirty.add(link);
     }
     if (this.dirty.size > 0 || this.unreachable.size > 0) this.scheduleFlush();
@@ -482,8 +536,8 @@ export class PeerTransport {
    * once the turn ends: for a batch that is complete as it is, such as one Raft Ready's.
    * Peers found unreachable are still reported at the end of the turn.
    */
-  sendNow(messages: Message[]): void {
-    this.send(messages);
+  sendNow(messages: Message[], groupId: number = DEFAULT_GROUP_ID): void {
+    this.send(messages, groupId);
     for (const link of this.dirty) this.flush(link);
     this.dirty.clear();
   }
@@ -551,8 +605,9 @@ export class PeerTransport {
     const state = link.state;
     if (state.kind !== "connected") return;
     while (link.writable && link.queue.length > 0) {
-      const messages = link.queue.takeFrame(this.maxBatchMessages, this.maxBatchBytes);
-      const frame = raftmq.v1.MessageBatch.encode({ messages }).finish();
+      const groupId = link.queue.headGroup;
+      const messages = link.queue.takeFrame(this.maxBatchMessages, this.maxBatchBytes - FRAME_OVERHEAD);
+      const frame = raftmq.v1.MessageBatch.encode({ groupId, messages }).finish();
       if (frame.length > this.maxMessageBytes) {
         // Only a single message can get here (estimates bound multi-message frames); sending
         // it would fail the whole stream.
@@ -681,11 +736,13 @@ export class PeerTransport {
     return metadata;
   }
 
-  private introduced(metadata: grpc.Metadata): void {
-    const id = Number(metadata.get(PEER_ID_METADATA_KEY)[0] ?? "");
+  /** Reports a stream opener that named its id and address; returns the id, or 0 if none. */
+  private introduced(metadata: grpc.Metadata): number {
+    const named = Number(metadata.get(PEER_ID_METADATA_KEY)[0] ?? "");
+    const id = Number.isSafeInteger(named) && named > 0 && named !== this.selfId ? named : 0;
     const address = String(metadata.get(PEER_ADDRESS_METADATA_KEY)[0] ?? "");
-    if (!Number.isSafeInteger(id) || id <= 0 || id === this.selfId || address === "" || address.length > 512) return;
-    this.onPeerIntroduced?.(id, address);
+    if (id !== 0 && address !== "" && address.length <= 512) this.onPeerIntroduced?.(id, address);
+    return id;
   }
 
   /** True when messages to `peerId` have somewhere to go. */
@@ -701,9 +758,8 @@ export class PeerTransport {
       call.emit("error", { code: grpc.status.UNAVAILABLE, details: `node ${this.selfId} is shutting down` });
       return;
     }
-    const stream: InboundStream = { call, received: 0, ackTimer: null, finished: false };
+    const stream: InboundStream = { call, peerId: this.introduced(call.metadata), received: 0, ackTimer: null, finished: false };
     this.inbound.add(stream);
-    this.introduced(call.metadata);
     // Headers at once tell the sender the stream is accepted before any ack is due.
     call.sendMetadata(new grpc.Metadata());
     call.on("data", (frame: Uint8Array) => this.receiveFrame(stream, frame));
@@ -729,8 +785,10 @@ export class PeerTransport {
     this.inbound.delete(stream);
     if (stream.finished) return;
     stream.finished = true;
+    this.inboundCounters.rejectedFrames++;
     // grpc-js turns an emitted error into the call's status and ends the call.
     stream.call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details });
+    this.onFrameRejected?.(stream.peerId, details);
   }
 
   private receiveFrame(stream: InboundStream, frame: Uint8Array): void {
@@ -739,8 +797,16 @@ export class PeerTransport {
     try {
       batch = decodeFrame(frame);
     } catch (err) {
-      this.inboundCounters.rejectedFrames++;
       this.rejectInbound(stream, `malformed MessageBatch frame: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    // Checked before any message is looked at: a sender that names a group this node does not
+    // serve (or none, from before frames named groups) disagrees with it about what the
+    // messages mean, and stepping them into another group's Raft would corrupt it.
+    const groupId = u64(batch.groupId);
+    if (!this.groups.has(groupId)) {
+      this.inboundCounters.unknownGroupFrames++;
+      this.rejectInbound(stream, `MessageBatch frame for Raft group ${groupId}, which node ${this.selfId} does not serve`);
       return;
     }
     // Decoding produced Message instances, whatever the declared element type says.
@@ -755,7 +821,7 @@ export class PeerTransport {
     this.inboundCounters.droppedMessages += wire.length - accepted.length;
     stream.received += wire.length;
     this.scheduleAck(stream);
-    if (accepted.length > 0) this.onMessages(accepted);
+    if (accepted.length > 0) this.onMessages(accepted, groupId);
   }
 
   /** Whether a received message is addressed to this node and well formed enough to step. */

@@ -1,5 +1,5 @@
 // The peer transport over real gRPC servers on 127.0.0.1: ordering, batching, reconnects,
-// limits, and what a receiver does with frames it must not trust.
+// limits, Raft groups, and what a receiver does with frames it must not trust.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,8 +11,17 @@ import { raftmq } from "@raftmq/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMessage, type Message } from "@raftmq/raft";
 import { Backoff, backoffDelay } from "../src/backoff.ts";
-import { defineService } from "@raftmq/proto/grpc";
-import { decodeFrame, fromWire, PEER_TRANSPORT_DEFAULTS, type PeerTransportOptions, PeerTransport, raftServiceDefinition } from "../src/peer-transport.ts";
+import { defineService, rawBytes } from "@raftmq/proto/grpc";
+import {
+  DEFAULT_GROUP_ID,
+  decodeFrame,
+  fromWire,
+  PEER_TRANSPORT_DEFAULTS,
+  type PeerTransportOptions,
+  PeerTransport,
+  RAFT_SERVICE_NAME,
+  raftServiceDefinition,
+} from "../src/peer-transport.ts";
 
 const T = raftmq.v1.MessageType;
 const RAFT_PROTO = fileURLToPath(new URL("../../../proto/raftmq/v1/raft.proto", import.meta.url));
@@ -40,6 +49,8 @@ interface TestNode {
   server: grpc.Server;
   received: Message[];
   batches: number;
+  /** The group of each batch, in order of arrival. */
+  batchGroups: number[];
   unreachable: number[];
   states: string[];
 }
@@ -61,6 +72,7 @@ async function startNode(
     port: 0,
     received: [],
     batches: 0,
+    batchGroups: [],
     unreachable: [],
     states: [],
     server: undefined as unknown as grpc.Server,
@@ -68,8 +80,9 @@ async function startNode(
       selfId: id,
       backoff: FAST_BACKOFF,
       ...options,
-      onMessages: (messages) => {
+      onMessages: (messages, groupId) => {
         node.batches++;
+        node.batchGroups.push(groupId);
         node.received.push(...messages);
       },
       onUnreachable: (peer) => node.unreachable.push(peer),
@@ -108,18 +121,50 @@ async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_00
   }
 }
 
-/** A Raft.Stream opened by a proto-loader client of its own, and the acks it receives. */
-function protoLoaderStream(port: number): { call: grpc.ClientDuplexStream<object, { received: number }>; acks: number[] } {
+/**
+ * A Raft.Stream opened by a proto-loader client of its own, optionally naming a sender in its
+ * metadata: the acks it receives and the status it ends with.
+ */
+function protoLoaderStream(
+  port: number,
+  peerId = 0,
+): { call: grpc.ClientDuplexStream<object, { received: number }>; acks: number[]; status: Promise<grpc.StatusObject> } {
   const loaded = protoLoader.loadSync(RAFT_PROTO, { longs: Number, enums: Number });
   const method = (loaded["raftmq.v1.Raft"] as grpc.ServiceDefinition).Stream;
   if (method === undefined) throw new Error("proto-loader found no Raft.Stream");
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   cleanups.push(async () => client.close());
-  const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize) as grpc.ClientDuplexStream<object, { received: number }>;
+  const metadata = new grpc.Metadata();
+  if (peerId > 0) metadata.set("raftmq-peer-id", String(peerId));
+  const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, metadata) as grpc.ClientDuplexStream<
+    object,
+    { received: number }
+  >;
   const acks: number[] = [];
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
   call.on("data", (ack: { received: number }) => acks.push(ack.received));
   call.on("error", () => {});
-  return { call, acks };
+  return { call, acks, status };
+}
+
+/** A Raft.Stream server that keeps every frame a transport writes to it, undecoded. */
+async function frameRecorder(): Promise<{ port: number; frames: Uint8Array[] }> {
+  const frames: Uint8Array[] = [];
+  const server = new grpc.Server();
+  const service = defineService(RAFT_SERVICE_NAME, {
+    Stream: { request: rawBytes, response: raftmq.v1.StreamAck, requestStream: true, responseStream: true },
+  });
+  server.addService(service, {
+    Stream: (call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>) => {
+      // A transport writes nothing until the stream's headers arrive.
+      call.sendMetadata(new grpc.Metadata());
+      call.on("data", (frame: Uint8Array) => frames.push(frame));
+      call.on("end", () => call.end());
+    },
+  });
+  const port = await bindInsecure(server);
+  cleanups.push(async () => server.forceShutdown());
+  return { port, frames };
 }
 
 function connect(a: TestNode, b: TestNode): void {
@@ -338,6 +383,7 @@ describe("PeerTransport", () => {
         expect(sequencesFrom(receiver, sender.id)).toEqual(range(0, perPair));
       }
       expect(receiver.received.every((m) => m.to === receiver.id)).toBe(true);
+      expect(receiver.batchGroups.every((g) => g === DEFAULT_GROUP_ID)).toBe(true);
     }
     for (const n of nodes) {
       for (const [peer, stats] of Object.entries(n.transport.stats())) {
@@ -399,7 +445,7 @@ describe("PeerTransport", () => {
     const { call, acks } = protoLoaderStream(b.port);
     // 40 frames spread over about 200 ms: two or three intervals' worth.
     for (let i = 1; i <= 40; i++) {
-      call.write({ messages: [{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, commit: i }] });
+      call.write({ groupId: 1, messages: [{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, commit: i }] });
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     await waitFor("an ack of every frame", () => acks.includes(40));
@@ -565,6 +611,7 @@ describe("PeerTransport", () => {
     // A well-formed frame with messages for someone else, or of no known type: dropped one by one.
     const { call, acks } = protoLoaderStream(b.port);
     call.write({
+      groupId: 1,
       messages: [
         { type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 9, commit: 1 },
         { type: 99, from: 3, to: 2, commit: 2 },
@@ -603,5 +650,117 @@ describe("PeerTransport", () => {
     expect(() => a.transport.send([numbered(2, 3, 1)])).toThrow(/from 2 to 3/);
     expect(() => a.transport.send([numbered(1, 1, 1)])).toThrow();
     expect(() => a.transport.setPeer(1, "127.0.0.1:1")).toThrow(RangeError);
+  });
+});
+
+describe("Raft groups", () => {
+  const chunk = (from: number, to: number, data: Uint8Array): Message =>
+    createMessage({
+      type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT,
+      from,
+      to,
+      term: 3,
+      snapshot: { meta: { index: 500, term: 3, confState: { voters: [1, 2, 3], learners: [] } }, offset: 0, totalSize: data.length, data, done: true },
+    });
+
+  it("names group 1 on every frame it writes, the one carrying a snapshot chunk included", async () => {
+    const recorder = await frameRecorder();
+    // The chunk cannot share a 64 KiB frame: three frames.
+    const a = await startNode(1, 0, { maxBatchBytes: 64 * 1024 });
+    a.transport.setPeer(2, `127.0.0.1:${recorder.port}`);
+    a.transport.send([numbered(1, 2, 1), chunk(1, 2, pattern(100 * 1024, 4)), numbered(1, 2, 2)]);
+    const messagesIn = (): number => recorder.frames.reduce((n, f) => n + decodeFrame(f).messages.length, 0);
+    await waitFor("every message", () => messagesIn() === 3);
+    const batches = recorder.frames.map((f) => decodeFrame(f));
+    expect(batches).toHaveLength(3);
+    expect(batches.map((b) => b.groupId)).toEqual([DEFAULT_GROUP_ID, DEFAULT_GROUP_ID, DEFAULT_GROUP_ID]);
+    const withChunk = batches.find((b) => b.messages.some((m) => m.snapshot != null));
+    expect(withChunk?.groupId).toBe(1);
+    expect(withChunk?.messages[0]?.snapshot?.data?.length).toBe(100 * 1024);
+  });
+
+  it("delivers a batch that names the group, with its group", async () => {
+    const b = await startNode(2);
+    const { call, acks } = protoLoaderStream(b.port, 3);
+    call.write({ groupId: 1, messages: [{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, term: 4, commit: 7 }] });
+    await waitFor("the ack", () => acks.includes(1));
+    call.end();
+    expect(b.received).toMatchObject([{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, term: 4, commit: 7 }]);
+    expect(b.batchGroups).toEqual([1]);
+  });
+
+  it("refuses a frame naming another group, group 0 or none, and delivers nothing of it", async () => {
+    const rejected: [number, string][] = [];
+    const b = await startNode(2, 0, { onFrameRejected: (peer, reason) => rejected.push([peer, reason]) });
+    const cases: [string, number | undefined][] = [
+      ["group 2", 2],
+      ["group 0", 0],
+      ["no group", undefined],
+    ];
+    for (const [what, groupId] of cases) {
+      const { call, status } = protoLoaderStream(b.port, 3);
+      call.write({
+        groupId,
+        messages: [
+          { type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, commit: 1 },
+          { type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT, from: 3, to: 2, snapshot: { meta: { index: 9, term: 1 }, data: Buffer.from("state"), done: true } },
+        ],
+      });
+      // The stream is refused as a whole: not even a later frame of the right group gets in.
+      call.write({ groupId: 1, messages: [{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, commit: 2 }] });
+      const { code, details } = await status;
+      expect(code, what).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(details, what).toMatch(new RegExp(`Raft group ${groupId ?? 0}\\b`));
+    }
+    expect(rejected.map(([peer, reason]) => [peer, reason.match(/group \d+/)?.[0]])).toEqual([
+      [3, "group 2"],
+      [3, "group 0"],
+      [3, "group 0"],
+    ]);
+    expect(b.transport.inboundStats()).toMatchObject({ frames: 0, messages: 0, rejectedFrames: 3, unknownGroupFrames: 3 });
+
+    // The node still serves its group; nothing of the refused streams came before this.
+    const { call, acks } = protoLoaderStream(b.port, 3);
+    call.write({ groupId: 1, messages: [{ type: T.MESSAGE_TYPE_HEARTBEAT, from: 3, to: 2, commit: 3 }] });
+    await waitFor("the ack", () => acks.includes(1));
+    call.end();
+    expect(b.received.map((m) => m.commit)).toEqual([3]);
+    expect(b.batchGroups).toEqual([1]);
+  });
+
+  it("serves many groups on one stream: frames never mix groups, and order holds across them", async () => {
+    const [a, b] = await Promise.all([startNode(1, 0, { groups: [1, 5] }), startNode(2, 0, { groups: [5, 1] })]);
+    connect(a, b);
+    await waitFor("connection", () => a.transport.stats()[2]?.connected === true);
+    // All in one turn, so only the change of group splits the frames.
+    a.transport.send([numbered(1, 2, 0), numbered(1, 2, 1)], 1);
+    a.transport.send([numbered(1, 2, 2), chunk(1, 2, pattern(1_000, 1))], 5);
+    a.transport.send([numbered(1, 2, 3)]);
+    a.transport.send([numbered(1, 2, 4)], 5);
+    await waitFor("every message", () => b.received.length === 6);
+    expect(b.received.map((m) => m.commit)).toEqual([0, 1, 2, 0, 3, 4]);
+    expect(b.received[3]?.snapshot?.data).toEqual(pattern(1_000, 1));
+    expect(b.batchGroups).toEqual([1, 5, 1, 5]);
+    expect(b.transport.inboundStats().frames).toBe(4);
+    expect(b.transport.inboundStats().unknownGroupFrames).toBe(0);
+
+    // A peer that does not serve the group refuses the frame, which ends the sender's stream to it.
+    const c = await startNode(3);
+    a.transport.setPeer(3, `127.0.0.1:${c.port}`);
+    await waitFor("connection", () => a.transport.stats()[3]?.connected === true);
+    a.transport.send([numbered(1, 3, 1)], 5);
+    await waitFor("the refusal", () => c.transport.inboundStats().unknownGroupFrames === 1);
+    await waitFor("the sender to see its stream end", () => a.states.includes("3:disconnected"));
+    expect(c.received).toEqual([]);
+  });
+
+  it("sends only for groups it serves and rejects nonsense group ids", async () => {
+    const a = await startNode(1);
+    expect(() => a.transport.send([numbered(1, 2, 1)], 2)).toThrow(/group 2/);
+    expect(() => a.transport.sendNow([numbered(1, 2, 1)], 0)).toThrow(/group 0/);
+    const onMessages = (): void => {};
+    expect(() => new PeerTransport({ selfId: 1, onMessages, groups: [] })).toThrow(RangeError);
+    expect(() => new PeerTransport({ selfId: 1, onMessages, groups: [0] })).toThrow(RangeError);
+    expect(() => new PeerTransport({ selfId: 1, onMessages, groups: [1, 2.5] })).toThrow(RangeError);
   });
 });
