@@ -44,7 +44,7 @@ function pump(nodes: Map<number, Node>): void {
       const rd = node.raft.ready();
       node.storage.append(rd.entries);
       if (rd.hardState !== null) node.storage.setHardState(rd.hardState);
-      for (const m of rd.messages) queue.push(m);
+      for (const m of [...rd.messages, ...rd.messagesAfterPersist]) queue.push(m);
       const last = rd.committedEntries[rd.committedEntries.length - 1];
       if (last !== undefined) node.applied = last.index;
       node.raft.advance(rd);

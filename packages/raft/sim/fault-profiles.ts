@@ -27,6 +27,11 @@ export interface FaultProfile {
   crashLeaderBias: number;
   /** Bytes of entry data per AppendEntries: small values split batches across messages. */
   maxSizePerMsg: number;
+  /**
+   * A known bug injected into every node (RaftConfig.unsafeCommitPreviousTerm), so a regression
+   * seed can prove it still catches it. No named profile sets it.
+   */
+  unsafeCommitPreviousTerm?: boolean;
 }
 
 const base: FaultProfile = {

@@ -4,13 +4,16 @@
 import {
   ConfChangeType,
   createPrng,
+  type Entry,
+  type LoopWrite,
   type Message,
   NotLeaderError,
   ProposalDroppedError,
   RaftNode,
   type RaftEvent,
   randomInt,
-  type Ready,
+  ReadyLoop,
+  type Snapshot,
 } from "../src/index.ts";
 import { type FaultProfile, profileForSeed } from "./fault-profiles.ts";
 import { SafetyChecker, SafetyViolation } from "./safety-checker.ts";
@@ -80,6 +83,12 @@ class LivenessFailure extends Error {
 interface SimNode {
   id: number;
   raft: RaftNode | null;
+  /** The node loop production runs, on this simulator's storage, network and clock. */
+  loop: ReadyLoop | null;
+  /** Work the loop deferred, run before the simulator moves on. */
+  deferred: (() => void)[];
+  /** Writes in flight on an asynchronous storage. */
+  pendingWrites: Promise<void>[];
   storage: SimStorage;
   app: AppState;
   /** The most this node ever applied, to check a restart never loses it. */
@@ -95,6 +104,25 @@ const MAX_PENDING_READS = 1000;
 
 function maybeAwait(value: unknown): Promise<unknown> | undefined {
   return value instanceof Promise ? value : undefined;
+}
+
+/** A write's parts in the order the node's storage takes them; asynchronous when the storage is. */
+function writeAll(storage: SimStorage, w: LoopWrite): Promise<void> | undefined {
+  const steps: (() => unknown)[] = [];
+  const { snapshot, hardState } = w;
+  if (snapshot !== null) steps.push(() => storage.applySnapshot(snapshot));
+  if (w.entries.length > 0) steps.push(() => storage.append(w.entries));
+  if (hardState !== null) steps.push(() => storage.setHardState(hardState));
+  for (let i = 0; i < steps.length; i++) {
+    const pending = maybeAwait(steps[i]?.());
+    if (pending !== undefined) {
+      const rest = steps.slice(i + 1);
+      return pending.then(async () => {
+        for (const step of rest) await step();
+      });
+    }
+  }
+  return undefined;
 }
 
 export class Simulation {
@@ -167,9 +195,11 @@ export class Simulation {
     const app = snapshot.meta.index > 0 ? decodeAppState(snapshot.data) : initialAppState();
     const old = this.nodes.get(id);
     if (old !== undefined) {
-      const commit = storage.initialState().hardState.commit;
-      if (commit < old.maxApplied) {
-        throw new SafetyViolation("durability", `node ${id} applied ${old.maxApplied} before its crash but restarts with commit ${commit}`);
+      // A commit index alone is not written at once (the leader teaches it again), so a node may
+      // restart with a lower one; what it applied must still be in its log or its snapshot.
+      const stored = Math.max(storage.lastIndex(), storage.snapshot().meta.index);
+      if (stored < old.maxApplied) {
+        throw new SafetyViolation("durability", `node ${id} applied ${old.maxApplied} before its crash but restarts holding only ${stored}`);
       }
     }
     const raft = new RaftNode(
@@ -182,16 +212,62 @@ export class Simulation {
         maxInflightMsgs: 8,
         maxInflightBytes: 4096,
         maxSnapshotChunkBytes: 64,
+        unsafeCommitPreviousTerm: this.profile.unsafeCommitPreviousTerm === true,
         random: createPrng(Math.floor(this.random() * 2 ** 32)),
         logger: (event) => this.onEvent(event),
       },
       storage,
     );
-    this.nodes.set(id, { id, raft, storage, app, maxApplied: old?.maxApplied ?? 0, downUntil: 0 });
+    const node: SimNode = { id, raft, loop: null, deferred: [], pendingWrites: [], storage, app, maxApplied: old?.maxApplied ?? 0, downUntil: 0 };
+    node.loop = this.createLoop(node, raft);
+    this.nodes.set(id, node);
+  }
+
+  private createLoop(node: SimNode, raft: RaftNode): ReadyLoop {
+    return new ReadyLoop({
+      raft,
+      storage: {
+        lastIndex: () => node.storage.lastIndex(),
+        write: (w, done) => {
+          const persisted = () => {
+            if (w.entries.length > 0) this.checker.observePersisted(node.id, w.entries, node.storage);
+            done(null);
+          };
+          const pending = writeAll(node.storage, w);
+          if (pending === undefined) return persisted();
+          node.pendingWrites.push(pending.then(persisted, (error: unknown) => done(error instanceof Error ? error : new Error(String(error)))));
+        },
+      },
+      transport: { send: (messages) => this.sendAll(messages) },
+      // Simulated time stands still while a node works, so an apply never needs to yield.
+      clock: { now: () => this.now, defer: (fn) => node.deferred.push(fn) },
+      applySliceMs: Number.POSITIVE_INFINITY,
+      host: {
+        beforeReady: () => undefined,
+        softState: (soft) => {
+          if (soft.role === "leader") this.checker.checkLeaderCompleteness(node.id, raft.status().term, node.storage);
+        },
+        beforeSend: () => undefined,
+        apply: (entry) => this.apply(node, entry),
+        restore: (snapshot, done) => {
+          this.restore(node, snapshot);
+          done();
+        },
+        readStates: (states) => {
+          for (const read of states) this.checkRead(node, read.index, read.context);
+        },
+        afterCycle: () => undefined,
+        fail: (error) => {
+          throw error;
+        },
+      },
+    });
   }
 
   private crash(node: SimNode): void {
+    node.loop?.stop();
     node.raft = null;
+    node.loop = null;
     node.downUntil = this.now + randomInt(this.random, this.profile.restartTicks[0], this.profile.restartTicks[1] + 1);
     this.stats.crashes++;
     this.log(`crash     node ${node.id} (down until tick ${node.downUntil})`);
@@ -258,39 +334,42 @@ export class Simulation {
     node?.raft?.step(m);
   }
 
-  /** One Ready, handled as a real node would: persist, send, apply, advance. */
+  /** Runs the node's loop until it is idle: every Ready it had is persisted, sent, applied and advanced. */
   private async handleReady(node: SimNode): Promise<boolean> {
     const raft = node.raft;
-    if (raft === null || !raft.hasReady()) return false;
-    const rd: Ready = raft.ready();
-    const storage = node.storage;
-    if (rd.snapshot !== null) await maybeAwait(storage.applySnapshot(rd.snapshot));
-    if (rd.entries.length > 0) {
-      await maybeAwait(storage.append(rd.entries));
-      this.checker.observePersisted(node.id, rd.entries, storage);
+    const loop = node.loop;
+    if (raft === null || loop === null || !raft.hasReady()) return false;
+    loop.kick();
+    while (node.deferred.length > 0 || node.pendingWrites.length > 0) {
+      const work = node.deferred;
+      node.deferred = [];
+      for (const fn of work) fn();
+      const writes = node.pendingWrites;
+      node.pendingWrites = [];
+      await Promise.all(writes);
     }
-    if (rd.hardState !== null) await maybeAwait(storage.setHardState(rd.hardState));
-    for (const m of rd.messages) this.network.send(m, this.now);
-    for (const read of rd.readStates) this.checkRead(node, read.index, read.context);
-    if (rd.snapshot !== null) {
-      const restored = decodeAppState(rd.snapshot.data);
-      this.checker.observeSnapshotRestored(node.id, rd.snapshot.meta.index, restored.hash);
-      node.app = { ...restored, index: rd.snapshot.meta.index };
-      this.stats.snapshotsInstalled++;
-    }
-    for (const entry of rd.committedEntries) {
-      if (entry.index <= node.app.index) continue;
-      node.app = applyEntry(node.app, entry);
-      const firstTime = this.checker.observeApplied(node.id, entry.index, entry.term, node.app.hash);
-      if (firstTime && entry.data.length > 0 && entry.type === 0) this.stats.acknowledged++;
-      node.maxApplied = Math.max(node.maxApplied, entry.index);
-    }
-    if (rd.softState !== null && rd.softState.role === "leader") {
-      this.checker.checkLeaderCompleteness(node.id, raft.status().term, storage);
-    }
-    raft.advance(rd);
+    if (loop.busy) throw new Error(`node ${node.id}'s loop is still busy with nothing left to wait for`);
     await this.maybeSnapshot(node);
     return true;
+  }
+
+  private sendAll(messages: readonly Message[]): void {
+    for (const m of messages) this.network.send(m, this.now);
+  }
+
+  private apply(node: SimNode, entry: Entry): void {
+    if (entry.index <= node.app.index) return;
+    node.app = applyEntry(node.app, entry);
+    const firstTime = this.checker.observeApplied(node.id, entry.index, entry.term, node.app.hash);
+    if (firstTime && entry.data.length > 0 && entry.type === 0) this.stats.acknowledged++;
+    node.maxApplied = Math.max(node.maxApplied, entry.index);
+  }
+
+  private restore(node: SimNode, snapshot: Snapshot): void {
+    const restored = decodeAppState(snapshot.data);
+    this.checker.observeSnapshotRestored(node.id, snapshot.meta.index, restored.hash);
+    node.app = { ...restored, index: snapshot.meta.index };
+    this.stats.snapshotsInstalled++;
   }
 
   private async maybeSnapshot(node: SimNode): Promise<void> {

@@ -29,6 +29,14 @@ export interface RaftConfig {
   /** Seeded PRNG in [0, 1): the core's only randomness. */
   random: () => number;
   logger?: (event: RaftEvent) => void;
+  /**
+   * UNSAFE, a bug to inject in simulations only; never set it anywhere else. The leader commits
+   * the highest index a majority holds even when that entry is of an earlier term, which §5.4.2
+   * forbids: a later leader may overwrite such an entry after it was applied (the paper's
+   * Figure 8). It exists so the simulator can prove its regression seeds still catch that bug.
+   * Default false; anything but `true` leaves it off.
+   */
+  unsafeCommitPreviousTerm?: boolean;
 }
 
 export type ResolvedConfig = Required<Omit<RaftConfig, "applied" | "logger" | "peers" | "learners">> & {
@@ -67,6 +75,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     applied: config.applied,
     random: config.random,
     logger: config.logger,
+    unsafeCommitPreviousTerm: config.unsafeCommitPreviousTerm === true,
   };
   const positive: (keyof ResolvedConfig)[] = [
     "id",

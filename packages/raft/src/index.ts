@@ -9,3 +9,4 @@ export { createPrng, randomInt } from "./prng.ts";
 export type { ProgressState } from "./progress.ts";
 export { type PeerProgress, RaftNode, type RaftStatus } from "./raft-node.ts";
 export * from "./types.ts";
+export { type LoopClock, type LoopFaults, type LoopHost, type LoopStorage, type LoopTransport, type LoopWrite, ReadyLoop, type ReadyLoopOptions } from "./ready-loop.ts";

@@ -225,10 +225,8 @@ export class RaftNode {
       if (this.pendingBroadcast) this.bcastAppend();
       const hardState = this.hardStateChanged() ? this.hardState() : null;
       const softState = this.softStateChanged() ? { leaderId: this.leaderId, role: this.role } : null;
-      const mustSync =
-        entries.length > 0 ||
-        snapshot !== null ||
-        (hardState !== null && (hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote));
+      const termOrVoteChanged = hardState !== null && (hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote);
+      const mustSync = entries.length > 0 || snapshot !== null || termOrVoteChanged;
       if (hardState !== null) this.prevHardState = hardState;
       if (softState !== null) this.prevSoftState = softState;
       const lastEntry = entries[entries.length - 1];
@@ -238,11 +236,11 @@ export class RaftNode {
         snapshotIndex: snapshot?.meta.index ?? 0,
         appliedTo: lastCommitted?.index ?? 0,
       };
-      const messages = this.msgs;
+      const { early, afterPersist } = splitBySync(this.msgs, this.role === "leader" && !termOrVoteChanged);
       this.msgs = [];
       const readStates = this.readStates;
       this.readStates = [];
-      return { softState, hardState, entries, snapshot, committedEntries, messages, readStates, mustSync };
+      return { softState, hardState, entries, snapshot, committedEntries, messages: early, messagesAfterPersist: afterPersist, readStates, mustSync };
     });
   }
 
@@ -853,7 +851,8 @@ export class RaftNode {
   /** §5.3/§5.4.2: commit the highest index a majority holds, if it is of the current term. */
   private maybeCommit(): boolean {
     const index = committedIndex(this.membership.voters, (id) => this.progress.get(id)?.match ?? 0);
-    if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
+    if (index <= this.log.committed) return false;
+    if (this.log.term(index) !== this.term && !this.cfg.unsafeCommitPreviousTerm) return false;
     this.log.commitTo(index);
     this.releasePendingReads();
     return true;
@@ -1055,4 +1054,30 @@ export class RaftNode {
     this.checkedTerm = this.term;
     this.checkedCommit = committed;
   }
+}
+
+/** Answers that vouch for the sender's disk: an ack says the entries are stored, a vote that it is recorded. */
+const VOUCHING_TYPES: ReadonlySet<MessageType> = new Set([
+  MessageType.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE,
+  MessageType.MESSAGE_TYPE_REQUEST_VOTE_RESPONSE,
+  MessageType.MESSAGE_TYPE_PRE_VOTE_RESPONSE,
+  MessageType.MESSAGE_TYPE_INSTALL_SNAPSHOT_RESPONSE,
+]);
+
+/**
+ * Which messages may leave while this Ready's write is in flight. A leader whose term and vote
+ * stand may send its appends and heartbeats at once (Raft thesis §10.2.1): the core collects
+ * messages only at ready(), after the previous write, so none of them carries a commit index that
+ * counts the write in flight. Anything that vouches for the write (acks, votes) and everything a
+ * node says in a term or with a vote it has not stored yet waits for the sync.
+ */
+function splitBySync(messages: Message[], leaderMayLeadTheWrite: boolean): { early: Message[]; afterPersist: Message[] } {
+  if (!leaderMayLeadTheWrite) return { early: [], afterPersist: messages };
+  let vouching = 0;
+  for (const m of messages) if (VOUCHING_TYPES.has(m.type)) vouching++;
+  if (vouching === 0) return { early: messages, afterPersist: [] };
+  const early: Message[] = [];
+  const afterPersist: Message[] = [];
+  for (const m of messages) (VOUCHING_TYPES.has(m.type) ? afterPersist : early).push(m);
+  return { early, afterPersist };
 }

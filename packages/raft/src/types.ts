@@ -87,10 +87,12 @@ export interface ReadState {
 
 /**
  * What the core asks the application to do, in this order:
- * 1. persist `hardState`, `entries` and `snapshot` (one synced write when `mustSync`);
- * 2. send `messages`;
- * 3. restore the state machine from `snapshot` if present, then apply `committedEntries`;
- * 4. call `advance(ready)`.
+ * 1. send `messages`: they promise nothing about this node's disk and may leave at once;
+ * 2. persist `hardState`, `entries` and `snapshot` (one synced write when `mustSync`);
+ * 3. once that write is synced, send `messagesAfterPersist`;
+ * 4. restore the state machine from `snapshot` if present, then apply `committedEntries` (those
+ *    already in the stored log may be applied while the write is in flight);
+ * 5. call `advance(ready)`.
  */
 export interface Ready {
   softState: SoftState | null;
@@ -99,6 +101,8 @@ export interface Ready {
   snapshot: Snapshot | null;
   committedEntries: Entry[];
   messages: Message[];
+  /** Messages that vouch for this Ready's write (acks, votes, a new term): sent only after its sync. */
+  messagesAfterPersist: Message[];
   readStates: ReadState[];
   mustSync: boolean;
 }

@@ -62,7 +62,7 @@ export class Cluster {
       if (rd.snapshot !== null) node.storage.applySnapshot(rd.snapshot);
       node.storage.append(rd.entries);
       if (rd.hardState !== null) node.storage.setHardState(rd.hardState);
-      this.queue.push(...rd.messages);
+      this.queue.push(...rd.messages, ...rd.messagesAfterPersist);
       node.applied.push(...rd.committedEntries);
       node.readStates.push(...rd.readStates);
       node.raft.advance(rd);

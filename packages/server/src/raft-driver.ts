@@ -1,6 +1,7 @@
-// Runs one Raft group: ticks the core from a timer and turns each Ready into persist (one synced
-// write), send, restore/apply, effects (leader only), read states, advance. Cycles never overlap;
-// proposals that arrive while a write is in flight wait and leave together in the next entry.
+// Runs one Raft group: ticks the core from a timer and runs the node loop (ReadyLoop, the same one
+// the simulators run) on LevelDB, the peer transport and real timers. Around the loop it keeps the
+// state machine, snapshots, reads, membership waiters and learner promotion. Proposals that arrive
+// while a write is in flight wait and leave together in the next entry.
 import type { Effect } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import {
@@ -9,14 +10,14 @@ import {
   decodeConfChange,
   type Entry,
   EntryType,
-  type HardState,
+  type LoopWrite,
   type Message,
   type ProposalPosition,
   ProposalDroppedError,
   RaftNode,
   type RaftEvent,
   type ReadState,
-  type Ready,
+  ReadyLoop,
   type Role,
   type Snapshot,
 } from "@raftmq/raft";
@@ -78,8 +79,6 @@ export class RaftDriver {
   role: Role = "follower";
   leaderId = 0;
   term = 0;
-  /** The vote of the last hard state handed out. */
-  private vote = 0;
   appliedIndex: number;
   snapshotIndex: number;
   private readonly config: NodeConfig;
@@ -87,9 +86,8 @@ export class RaftDriver {
   private readonly log: Logger;
   private readonly hooks: DriverHooks;
   private readonly metrics: NodeMetrics | undefined;
+  private readonly loop: ReadyLoop;
   private ticker: NodeJS.Timeout | null = null;
-  private running = false;
-  private again = false;
   private stopped = false;
   private failed: Error | null = null;
   private snapshotting: Promise<void> | null = null;
@@ -101,18 +99,8 @@ export class RaftDriver {
   private readonly confWaiters = new Map<number, ConfWaiter>();
   private leaderWaiters: (() => void)[] = [];
   private idleSince = 0;
-  /** The latest hard state handed out and not yet written. */
-  private unsavedHardState: HardState | null = null;
   /** Proposals already added to the metrics counter. */
   private countedProposals = 0;
-  /** Between ready() and the end of applying its committed entries. */
-  private midApply = false;
-  /**
-   * Committed entries handed out by the core and not applied yet, in order from `applyHead`:
-   * those already stored are applied while the cycle's own write is in flight, the rest after it.
-   */
-  private applyQueue: Entry[] = [];
-  private applyHead = 0;
   /** Set while a captured snapshot's pieces are being encoded (applying goes on meanwhile). */
   private encodingSnapshot = false;
   /** When the next automatic snapshot is due and how much log it keeps. */
@@ -133,9 +121,7 @@ export class RaftDriver {
       { entries: config.snapshotEntries, bytes: config.snapshotBytes, keepEntries: config.snapshotKeepEntries, keepBytes: config.snapshotKeepBytes },
       snapshot.data.length,
     );
-    const { hardState } = storage.initialState();
-    this.term = hardState.term;
-    this.vote = hardState.vote;
+    this.term = storage.initialState().hardState.term;
     const bootstrap = !config.join;
     this.raft = new RaftNode(
       {
@@ -170,6 +156,29 @@ export class RaftDriver {
       { propose: (data) => this.raft.propose(data), now: () => Date.now() },
       { maxBatchBytes: config.maxBatchBytes, maxBatchCommands: config.maxBatchCommands, maxPendingCommands: config.maxPendingCommands },
     );
+    this.loop = new ReadyLoop({
+      raft: this.raft,
+      storage: { lastIndex: () => storage.lastIndex(), write: (w, done) => this.write(w).then(() => done(null), done) },
+      transport: { send: (messages) => this.transport.sendNow(messages) },
+      clock: { now: () => performance.now(), defer: (fn) => setImmediate(fn) },
+      applySliceMs: APPLY_SLICE_MS,
+      host: {
+        beforeReady: () => this.beforeReady(),
+        softState: (soft) => this.onSoftState(soft.role, soft.leaderId),
+        beforeSend: (rd) => {
+          if (rd.hardState !== null) this.term = rd.hardState.term;
+          // Addresses of members joining in this Ready must be known before its messages leave.
+          for (const e of rd.committedEntries) if (e.type === EntryType.ENTRY_TYPE_CONF_CHANGE) this.preparePeer(e);
+        },
+        apply: (entry) => this.applyOne(entry),
+        restore: (snapshot, done) => {
+          this.restore(snapshot).then(done, (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
+        },
+        readStates: (states) => this.resolveReads(states),
+        afterCycle: () => this.maybeSnapshot(),
+        fail: (error) => this.fail(error),
+      },
+    });
     this.syncPeers();
   }
 
@@ -229,15 +238,9 @@ export class RaftDriver {
     this.kick();
   }
 
-  /** Schedules a cycle; cheap to call often. */
+  /** Schedules a pass of the node loop; cheap to call often. */
   kick(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    if (this.stopped) return;
-    this.running = true;
-    setImmediate(() => void this.loop());
+    if (!this.stopped) this.loop.kick();
   }
 
   /**
@@ -307,123 +310,40 @@ export class RaftDriver {
     for (const w of this.leaderWaiters) w();
     this.leaderWaiters = [];
     // Let a cycle in flight finish its write, then keep the last commit index.
-    while (this.running) await new Promise((r) => setTimeout(r, 5));
-    if (this.failed === null) await this.persist(null).catch((err: unknown) => this.log.warn({ err }, "could not write the last hard state"));
+    this.loop.stop();
+    await this.loop.whenIdle();
+    if (this.failed === null) await this.persistHardState().catch((err: unknown) => this.log.warn({ err }, "could not write the last hard state"));
     await this.transport.close();
   }
 
-  // ---- the loop ----
+  // ---- around the loop ----
 
-  private async loop(): Promise<void> {
-    try {
-      do {
-        this.again = false;
-        if (this.stopped) break;
-        this.maybeSnapshot();
-        if (this.role === "leader") {
-          this.pipeline.flush();
-          if (this.pipeline.proposals > this.countedProposals) {
-            this.metrics?.proposals.inc(this.pipeline.proposals - this.countedProposals);
-            this.countedProposals = this.pipeline.proposals;
-          }
-        }
-        else if (this.pipeline.hasQueued) this.pipeline.failAll(new NodeUnavailableError("this node is no longer the leader", this.leaderClientAddress()));
-        if (this.raft.hasReady()) {
-          this.midApply = true;
-          await this.cycle(this.raft.ready());
-          this.again = true;
-        }
-      } while (this.again);
-    } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)));
-    } finally {
-      this.running = false;
-    }
-  }
-
-  private async cycle(rd: Ready): Promise<void> {
-    if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.leaderId);
-    // Addresses of members joining in this Ready must be known before its messages leave.
-    for (const e of rd.committedEntries) if (e.type === EntryType.ENTRY_TYPE_CONF_CHANGE) this.preparePeer(e);
-    const termOrVoteChanged = rd.hardState !== null && (rd.hardState.term !== this.term || rd.hardState.vote !== this.vote);
-    if (rd.hardState !== null) {
-      this.unsavedHardState = rd.hardState;
-      this.term = rd.hardState.term;
-      this.vote = rd.hardState.vote;
-    }
-    if (rd.snapshot !== null) {
-      // The state a snapshot is being written from must not be replaced under it.
-      if (this.snapshotting !== null) await this.snapshotting.catch(() => undefined);
-      await this.persist(rd);
-      if (this.stopped) return;
-      this.transport.send(rd.messages);
-      await this.restore(rd.snapshot);
-      if (this.stopped) return;
-      this.enqueueCommitted(rd.committedEntries);
-      await this.applyQueued(Number.POSITIVE_INFINITY);
-    } else {
-      // A new commit index alone need not be synced at once (Raft relearns it from the
-      // leader): it rides along with the next write of entries, term or vote, or a snapshot.
-      const mustWrite = rd.mustSync || rd.entries.length > 0;
-      // A leader's appends and heartbeats may leave while it writes the same entries (Raft
-      // thesis §10.2.1): the core collects messages only at ready(), after the previous write,
-      // so none of them carries a commit index that counts this write. Everything a follower
-      // or candidate says (acks, votes) waits for its write.
-      const sendEarly = this.role === "leader" && !termOrVoteChanged;
-      if (sendEarly && rd.messages.length > 0) this.transport.sendNow(rd.messages);
-      const stored = this.storage.lastIndex();
-      const writing = mustWrite ? this.persist(rd) : null;
-      writing?.catch(() => undefined);
-      // Committed entries already in the local log are applied (and their callers answered)
-      // while the new entries are being written; the rest wait for the write.
-      this.enqueueCommitted(rd.committedEntries);
-      await this.applyQueued(stored);
-      if (writing !== null) await writing;
-      if (this.stopped) return;
-      await this.applyQueued(Number.POSITIVE_INFINITY);
-      if (!sendEarly && rd.messages.length > 0) this.transport.sendNow(rd.messages);
-    }
-    this.midApply = false;
-    if (this.stopped) return;
-    this.resolveReads(rd.readStates);
-    this.raft.advance(rd);
+  /** Before each Ready: a snapshot may start (between cycles), and the leader's proposals go into the core. */
+  private beforeReady(): void {
     this.maybeSnapshot();
+    if (this.role === "leader") {
+      this.pipeline.flush();
+      if (this.pipeline.proposals > this.countedProposals) {
+        this.metrics?.proposals.inc(this.pipeline.proposals - this.countedProposals);
+        this.countedProposals = this.pipeline.proposals;
+      }
+    } else if (this.pipeline.hasQueued) {
+      this.pipeline.failAll(new NodeUnavailableError("this node is no longer the leader", this.leaderClientAddress()));
+    }
   }
 
-
-  private async persist(rd: Pick<Ready, "entries" | "snapshot"> | null): Promise<void> {
-    const hardState = this.unsavedHardState;
-    this.unsavedHardState = null;
-    const entries = rd?.entries ?? [];
-    const snapshot = rd?.snapshot ?? null;
-    if (hardState === null && entries.length === 0 && snapshot === null) return;
+  /** One synced write of a Ready. A received snapshot waits until the state a local snapshot is written from is no longer needed. */
+  private async write(w: LoopWrite): Promise<void> {
+    if (w.snapshot !== null && this.snapshotting !== null) await this.snapshotting.catch(() => undefined);
     const started = performance.now();
-    await this.storage.save({ hardState, entries, snapshot });
+    await this.storage.save(w);
     this.metrics?.persistSeconds.observe((performance.now() - started) / 1000);
   }
 
-  private enqueueCommitted(entries: readonly Entry[]): void {
-    for (const e of entries) this.applyQueue.push(e);
-  }
-
-  /** Applies queued entries up to `throughIndex`, yielding to I/O now and then. */
-  private async applyQueued(throughIndex: number): Promise<void> {
-    let sliceStart = performance.now();
-    while (this.applyHead < this.applyQueue.length) {
-      const entry = this.applyQueue[this.applyHead] as Entry;
-      if (entry.index > throughIndex) break;
-      this.applyHead++;
-      this.applyOne(entry);
-      if (performance.now() - sliceStart > APPLY_SLICE_MS) {
-        await new Promise((r) => setImmediate(r));
-        if (this.stopped) return;
-        sliceStart = performance.now();
-      }
-    }
-    if (this.applyHead === this.applyQueue.length) {
-      this.applyQueue = [];
-      this.applyHead = 0;
-    }
+  /** Writes the hard state handed out and not written yet (a commit index alone rides along with the next write). */
+  private async persistHardState(): Promise<void> {
+    const hardState = this.loop.takeUnsavedHardState();
+    if (hardState !== null) await this.write({ hardState, entries: [], snapshot: null });
   }
 
   private applyOne(entry: Entry): void {
@@ -512,9 +432,6 @@ export class RaftDriver {
       step = steps.next();
     }
     this.state = step.value;
-    // Entries the snapshot covers are in its state already.
-    this.applyQueue = this.applyQueue.slice(this.applyHead).filter((e) => e.index > snapshot.meta.index);
-    this.applyHead = 0;
     this.appliedIndex = snapshot.meta.index;
     this.snapshotIndex = snapshot.meta.index;
     this.snapshotPolicy.restored(snapshot.data.length);
@@ -536,9 +453,8 @@ export class RaftDriver {
    */
   private takeSnapshot(): Promise<void> {
     if (this.snapshotting !== null) return this.snapshotting;
-    const pendingApply = this.applyQueue.length - this.applyHead;
-    if (this.midApply || pendingApply > 0 || this.appliedIndex > this.storage.lastIndex()) {
-      throw new Error(`snapshot started mid-cycle (applied ${this.appliedIndex}, stored ${this.storage.lastIndex()}, ${pendingApply} entries to apply)`);
+    if (this.loop.inCycle || this.appliedIndex > this.storage.lastIndex()) {
+      throw new Error(`snapshot started mid-cycle (applied ${this.appliedIndex}, stored ${this.storage.lastIndex()})`);
     }
     const started = performance.now();
     const index = this.appliedIndex;
@@ -564,7 +480,7 @@ export class RaftDriver {
       }
       const encoded = performance.now();
       // On restart the stored commit index must not be below the snapshot.
-      await this.persist(null);
+      await this.persistHardState();
       await this.storage.createSnapshot(index, confState, data, keepEntries);
       this.snapshotPolicy.stored(data.length);
       this.snapshotIndex = index;
@@ -584,7 +500,7 @@ export class RaftDriver {
   private maybeSnapshot(): void {
     const asked = this.snapshotWaiters.length > 0;
     // Only with nothing waiting to be applied: see takeSnapshot.
-    if (this.snapshotting !== null || this.stopped || this.midApply || this.applyHead < this.applyQueue.length) return;
+    if (this.snapshotting !== null || this.stopped || this.loop.inCycle) return;
     if (!asked && !this.snapshotPolicy.due(this.appliedIndex - this.snapshotIndex)) return;
     const waiters = this.snapshotWaiters;
     this.snapshotWaiters = [];

@@ -64,7 +64,7 @@ const bug = bugArg as SimBug;
 if (values.out !== undefined && runs > 1) fail("--out writes one run's history; drop --runs");
 
 function valid(r: PowerLossResult): boolean {
-  return r.check.valid && r.stalled === null && r.divergent.length === 0 && r.nodeFailures.length === 0;
+  return r.check.valid && r.stalled === null && r.divergent.length === 0 && r.nodeFailures.length === 0 && r.electionSafety.length === 0;
 }
 
 function line(r: PowerLossResult): string {
@@ -81,6 +81,7 @@ function line(r: PowerLossResult): string {
     `all-node power losses ${r.allNodePowerLosses}`,
     `torn writes ${r.nemesis.tornWrites}`,
     `node failures ${r.nodeFailures.length}`,
+    `two leaders in a term ${r.electionSafety.length}`,
     `simulated ${(r.simulatedMs / 1000).toFixed(1)} s`,
   ].join(", ");
 }
@@ -94,6 +95,7 @@ for (let s = seed; s < seed + runs; s++) {
     if (r.stalled !== null) process.stdout.write(`stalled: ${r.stalled}\n`);
     if (r.divergent.length > 0) process.stdout.write(`state machines differ on nodes ${r.divergent.join(", ")}\n`);
     for (const f of r.nodeFailures) process.stdout.write(`node failure: ${f}\n`);
+    for (const f of r.electionSafety) process.stdout.write(`election safety: ${f}\n`);
     if (values.out !== undefined) {
       writeFileSync(values.out, historyLines(r.ops));
       process.stdout.write(`history: ${values.out}\n`);

@@ -51,6 +51,8 @@ export interface PowerLossResult {
   readonly stalled: string | null;
   /** Nodes that stopped on a broken Raft invariant, with the error: a real node would have exited. */
   readonly nodeFailures: readonly string[];
+  /** Terms in which two nodes led (Raft's election safety broken), one line each. */
+  readonly electionSafety: readonly string[];
 }
 
 export class SimSetupError extends Error {
@@ -97,6 +99,9 @@ class PowerLossSimulation {
   #nextValue = 0;
   #maxTerm = 0;
   readonly #nodeFailures: string[] = [];
+  /** Who led each term, to catch two leaders in one. */
+  readonly #leaderOfTerm = new Map<number, number>();
+  readonly #electionSafety: string[] = [];
   /** Failed nodes and when they start again. */
   readonly #restarts = new Map<SimNode, number>();
 
@@ -134,7 +139,6 @@ class PowerLossSimulation {
       maxPendingCommands: 10_000,
       maxSessions: 64,
       maxSizePerMsg: 16 * 1024,
-      maxCyclesPerDrive: 8,
       bug: this.#bug,
     };
     const env = (id: number) => ({
@@ -194,6 +198,7 @@ class PowerLossSimulation {
       divergent: divergent ?? [],
       stalled,
       nodeFailures: this.#nodeFailures,
+      electionSafety: this.#electionSafety,
     };
   }
 
@@ -369,6 +374,17 @@ class PowerLossSimulation {
     for (const node of this.#nodes) {
       this.#guard(node, () => node.drive());
       if (node.term > this.#maxTerm) this.#maxTerm = node.term;
+    }
+    this.#checkLeaders();
+  }
+
+  /** Raft's election safety: at most one leader per term, across power cycles too. */
+  #checkLeaders(): void {
+    for (const node of this.#nodes) {
+      if (!node.isLeader) continue;
+      const leader = this.#leaderOfTerm.get(node.term);
+      if (leader === undefined) this.#leaderOfTerm.set(node.term, node.id);
+      else if (leader !== node.id && this.#electionSafety.length < 16) this.#electionSafety.push(`n${leader} and n${node.id} both led term ${node.term} (at ${this.#now} ms)`);
     }
   }
 

@@ -1,19 +1,16 @@
 // One simulated raftmq node: the Raft core, a disk that can lose unsynced writes, and the broker
-// state, driven through each Ready the way the real node's driver does it (raft-driver.ts):
-// write, then sync; a leader's appends leave during the write, everything else a node says
-// waits for the sync; committed entries already on disk are applied during the write, the rest
-// after it; effects reach consumers only on the leader; confirms come from the apply.
+// state, driven by the node loop production runs (ReadyLoop) on this disk, the simulated network
+// and simulated time. Effects reach consumers only on the leader; confirms come from the apply.
 import type { CommandResult, DeliverEffect, Effect } from "@raftmq/broker";
 import {
   createPrng,
   decodeConfChange,
   type Entry,
   EntryType,
-  type HardState,
-  type MemoryStorage,
+  type LoopFaults,
   type Message,
   RaftNode,
-  type Ready,
+  ReadyLoop,
   type Role,
   type Snapshot,
 } from "@raftmq/raft";
@@ -25,14 +22,34 @@ import { type PowerLossDamage, SimDisk } from "./sim-disk.ts";
 
 /**
  * A deliberately broken node, to show the checker catches what such a bug does:
- * - "ack-before-sync": a node takes a write as done once issued and syncs it in the background,
- *   so it acks, votes, counts itself and confirms before the data is durable (a disk cache that
- *   ignores flushes does the same); a power loss then drops entries a quorum was counted on.
+ * - "ack-before-sync": the node loop takes a write as done once issued and syncs it in the
+ *   background, so it acks, votes, counts itself and confirms before the data is durable (a disk
+ *   cache that ignores flushes does the same); a power loss then drops entries a quorum was
+ *   counted on.
+ * - "send-before-sync": the node loop sends what the core holds back until the write is synced
+ *   (acks, votes) together with the rest, before the write; a power loss then drops entries a
+ *   leader counted as stored.
  * - "confirm-before-commit": the leader confirms a publish as soon as it is proposed.
  */
-export type SimBug = "none" | "ack-before-sync" | "confirm-before-commit";
+export type SimBug = "none" | "ack-before-sync" | "send-before-sync" | "confirm-before-commit";
 
-export const SIM_BUGS: readonly SimBug[] = ["none", "ack-before-sync", "confirm-before-commit"];
+export const SIM_BUGS: readonly SimBug[] = ["none", "ack-before-sync", "send-before-sync", "confirm-before-commit"];
+
+function loopFaults(bug: SimBug): LoopFaults {
+  switch (bug) {
+    case "ack-before-sync":
+      return { ackBeforeSync: true };
+    case "send-before-sync":
+      return { sendBeforeSync: true };
+    case "none":
+    case "confirm-before-commit":
+      return {};
+    default: {
+      const never: never = bug;
+      throw new Error(`unknown bug ${String(never)}`);
+    }
+  }
+}
 
 export interface NodeConfig {
   readonly peers: readonly number[];
@@ -49,8 +66,6 @@ export interface NodeConfig {
   readonly maxPendingCommands: number;
   readonly maxSessions: number;
   readonly maxSizePerMsg: number;
-  /** Ready cycles one drive() runs at most; more waits for the next millisecond. */
-  readonly maxCyclesPerDrive: number;
   readonly bug: SimBug;
 }
 
@@ -74,14 +89,10 @@ export class NodeDownError extends Error {
   override name = "NodeDownError";
 }
 
-interface PendingCycle {
-  readonly rd: Ready;
-  /** Messages that wait for the sync. */
-  readonly held: readonly Message[];
-  /** Committed entries that wait for the sync. */
-  readonly rest: readonly Entry[];
-  readonly restore: Snapshot | null;
-  readonly syncAt: number;
+/** A write in flight and the loop's continuation once it is synced. */
+interface PendingSync {
+  readonly at: number;
+  readonly done: (error: Error | null) => void;
 }
 
 const SWEEP_CHUNK = 256;
@@ -92,8 +103,10 @@ const MAX_BACKGROUND_WRITES = 1024;
 
 export class SimNode {
   readonly disk: SimDisk;
-  /** When each background write syncs ("ack-before-sync" only), oldest first. */
-  #backgroundSyncs: number[] = [];
+  /** Writes in flight, oldest first: one at a time but with the "ack-before-sync" bug. */
+  #syncs: PendingSync[] = [];
+  /** Work the loop deferred, run within the same simulated millisecond. */
+  #deferred: (() => void)[] = [];
   boots = 0;
   powerLosses = 0;
   tornWrites = 0;
@@ -105,17 +118,13 @@ export class SimNode {
   leaderId = 0;
   appliedIndex = 0;
   #raft: RaftNode | null = null;
-  /** The running process's view of the disk. */
-  #storage: MemoryStorage | null = null;
+  #loop: ReadyLoop | null = null;
   #state: NodeState = NodeState.create([]);
   #pipeline: ProposalPipeline | null = null;
   readonly #sessions = new Map<string, SessionSink>();
   #sessionCounter = 0;
   #term = 0;
-  #vote = 0;
-  #unsavedHardState: HardState | null = null;
   #snapshotIndex = 0;
-  #cycle: PendingCycle | null = null;
   #idleSince = 0;
   #sweepAt: number | null = null;
 
@@ -151,18 +160,13 @@ export class SimNode {
   boot(): void {
     if (this.#raft !== null) throw new Error(`node ${this.id} booted while running`);
     const storage = this.disk.open();
-    this.#storage = storage;
     const snapshot = storage.snapshot();
     this.#state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, []) : NodeState.create([]);
     this.appliedIndex = snapshot.meta.index;
     this.#snapshotIndex = snapshot.meta.index;
-    const { hardState } = storage.initialState();
-    this.#term = hardState.term;
-    this.#vote = hardState.vote;
-    this.#unsavedHardState = null;
+    this.#term = storage.initialState().hardState.term;
     this.role = "follower";
     this.leaderId = 0;
-    this.#cycle = null;
     this.#sweepAt = null;
     this.#sessions.clear();
     this.boots++;
@@ -183,6 +187,43 @@ export class SimNode {
       { propose: (data) => raft.propose(data), now: () => this.env.now() },
       { maxBatchBytes: MAX_BATCH_BYTES, maxBatchCommands: this.config.maxBatchCommands, maxPendingCommands: this.config.maxPendingCommands },
     );
+    this.#loop = new ReadyLoop({
+      raft,
+      storage: {
+        lastIndex: () => storage.lastIndex(),
+        write: (w, done) => {
+          this.disk.write(w);
+          this.#syncs.push({ at: this.#syncTime(), done });
+        },
+      },
+      transport: { send: (messages) => this.env.send(messages) },
+      // Simulated time stands still while a node works, so an apply never needs to yield.
+      clock: { now: () => this.env.now(), defer: (fn) => this.#deferred.push(fn) },
+      applySliceMs: Number.POSITIVE_INFINITY,
+      faults: loopFaults(this.config.bug),
+      host: {
+        beforeReady: () => {
+          const pipeline = this.#pipeline;
+          if (pipeline === null) return;
+          if (this.role === "leader") pipeline.flush();
+          else if (pipeline.hasQueued) pipeline.failAll(new NodeUnavailableError("this node is no longer the leader"));
+        },
+        softState: (soft) => this.#onSoftState(soft.role, soft.leaderId),
+        beforeSend: (rd) => {
+          if (rd.hardState !== null) this.#term = rd.hardState.term;
+        },
+        apply: (entry) => this.#apply(entry),
+        restore: (snapshot, done) => {
+          this.#restore(snapshot);
+          done();
+        },
+        readStates: () => undefined,
+        afterCycle: () => this.#maybeSnapshot(),
+        fail: (error) => {
+          throw error;
+        },
+      },
+    });
   }
 
   /**
@@ -208,12 +249,13 @@ export class SimNode {
 
   #stop(keepOps: number, reason: string): PowerLossDamage {
     if (this.#raft === null) throw new Error(`node ${this.id} stopped while off`);
+    this.#loop?.stop();
+    this.#loop = null;
     this.#raft = null;
-    this.#storage = null;
-    this.#backgroundSyncs = [];
+    this.#syncs = [];
+    this.#deferred = [];
     this.role = "follower";
     this.leaderId = 0;
-    this.#cycle = null;
     const pipeline = this.#pipeline;
     this.#pipeline = null;
     this.#endSessions(reason);
@@ -231,33 +273,28 @@ export class SimNode {
     this.#running().step(message);
   }
 
-  /** Runs Ready cycles until one waits for its sync or nothing is left to do. */
+  /** Runs the node loop until it waits for a sync or nothing is left to do. */
   drive(): void {
-    for (let i = 0; i < this.config.maxCyclesPerDrive; i++) {
-      const raft = this.#raft;
-      const pipeline = this.#pipeline;
-      if (raft === null || pipeline === null || this.#cycle !== null) return;
-      if (this.role === "leader") pipeline.flush();
-      else if (pipeline.hasQueued) pipeline.failAll(new NodeUnavailableError("this node is no longer the leader"));
-      if (!raft.hasReady()) return;
-      this.#startCycle(raft.ready());
-    }
+    this.#loop?.kick();
+    this.#runDeferred();
   }
 
-  /** Completes the cycle whose sync is due. */
+  /** Completes the writes whose sync is due; the loop goes on from each. */
   syncIfDue(): void {
-    while ((this.#backgroundSyncs[0] ?? Number.POSITIVE_INFINITY) <= this.env.now()) {
-      this.#backgroundSyncs.shift();
+    while (this.#raft !== null && (this.#syncs[0]?.at ?? Number.POSITIVE_INFINITY) <= this.env.now()) {
+      const sync = this.#syncs.shift() as PendingSync;
       this.disk.sync();
+      sync.done(null);
     }
-    const cycle = this.#cycle;
-    if (cycle === null || this.#raft === null || cycle.syncAt > this.env.now()) return;
-    this.disk.sync();
-    this.#cycle = null;
-    if (cycle.restore !== null) this.#restore(cycle.restore);
-    this.#apply(cycle.rest);
-    if (cycle.held.length > 0) this.env.send(cycle.held);
-    this.#finish(cycle.rd);
+    this.#runDeferred();
+  }
+
+  #runDeferred(): void {
+    while (this.#deferred.length > 0 && this.#raft !== null) {
+      const work = this.#deferred;
+      this.#deferred = [];
+      for (const fn of work) fn();
+    }
   }
 
   /** Queues commands on the leader; `done` answers each once applied (or failed). */
@@ -299,90 +336,26 @@ export class SimNode {
     }
   }
 
-  // ---- the Ready cycle ----
-
-  #startCycle(rd: Ready): void {
-    if (rd.softState !== null) this.#onSoftState(rd.softState.role, rd.softState.leaderId);
-    const termOrVoteChanged = rd.hardState !== null && (rd.hardState.term !== this.#term || rd.hardState.vote !== this.#vote);
-    if (rd.hardState !== null) {
-      this.#unsavedHardState = rd.hardState;
-      this.#term = rd.hardState.term;
-      this.#vote = rd.hardState.vote;
-    }
-    if (this.config.bug === "ack-before-sync") {
-      this.#cycleWithoutWaiting(rd);
-      return;
-    }
-    if (rd.snapshot !== null) {
-      this.disk.write({ hardState: this.#takeHardState(), entries: rd.entries, snapshot: rd.snapshot });
-      this.#cycle = { rd, held: rd.messages, rest: rd.committedEntries, restore: rd.snapshot, syncAt: this.#syncTime() };
-      return;
-    }
-    // A commit index alone is not written at once; it rides along with the next write.
-    const mustWrite = rd.mustSync || rd.entries.length > 0;
-    // A leader's appends may leave while it writes the same entries (Raft thesis §10.2.1): none of
-    // them carries a commit index that counts this write. Acks and votes wait for the sync.
-    const sendEarly = this.role === "leader" && !termOrVoteChanged;
-    if (sendEarly && rd.messages.length > 0) this.env.send(rd.messages);
-    const stored = this.#storage?.lastIndex() ?? 0;
-    if (mustWrite) this.disk.write({ hardState: this.#takeHardState(), entries: rd.entries, snapshot: null });
-    let split = 0;
-    while (split < rd.committedEntries.length && (rd.committedEntries[split]?.index ?? 0) <= stored) split++;
-    this.#apply(rd.committedEntries.slice(0, split));
-    const rest = rd.committedEntries.slice(split);
-    const held = sendEarly ? [] : rd.messages;
-    if (!mustWrite) {
-      this.#apply(rest);
-      if (held.length > 0) this.env.send(held);
-      this.#finish(rd);
-      return;
-    }
-    this.#cycle = { rd, held, rest, restore: null, syncAt: this.#syncTime() };
-  }
-
-  /** The "ack-before-sync" bug: write, then act at once as if the write were durable. */
-  #cycleWithoutWaiting(rd: Ready): void {
-    if (rd.snapshot !== null || rd.mustSync || rd.entries.length > 0) {
-      this.disk.write({ hardState: this.#takeHardState(), entries: rd.entries, snapshot: rd.snapshot });
-      this.#backgroundSyncs.push(this.#syncTime());
-    }
-    if (rd.messages.length > 0) this.env.send(rd.messages);
-    if (rd.snapshot !== null) this.#restore(rd.snapshot);
-    this.#apply(rd.committedEntries);
-    this.#finish(rd);
-  }
-
-  #finish(rd: Ready): void {
-    this.#running().advance(rd);
-    this.#maybeSnapshot();
-  }
-
-  #takeHardState(): HardState | null {
-    const hs = this.#unsavedHardState;
-    this.#unsavedHardState = null;
-    return hs;
-  }
+  // ---- what the loop does with a Ready ----
 
   #syncTime(): number {
     const [lo, hi] = this.config.syncDelayMs;
     return this.env.now() + lo + Math.floor(this.env.random() * (hi - lo + 1));
   }
 
-  #apply(entries: readonly Entry[]): void {
-    for (const entry of entries) {
-      if (entry.index <= this.appliedIndex) continue;
-      if (entry.index !== this.appliedIndex + 1) throw new Error(`node ${this.id} applies entry ${entry.index} after ${this.appliedIndex}: a gap`);
-      if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
-        this.#state.applyConfChange(decodeConfChange(entry.data));
-        this.appliedIndex = entry.index;
-        this.#pipeline?.applied(entry.index, entry.term, []);
-        continue;
-      }
-      const batch = this.#state.applyEntry(entry.index, entry.data);
+  #apply(entry: Entry): void {
+    if (entry.index <= this.appliedIndex) return;
+    if (entry.index !== this.appliedIndex + 1) throw new Error(`node ${this.id} applies entry ${entry.index} after ${this.appliedIndex}: a gap`);
+    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
+      this.#state.applyConfChange(decodeConfChange(entry.data));
       this.appliedIndex = entry.index;
-      this.#pipeline?.applied(entry.index, entry.term, batch.results);
-      if (this.role === "leader" && batch.effects.length > 0) this.#route(batch.effects);
+      this.#pipeline?.applied(entry.index, entry.term, []);
+      return;
     }
+    const batch = this.#state.applyEntry(entry.index, entry.data);
+    this.appliedIndex = entry.index;
+    this.#pipeline?.applied(entry.index, entry.term, batch.results);
+    if (this.role === "leader" && batch.effects.length > 0) this.#route(batch.effects);
   }
 
   #route(effects: readonly Effect[]): void {
@@ -419,11 +392,16 @@ export class SimNode {
     const every = this.config.snapshotEntries;
     const raft = this.#raft;
     if (every === 0 || raft === null || this.appliedIndex - this.#snapshotIndex < every) return;
-    // A snapshot is written and synced on its own; that sync flushes any background writes too.
-    this.disk.syncAll();
-    this.#backgroundSyncs = [];
+    // A snapshot is written and synced on its own; that sync flushes any background writes of the
+    // "ack-before-sync" bug too (a correct loop has none here, between cycles).
+    const syncs = this.#syncs;
+    this.#syncs = [];
+    for (const sync of syncs) {
+      this.disk.sync();
+      sync.done(null);
+    }
     // The stored commit index must not be below the snapshot after a restart.
-    const hs = this.#takeHardState();
+    const hs = this.#loop?.takeUnsavedHardState() ?? null;
     if (hs !== null) this.disk.writeSynced({ hardState: hs, entries: [], snapshot: null });
     const index = this.appliedIndex;
     this.disk.snapshotAndCompact(index, raft.confState(), this.#state.snapshot(), index - this.config.snapshotKeepEntries);
