@@ -378,6 +378,10 @@ export class Simulation {
     if (every === 0 || raft === null) return;
     const snapIndex = node.storage.snapshot().meta.index;
     if (node.app.index - snapIndex < every) return;
+    // The stored commit index must not be below the snapshot: the hard state the loop has not
+    // written yet (a commit index alone) is written first, as the node does.
+    const hardState = node.loop?.takeUnsavedHardState() ?? null;
+    if (hardState !== null) await maybeAwait(node.storage.setHardState(hardState));
     await maybeAwait(node.storage.createSnapshot(node.app.index, raft.confState(), encodeAppState(node.app)));
     // Keep a few entries behind the snapshot so slightly lagging followers still get appends.
     const keep = randomInt(this.random, 0, 6);
