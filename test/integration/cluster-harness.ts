@@ -67,7 +67,7 @@ export class ClusterHarness {
 
   constructor(
     readonly name: string,
-    private readonly extraFlags: string[] = ["--tick-ms", "50", "--consumer-grace-ms", "1000", "--log-level", "info"],
+    private readonly extraFlags: string[] = ["--tick-ms", "50", "--log-level", "info"],
     private readonly placement?: NodePlacement,
   ) {
     this.root = mkdtempSync(join(tmpdir(), `raftmq-${name}-`));

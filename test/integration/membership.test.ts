@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { eventually, GrpcStatus, isServiceError, publishReliably, raftmq, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
-const { harness, clients, client } = useThreeNodeCluster("membership", ["--tick-ms", "50", "--consumer-grace-ms", "1000", "--snapshot-keep-entries", "10", "--log-level", "info"]);
+const { harness, clients, client } = useThreeNodeCluster("membership", ["--tick-ms", "50", "--snapshot-keep-entries", "10", "--log-level", "info"]);
 
 async function compactEverywhere(ids: number[]): Promise<number> {
   let index = 0;

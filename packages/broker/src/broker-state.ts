@@ -5,6 +5,7 @@ import type { QueuedMessage } from "./broker-message.ts";
 import { DedupWindows } from "./dedup-window.ts";
 import { Exchange, type ExchangeType } from "./exchange.ts";
 import type { BrokerLimits } from "./limits.ts";
+import { INITIAL_MACHINE_VERSION } from "./machine-version.ts";
 import type { Consumer, Queue } from "./queue.ts";
 
 export interface GetDelivery {
@@ -22,6 +23,10 @@ export interface Session {
 }
 
 export interface BrokerState {
+  /** The limits in force: changed only by SetClusterSettings, so alike on every node at every index. */
+  settings: BrokerLimits;
+  /** The state-machine version in force (machine-version.ts); it never goes down. */
+  machineVersion: number;
   /** Log time: the largest batch timestamp seen. */
   now: number;
   /** Log time of the last sweep for expiries. */
@@ -37,6 +42,11 @@ export interface BrokerState {
   readonly consumers: Map<string, Consumer>;
   readonly sessions: Map<string, Session>;
   readonly dedup: DedupWindows;
+  /**
+   * Queues whose dispatch stopped at a no_ack consumer's per-apply share with messages still
+   * ready: the next apply goes on with them. Its order carries no meaning (it is used sorted).
+   */
+  readonly backlog: Set<Queue>;
 }
 
 export const builtinExchanges: readonly { name: string; type: ExchangeType }[] = [
@@ -53,6 +63,8 @@ export function emptyState(limits: BrokerLimits): BrokerState {
     exchanges.set(b.name, new Exchange(b.name, b.type, true, false, false, "", true));
   }
   return {
+    settings: Object.freeze({ ...limits }),
+    machineVersion: INITIAL_MACHINE_VERSION,
     now: 0,
     lastSweepAt: 0,
     nextMessageId: 1,
@@ -65,5 +77,6 @@ export function emptyState(limits: BrokerLimits): BrokerState {
     consumers: new Map(),
     sessions: new Map(),
     dedup: new DedupWindows(limits.dedupWindow, limits.maxProducers, limits.producerIdleMs),
+    backlog: new Set(),
   };
 }

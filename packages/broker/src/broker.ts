@@ -5,11 +5,13 @@ import { raftmq } from "@raftmq/proto";
 import { type BrokerError, invariant, notFound, preconditionFailed, resourceExhausted } from "./broker-error.ts";
 import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
+import { settingsFromProto } from "./cluster-settings.ts";
 import type { CommandResult, GetResult, PublishResult } from "./command-result.ts";
 import { type DeadLetterReason, deadLetteredMessage, isDeadLetterCycle } from "./dead-letter.ts";
 import type { Effect } from "./effect.ts";
 import { assertNever, bindingId, Exchange, type ExchangeType } from "./exchange.ts";
 import { type BrokerLimits, resolveLimits } from "./limits.ts";
+import { requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto } from "./queue-arguments.ts";
 import { Consumer, Queue, type QueueArgs } from "./queue.ts";
 import { decodeState, decodeStatePieces, encodeState, encodeStatePieces } from "./snapshot.ts";
@@ -51,7 +53,7 @@ export interface BindingInfo {
 export interface ApplyMeta {
   index: number;
   timestamp: number;
-  /** Position of the command in its entry's batch (for return refs). */
+  /** Position of the command in its entry's batch. */
   position?: number;
 }
 
@@ -67,14 +69,20 @@ const emptyBody = new Uint8Array(0);
 type SettleAction = "ack" | "requeue" | "reject";
 
 export class Broker {
-  private readonly limits: BrokerLimits;
   private readonly s: BrokerState;
   private effects: Effect[] = [];
   private readonly dirty: Queue[] = [];
 
+  /**
+   * `limits` are the settings a new cluster starts with (defaultLimits unless a test says
+   * otherwise); a restored state brings its own. From then on only SetClusterSettings changes them.
+   */
   constructor(limits?: Partial<BrokerLimits>, state?: BrokerState) {
-    this.limits = resolveLimits(limits);
-    this.s = state ?? emptyState(this.limits);
+    this.s = state ?? emptyState(resolveLimits(limits));
+  }
+
+  private get limits(): BrokerLimits {
+    return this.s.settings;
   }
 
   static restore(bytes: Uint8Array, limits?: Partial<BrokerLimits>): Broker {
@@ -135,6 +143,16 @@ export class Broker {
     return this.s.now;
   }
 
+  /** The limits in force at the last applied entry. Replaced, never changed in place, by SetClusterSettings. */
+  settings(): Readonly<BrokerLimits> {
+    return this.s.settings;
+  }
+
+  /** The state-machine version in force at the last applied entry. */
+  machineVersion(): number {
+    return this.s.machineVersion;
+  }
+
   queueInfo(name: string): QueueInfo | undefined {
     const q = this.s.queues.get(name);
     return q === undefined ? undefined : queueInfoOf(q);
@@ -173,6 +191,9 @@ export class Broker {
   // ---- commands ----
 
   private execute(kind: CommandKind, command: Command, meta: ApplyMeta): CommandResult {
+    // Before validation: code that cannot apply the version must not answer the entry either, not
+    // even with an error, since nodes that can apply it answer otherwise.
+    if (kind === "setClusterSettings") requireMachineVersion(command.setClusterSettings?.machineVersion ?? 0, `entry ${meta.index}`);
     const invalid = validateCommandOfKind(kind, command, this.limits);
     if (invalid !== null) return fail(invalid);
     switch (kind) {
@@ -191,7 +212,7 @@ export class Broker {
       case "unbind":
         return this.unbind(command.unbind ?? {});
       case "publish":
-        return this.publish(command.publish ?? {}, meta);
+        return this.publish(command.publish ?? {});
       case "subscribe":
         return this.subscribe(command.subscribe ?? {});
       case "cancel":
@@ -227,6 +248,10 @@ export class Broker {
         return this.sessionDown(command.sessionDown?.sessionId ?? "");
       case "tick":
         return { ok: true, kind: "tick" };
+      case "leaderTookOffice":
+        return this.leaderTookOffice();
+      case "setClusterSettings":
+        return this.setClusterSettings(command.setClusterSettings ?? {});
       default:
         return assertNever(kind);
     }
@@ -392,7 +417,7 @@ export class Broker {
     return { ex, q };
   }
 
-  private publish(c: raftmq.v1.Publish.$Properties, meta: ApplyMeta): CommandResult {
+  private publish(c: raftmq.v1.Publish.$Properties): CommandResult {
     const s = this.s;
     const producerId = c.producerId ?? "";
     const sequence = int64(c.sequence);
@@ -424,15 +449,8 @@ export class Broker {
       if (this.enqueue(q, message)) routedQueues.push(q.name);
       else rejectedBy ??= q.name;
     }
+    // The publisher learns of it from this result (a NO_ROUTE nack): there is no return effect.
     const returned = targets.length === 0 && (c.mandatory ?? false);
-    if (returned) {
-      this.effects.push({
-        kind: "return",
-        ref: { index: meta.index, position: meta.position ?? 0, producerId, sequence },
-        reason: "NO_ROUTE",
-        message,
-      });
-    }
     const result: PublishResult = { ok: true, kind: "publish", routedQueues, duplicate: false, returned };
     if (rejectedBy !== undefined) result.rejectedBy = rejectedBy;
     if (producerId !== "") s.dedup.record(producerId, sequence, result, s.now);
@@ -606,6 +624,28 @@ export class Broker {
     return held.length;
   }
 
+  private setClusterSettings(c: raftmq.v1.SetClusterSettings.$Properties): CommandResult {
+    const s = this.s;
+    const version = c.machineVersion ?? 0;
+    if (version < s.machineVersion) {
+      return fail(preconditionFailed(`state-machine version ${s.machineVersion} is in force and never goes back; set_cluster_settings named ${version}`));
+    }
+    const settings = Object.freeze(settingsFromProto(c.settings, s.settings));
+    s.settings = settings;
+    s.machineVersion = version;
+    s.dedup.configure(settings.dedupWindow, settings.maxProducers, settings.producerIdleMs);
+    // Raised dispatch limits take effect now, not on each queue's next publish or ack.
+    for (const q of s.queues.values()) this.markDirty(q);
+    return { ok: true, kind: "setClusterSettings", machineVersion: version, settings };
+  }
+
+  /** Every session known now belongs to an earlier leader, whose streams ended with its leadership. */
+  private leaderTookOffice(): CommandResult {
+    const ids = [...this.s.sessions.keys()].sort();
+    for (const id of ids) this.sessionDown(id);
+    return { ok: true, kind: "leaderTookOffice", sessionsDown: ids.length };
+  }
+
   private sessionDown(id: string): CommandResult {
     const session = this.s.sessions.get(id);
     if (session === undefined) return { ok: true, kind: "sessionDown", consumers: [], deletedQueues: [] };
@@ -709,24 +749,49 @@ export class Broker {
     this.dirty.push(q);
   }
 
-  /** Hands ready messages to consumers with credit, round-robin, for every queue that changed. */
+  /**
+   * Hands ready messages to consumers with credit, round-robin, for every queue that changed and
+   * every queue an earlier apply left with a backlog.
+   */
   private flushDirty(): void {
-    const maxUnacked = this.limits.maxUnackedPerConsumer;
+    this.resumeBacklog();
+    const round = new DispatchRound(this.limits.maxUnackedPerConsumer, this.limits.maxNoAckDeliveriesPerApply);
     for (let i = 0; i < this.dirty.length; i++) {
       const q = this.dirty[i] as Queue;
       q.dirty = false;
       if (q.deleted) continue;
       this.expireHead(q);
       while (q.readyCount > 0) {
-        const c = pickConsumer(q, maxUnacked);
+        const c = pickConsumer(q, round);
         if (c === undefined) break;
         const m = q.takeHead();
         invariant(m !== undefined, "a queue with ready messages has a head");
         this.deliver(c, m);
+        round.took(c);
         this.expireHead(q);
       }
+      if (q.readyCount > 0) this.pauseSpent(q, round);
     }
     this.dirty.length = 0;
+  }
+
+  private resumeBacklog(): void {
+    const backlog = this.s.backlog;
+    if (backlog.size === 0) return;
+    // Declaration order: a restored node must visit them in the order a live one does.
+    const queues = [...backlog].sort((a, b) => a.seq - b.seq);
+    backlog.clear();
+    for (const q of queues) this.markDirty(q);
+  }
+
+  /** A queue left with ready messages because no_ack consumers had their share goes on next apply. */
+  private pauseSpent(q: Queue, round: DispatchRound): void {
+    if (this.s.backlog.has(q)) return;
+    const candidates = q.args.singleActiveConsumer ? q.consumers.slice(0, 1) : q.consumers;
+    const spent = candidates.filter((c) => round.spent(c));
+    if (spent.length === 0) return;
+    this.s.backlog.add(q);
+    for (const c of spent) this.effects.push({ kind: "deliveryPaused", consumer: c.ref, queue: q.name });
   }
 
   private deliver(c: Consumer, m: QueuedMessage): void {
@@ -734,7 +799,7 @@ export class Broker {
     const tag = c.nextTag++;
     this.effects.push({
       kind: "deliver",
-      consumerId: c.id,
+      consumer: c.ref,
       deliveryTag: tag,
       queue: c.queue.name,
       message: m.message,
@@ -767,8 +832,9 @@ export class Broker {
     const s = this.s;
     const count = q.readyCount;
     q.deleted = true;
+    s.backlog.delete(q);
     for (const c of [...q.consumers]) {
-      this.effects.push({ kind: "consumerCancelled", consumerId: c.id, reason: "queue deleted" });
+      this.effects.push({ kind: "consumerCancelled", consumer: c.ref, reason: "queueDeleted", queue: q.name });
       c.cancelled = true;
       this.forgetConsumer(c);
     }
@@ -799,7 +865,6 @@ export class Broker {
         this.maybeForgetSession(owner);
       }
     }
-    this.effects.push({ kind: "queueDeleted", queue: q.name });
     return count;
   }
 
@@ -843,17 +908,40 @@ function fail(error: BrokerError): CommandResult {
   return { ok: false, error };
 }
 
-function pickConsumer(q: Queue, maxUnacked: number): Consumer | undefined {
+/** What consumers may still take in one apply: prefetch credit, and a share for no_ack consumers. */
+class DispatchRound {
+  private readonly noAckTaken = new Map<Consumer, number>();
+
+  constructor(
+    private readonly maxUnacked: number,
+    private readonly noAckShare: number,
+  ) {}
+
+  mayTake(c: Consumer): boolean {
+    return c.noAck ? (this.noAckTaken.get(c) ?? 0) < this.noAckShare : c.hasCredit(this.maxUnacked);
+  }
+
+  took(c: Consumer): void {
+    if (c.noAck) this.noAckTaken.set(c, (this.noAckTaken.get(c) ?? 0) + 1);
+  }
+
+  /** A no_ack consumer that had its share of this apply. */
+  spent(c: Consumer): boolean {
+    return c.noAck && (this.noAckTaken.get(c) ?? 0) >= this.noAckShare;
+  }
+}
+
+function pickConsumer(q: Queue, round: DispatchRound): Consumer | undefined {
   const n = q.consumers.length;
   if (n === 0) return undefined;
   if (q.args.singleActiveConsumer) {
     const active = q.consumers[0] as Consumer;
-    return active.hasCredit(maxUnacked) ? active : undefined;
+    return round.mayTake(active) ? active : undefined;
   }
   for (let k = 0; k < n; k++) {
     const idx = (q.nextConsumer + k) % n;
     const c = q.consumers[idx] as Consumer;
-    if (c.hasCredit(maxUnacked)) {
+    if (round.mayTake(c)) {
       q.nextConsumer = (idx + 1) % n;
       return c;
     }

@@ -1,6 +1,7 @@
 // What a command answers: one variant per command kind, or an error.
 import type { BrokerError } from "./broker-error.ts";
 import type { BrokerMessage } from "./broker-message.ts";
+import type { BrokerLimits } from "./limits.ts";
 
 export type CommandResult = CommandOk | { ok: false; error: BrokerError };
 
@@ -22,7 +23,10 @@ export type CommandOk =
   | GetResult
   | { ok: true; kind: "consumerDown"; requeued: number }
   | { ok: true; kind: "sessionDown"; consumers: string[]; deletedQueues: string[] }
-  | { ok: true; kind: "tick" };
+  | { ok: true; kind: "tick" }
+  | { ok: true; kind: "leaderTookOffice"; sessionsDown: number }
+  /** The version and every setting in force from this entry on. */
+  | { ok: true; kind: "setClusterSettings"; machineVersion: number; settings: Readonly<BrokerLimits> };
 
 export interface PublishResult {
   ok: true;
@@ -33,7 +37,7 @@ export interface PublishResult {
   duplicate: boolean;
   /** Set when a reject-publish queue at its limit refused the message: the publish is nacked. */
   rejectedBy?: string;
-  /** Mandatory and unroutable: a return effect carries it back. */
+  /** Mandatory and unroutable: the publish is nacked (NO_ROUTE); nothing else carries it back. */
   returned: boolean;
 }
 

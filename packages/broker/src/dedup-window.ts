@@ -21,10 +21,28 @@ export class DedupWindows {
   #newest: string | undefined;
 
   constructor(
-    private readonly window: number,
-    private readonly maxProducers: number,
-    private readonly idleMs: number,
+    private window: number,
+    private maxProducers: number,
+    private idleMs: number,
   ) {}
+
+  /**
+   * Takes new limits. Smaller ones apply at once (results beyond the window and the least recently
+   * seen producers beyond the count are forgotten now), so what a retry answers depends only on
+   * the limits in force, not on when each producer next publishes.
+   */
+  configure(window: number, maxProducers: number, idleMs: number): void {
+    this.window = window;
+    this.maxProducers = maxProducers;
+    this.idleMs = idleMs;
+    while (this.#producers.size > maxProducers) {
+      const oldest = this.#producers.keys().next();
+      if (oldest.done === true) break;
+      this.#producers.delete(oldest.value);
+      if (oldest.value === this.#newest) this.#newest = undefined;
+    }
+    for (const p of this.#producers.values()) this.trim(p);
+  }
 
   /** Producers, least recently seen first. */
   get producers(): ReadonlyMap<string, ProducerState> {
@@ -65,6 +83,10 @@ export class DedupWindows {
     }
     p.lastSeenAt = now;
     p.results.set(sequence, result);
+    this.trim(p);
+  }
+
+  private trim(p: ProducerState): void {
     while (p.results.size > this.window) {
       const first = p.results.keys().next();
       if (first.done === true) break;

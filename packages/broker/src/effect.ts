@@ -1,11 +1,22 @@
 // Effects are data returned by apply; only the leader acts on them.
 import type { BrokerMessage } from "./broker-message.ts";
 
-export type Effect = DeliverEffect | ReturnEffect | ConsumerCancelledEffect | QueueDeletedEffect;
+export type Effect = DeliverEffect | ConsumerCancelledEffect | DeliveryPausedEffect;
+
+/**
+ * A consumer as its client knows it: the session whose stream carries its deliveries and the tag
+ * the client gave it. `id` is how commands (ack, cancel, consumer down) name it, which is a
+ * convention of whoever proposes the Subscribe, not something to take apart.
+ */
+export interface ConsumerRef {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly consumerTag: string;
+}
 
 export interface DeliverEffect {
   kind: "deliver";
-  consumerId: string;
+  consumer: ConsumerRef;
   deliveryTag: number;
   queue: string;
   message: BrokerMessage;
@@ -14,22 +25,21 @@ export interface DeliverEffect {
   deliveryCount: number;
 }
 
-/** A mandatory publish that reached no queue. */
-export interface ReturnEffect {
-  kind: "return";
-  /** The publish: its log index and its position in the entry's batch. */
-  ref: { index: number; position: number; producerId: string; sequence: number };
-  reason: "NO_ROUTE";
-  message: BrokerMessage;
-}
-
+/** The broker ended a subscription the client did not cancel. */
 export interface ConsumerCancelledEffect {
   kind: "consumerCancelled";
-  consumerId: string;
-  reason: "queue deleted";
+  consumer: ConsumerRef;
+  reason: "queueDeleted";
+  queue: string;
 }
 
-export interface QueueDeletedEffect {
-  kind: "queueDeleted";
+/**
+ * A no_ack consumer got its share of one apply (BrokerLimits.maxNoAckDeliveriesPerApply) while its
+ * queue still holds ready messages. The next applied command, whatever it is (a Tick will do),
+ * delivers more; a leader paces a fast consumer by proposing one once the stream took the last.
+ */
+export interface DeliveryPausedEffect {
+  kind: "deliveryPaused";
+  consumer: ConsumerRef;
   queue: string;
 }

@@ -1,5 +1,6 @@
-// Every bound the state machine enforces, with defaults. All nodes of a cluster must run with the
-// same limits: they decide results, and results must agree across nodes.
+// Every bound the state machine enforces, with defaults and the range each may be set to. They
+// decide results, and results must agree across nodes, so the limits in force are replicated state
+// (cluster-settings.ts): a cluster starts from these defaults and changes them through the log.
 
 export interface BrokerLimits {
   /** Largest message body accepted by a publish. */
@@ -16,6 +17,12 @@ export interface BrokerLimits {
   maxConsumersPerQueue: number;
   /** Unacknowledged deliveries a consumer may hold when its prefetch is 0 ("unlimited"). */
   maxUnackedPerConsumer: number;
+  /**
+   * Deliveries one apply makes to one no_ack consumer. Prefetch does not bound such a consumer
+   * (as in RabbitMQ), so without this one command could move a whole queue into one stream; the
+   * rest follows on later applies.
+   */
+  maxNoAckDeliveriesPerApply: number;
   /** Sequences remembered per idempotent producer. */
   dedupWindow: number;
   /** Producers remembered at once; the least recently seen is forgotten first. */
@@ -35,18 +42,60 @@ export const defaultLimits: Readonly<BrokerLimits> = Object.freeze({
   maxNameLength: 255,
   maxConsumersPerQueue: 1_000,
   maxUnackedPerConsumer: 10_000,
+  maxNoAckDeliveriesPerApply: 256,
   dedupWindow: 4096,
   maxProducers: 10_000,
   producerIdleMs: 10 * 60 * 1000,
   timerIntervalMs: 1000,
 });
 
+export interface LimitRange {
+  min: number;
+  max: number;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * What each limit may be set to. The upper ends keep one node's memory and one apply's work
+ * bounded whatever an operator sets: dedup memory is window × producers results, and a message
+ * must fit, with room to spare, in the 64 MiB gRPC messages that node and SDK accept.
+ */
+export const limitRanges: Readonly<Record<keyof BrokerLimits, LimitRange>> = Object.freeze({
+  maxMessageBytes: { min: 1, max: 32 * MiB },
+  maxQueues: { min: 1, max: 1_000_000 },
+  maxExchanges: { min: 1, max: 1_000_000 },
+  maxBindings: { min: 1, max: 10_000_000 },
+  maxHeaders: { min: 1, max: 4096 },
+  // AMQP's shortstr: clients of the AMQP front end cannot carry longer names.
+  maxNameLength: { min: 1, max: 255 },
+  maxConsumersPerQueue: { min: 1, max: 100_000 },
+  maxUnackedPerConsumer: { min: 1, max: 1_000_000 },
+  maxNoAckDeliveriesPerApply: { min: 1, max: 65_536 },
+  dedupWindow: { min: 1, max: 65_536 },
+  maxProducers: { min: 1, max: 1_000_000 },
+  producerIdleMs: { min: 1000, max: 30 * 24 * 60 * 60 * 1000 },
+  timerIntervalMs: { min: 1, max: 60 * 60 * 1000 },
+});
+
+/** Why `value` cannot be limit `key`, or null when it can. */
+export function limitRangeError(key: keyof BrokerLimits, value: number): string | null {
+  const { min, max } = limitRanges[key];
+  if (Number.isSafeInteger(value) && value >= min && value <= max) return null;
+  return `${key} must be an integer in [${min}, ${max}], got ${String(value)}`;
+}
+
 export function resolveLimits(limits: Partial<BrokerLimits> | undefined): BrokerLimits {
   const resolved: BrokerLimits = { ...defaultLimits, ...limits };
-  for (const [key, value] of Object.entries(resolved)) {
-    if (!Number.isSafeInteger(value) || value <= 0) {
-      throw new RangeError(`broker limit ${key} must be a positive integer, got ${String(value)}`);
-    }
+  for (const key of limitKeys) {
+    const error = limitRangeError(key, resolved[key]);
+    if (error !== null) throw new RangeError(`broker limit ${error}`);
   }
   return resolved;
 }
+
+export const limitKeys: readonly (keyof BrokerLimits)[] = Object.freeze(Object.keys(limitRanges) as (keyof BrokerLimits)[]);
+
+// Defaults outside their own ranges would make a fresh cluster hold settings no SetClusterSettings
+// could restore: refuse to load instead.
+resolveLimits(defaultLimits);

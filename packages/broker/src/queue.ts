@@ -3,6 +3,7 @@
 // small sorted stack in front of the main deque (they always precede it, being taken from the head).
 import type { QueuedMessage } from "./broker-message.ts";
 import { Deque } from "./deque.ts";
+import type { ConsumerRef } from "./effect.ts";
 import type { Binding } from "./exchange.ts";
 
 export type Overflow = "drop-head" | "reject-publish";
@@ -26,6 +27,8 @@ export class Consumer {
   nextTag = 1;
   /** Cancelled consumers stop receiving but may still settle what they hold. */
   cancelled = false;
+  /** Shared by every effect addressed to this consumer. */
+  readonly ref: ConsumerRef;
 
   constructor(
     readonly id: string,
@@ -35,7 +38,9 @@ export class Consumer {
     readonly noAck: boolean,
     readonly exclusive: boolean,
     readonly tag: string,
-  ) {}
+  ) {
+    this.ref = Object.freeze({ id, sessionId, consumerTag: tag });
+  }
 
   hasCredit(maxUnacked: number): boolean {
     const cap = this.prefetch === 0 ? maxUnacked : Math.min(this.prefetch, maxUnacked);

@@ -5,9 +5,11 @@ import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
 import { BrokerInvariantError, invariant } from "./broker-error.ts";
 import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
+import { settingsFromProto, settingsToProto } from "./cluster-settings.ts";
 import type { PublishResult } from "./command-result.ts";
 import { Exchange, type ExchangeType } from "./exchange.ts";
-import type { BrokerLimits } from "./limits.ts";
+import { type BrokerLimits, limitKeys, limitRangeError } from "./limits.ts";
+import { INITIAL_MACHINE_VERSION, requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 import { Consumer, Queue } from "./queue.ts";
 
@@ -125,6 +127,7 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     nextConsumer: q.nextConsumer,
     hadConsumer: q.hadConsumer,
     lastUsedAtMs: q.lastUsedAt,
+    dispatchPending: s.backlog.has(q),
   }));
   const consumers = [...s.consumers.values()].map((c) => ({
     id: c.id,
@@ -168,6 +171,8 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     consumers,
     sessions,
     producers,
+    settings: settingsToProto(s.settings),
+    machineVersion: s.machineVersion,
   });
   const withMarker = new Uint8Array(first.length + 2);
   withMarker[0] = PIECES_MARKER;
@@ -288,9 +293,26 @@ interface PartialState {
   finish: () => BrokerState;
 }
 
+/**
+ * The version and settings in force when the snapshot was taken. `limits` fill what it does not
+ * hold: every setting in a snapshot from before settings were replicated, and a setting added since.
+ */
+function settingsOfSnapshot(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimits): { machineVersion: number; settings: BrokerLimits } {
+  const machineVersion = snap.machineVersion === 0 ? INITIAL_MACHINE_VERSION : snap.machineVersion;
+  requireMachineVersion(machineVersion, "snapshot");
+  const settings = settingsFromProto(snap.settings, limits);
+  for (const key of limitKeys) {
+    const error = limitRangeError(key, settings[key]);
+    invariant(error === null, `snapshot setting ${error}`);
+  }
+  return { machineVersion, settings };
+}
+
 /** Everything of the first piece; the queues' ready messages are added before finish(). */
 function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimits, messages: BrokerMessage[]): PartialState {
-  const s = emptyState(limits);
+  const { machineVersion, settings } = settingsOfSnapshot(snap, limits);
+  const s = emptyState(settings);
+  s.machineVersion = machineVersion;
   s.exchanges.clear();
   s.now = num(snap.nowMs);
   s.lastSweepAt = num(snap.lastSweepAtMs);
@@ -312,6 +334,7 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
     const queue = new Queue(name, num(q.seq), bool(q.durable), bool(q.exclusive), str(q.ownerSessionId), bool(q.autoDelete), queueArgumentsFromProto(q.arguments), num(q.lastUsedAtMs));
     queue.hadConsumer = bool(q.hadConsumer);
     queue.nextConsumer = num(q.nextConsumer);
+    if (bool(q.dispatchPending)) s.backlog.add(queue);
     s.queues.set(name, queue);
     built.push(queue);
   }

@@ -3,8 +3,10 @@
 import { int64 } from "./proto-int.ts";
 import { raftmq } from "@raftmq/proto";
 import { type BrokerError, invalidArgument } from "./broker-error.ts";
+import { settingsError } from "./cluster-settings.ts";
 import { parseXMatch } from "./headers-match.ts";
 import type { BrokerLimits } from "./limits.ts";
+import { MACHINE_VERSION } from "./machine-version.ts";
 
 export type Command = raftmq.v1.Command.$Properties;
 type Header = raftmq.v1.Header.$Properties;
@@ -30,6 +32,8 @@ const kinds: readonly CommandKind[] = [
   "consumerDown",
   "sessionDown",
   "tick",
+  "leaderTookOffice",
+  "setClusterSettings",
 ];
 
 /** The operation a command carries, or null when it carries none or more than one. */
@@ -205,7 +209,18 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
     case "sessionDown":
       return nameError("session id", command.sessionDown?.sessionId, limits, true);
     case "tick":
+    case "leaderTookOffice":
       return null;
+    case "setClusterSettings": {
+      const c = command.setClusterSettings ?? {};
+      const version = c.machineVersion ?? 0;
+      if (version < 1) return invalidArgument("set_cluster_settings needs a machine_version: the state-machine version the settings are meant under");
+      // Apply stops the node on such an entry (Broker.apply) before it gets here; this refuses it at the edge.
+      if (version > MACHINE_VERSION) {
+        return invalidArgument(`machine_version ${version} is newer than this node applies (up to ${MACHINE_VERSION}): upgrade every node first`);
+      }
+      return settingsError(c.settings);
+    }
     default: {
       const never: never = kind;
       return invalidArgument(`unknown command ${String(never)}`);

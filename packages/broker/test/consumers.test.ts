@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Broker, type Effect } from "../src/index.ts";
 import { bodies, Driver, deliveries, text } from "./broker-driver.ts";
 
 describe("consumers", () => {
@@ -20,7 +21,7 @@ describe("consumers", () => {
     d.queue("q");
     d.subscribe("a", "q", 1);
     d.subscribe("b", "q", 0);
-    const out = [1, 2, 3, 4].map((i) => deliveries(d.publish("", "q", String(i)).effects)[0]?.consumerId);
+    const out = [1, 2, 3, 4].map((i) => deliveries(d.publish("", "q", String(i)).effects)[0]?.consumer.id);
     // a has one credit: after its first message every later one goes to b.
     expect(out).toEqual(["a", "b", "b", "b"]);
   });
@@ -78,9 +79,9 @@ describe("consumers", () => {
     d.subscribe("a", "q", 1);
     d.subscribe("b", "q", 10);
     const p = [1, 2, 3].map((i) => d.publish("", "q", String(i)));
-    expect(p.flatMap((x) => deliveries(x.effects).map((e) => e.consumerId))).toEqual(["a"]);
+    expect(p.flatMap((x) => deliveries(x.effects).map((e) => e.consumer.id))).toEqual(["a"]);
     const down = d.ok({ consumerDown: { consumerId: "a" } });
-    expect(deliveries(down.effects).map((e) => [e.consumerId, text(e.message.body)])).toEqual([
+    expect(deliveries(down.effects).map((e) => [e.consumer.id, text(e.message.body)])).toEqual([
       ["b", "1"],
       ["b", "2"],
       ["b", "3"],
@@ -129,21 +130,133 @@ describe("consumers", () => {
     expect(d.broker.consumersOfSession("s1")).toEqual(["c1", "c2"]);
     const out = d.ok({ sessionDown: { sessionId: "s1" } });
     expect(out.result).toMatchObject({ consumers: ["c1", "c2"], deletedQueues: ["mine"] });
-    expect(out.effects).toContainEqual({ kind: "queueDeleted", queue: "mine" });
+    // The session's stream is gone: its consumers went down before their queue, nobody to tell.
+    expect(out.effects).toEqual([]);
     expect(d.broker.queueInfo("shared")).toMatchObject({ messagesReady: 1, consumers: 0 });
     expect(d.broker.consumersOfSession("s1")).toEqual([]);
   });
 
-  it("deleting a queue cancels its consumers with an effect", () => {
+  it("deleting a queue cancels each of its consumers, naming its session, its tag and the queue", () => {
     const d = new Driver();
     d.queue("q");
-    d.subscribe("c1", "q");
+    d.queue("other");
+    d.publish("", "q", "held");
+    d.ok({ subscribe: { consumerId: "s1/early", sessionId: "s1", consumerTag: "early", queue: "q", prefetch: 1 } });
+    d.ok({ cancel: { consumerId: "s1/early" } });
+    d.ok({ subscribe: { consumerId: "s1/a", sessionId: "s1", consumerTag: "a", queue: "q" } });
+    d.ok({ subscribe: { consumerId: "s2/b", sessionId: "s2", consumerTag: "b", queue: "q", noAck: true } });
+    d.ok({ subscribe: { consumerId: "s2/elsewhere", sessionId: "s2", consumerTag: "elsewhere", queue: "other" } });
     const out = d.ok({ deleteQueue: { name: "q" } });
+    // "early" cancelled itself (it only still held a message): the broker cancels no one twice.
     expect(out.effects).toEqual([
-      { kind: "consumerCancelled", consumerId: "c1", reason: "queue deleted" },
-      { kind: "queueDeleted", queue: "q" },
+      { kind: "consumerCancelled", consumer: { id: "s1/a", sessionId: "s1", consumerTag: "a" }, reason: "queueDeleted", queue: "q" },
+      { kind: "consumerCancelled", consumer: { id: "s2/b", sessionId: "s2", consumerTag: "b" }, reason: "queueDeleted", queue: "q" },
     ]);
-    expect(d.run({ ack: { consumerId: "c1", deliveryTag: 1 } }).result.ok).toBe(false);
+    expect(d.run({ ack: { consumerId: "s1/a", deliveryTag: 1 } }).result.ok).toBe(false);
+    expect(d.run({ ack: { consumerId: "s1/early", deliveryTag: 1 } }).result.ok).toBe(false);
+    expect(d.broker.consumersOfSession("s2")).toEqual(["s2/elsewhere"]);
+  });
+
+  it("queues deleted for being unused or auto-delete had no consumers: no effects", () => {
+    const d = new Driver();
+    d.queue("idle", { expiresMs: 1000 });
+    d.queue("auto", {}, { autoDelete: true });
+    d.subscribe("c", "auto");
+    const cancel = d.ok({ cancel: { consumerId: "c" } });
+    expect(d.broker.queueInfo("auto")).toBeUndefined();
+    expect(cancel.effects).toEqual([]);
+    const tick = d.tick(5000);
+    expect(d.broker.queueInfo("idle")).toBeUndefined();
+    expect(tick.effects).toEqual([]);
+  });
+
+  it("a delivery names its consumer by the session and tag of its Subscribe, after a restore too", () => {
+    const d = new Driver();
+    d.queue("q");
+    d.ok({ subscribe: { consumerId: "9.boot-3/orders", sessionId: "9.boot-3", consumerTag: "orders", queue: "q" } });
+    const consumer = { id: "9.boot-3/orders", sessionId: "9.boot-3", consumerTag: "orders" };
+    expect(d.publish("", "q", "1").effects).toEqual([
+      expect.objectContaining({ kind: "deliver", consumer, deliveryTag: 1, queue: "q" }),
+    ]);
+    const restored = new Driver(Broker.restore(d.broker.snapshot()));
+    expect(restored.publish("", "q", "2").effects).toEqual([expect.objectContaining({ kind: "deliver", consumer, deliveryTag: 2 })]);
+  });
+});
+
+describe("no_ack consumers get a bounded share of each apply", () => {
+  const limits = { maxNoAckDeliveriesPerApply: 3 };
+  const fast = { id: "s1/fast", sessionId: "s1", consumerTag: "fast" };
+  const subscribeFast = (d: Driver) => d.ok({ subscribe: { consumerId: fast.id, sessionId: fast.sessionId, consumerTag: fast.consumerTag, queue: "q", noAck: true } });
+
+  function filled(n: number): Driver {
+    const d = new Driver(undefined, limits);
+    d.queue("q");
+    for (let i = 1; i <= n; i++) d.publish("", "q", String(i));
+    return d;
+  }
+
+  it("delivers at most the share per apply, says so, and goes on with any later command", () => {
+    const d = filled(8);
+    const first = subscribeFast(d);
+    expect(bodies(first.effects)).toEqual(["1", "2", "3"]);
+    expect(first.effects.at(-1)).toEqual({ kind: "deliveryPaused", consumer: fast, queue: "q" });
+    expect(d.broker.queueInfo("q")).toMatchObject({ messagesReady: 5, messagesUnacknowledged: 0 });
+    const tick = d.tick(1_001);
+    expect(bodies(tick.effects)).toEqual(["4", "5", "6"]);
+    expect(tick.effects.filter((e) => e.kind === "deliveryPaused")).toHaveLength(1);
+    // Not a Tick, and about another queue: the backlog still moves, and is done.
+    const unrelated = d.queue("elsewhere");
+    expect(bodies(unrelated.effects)).toEqual(["7", "8"]);
+    expect(unrelated.effects.filter((e) => e.kind === "deliveryPaused")).toEqual([]);
+    expect(d.broker.queueInfo("q")).toMatchObject({ messagesReady: 0 });
+    expect(d.tick(1_002).effects).toEqual([]);
+  });
+
+  it("a publish to a drained queue delivers at once, with no pause", () => {
+    const d = filled(0);
+    subscribeFast(d);
+    const out = d.publish("", "q", "1");
+    expect(out.effects).toEqual([expect.objectContaining({ kind: "deliver", consumer: fast })]);
+  });
+
+  it("the share is per consumer, and consumers with acks keep to their prefetch credit", () => {
+    const d = filled(12);
+    const by = (effects: Effect[]) => deliveries(effects).map((e) => e.consumer.consumerTag);
+    const paused = (effects: Effect[]) => effects.flatMap((e) => (e.kind === "deliveryPaused" ? [e.consumer.consumerTag] : []));
+    expect(by(d.ok({ subscribe: { consumerId: "s2/slow", sessionId: "s2", consumerTag: "slow", queue: "q", prefetch: 2 } }).effects)).toEqual(["slow", "slow"]);
+    const other = d.ok({ subscribe: { consumerId: "s3/other", sessionId: "s3", consumerTag: "other", queue: "q", noAck: true } });
+    expect(by(other.effects)).toEqual(["other", "other", "other"]);
+    expect(paused(other.effects)).toEqual(["other"]);
+    const sub = subscribeFast(d);
+    expect(by(sub.effects).sort()).toEqual(["fast", "fast", "fast", "other", "other", "other"]);
+    expect(paused(sub.effects).sort()).toEqual(["fast", "other"]);
+    expect(d.broker.queueInfo("q")).toMatchObject({ messagesReady: 1, messagesUnacknowledged: 2 });
+  });
+
+  it("a snapshot taken with a backlog restores it: both go on identically", () => {
+    const d = filled(8);
+    subscribeFast(d);
+    const snap = d.broker.snapshot();
+    const restored = Broker.restore(snap, limits);
+    expect(Buffer.from(restored.snapshot()).equals(Buffer.from(snap))).toBe(true);
+    const a = d.broker.apply({ tick: {} }, { index: 100, timestamp: 2_000 });
+    const b = restored.apply({ tick: {} }, { index: 100, timestamp: 2_000 });
+    // Messages come back decoded from the snapshot: compare what they say, not how they are held.
+    const said = (effects: Effect[]) =>
+      effects.map((e) => (e.kind === "deliver" ? { consumer: e.consumer, tag: e.deliveryTag, body: text(e.message.body), count: e.deliveryCount } : e));
+    expect(bodies(b.effects)).toEqual(["4", "5", "6"]);
+    expect(said(b.effects)).toEqual(said(a.effects));
+    expect(b.result).toEqual(a.result);
+    expect(Buffer.from(restored.snapshot()).equals(Buffer.from(d.broker.snapshot()))).toBe(true);
+  });
+
+  it("deleting a queue with a backlog drops the backlog with it", () => {
+    const d = filled(8);
+    subscribeFast(d);
+    const out = d.ok({ deleteQueue: { name: "q" } });
+    expect(out.effects).toEqual([{ kind: "consumerCancelled", consumer: fast, reason: "queueDeleted", queue: "q" }]);
+    d.queue("q");
+    expect(d.tick(2_000).effects).toEqual([]);
   });
 });
 

@@ -39,6 +39,22 @@ describe("DedupWindows", () => {
     expect([...d.producers.keys()]).toEqual(["a", "b"]);
   });
 
+  it("new limits apply at once: shorter windows are cut and the least recently seen producers go", () => {
+    const d = new DedupWindows(8, 3, 60_000);
+    for (let seq = 1; seq <= 4; seq++) d.record("a", seq, result, seq);
+    d.record("b", 1, result, 5);
+    d.record("c", 1, result, 6);
+    d.configure(2, 2, 60_000);
+    expect([...d.producers.keys()]).toEqual(["b", "c"]);
+    d.configure(2, 3, 60_000);
+    for (let seq = 1; seq <= 4; seq++) d.record("a", seq, result, 6 + seq);
+    d.configure(1, 3, 60_000);
+    expect(d.lookup("a", 4).kind).toBe("duplicate");
+    expect(d.lookup("a", 3)).toEqual({ kind: "tooOld", evictedUpTo: 3 });
+    d.record("d", 1, result, 20);
+    expect([...d.producers.keys()]).toEqual(["c", "a", "d"]);
+  });
+
   it("restores producers in snapshot order, the last restored being the newest", () => {
     const d = new DedupWindows(8, 2, 60_000);
     d.restore("x", { lastSeenAt: 0, results: new Map([[1, result]]), evictedUpTo: -1 });

@@ -64,6 +64,17 @@ const noAckSubscribeArb = fc.record({
 
 const opsArb = fc.array(fc.oneof({ weight: 30, arbitrary: opArb }, { weight: 1, arbitrary: noAckSubscribeArb }), { maxLength: 120 });
 
+/** Mostly publishes and no_ack consumers coming and going: ready messages pile up, then drain in shares. */
+const noAckOpsArb = fc.array(
+  fc.oneof(
+    { weight: 3, arbitrary: opArb },
+    { weight: 6, arbitrary: fc.record({ op: fc.constant("publish" as const), target: fc.constantFrom<"q1" | "q2" | "both">("q1", "q2", "both"), expire: fc.boolean() }) },
+    { weight: 2, arbitrary: noAckSubscribeArb.map((o) => ({ ...o, consumer: o.queue === "q1" ? "fast" : "fast2" })) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constantFrom<"cancel" | "down">("cancel", "down"), consumer: fc.constantFrom("fast", "fast2") }) },
+  ),
+  { maxLength: 120 },
+);
+
 /** Turns ops into commands; bodies are numbered so every published message is distinct. */
 class Script {
   private n = 0;
@@ -133,10 +144,13 @@ function runAll(broker: Broker, log: Uint8Array[], from = 0): { results: Command
 const bodyOf = (m: { body: Uint8Array }) => new TextDecoder().decode(m.body);
 
 describe("broker model properties", () => {
-  it("never lets two holders have the same message, and conserves every routed message", () => {
+  it.each([
+    ["default limits", {}, opsArb],
+    ["a no_ack share of one delivery per apply", { maxNoAckDeliveriesPerApply: 1 }, noAckOpsArb],
+  ] as const)("never lets two holders have the same message, and conserves every routed message (%s)", (_name, limits, opsOf) => {
     fc.assert(
-      fc.property(opsArb, (ops) => {
-        const broker = new Broker();
+      fc.property(opsOf, (ops) => {
+        const broker = new Broker(limits);
         const script = new Script();
         // Held deliveries: holder ("c:<id>" or "s:<session>") -> tag -> message key.
         const held = new Map<string, Map<number, string>>();
@@ -194,10 +208,10 @@ describe("broker model properties", () => {
           }
           for (const e of effects) {
             if (e.kind === "deliver") {
-              if (noAckConsumers.has(e.consumerId)) consumed++;
-              else hold(`c:${e.consumerId}`, e.deliveryTag, `${e.queue}/${bodyOf(e.message)}`);
+              if (noAckConsumers.has(e.consumer.id)) consumed++;
+              else hold(`c:${e.consumer.id}`, e.deliveryTag, `${e.queue}/${bodyOf(e.message)}`);
             }
-            if (e.kind === "consumerCancelled") release(`c:${e.consumerId}`, "all");
+            if (e.kind === "consumerCancelled") release(`c:${e.consumer.id}`, "all");
           }
           // A consumer that settled everything after cancel is gone; ConsumerDown of it is NOT_FOUND.
           if (!r.ok && o !== null && o.op === "down") release(`c:${o.consumer}`, "all");
@@ -263,15 +277,19 @@ describe("broker model properties", () => {
     );
   });
 
-  it("restoring a snapshot at any point gives identical later results, effects and bytes", () => {
+  // A share of one message leaves no_ack backlogs between applies, which a snapshot must carry.
+  it.each([
+    ["default limits", {}, opsArb],
+    ["a no_ack share of one delivery per apply", { maxNoAckDeliveriesPerApply: 1 }, noAckOpsArb],
+  ] as const)("restoring a snapshot at any point gives identical later results, effects and bytes (%s)", (_name, limits, opsOf) => {
     fc.assert(
-      fc.property(opsArb, fc.nat(), (ops, cut) => {
+      fc.property(opsOf, fc.nat(), (ops, cut) => {
         const log = entries(ops);
         const at = cut % log.length;
-        const a = new Broker();
+        const a = new Broker(limits);
         runAll(a, log.slice(0, at));
         const snap = a.snapshot();
-        const b = Broker.restore(snap);
+        const b = Broker.restore(snap, limits);
         expect(b.snapshot()).toEqual(snap);
         const fromA = runAll(a, log, at);
         const fromB = runAll(b, log, at);

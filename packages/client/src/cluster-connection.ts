@@ -14,6 +14,11 @@ const MAX_KNOWN_ADDRESSES = 64;
 const MAX_HINTS_IN_A_ROW = 3;
 /** Failures kept for the message of an UnavailableError. */
 const MAX_REPORTED_ATTEMPTS = 8;
+/**
+ * Sequences per producer that a cluster remembers when its Status does not say: every release
+ * before the dedup window became a cluster setting remembered this many.
+ */
+export const UNREPORTED_DEDUP_WINDOW = 4096;
 
 export interface Attempt {
   address: string;
@@ -39,6 +44,7 @@ export class ClusterConnection {
   private current: string;
   private refreshing: Promise<Attempt[]> | null = null;
   private closed = false;
+  private reportedDedupWindow: number | undefined;
 
   constructor(
     seeds: readonly string[],
@@ -55,6 +61,14 @@ export class ClusterConnection {
 
   get addresses(): readonly string[] {
     return this.known;
+  }
+
+  /**
+   * Sequences per producer the cluster remembers, as of the last discovery: the smallest any node
+   * reported, since a node that has applied a lowered setting deduplicates only that far.
+   */
+  get dedupWindow(): number {
+    return this.reportedDedupWindow ?? UNREPORTED_DEDUP_WINDOW;
   }
 
   channel(address: string): grpc.Client {
@@ -163,6 +177,8 @@ export class ClusterConnection {
         failures = [...failures, ...more.failures];
       }
       if (answers.length === 0) return failures;
+      const windows = answers.map((a) => a.status.settings?.dedupWindow ?? 0).filter((w) => w > 0);
+      if (windows.length > 0) this.reportedDedupWindow = Math.min(...windows);
       const reachable = new Set(answers.map((a) => a.address));
       const selfLeader = answers.find((a) => a.status.role === "leader");
       const hinted = answers.map((a) => a.status.leaderClientAddress ?? "").find((l) => l !== "" && reachable.has(l));

@@ -22,8 +22,11 @@ import {
 import type { ClusterConnection } from "./cluster-connection.ts";
 import { type Body, type MessageProperties, outboundMessage } from "./message-types.ts";
 
-/** The broker remembers this many sequences per producer: a larger window could outrun deduplication. */
-export const MAX_PUBLISHER_WINDOW = 4096;
+/**
+ * The largest dedup window a cluster can be set to. The bound that counts is the cluster's own
+ * setting (ClusterConnection.dedupWindow): a larger window could outrun deduplication.
+ */
+export const MAX_PUBLISHER_WINDOW = 65_536;
 
 export interface PublisherOptions {
   /** Messages sent and awaiting their confirm. */
@@ -136,7 +139,14 @@ export class Publisher {
     options: Partial<PublisherOptions> = {},
     identity: PublisherIdentity = {},
   ) {
-    this.options = resolvePublisherOptions(options);
+    const clusterWindow = connection.dedupWindow;
+    // The default window fits itself to the cluster; a window asked for is refused below if it does not fit.
+    this.options = resolvePublisherOptions(options.window === undefined ? { ...options, window: Math.min(DEFAULT_PUBLISHER_OPTIONS.window, clusterWindow) } : options);
+    if (this.options.window > clusterWindow) {
+      throw new RangeError(
+        `publisher window ${this.options.window} exceeds the cluster's dedup window of ${clusterWindow} sequences per producer: a message resent after a broken stream could be enqueued twice. Use a window of at most ${clusterWindow}, or raise the cluster setting dedup_window`,
+      );
+    }
     this.producerId = identity.producerId ?? randomUUID();
     this.nextSequence = identity.firstSequence ?? 1;
     if (this.producerId === "") throw new RangeError("producerId must not be empty");
@@ -148,17 +158,21 @@ export class Publisher {
     return { inFlight: this.windowUsed, queued: this.queued.length, ...this.counters };
   }
 
+  /**
+   * Messages that may await confirms now: the configured window, narrowed to the cluster's dedup
+   * window should a later discovery find it lowered.
+   */
   get window(): number {
-    return this.options.window;
+    return Math.min(this.options.window, this.connection.dedupWindow);
   }
 
   /** Resolves on the broker's confirm (the message is on a majority of disks); rejects on a NACK with a typed error. */
   publish(exchange: string, routingKey: string, body: Body, options: PublishOptions = {}): Promise<PublishConfirm> {
     if (this.closed) return Promise.reject(new ClosedError("the publisher"));
-    if (this.queued.length > 0 || this.windowUsed >= this.options.window) {
+    if (this.queued.length > 0 || this.windowUsed >= this.window) {
       if (this.queued.length >= this.options.maxQueued) {
         return Promise.reject(
-          new ResourceExhaustedError(grpc.status.RESOURCE_EXHAUSTED, `${this.queued.length} publishes already wait for a slot in the window of ${this.options.window}; await earlier confirms`),
+          new ResourceExhaustedError(grpc.status.RESOURCE_EXHAUSTED, `${this.queued.length} publishes already wait for a slot in the window of ${this.window}; await earlier confirms`),
         );
       }
     }
@@ -219,7 +233,8 @@ export class Publisher {
 
   private admit(): void {
     let added = false;
-    while (this.windowUsed < this.options.window && this.queued.length > 0) {
+    const window = this.window;
+    while (this.windowUsed < window && this.queued.length > 0) {
       const p = this.queued.shift();
       if (p === undefined) break;
       this.unsent.push(p);

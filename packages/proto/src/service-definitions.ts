@@ -36,6 +36,7 @@ export const clusterServiceDefinition = defineService(CLUSTER_SERVICE_NAME, {
   RemoveMember: unary(v1.RemoveMemberRequest, v1.RemoveMemberResponse),
   TransferLeadership: unary(v1.TransferLeadershipRequest, v1.TransferLeadershipResponse),
   TriggerSnapshot: unary(v1.TriggerSnapshotRequest, v1.TriggerSnapshotResponse),
+  SetSettings: unary(v1.SetSettingsRequest, v1.SetSettingsResponse),
 });
 
 export type BrokerMethods = typeof brokerServiceDefinition;

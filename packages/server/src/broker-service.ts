@@ -173,7 +173,7 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
     },
     Get: write<raftmq.v1.GetRequest>("Get", async (r) => {
       const res = ok(await one(driver, builder.get(r)), "get");
-      if (res.empty) return { messageCount: driver.state.broker.queueInfo(r.queue ?? "")?.messagesReady ?? 0 };
+      if (res.empty) return { messageCount: driver.broker.queueInfo(r.queue ?? "")?.messagesReady ?? 0 };
       const m = res.message;
       return {
         delivery: {
@@ -193,13 +193,13 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
     QueueInfo: read<raftmq.v1.QueueInfoRequest>((r) => {
       const name = r.name ?? "";
       if (name === "") throw new InvalidRequestError("queue info needs a queue name");
-      const q = driver.state.broker.queueInfo(name);
+      const q = driver.broker.queueInfo(name);
       if (q === undefined) throw new CommandFailedError({ code: "NOT_FOUND", message: `no queue "${name}"` });
       return { queue: queueInfoMessage(q) };
     }),
-    ListQueues: read<raftmq.v1.ListQueuesRequest>(() => ({ queues: driver.state.broker.listQueues().map(queueInfoMessage) })),
+    ListQueues: read<raftmq.v1.ListQueuesRequest>(() => ({ queues: driver.broker.listQueues().map(queueInfoMessage) })),
     ListExchanges: read<raftmq.v1.ListExchangesRequest>(() => ({
-      exchanges: driver.state.broker.listExchanges().map((e) => ({
+      exchanges: driver.broker.listExchanges().map((e) => ({
         name: e.name,
         type: EXCHANGE_TYPES[e.type],
         durable: e.durable,
@@ -212,7 +212,7 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       const exchange = r.exchange ?? "";
       const queue = r.queue ?? "";
       return {
-        bindings: driver.state.broker
+        bindings: driver.broker
           .listBindings()
           .filter((b) => (exchange === "" || b.exchange === exchange) && (queue === "" || b.queue === queue))
           .map((b) => ({ exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: b.arguments })),

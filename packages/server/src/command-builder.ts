@@ -15,7 +15,20 @@ export function consumerIdOf(sessionId: string, consumerTag: string): string {
 }
 
 export class CommandBuilder {
-  constructor(readonly limits: BrokerLimits = { ...defaultLimits }) {}
+  private readonly limitsInForce: () => Readonly<BrokerLimits>;
+
+  /**
+   * `limits`: the cluster's limits as this node has applied them (they change through the log).
+   * Checks against them here spare the log most bad commands; apply checks again under the limits
+   * in force at the command's own entry, which decide.
+   */
+  constructor(limits: Readonly<BrokerLimits> | (() => Readonly<BrokerLimits>) = defaultLimits) {
+    this.limitsInForce = typeof limits === "function" ? limits : () => limits;
+  }
+
+  get limits(): Readonly<BrokerLimits> {
+    return this.limitsInForce();
+  }
 
   /** Throws CommandFailedError (INVALID_ARGUMENT) when the command fails the stateless checks. */
   checked(command: Command, context = ""): Command {
@@ -159,5 +172,10 @@ export class CommandBuilder {
 
   tick(): Command {
     return { tick: {} };
+  }
+
+  /** Unset fields of `settings` keep the value in force. */
+  setClusterSettings(r: Props<"SetSettingsRequest">): Command {
+    return this.checked({ setClusterSettings: { machineVersion: r.machineVersion ?? 0, settings: r.settings ?? null } });
   }
 }

@@ -1,8 +1,10 @@
 // Consume on the leader: one stream is one session. Subscriptions, settlements and prefetch
 // changes become commands; deliveries arrive through ConsumerSessions; when the stream ends the
-// session goes down in the state machine, and what its consumers held is requeued.
+// session goes down in the state machine, and what its consumers held is requeued. A stream whose
+// client falls too far behind its deliveries is ended (slow consumer).
 import type * as grpc from "@grpc/grpc-js";
 import type { raftmq } from "@raftmq/proto";
+import { BoundedStreamWriter } from "./bounded-stream-writer.ts";
 import type { BrokerServiceContext } from "./broker-service.ts";
 import { propose } from "./call-routing.ts";
 import { toGrpcFailure, toServiceError } from "./grpc-status.ts";
@@ -14,9 +16,31 @@ type Command = raftmq.v1.Command.$Properties;
 export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplexStream<raftmq.v1.ConsumeRequest, raftmq.v1.ConsumeResponse.$Properties>): void {
   const { driver, builder, sessions } = ctx;
   let ended = false;
+  const writer = new BoundedStreamWriter(call, sessions.maxPendingBytes);
+  let moreWanted = false;
   const sessionId = sessions.open({
     write: (response) => {
-      if (!ended) call.write(response);
+      if (ended) return;
+      const slow = writer.write(response);
+      if (slow !== null) {
+        ctx.log.warn({ session: sessionId, pendingBytes: slow.pendingBytes, limit: slow.maxPendingBytes }, "ending a slow consumer's stream");
+        closeSession(toGrpcFailure(slow));
+      }
+    },
+    deliveryPaused: () => {
+      if (ended || moreWanted) return;
+      moreWanted = true;
+      // Asking only once the client has taken what it was given paces a no_ack consumer by how
+      // fast it reads, the flow control RabbitMQ applies between a queue and a channel.
+      writer.whenFlushed(() => {
+        moreWanted = false;
+        if (ended || !driver.isLeader) return;
+        try {
+          driver.submit([builder.tick()], null);
+        } catch {
+          // Leadership moved: this stream ends with it, and the idle Tick of the next leader resumes.
+        }
+      });
     },
     end: (failure) => {
       if (ended) return;

@@ -1,11 +1,17 @@
-// The Consume streams attached to this node (the leader): each is a session whose consumers are
-// `${sessionId}/${consumerTag}`. Delivery effects are routed to the stream that owns the consumer.
-import type { Effect } from "@raftmq/broker";
+// The Consume streams attached to this node (the leader), one session each. Effects name the
+// session and consumer tag of their consumer and are routed to the stream of that session.
+import type { ConsumerCancelledEffect, Effect } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
+import { DEFAULT_CONSUME_MAX_PENDING_BYTES } from "./bounded-stream-writer.ts";
 import type { GrpcFailure } from "./grpc-status.ts";
 
 export interface SessionSink {
   write(response: raftmq.v1.ConsumeResponse.$Properties): void;
+  /**
+   * A no_ack consumer of the session had its share of one apply and its queue holds more: the
+   * next applied command delivers more, so the sink asks for one when its stream has room.
+   */
+  deliveryPaused(): void;
   /** Ends the stream: OK when `failure` is null. */
   end(failure: GrpcFailure | null): void;
 }
@@ -19,6 +25,8 @@ export class ConsumerSessions {
     /** Unique per node boot, so session ids never repeat across restarts. */
     private readonly prefix: string,
     private readonly maxSessions: number,
+    /** Bytes of deliveries one stream may have waiting to be sent before it is cut off. */
+    readonly maxPendingBytes = DEFAULT_CONSUME_MAX_PENDING_BYTES,
   ) {
     if (prefix.includes("/")) throw new RangeError(`session prefix ${prefix} must not contain "/"`);
   }
@@ -49,13 +57,12 @@ export class ConsumerSessions {
     for (const effect of effects) {
       switch (effect.kind) {
         case "deliver": {
-          const slash = effect.consumerId.indexOf("/");
-          const sink = slash < 0 ? undefined : this.sessions.get(effect.consumerId.slice(0, slash));
+          const sink = this.sessions.get(effect.consumer.sessionId);
           if (sink === undefined) continue;
           const m = effect.message;
           sink.write({
             delivery: {
-              consumerTag: effect.consumerId.slice(slash + 1),
+              consumerTag: effect.consumer.consumerTag,
               deliveryTag: effect.deliveryTag,
               queue: effect.queue,
               exchange: m.exchange,
@@ -69,15 +76,11 @@ export class ConsumerSessions {
           this.delivered++;
           continue;
         }
-        case "consumerCancelled": {
-          const slash = effect.consumerId.indexOf("/");
-          const sink = slash < 0 ? undefined : this.sessions.get(effect.consumerId.slice(0, slash));
-          sink?.write({ cancelled: { consumerTag: effect.consumerId.slice(slash + 1), reason: effect.reason } });
+        case "consumerCancelled":
+          this.sessions.get(effect.consumer.sessionId)?.write({ cancelled: { consumerTag: effect.consumer.consumerTag, reason: cancelReason(effect) } });
           continue;
-        }
-        case "return":
-        case "queueDeleted":
-          // A return is answered by the publish's NACK confirm; nothing streams for a deleted queue.
+        case "deliveryPaused":
+          this.sessions.get(effect.consumer.sessionId)?.deliveryPaused();
           continue;
         default: {
           const never: never = effect;
@@ -94,5 +97,17 @@ export class ConsumerSessions {
     this.sessions.clear();
     for (const sink of sinks) sink.end(failure);
     return ids;
+  }
+}
+
+/** Why the broker ended a subscription, in words for the person reading the client's error. */
+export function cancelReason(effect: ConsumerCancelledEffect): string {
+  switch (effect.reason) {
+    case "queueDeleted":
+      return `queue "${effect.queue}" was deleted`;
+    default: {
+      const never: never = effect.reason;
+      return String(never);
+    }
   }
 }

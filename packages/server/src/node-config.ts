@@ -2,6 +2,7 @@
 // key (the flag name), default, description and parser. Precedence: flag > env > file > default.
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
+import { DEFAULT_CONSUME_MAX_PENDING_BYTES } from "./bounded-stream-writer.ts";
 import {
   applyHostAlias,
   DEFAULT_INITIAL_CLUSTER_SIZE,
@@ -39,7 +40,8 @@ export interface NodeConfig {
   snapshotBytes: number;
   snapshotKeepEntries: number;
   snapshotKeepBytes: number;
-  consumerGraceMs: number;
+  /** Bytes of deliveries a Consume stream may have waiting to be sent; past it the stream is cut off. */
+  consumeMaxPendingBytes: number;
   idleTickMs: number;
   learnerPromoteLag: number;
   shutdownTimeoutMs: number;
@@ -194,11 +196,11 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     parse: integer("snapshot-keep-bytes", 0),
   },
   {
-    key: "consumerGraceMs",
-    name: "consumer-grace-ms",
-    description: "time a new leader gives consumers to reattach before their sessions go down",
-    defaultText: "3000",
-    parse: integer("consumer-grace-ms", 0),
+    key: "consumeMaxPendingBytes",
+    name: "consume-max-pending-bytes",
+    description: "bytes of deliveries a Consume stream may have waiting for its client; past it the stream ends with RESOURCE_EXHAUSTED (slow consumer) and its unacked messages are requeued",
+    defaultText: String(DEFAULT_CONSUME_MAX_PENDING_BYTES),
+    parse: integer("consume-max-pending-bytes", 64 * 1024, 1024 * MiB),
   },
   { key: "idleTickMs", name: "idle-tick-ms", description: "an idle leader proposes a Tick this often, so expiries happen", defaultText: "1000", parse: integer("idle-tick-ms", 10) },
   {

@@ -28,6 +28,20 @@ export class OverloadedError extends Error {
   override name = "OverloadedError";
 }
 
+/** A Consume stream's client reads slower than deliveries arrive (NATS's slow consumer). */
+export class SlowConsumerError extends OverloadedError {
+  override name = "SlowConsumerError";
+  constructor(
+    readonly pendingBytes: number,
+    readonly maxPendingBytes: number,
+  ) {
+    super(
+      `slow consumer: ${pendingBytes} bytes of deliveries wait to be sent on this stream, over its limit of ${maxPendingBytes} (consume-max-pending-bytes); ` +
+        "its unacknowledged messages are requeued: read faster, lower the prefetch, or consume with acks",
+    );
+  }
+}
+
 /** The request itself is malformed; nothing was proposed. */
 export class InvalidRequestError extends Error {
   override name = "InvalidRequestError";

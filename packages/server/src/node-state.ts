@@ -1,13 +1,13 @@
 // The replicated state of a node: the broker state machine plus what the node itself keeps in
-// the log (the members' addresses and the known consuming sessions). Every node applies the
-// same entries to it in the same order; a Raft snapshot carries all of it as one NodeSnapshot.
-import { Broker, type BrokerLimits, type Command, type CommandResult, type Effect } from "@raftmq/broker";
+// the log (the members' addresses). Normal entries are applied by the broker (Broker.applyEntry,
+// the one apply path); conf changes update the address book. A Raft snapshot carries all of it as
+// one NodeSnapshot.
+import { Broker, type BrokerLimits, type CommandResult, type Effect } from "@raftmq/broker";
 import { lengthDelimitedHeader, raftmq } from "@raftmq/proto";
 import { type ConfChange, ConfChangeType } from "@raftmq/raft";
 import type { ClusterMemberAddress } from "./node-config.ts";
 
 export interface AppliedBatch {
-  commands: readonly raftmq.v1.Command[];
   results: CommandResult[];
   effects: Effect[];
 }
@@ -25,17 +25,14 @@ export type AddressChange =
   | { kind: "promoted"; id: number }
   | { kind: "removed"; id: number };
 
-const EMPTY: AppliedBatch = { commands: [], results: [], effects: [] };
-
 export class NodeState {
   private constructor(
     readonly broker: Broker,
     private readonly addresses: Map<number, ClusterMemberAddress>,
-    private readonly sessions: Set<string>,
   ) {}
 
   static create(initialCluster: readonly ClusterMemberAddress[], limits?: Partial<BrokerLimits>): NodeState {
-    return new NodeState(new Broker(limits), addressMap(initialCluster), new Set());
+    return new NodeState(new Broker(limits), addressMap(initialCluster));
   }
 
   /** Restores from NodeSnapshot bytes; `base` fills addresses the snapshot does not know. */
@@ -57,7 +54,7 @@ export class NodeState {
       const id = Number(m.id ?? 0);
       if (id > 0) addresses.set(id, { id, peerAddress: m.peerAddress ?? "", clientAddress: m.clientAddress ?? "" });
     }
-    return new NodeState(broker, addresses, new Set(snap.sessions));
+    return new NodeState(broker, addresses);
   }
 
   snapshot(): Uint8Array {
@@ -73,7 +70,6 @@ export class NodeState {
   captureSnapshot(): SnapshotCapture {
     const head = raftmq.v1.NodeSnapshot.encode({
       members: this.members().map((m) => ({ id: m.id, peerAddress: m.peerAddress, clientAddress: m.clientAddress })),
-      sessions: [...this.sessions].sort(),
     }).finish();
     const broker = this.broker.snapshotPieces();
     const first = broker.next();
@@ -86,20 +82,7 @@ export class NodeState {
 
   /** Applies the data of one normal entry (an encoded CommandBatch; empty for a leader's no-op). */
   applyEntry(index: number, data: Uint8Array): AppliedBatch {
-    if (data.byteLength === 0) return EMPTY;
-    const batch = raftmq.v1.CommandBatch.decode(data);
-    const timestamp = Number(batch.timestampMs ?? 0);
-    const commands = batch.commands as raftmq.v1.Command[];
-    const results: CommandResult[] = new Array(commands.length);
-    const effects: Effect[] = [];
-    for (let i = 0; i < commands.length; i++) {
-      const command = commands[i] as raftmq.v1.Command;
-      const out = this.broker.apply(command as Command, { index, timestamp, position: i });
-      results[i] = out.result;
-      for (const e of out.effects) effects.push(e);
-      this.track(command, out.result);
-    }
-    return { commands, results, effects };
+    return this.broker.applyEntry(index, data);
   }
 
   /** Records what a committed conf change means for the address book. */
@@ -135,31 +118,6 @@ export class NodeState {
     return [...this.addresses.values()].sort((a, b) => a.id - b.id);
   }
 
-  knownSessions(): string[] {
-    return [...this.sessions];
-  }
-
-  private track(command: raftmq.v1.Command, result: CommandResult): void {
-    const kind = command.kind;
-    if (kind === undefined) return;
-    if (!result.ok) return;
-    switch (kind) {
-      case "subscribe":
-        this.sessions.add(command.subscribe?.sessionId ?? "");
-        return;
-      case "declareQueue":
-        if (command.declareQueue?.exclusive === true) this.sessions.add(command.declareQueue.ownerSessionId ?? "");
-        return;
-      case "get":
-        if (command.get?.noAck !== true && (command.get?.sessionId ?? "") !== "") this.sessions.add(command.get?.sessionId ?? "");
-        return;
-      case "sessionDown":
-        this.sessions.delete(command.sessionDown?.sessionId ?? "");
-        return;
-      default:
-        return;
-    }
-  }
 }
 
 /** NodeSnapshot.broker (cluster.proto). */

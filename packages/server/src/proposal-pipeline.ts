@@ -91,6 +91,14 @@ export class ProposalPipeline {
     if (this.queue.length >= this.limits.maxBatchCommands || this.queuedBytes >= this.limits.maxBatchBytes) this.flush(true);
   }
 
+  /**
+   * A new leader's first command (RabbitMQ's state_enter(leader)): when it applies, the state
+   * machine downs every session of earlier leaders. Queued ahead of anything a client asks.
+   */
+  tookOffice(done: ((outcome: ProposalOutcome) => void) | null): void {
+    this.submit([{ leaderTookOffice: {} }], done === null ? null : (_i, outcome) => done(outcome));
+  }
+
   /** Proposes queued commands; with `fullOnly` only complete batches leave. */
   flush(fullOnly = false): void {
     while (this.queue.length > 0) {

@@ -2,7 +2,7 @@
 // the simulators run) on LevelDB, the peer transport and real timers. Around the loop it keeps the
 // state machine, snapshots, reads, membership waiters and learner promotion. Proposals that arrive
 // while a write is in flight wait and leave together in the next entry.
-import type { Effect } from "@raftmq/broker";
+import type { Broker, Effect } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import {
   ConfChangeType,
@@ -16,7 +16,7 @@ import {
   ProposalDroppedError,
   RaftNode,
   type RaftEvent,
-  type ReadState,
+  type RaftStatus,
   ReadyLoop,
   type Role,
   type Snapshot,
@@ -24,10 +24,15 @@ import {
 import type { RaftStorage } from "@raftmq/storage";
 import type { Logger } from "pino";
 import type { ClusterMemberAddress, NodeConfig } from "./node-config.ts";
-import { NodeStoppingError, NodeUnavailableError, OutcomeUnknownError } from "./node-errors.ts";
+import { LeadershipWatch } from "./leadership-watch.ts";
+import { learnerToPromote } from "./learner-promotion.ts";
+import { LinearizableReads } from "./linearizable-reads.ts";
+import { type Cancel, type NodeClock, systemClock, yieldTo } from "./node-clock.ts";
+import { InvalidRequestError, NodeStoppingError, NodeUnavailableError, OutcomeUnknownError } from "./node-errors.ts";
 import type { NodeMetrics } from "./node-metrics.ts";
 import { type AddressChange, NodeState } from "./node-state.ts";
-import { PeerTransport } from "./peer-transport.ts";
+import { PeerBook } from "./peer-book.ts";
+import type { PeerStats } from "./peer-transport.ts";
 import { type ProposalOutcome, ProposalPipeline } from "./proposal-pipeline.ts";
 import { SnapshotPolicy } from "./snapshot-policy.ts";
 
@@ -49,12 +54,18 @@ export interface DriverHooks {
   fatal(error: Error): void;
 }
 
-interface ReadWaiter {
-  resolve: () => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-  index: number;
+/** What the driver needs of the peer transport; the node builds the transport and passes it in. */
+export interface DriverTransport {
+  sendNow(messages: Message[]): void;
+  setPeer(id: number, address: string): void;
+  removePeer(id: number): void;
+  hasPeer(id: number): boolean;
+  stats(): Record<number, PeerStats>;
+  close(): Promise<void>;
 }
+
+/** The broker's read side, for queries answered from this node's state. */
+export type BrokerView = Pick<Broker, "queueInfo" | "listQueues" | "listExchanges" | "listBindings" | "lastTimestamp" | "settings" | "machineVersion">;
 
 interface ConfWaiter {
   term: number;
@@ -65,17 +76,20 @@ interface ConfWaiter {
 export interface DriverOptions {
   config: NodeConfig;
   storage: RaftStorage;
+  transport: DriverTransport;
   logger: Logger;
   hooks: DriverHooks;
   metrics?: NodeMetrics;
   random?: () => number;
+  /** The system's clock unless a test brings its own. */
+  clock?: NodeClock;
 }
 
 export class RaftDriver {
-  readonly raft: RaftNode;
-  readonly transport: PeerTransport;
+  private readonly raft: RaftNode;
+  private readonly transport: DriverTransport;
   readonly pipeline: ProposalPipeline;
-  state: NodeState;
+  private state: NodeState;
   role: Role = "follower";
   leaderId = 0;
   term = 0;
@@ -87,17 +101,16 @@ export class RaftDriver {
   private readonly hooks: DriverHooks;
   private readonly metrics: NodeMetrics | undefined;
   private readonly loop: ReadyLoop;
-  private ticker: NodeJS.Timeout | null = null;
+  private readonly clock: NodeClock;
+  private stopTicker: Cancel | null = null;
   private stopped = false;
   private failed: Error | null = null;
   private snapshotting: Promise<void> | null = null;
   private snapshotWaiters: { resolve: (index: number) => void; reject: (error: Error) => void }[] = [];
-  private readSeq = 0;
-  private readonly reads = new Map<string, ReadWaiter>();
-  /** Reads whose index is known, waiting for the state machine to reach it. */
-  private readonly readsAwaitingApply: ReadWaiter[] = [];
+  private readonly reads: LinearizableReads;
   private readonly confWaiters = new Map<number, ConfWaiter>();
-  private leaderWaiters: (() => void)[] = [];
+  private readonly leadership: LeadershipWatch;
+  private readonly peers: PeerBook;
   private idleSince = 0;
   /** Proposals already added to the metrics counter. */
   private countedProposals = 0;
@@ -113,6 +126,8 @@ export class RaftDriver {
     this.log = logger;
     this.hooks = hooks;
     this.metrics = options.metrics;
+    this.clock = options.clock ?? systemClock;
+    this.leadership = new LeadershipWatch(this.clock);
     const snapshot = storage.snapshot();
     this.state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, config.initialCluster) : NodeState.create(config.initialCluster);
     this.appliedIndex = snapshot.meta.index;
@@ -136,31 +151,22 @@ export class RaftDriver {
       },
       storage,
     );
-    this.transport = new PeerTransport({
-      selfId: config.nodeId,
-      onMessages: (messages) => this.receive(messages),
-      selfAddress: config.peerPort > 0 ? `${config.advertiseHost}:${config.peerPort}` : "",
-      // A joining node knows only the members it was configured with; the leader may be
-      // another, and the joiner must be able to answer it before it has read the address book.
-      onPeerIntroduced: (peerId, address) => {
-        if (!this.stopped && !this.transport.hasPeer(peerId)) {
-          this.log.info({ event: "peer-introduced", peer: peerId, address }, `peer ${peerId} introduced itself at ${address}`);
-          this.transport.setPeer(peerId, address);
-        }
-      },
-      onPeerState: (peerId, state) => this.log.info({ event: "peer", peer: peerId, state }, `peer ${peerId} ${state}`),
-      onUnreachable: (peerId) => this.unreachable(peerId),
-      maxBatchBytes: 4 * 1024 * 1024,
-    });
+    this.transport = options.transport;
+    this.peers = new PeerBook(config.nodeId, options.transport);
+    this.reads = new LinearizableReads(
+      { readIndex: (context) => this.raft.readIndex(context), appliedIndex: () => this.appliedIndex, leaderClientAddress: () => this.leaderClientAddress() },
+      this.clock,
+      config.tickMs * config.electionTicks * READ_TIMEOUT_ELECTIONS,
+    );
     this.pipeline = new ProposalPipeline(
-      { propose: (data) => this.raft.propose(data), now: () => Date.now() },
+      { propose: (data) => this.raft.propose(data), now: () => this.clock.now() },
       { maxBatchBytes: config.maxBatchBytes, maxBatchCommands: config.maxBatchCommands, maxPendingCommands: config.maxPendingCommands },
     );
     this.loop = new ReadyLoop({
       raft: this.raft,
       storage: { lastIndex: () => storage.lastIndex(), write: (w, done) => this.write(w).then(() => done(null), done) },
       transport: { send: (messages) => this.transport.sendNow(messages) },
-      clock: { now: () => performance.now(), defer: (fn) => setImmediate(fn) },
+      clock: { now: () => this.clock.elapsed(), defer: (fn) => this.clock.defer(fn) },
       applySliceMs: APPLY_SLICE_MS,
       host: {
         beforeReady: () => this.beforeReady(),
@@ -168,13 +174,13 @@ export class RaftDriver {
         beforeSend: (rd) => {
           if (rd.hardState !== null) this.term = rd.hardState.term;
           // Addresses of members joining in this Ready must be known before its messages leave.
-          for (const e of rd.committedEntries) if (e.type === EntryType.ENTRY_TYPE_CONF_CHANGE) this.preparePeer(e);
+          for (const e of rd.committedEntries) if (e.type === EntryType.ENTRY_TYPE_CONF_CHANGE) this.peers.prepare(decodeConfChange(e.data));
         },
         apply: (entry) => this.applyOne(entry),
         restore: (snapshot, done) => {
           this.restore(snapshot).then(done, (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
         },
-        readStates: (states) => this.resolveReads(states),
+        readStates: (states) => this.reads.confirmed(states),
         afterCycle: () => this.maybeSnapshot(),
         fail: (error) => this.fail(error),
       },
@@ -183,8 +189,8 @@ export class RaftDriver {
   }
 
   start(): void {
-    this.idleSince = Date.now();
-    this.ticker = setInterval(() => this.onTick(), this.config.tickMs);
+    this.idleSince = this.clock.now();
+    this.stopTicker = this.clock.every(this.config.tickMs, () => this.onTick());
     this.kick();
   }
 
@@ -211,19 +217,51 @@ export class RaftDriver {
   }
 
   /** Resolves once a leader is known, or after `timeoutMs`. */
-  waitForLeader(timeoutMs: number): Promise<void> {
-    if (this.leaderId !== 0 || this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.leaderWaiters = this.leaderWaiters.filter((w) => w !== done);
-        resolve();
-      }, timeoutMs);
-      this.leaderWaiters.push(done);
-    });
+  async waitForLeader(timeoutMs: number): Promise<void> {
+    if (!this.stopped) await this.leadership.waitFor((id) => id !== 0, timeoutMs);
+  }
+
+  /** The core's view: term, role, commit, membership and, on the leader, each member's progress. */
+  status(): RaftStatus {
+    return this.raft.status();
+  }
+
+  /** Members of the address book (every node the log has named, with its addresses). */
+  members(): ClusterMemberAddress[] {
+    return this.state.members();
+  }
+
+  address(id: number): ClusterMemberAddress | undefined {
+    return this.state.address(id);
+  }
+
+  /** The broker's state as this node has applied it. */
+  get broker(): BrokerView {
+    return this.state.broker;
+  }
+
+  peerStats(): Record<number, PeerStats> {
+    return this.transport.stats();
+  }
+
+  /**
+   * Hands leadership to `to` (0: the most caught-up other voter) and resolves with the new
+   * leader's id once this node has seen it take over; rejects after `timeoutMs`.
+   */
+  async transferLeadership(to: number, timeoutMs: number): Promise<number> {
+    const status = this.raft.status();
+    if (status.role !== "leader") throw new NodeUnavailableError("this node is not the leader", this.leaderClientAddress());
+    if (to === 0) {
+      const best = status.progress.filter((p) => !p.isLearner && p.id !== status.id).sort((a, b) => b.match - a.match || a.id - b.id)[0];
+      if (best === undefined) throw new InvalidRequestError("there is no other voter to transfer leadership to");
+      to = best.id;
+    }
+    if (to === status.id) return to;
+    const target = to;
+    this.raft.transferLeadership(target);
+    this.kick();
+    if (await this.leadership.waitFor((id) => id === target, timeoutMs)) return target;
+    throw new NodeUnavailableError(`leadership did not move to node ${target} in time; the current leader is ${this.leaderId || "unknown"}`, this.leaderClientAddress());
   }
 
   /**
@@ -250,27 +288,9 @@ export class RaftDriver {
   linearizableRead(): Promise<void> {
     if (this.stopped) return Promise.reject(new NodeStoppingError("the node is stopping"));
     if (this.leaderId === 0) return Promise.reject(new NodeUnavailableError("no leader is known, so a read cannot be confirmed"));
-    const context = new Uint8Array(8);
-    const seq = ++this.readSeq;
-    new DataView(context.buffer).setFloat64(0, seq);
-    const key = String(seq);
-    return new Promise((resolve, reject) => {
-      const timeout = this.config.tickMs * this.config.electionTicks * READ_TIMEOUT_ELECTIONS;
-      const timer = setTimeout(() => {
-        this.reads.delete(key);
-        reject(new NodeUnavailableError(`the leader did not confirm a read within ${timeout} ms`, this.leaderClientAddress()));
-      }, timeout);
-      this.reads.set(key, { resolve, reject, timer, index: 0 });
-      try {
-        this.raft.readIndex(context);
-      } catch (err) {
-        clearTimeout(timer);
-        this.reads.delete(key);
-        reject(err);
-        return;
-      }
-      this.kick();
-    });
+    const read = this.reads.read();
+    this.kick();
+    return read;
   }
 
   /** Proposes a conf change and resolves once it is applied. */
@@ -299,16 +319,15 @@ export class RaftDriver {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.ticker !== null) clearInterval(this.ticker);
+    this.stopTicker?.();
     const error = new NodeStoppingError("the node is stopping");
     this.pipeline.failAll(error, new OutcomeUnknownError("the node stopped before the command was applied"));
-    this.failReads(error);
+    this.reads.failAll(error);
     for (const w of this.confWaiters.values()) w.reject(error);
     for (const w of this.snapshotWaiters) w.reject(error);
     this.snapshotWaiters = [];
     this.confWaiters.clear();
-    for (const w of this.leaderWaiters) w();
-    this.leaderWaiters = [];
+    this.leadership.close();
     // Let a cycle in flight finish its write, then keep the last commit index.
     this.loop.stop();
     await this.loop.whenIdle();
@@ -360,7 +379,7 @@ export class RaftDriver {
     this.appliedIndex = entry.index;
     this.snapshotPolicy.applied(entry.data.length);
     this.metrics?.appliedEntries.inc();
-    this.releaseAppliedReads();
+    this.reads.applied(this.appliedIndex);
   }
 
   private applyConfChange(entry: Entry): void {
@@ -400,34 +419,21 @@ export class RaftDriver {
     this.syncPeers();
   }
 
-  private preparePeer(entry: Entry): void {
-    const change = decodeConfChange(entry.data);
-    if (change.type === ConfChangeType.CONF_CHANGE_TYPE_REMOVE_NODE || change.context.length === 0) return;
-    if (change.nodeId === this.config.nodeId) return;
-    const m = raftmq.v1.Member.decode(change.context);
-    if ((m.peerAddress ?? "") !== "") this.transport.setPeer(change.nodeId, m.peerAddress ?? "");
-  }
-
-  /** Points the transport at every member of the address book but this node. */
   private syncPeers(): void {
-    const members = this.state.members();
-    for (const m of members) if (m.id !== this.config.nodeId && m.peerAddress !== "") this.transport.setPeer(m.id, m.peerAddress);
-    const conf = this.raft.confState();
-    const current = new Set([...conf.voters, ...conf.learners, ...members.map((m) => m.id)]);
-    for (const id of Object.keys(this.transport.stats()).map(Number)) if (!current.has(id)) this.transport.removePeer(id);
+    this.peers.sync(this.state.members(), this.raft.confState());
   }
 
   private async restore(snapshot: Snapshot): Promise<void> {
     const started = performance.now();
     const steps = NodeState.restoring(snapshot.data, this.config.initialCluster);
-    let sliceStart = performance.now();
+    let sliceStart = this.clock.elapsed();
     let step = steps.next();
     while (step.done !== true) {
-      if (performance.now() - sliceStart > APPLY_SLICE_MS) {
+      if (this.clock.elapsed() - sliceStart > APPLY_SLICE_MS) {
         // A follower restoring keeps receiving (heartbeats reset its election timer in step()).
-        await new Promise((r) => setImmediate(r));
+        await yieldTo(this.clock);
         if (this.stopped) return;
-        sliceStart = performance.now();
+        sliceStart = this.clock.elapsed();
       }
       step = steps.next();
     }
@@ -441,7 +447,7 @@ export class RaftDriver {
       { event: "snapshot-restored", index: snapshot.meta.index, term: snapshot.meta.term, bytes: snapshot.data.length, ms: Math.round(performance.now() - started) },
       "restored from snapshot",
     );
-    this.releaseAppliedReads();
+    this.reads.applied(this.appliedIndex);
   }
 
   /**
@@ -466,12 +472,12 @@ export class RaftDriver {
       let data: Uint8Array;
       try {
         const pieces: Uint8Array[] = [];
-        let sliceStart = performance.now();
+        let sliceStart = this.clock.elapsed();
         for (const piece of capture.pieces) {
           pieces.push(piece);
-          if (performance.now() - sliceStart > APPLY_SLICE_MS) {
-            await new Promise((r) => setImmediate(r));
-            sliceStart = performance.now();
+          if (this.clock.elapsed() - sliceStart > APPLY_SLICE_MS) {
+            await yieldTo(this.clock);
+            sliceStart = this.clock.elapsed();
           }
         }
         data = capture.assemble(pieces);
@@ -523,7 +529,8 @@ export class RaftDriver {
 
   // ---- inputs ----
 
-  private receive(messages: Message[]): void {
+  /** Raft messages from a peer. */
+  receive(messages: Message[]): void {
     if (this.stopped) return;
     try {
       for (const m of messages) this.raft.step(m);
@@ -534,7 +541,8 @@ export class RaftDriver {
     this.kick();
   }
 
-  private unreachable(peerId: number): void {
+  /** The transport could not reach a peer: the leader probes it again, and a snapshot to it starts over. */
+  unreachable(peerId: number): void {
     if (this.stopped || this.role !== "leader") return;
     this.raft.reportUnreachable(peerId);
     const progress = this.raft.status().progress.find((p) => p.id === peerId);
@@ -554,7 +562,7 @@ export class RaftDriver {
   }
 
   private leaderDuties(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     const last = Math.max(this.pipeline.lastProposalAt, this.idleSince);
     if (now - last >= this.config.idleTickMs && this.pipeline.pending === 0) {
       this.idleSince = now;
@@ -564,20 +572,14 @@ export class RaftDriver {
   }
 
   private promoteLearners(): void {
-    const status = this.raft.status();
-    for (const p of status.progress) {
-      // Caught up means holding entries at all (a learner that never answered has match 0, which a
-      // short log's lag would otherwise forgive) and being within the lag of the leader's log.
-      if (!p.isLearner || p.match === 0 || p.match + this.config.learnerPromoteLag < status.lastIndex) continue;
-      const member = this.state.address(p.id) ?? null;
-      this.changeMembership(ConfChangeType.CONF_CHANGE_TYPE_ADD_VOTER, p.id, member).then(
-        () => undefined,
-        (err: unknown) => {
-          if (!(err instanceof ProposalDroppedError) && !(err instanceof NodeStoppingError)) this.log.warn({ err, member: p.id }, "learner promotion failed");
-        },
-      );
-      return;
-    }
+    const id = learnerToPromote(this.raft.status(), this.config.learnerPromoteLag);
+    if (id === 0) return;
+    this.changeMembership(ConfChangeType.CONF_CHANGE_TYPE_ADD_VOTER, id, this.state.address(id) ?? null).then(
+      () => undefined,
+      (err: unknown) => {
+        if (!(err instanceof ProposalDroppedError) && !(err instanceof NodeStoppingError)) this.log.warn({ err, member: id }, "learner promotion failed");
+      },
+    );
   }
 
   private onSoftState(role: Role, leaderId: number): void {
@@ -593,16 +595,19 @@ export class RaftDriver {
         w.reject(new OutcomeUnknownError("leadership changed before the membership change was applied"));
       }
     }
-    if (role === "leader" && !wasLeader) this.idleSince = Date.now();
+    if (role === "leader" && !wasLeader) {
+      this.idleSince = this.clock.now();
+      this.pipeline.tookOffice((outcome) => {
+        if (outcome.ok && outcome.result.ok && outcome.result.kind === "leaderTookOffice" && outcome.result.sessionsDown > 0) {
+          this.log.info({ event: "sessions-down", sessions: outcome.result.sessionsDown }, "downed the consume sessions of earlier leaders");
+        }
+      });
+    }
     if (leaderChanged || wasLeader !== (role === "leader")) {
       this.log.info({ event: "leader", leader: leaderId, role, term: this.raft.status().term }, leaderId === 0 ? "no leader" : `leader is ${leaderId}`);
       this.hooks.leaderChanged(leaderId, role === "leader", this.raft.status().term);
     }
-    if (leaderId !== 0 && this.leaderWaiters.length > 0) {
-      const waiters = this.leaderWaiters;
-      this.leaderWaiters = [];
-      for (const w of waiters) w();
-    }
+    this.leadership.changed(leaderId);
   }
 
   private onRaftEvent(event: RaftEvent): void {
@@ -629,51 +634,6 @@ export class RaftDriver {
       default:
         this.log.debug({ raft: event }, event.kind);
     }
-  }
-
-  // ---- reads ----
-
-  private resolveReads(states: ReadState[]): void {
-    for (const rs of states) {
-      const key = String(new DataView(rs.context.buffer, rs.context.byteOffset, rs.context.byteLength).getFloat64(0));
-      const waiter = this.reads.get(key);
-      if (waiter === undefined) continue;
-      this.reads.delete(key);
-      waiter.index = rs.index;
-      if (this.appliedIndex >= rs.index) {
-        clearTimeout(waiter.timer);
-        waiter.resolve();
-      } else {
-        this.readsAwaitingApply.push(waiter);
-      }
-    }
-  }
-
-  private releaseAppliedReads(): void {
-    if (this.readsAwaitingApply.length === 0) return;
-    let kept = 0;
-    for (const w of this.readsAwaitingApply) {
-      if (this.appliedIndex >= w.index) {
-        clearTimeout(w.timer);
-        w.resolve();
-      } else {
-        this.readsAwaitingApply[kept++] = w;
-      }
-    }
-    this.readsAwaitingApply.length = kept;
-  }
-
-  private failReads(error: Error): void {
-    for (const w of this.reads.values()) {
-      clearTimeout(w.timer);
-      w.reject(error);
-    }
-    this.reads.clear();
-    for (const w of this.readsAwaitingApply) {
-      clearTimeout(w.timer);
-      w.reject(error);
-    }
-    this.readsAwaitingApply.length = 0;
   }
 
   private fail(error: Error): void {

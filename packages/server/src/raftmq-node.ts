@@ -16,6 +16,7 @@ import { aliasAddress, type NodeConfig } from "./node-config.ts";
 import { NodeUnavailableError } from "./node-errors.ts";
 import { NodeMetrics } from "./node-metrics.ts";
 import { startOpsHttp } from "./ops-http.ts";
+import { PeerTransport } from "./peer-transport.ts";
 import { RaftDriver } from "./raft-driver.ts";
 import { RemovalProbe } from "./removal-probe.ts";
 import { readIdentityRecord, writeIdentityRecord } from "./identity-record.ts";
@@ -32,8 +33,6 @@ const MAX_SESSIONS = 10_000;
 const MAX_STREAM_WINDOW = 4096;
 /** Applied entries behind commit that still count as caught up for /readyz. */
 const READY_LAG = 1000;
-/** SessionDown commands proposed per step of a new leader's sweep. */
-const SWEEP_CHUNK = 256;
 
 export type NodeExit = { code: 0; reason: "removed" | "stopped" } | { code: 1; reason: "fatal"; error: Error };
 
@@ -68,7 +67,6 @@ export class RaftmqNode {
   private readonly peerServer: grpc.Server;
   private http: HttpServer | null = null;
   private readinessTimer: NodeJS.Timeout | null = null;
-  private graceTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private readonly removalProbe: RemovalProbe;
   private joinLoop: JoinLoop | null = null;
@@ -81,23 +79,41 @@ export class RaftmqNode {
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
-    this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS);
+    this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS, config.consumeMaxPendingBytes);
     this.forwarder = new LeaderForwarder({ selfId: config.nodeId });
     this.metrics = new NodeMetrics({
       raft: () => {
-        const s = this.driver.raft.status();
+        const s = this.driver.status();
         return { term: s.term, role: s.role, commit: s.commit, applied: this.driver.appliedIndex, lastIndex: s.lastIndex, snapshotIndex: this.driver.snapshotIndex, leaderId: s.leaderId };
       },
-      queues: () => this.driver.state.broker.listQueues().map((q) => ({ name: q.name, ready: q.messagesReady, unacked: q.messagesUnacknowledged, consumers: q.consumers })),
+      queues: () => this.driver.broker.listQueues().map((q) => ({ name: q.name, ready: q.messagesReady, unacked: q.messagesUnacknowledged, consumers: q.consumers })),
       consumerStreams: () => this.sessions.size,
+    });
+    const transport = new PeerTransport({
+      selfId: config.nodeId,
+      onMessages: (messages) => this.driver.receive(messages),
+      selfAddress: config.peerPort > 0 ? `${config.advertiseHost}:${config.peerPort}` : "",
+      // A joining node knows only the members it was configured with; the leader may be
+      // another, and the joiner must be able to answer it before it has read the address book.
+      onPeerIntroduced: (peerId, address) => {
+        if (this.stopping === null && !transport.hasPeer(peerId)) {
+          log.info({ event: "peer-introduced", peer: peerId, address }, `peer ${peerId} introduced itself at ${address}`);
+          transport.setPeer(peerId, address);
+        }
+      },
+      onPeerState: (peerId, state) => log.info({ event: "peer", peer: peerId, state }, `peer ${peerId} ${state}`),
+      onUnreachable: (peerId) => this.driver.unreachable(peerId),
+      onFrameRejected: (peerId, reason) => log.warn({ event: "peer-frame-rejected", peer: peerId, reason }, `a frame from peer ${peerId} was refused: ${reason}`),
+      maxBatchBytes: 4 * MiB,
     });
     this.driver = new RaftDriver({
       config,
       storage,
+      transport,
       logger: log,
       metrics: this.metrics,
       hooks: {
-        leaderChanged: (leaderId, isLeader, term) => this.onLeaderChanged(leaderId, isLeader, term),
+        leaderChanged: (leaderId, isLeader) => this.onLeaderChanged(leaderId, isLeader),
         effects: (effects) => {
           const before = this.sessions.delivered;
           this.sessions.route(effects);
@@ -115,8 +131,8 @@ export class RaftmqNode {
       "grpc.max_receive_message_length": 64 * MiB,
     };
     this.clientServer = new grpc.Server(options);
-    this.peerServer = new grpc.Server(this.driver.transport.serverOptions());
-    const builder = new CommandBuilder();
+    this.peerServer = new grpc.Server(transport.serverOptions());
+    const builder = new CommandBuilder(() => this.driver.broker.settings());
     const leaderWaitMs = config.tickMs * config.electionTicks * 2;
     const broker = brokerHandlers({
       driver: this.driver,
@@ -128,23 +144,23 @@ export class RaftmqNode {
       log,
       metrics: this.metrics,
     });
-    const cluster = clusterHandlers({ driver: this.driver, forwarder: this.forwarder, leaderWaitMs, version: RAFTMQ_VERSION, readyLag: READY_LAG });
+    const cluster = clusterHandlers({ driver: this.driver, builder, forwarder: this.forwarder, leaderWaitMs, version: RAFTMQ_VERSION, readyLag: READY_LAG });
     for (const server of [this.clientServer, this.peerServer]) {
       server.addService(brokerServiceDefinition, broker);
       server.addService(clusterServiceDefinition, cluster);
     }
-    this.driver.transport.addService(this.peerServer);
+    transport.addService(this.peerServer);
     this.introspection.addToServer(this.clientServer);
     const electionMs = config.tickMs * config.electionTicks;
     this.removalProbe = new RemovalProbe(
       {
         selfId: config.nodeId,
         isMember: () => {
-          const conf = this.driver.raft.confState();
+          const conf = this.driver.status().confState;
           return conf.voters.includes(config.nodeId) || conf.learners.includes(config.nodeId);
         },
         leaderId: () => this.driver.leaderId,
-        peerAddresses: () => this.driver.state.members().filter((m) => m.id !== config.nodeId).map((m) => m.peerAddress),
+        peerAddresses: () => this.driver.members().filter((m) => m.id !== config.nodeId).map((m) => m.peerAddress),
         removed: () => this.onRemoved(),
       },
       3 * electionMs,
@@ -204,7 +220,7 @@ export class RaftmqNode {
         return this.driver.healthy ? { ok: true, detail: "alive" } : { ok: false, detail: "the node stopped after a failure" };
       },
       ready: () => {
-        const s = this.driver.raft.status();
+        const s = this.driver.status();
         if (nodeReady(this.driver, READY_LAG)) return { ok: true, detail: `leader ${s.leaderId}, applied ${this.driver.appliedIndex} of ${s.commit}` };
         return { ok: false, detail: s.leaderId === 0 ? "no leader known" : `catching up: applied ${this.driver.appliedIndex} of ${s.commit}` };
       },
@@ -225,7 +241,7 @@ export class RaftmqNode {
         peerAddress: `${config.advertiseHost}:${this.ports.peer}`,
         clientAddress: self,
         knownClientAddresses: () => {
-          const learned = this.driver.state.members().map((m) => aliasAddress(m.clientAddress, config.hostAlias));
+          const learned = this.driver.members().map((m) => aliasAddress(m.clientAddress, config.hostAlias));
           return [...new Set([...founders, ...learned])].filter((a) => a !== self && a !== "");
         },
         dialAddress: (address) => aliasAddress(address, config.hostAlias),
@@ -245,38 +261,12 @@ export class RaftmqNode {
     return this.driver;
   }
 
-  private onLeaderChanged(leaderId: number, isLeader: boolean, term: number): void {
-    if (this.graceTimer !== null) {
-      clearTimeout(this.graceTimer);
-      this.graceTimer = null;
-    }
+  private onLeaderChanged(leaderId: number, isLeader: boolean): void {
     if (!isLeader) {
       if (this.sessions.size > 0) {
         const failure = toGrpcFailure(new NodeUnavailableError("leadership moved; subscribe again", this.driver.leaderClientAddress()));
         const ended = this.sessions.endAll(failure);
         this.log.info({ event: "sessions-ended", sessions: ended.length, leader: leaderId }, "ended consume streams after losing leadership");
-      }
-      return;
-    }
-    this.graceTimer = setTimeout(() => this.sweepOrphanSessions(term), this.config.consumerGraceMs);
-  }
-
-  /** A new leader downs the sessions of the state machine that no stream reattached to. */
-  private sweepOrphanSessions(term: number): void {
-    this.graceTimer = null;
-    if (!this.driver.isLeader || this.driver.raft.status().term !== term) return;
-    const orphans = this.driver.state.knownSessions().filter((id) => !this.sessions.has(id));
-    if (orphans.length === 0) return;
-    this.log.info({ event: "session-sweep", sessions: orphans.length }, "downing sessions without a stream");
-    for (let i = 0; i < orphans.length; i += SWEEP_CHUNK) {
-      try {
-        this.driver.submit(
-          orphans.slice(i, i + SWEEP_CHUNK).map((sessionId) => ({ sessionDown: { sessionId } })),
-          null,
-        );
-      } catch (err) {
-        this.log.warn({ err }, "session sweep stopped");
-        return;
       }
     }
   }
@@ -294,7 +284,6 @@ export class RaftmqNode {
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     this.introspection.setServing(false);
     if (this.readinessTimer !== null) clearInterval(this.readinessTimer);
-    if (this.graceTimer !== null) clearTimeout(this.graceTimer);
     this.removalProbe.stop();
     this.joinLoop?.stop();
     if (transfer && this.driver.isLeader) await this.transferLeadership(deadline);
@@ -324,18 +313,13 @@ export class RaftmqNode {
   }
 
   private async transferLeadership(deadline: number): Promise<void> {
-    const status = this.driver.raft.status();
-    const target = status.progress.filter((p) => !p.isLearner && p.id !== status.id).sort((a, b) => b.match - a.match || a.id - b.id)[0];
-    if (target === undefined) return;
+    const waitMs = Math.max(0, Math.min(deadline - Date.now(), this.config.tickMs * this.config.electionTicks * 2));
+    this.log.info({ event: "leadership-transfer" }, "handing leadership over before shutdown");
     try {
-      this.driver.raft.transferLeadership(target.id);
-      this.driver.kick();
+      const to = await this.driver.transferLeadership(0, waitMs);
+      this.log.info({ event: "leadership-transferred", to }, `leadership moved to node ${to}`);
     } catch (err) {
       this.log.warn({ err }, "leadership transfer on shutdown failed");
-      return;
     }
-    this.log.info({ event: "leadership-transfer", to: target.id }, "handing leadership over before shutdown");
-    const waitUntil = Math.min(deadline, Date.now() + this.config.tickMs * this.config.electionTicks * 2);
-    while (Date.now() < waitUntil && this.driver.isLeader) await new Promise((r) => setTimeout(r, 10));
   }
 }

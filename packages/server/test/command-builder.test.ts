@@ -1,3 +1,4 @@
+import { defaultLimits, MACHINE_VERSION } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
 import { CommandBuilder, consumerIdOf } from "../src/command-builder.ts";
@@ -47,5 +48,26 @@ describe("command builder", () => {
   it("builds a declare with typed queue arguments", () => {
     const c = b.declareQueue({ name: "q", durable: true, arguments: { maxLength: 10, overflow: raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH } });
     expect(c.declareQueue).toMatchObject({ name: "q", durable: true, arguments: { maxLength: 10, overflow: raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH } });
+  });
+
+  it("builds SetClusterSettings and refuses a version or a setting the broker would refuse", () => {
+    expect(b.setClusterSettings({ machineVersion: MACHINE_VERSION, settings: { dedupWindow: 1024 } }).setClusterSettings).toEqual({
+      machineVersion: MACHINE_VERSION,
+      settings: { dedupWindow: 1024 },
+    });
+    expect(failure(() => b.setClusterSettings({ settings: { dedupWindow: 1024 } }))).toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/machine_version/) });
+    expect(failure(() => b.setClusterSettings({ machineVersion: MACHINE_VERSION + 1 }))).toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/upgrade every node/) });
+    expect(failure(() => b.setClusterSettings({ machineVersion: MACHINE_VERSION, settings: { dedupWindow: 100_000 } }))).toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringMatching(/dedupWindow must be an integer in \[1, 65536\]/),
+    });
+  });
+
+  it("checks commands against the cluster's limits in force, read at each check", () => {
+    let limits = { ...defaultLimits, maxMessageBytes: 4 };
+    const inForce = new CommandBuilder(() => limits);
+    expect(failure(() => inForce.publish({ messages: [{ routingKey: "q", body: new Uint8Array(5) }] }))).toMatchObject({ code: "INVALID_ARGUMENT" });
+    limits = { ...limits, maxMessageBytes: 5 };
+    expect(inForce.publish({ messages: [{ routingKey: "q", body: new Uint8Array(5) }] })).toHaveLength(1);
   });
 });

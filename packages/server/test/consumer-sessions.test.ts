@@ -8,8 +8,18 @@ import { NodeUnavailableError } from "../src/node-errors.ts";
 function sink() {
   const written: raftmq.v1.ConsumeResponse.$Properties[] = [];
   const ended: (number | null)[] = [];
-  return { written, ended, write: (r: raftmq.v1.ConsumeResponse.$Properties) => written.push(r), end: (f: { code: number } | null) => ended.push(f?.code ?? null) };
+  const paused = { count: 0 };
+  return {
+    written,
+    ended,
+    paused,
+    write: (r: raftmq.v1.ConsumeResponse.$Properties) => written.push(r),
+    deliveryPaused: () => paused.count++,
+    end: (f: { code: number } | null) => ended.push(f?.code ?? null),
+  };
 }
+
+const consumerOf = (sessionId: string, consumerTag: string) => ({ id: `${sessionId}/${consumerTag}`, sessionId, consumerTag });
 
 const message = { exchange: "x", routingKey: "k", properties: {}, body: new Uint8Array([1]) };
 
@@ -22,15 +32,30 @@ describe("consumer sessions", () => {
     const sb = sessions.open(b) as string;
     expect(sa).not.toBe(sb);
     const effects: Effect[] = [
-      { kind: "deliver", consumerId: `${sb}/tag/with/slash`, deliveryTag: 7, queue: "q", message, redelivered: true, deliveryCount: 2 },
-      { kind: "deliver", consumerId: `${sa}/c1`, deliveryTag: 1, queue: "q", message, redelivered: false, deliveryCount: 1 },
-      { kind: "deliver", consumerId: "gone-session/c1", deliveryTag: 1, queue: "q", message, redelivered: false, deliveryCount: 1 },
-      { kind: "consumerCancelled", consumerId: `${sa}/c1`, reason: "queue deleted" },
+      { kind: "deliver", consumer: consumerOf(sb, "tag/with/slash"), deliveryTag: 7, queue: "q", message, redelivered: true, deliveryCount: 2 },
+      { kind: "deliver", consumer: consumerOf(sa, "c1"), deliveryTag: 1, queue: "q", message, redelivered: false, deliveryCount: 1 },
+      { kind: "deliver", consumer: consumerOf("gone-session", "c1"), deliveryTag: 1, queue: "q", message, redelivered: false, deliveryCount: 1 },
+      { kind: "consumerCancelled", consumer: consumerOf(sa, "c1"), reason: "queueDeleted", queue: "orders.eu" },
+      { kind: "deliveryPaused", consumer: consumerOf(sb, "tag/with/slash"), queue: "q" },
+      { kind: "deliveryPaused", consumer: consumerOf("gone-session", "c1"), queue: "q" },
     ];
     sessions.route(effects);
     expect(b.written).toEqual([{ delivery: expect.objectContaining({ consumerTag: "tag/with/slash", deliveryTag: 7, redelivered: true, deliveryCount: 2 }) }]);
-    expect(a.written.map((w) => Object.keys(w)[0])).toEqual(["delivery", "cancelled"]);
+    expect(b.paused.count).toBe(1);
+    expect(a.written).toEqual([
+      { delivery: expect.objectContaining({ consumerTag: "c1", deliveryTag: 1 }) },
+      { cancelled: { consumerTag: "c1", reason: 'queue "orders.eu" was deleted' } },
+    ]);
+    expect(a.paused.count).toBe(0);
     expect(sessions.delivered).toBe(2);
+  });
+
+  it("routes by the session and tag the effect names, whatever the consumer id looks like", () => {
+    const sessions = new ConsumerSessions("1.boot", 10);
+    const a = sink();
+    const sa = sessions.open(a) as string;
+    sessions.route([{ kind: "deliver", consumer: { id: "opaque", sessionId: sa, consumerTag: "t" }, deliveryTag: 1, queue: "q", message, redelivered: false, deliveryCount: 1 }]);
+    expect(a.written).toEqual([{ delivery: expect.objectContaining({ consumerTag: "t" }) }]);
   });
 
   it("bounds the number of sessions and ends them all with one status", () => {

@@ -16,14 +16,14 @@ describe("node configuration", () => {
     expect(envName("client-port")).toBe("RAFTMQ_CLIENT_PORT");
     const names = NODE_OPTIONS.map((o) => o.name);
     expect(new Set(names).size).toBe(names.length);
-    for (const required of ["node-id", "data-dir", "host", "client-port", "peer-port", "http-port", "advertise-host", "initial-cluster", "join", "tick-ms", "election-ticks", "heartbeat-ticks", "max-batch-bytes", "max-batch-commands", "snapshot-entries", "consumer-grace-ms", "log-level"]) {
+    for (const required of ["node-id", "data-dir", "host", "client-port", "peer-port", "http-port", "advertise-host", "initial-cluster", "join", "tick-ms", "election-ticks", "heartbeat-ticks", "max-batch-bytes", "max-batch-commands", "snapshot-entries", "log-level"]) {
       expect(names).toContain(required);
     }
   });
 
   it("uses the defaults when nothing is set: a single-node cluster of this node", () => {
     const c = resolveNodeConfig([], {});
-    expect(c).toMatchObject({ nodeId: 1, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, snapshotEntries: 10_000, consumerGraceMs: 3000, join: false, advertiseHost: "127.0.0.1" });
+    expect(c).toMatchObject({ nodeId: 1, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, snapshotEntries: 10_000, join: false, advertiseHost: "127.0.0.1" });
     expect(c.initialCluster).toEqual([{ id: 1, peerAddress: "127.0.0.1:7700", clientAddress: "127.0.0.1:7600" }]);
   });
 

@@ -21,13 +21,19 @@ describe("node state", () => {
     expect(s.applyEntry(4, new Uint8Array(0)).results).toEqual([]);
   });
 
-  it("tracks consuming sessions until they go down", () => {
+  it("a new leader's LeaderTookOffice downs every session of earlier leaders; later ones stay", () => {
     const s = NodeState.create(initial);
-    s.applyEntry(1, batch([{ declareQueue: { name: "q" } }, { subscribe: { consumerId: "a/1", sessionId: "a", queue: "q", consumerTag: "1" } }]));
-    s.applyEntry(2, batch([{ declareQueue: { name: "ex", exclusive: true, ownerSessionId: "b" } }]));
-    expect(s.knownSessions().sort()).toEqual(["a", "b"]);
-    s.applyEntry(3, batch([{ sessionDown: { sessionId: "a" } }]));
-    expect(s.knownSessions()).toEqual(["b"]);
+    s.applyEntry(1, batch([{ declareQueue: { name: "q" } }, { publish: { routingKey: "q", body: new Uint8Array([1]) } }]));
+    s.applyEntry(2, batch([{ subscribe: { consumerId: "a/1", sessionId: "a", queue: "q", consumerTag: "1" } }]));
+    s.applyEntry(3, batch([{ declareQueue: { name: "ex", exclusive: true, ownerSessionId: "b" } }]));
+    expect(s.broker.queueInfo("q")).toMatchObject({ messagesUnacknowledged: 1, consumers: 1 });
+    const out = s.applyEntry(4, batch([{ leaderTookOffice: {} }, { subscribe: { consumerId: "c/1", sessionId: "c", queue: "q", consumerTag: "1" } }]));
+    expect(out.results[0]).toEqual({ ok: true, kind: "leaderTookOffice", sessionsDown: 2 });
+    // a's delivery went back to the queue and on to c, marked redelivered; b's exclusive queue is gone.
+    expect(s.broker.queueInfo("ex")).toBeUndefined();
+    expect(s.broker.consumersOfSession("a")).toEqual([]);
+    expect(s.broker.consumersOfSession("c")).toEqual(["c/1"]);
+    expect(out.effects.filter((e) => e.kind === "deliver")).toMatchObject([{ kind: "deliver", redelivered: true }]);
   });
 
   it("keeps the address book from conf changes, and carries broker, addresses and sessions in its snapshot", () => {
@@ -41,7 +47,7 @@ describe("node state", () => {
     const restored = NodeState.restore(s.snapshot(), [{ id: 9, peerAddress: "h9:1", clientAddress: "h9:2" }]);
     expect(restored.members().map((m) => m.id)).toEqual([2, 3, 9]);
     expect(restored.address(3)?.clientAddress).toBe("h3:7600");
-    expect(restored.knownSessions()).toEqual(["c"]);
+    expect(restored.broker.consumersOfSession("c")).toEqual(["c/1"]);
     expect(restored.broker.queueInfo("q")).toMatchObject({ messagesUnacknowledged: 1, consumers: 1 });
     // A round trip through a snapshot changes nothing.
     expect(Buffer.from(NodeState.restore(s.snapshot(), []).snapshot()).equals(Buffer.from(s.snapshot()))).toBe(true);

@@ -7,7 +7,9 @@ import { RaftStorage } from "@raftmq/storage";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { resolveNodeConfig } from "../src/node-config.ts";
+import { ManualClock } from "./manual-clock.ts";
 import { NodeState } from "../src/node-state.ts";
+import { PeerTransport } from "../src/peer-transport.ts";
 import { RaftDriver } from "../src/raft-driver.ts";
 
 const dirs: string[] = [];
@@ -15,13 +17,19 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function startDriver(dir: string, overrides: string[] = []) {
+/** Lets pending I/O and deferred work run. */
+const turn = () => new Promise((r) => setImmediate(r));
+
+async function startDriver(dir: string, overrides: string[] = [], clock?: ManualClock) {
   const config = resolveNodeConfig(["--tick-ms", "10", "--idle-tick-ms", "50", "--data-dir", dir, ...overrides], {});
   const storage = await RaftStorage.open({ dir });
   const leaders: number[] = [];
-  const driver = new RaftDriver({
+  const transport = new PeerTransport({ selfId: config.nodeId, onMessages: (messages) => driver.receive(messages) });
+  const driver: RaftDriver = new RaftDriver({
     config,
     storage,
+    transport,
+    ...(clock && { clock }),
     logger: pino({ level: "silent" }),
     hooks: { leaderChanged: (id) => leaders.push(id), effects: () => undefined, removed: () => undefined, fatal: (e) => { throw e; } },
   });
@@ -29,7 +37,11 @@ async function startDriver(dir: string, overrides: string[] = []) {
   const until = Date.now() + 5000;
   while (!driver.isLeader) {
     if (Date.now() > until) throw new Error("no leader");
-    await new Promise((r) => setTimeout(r, 5));
+    if (clock === undefined) await new Promise((r) => setTimeout(r, 5));
+    else {
+      clock.advance(config.tickMs);
+      await turn();
+    }
   }
   return { driver, storage, leaders, stop: async () => {
     await driver.stop();
@@ -61,7 +73,7 @@ describe("raft driver (single node)", () => {
     expect(results.every((r) => r.ok && r.kind === "publish")).toBe(true);
     expect(driver.pipeline.proposals - proposalsBefore).toBeLessThan(20);
     await driver.linearizableRead();
-    expect(driver.state.broker.queueInfo("q")?.messagesReady).toBe(200);
+    expect(driver.broker.queueInfo("q")?.messagesReady).toBe(200);
     await stop();
   });
 
@@ -106,7 +118,7 @@ describe("raft driver (single node)", () => {
     // The snapshot holds the state at the index it was taken at, not what was applied after.
     expect(index).toBe(before);
     expect(driver.appliedIndex).toBeGreaterThan(index);
-    expect(driver.state.broker.queueInfo("big")?.messagesReady).toBe(5000 + late.length);
+    expect(driver.broker.queueInfo("big")?.messagesReady).toBe(5000 + late.length);
     const stored = storage.snapshot();
     expect(stored.meta.index).toBe(index);
     expect(NodeState.restore(stored.data, []).broker.queueInfo("big")?.messagesReady).toBe(5000);
@@ -127,18 +139,26 @@ describe("raft driver (single node)", () => {
     const second = await startDriver(dir);
     expect(second.driver.snapshotIndex).toBe(snapshotIndex);
     await second.driver.linearizableRead();
-    expect(second.driver.state.broker.queueInfo("kept")?.messagesReady).toBe(2);
+    expect(second.driver.broker.queueInfo("kept")?.messagesReady).toBe(2);
     await second.stop();
   });
 
   it("proposes a Tick when idle, so log time advances without traffic", async () => {
     const dir = mkdtempSync(join(tmpdir(), "raftmq-driver-"));
     dirs.push(dir);
-    const { driver, stop } = await startDriver(dir);
+    const clock = new ManualClock();
+    const { driver, stop } = await startDriver(dir, [], clock);
     await submit(driver, [{ declareQueue: { name: "t" } }]);
-    const before = driver.state.broker.lastTimestamp();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(driver.state.broker.lastTimestamp()).toBeGreaterThan(before);
+    const before = driver.broker.lastTimestamp();
+    const applied = driver.appliedIndex;
+    // Just short of the idle interval (50 ms): no Tick yet.
+    clock.advance(40);
+    for (let i = 0; i < 20; i++) await turn();
+    expect(driver.appliedIndex).toBe(applied);
+    clock.advance(20);
+    const until = Date.now() + 5000;
+    while (driver.appliedIndex === applied && Date.now() < until) await turn();
+    expect(driver.broker.lastTimestamp()).toBe(before + 60);
     await stop();
   });
 

@@ -30,7 +30,7 @@ const ADMIN_TIMEOUT_MS = 3000;
 /** A removed node stops by itself; past this it is killed. */
 const REMOVED_EXIT_WAIT_MS = 10_000;
 const PROMOTION_TIMEOUT_MS = 30_000;
-const NODE_FLAGS = ["--tick-ms", "50", "--consumer-grace-ms", "1000", "--log-level", "info"];
+const NODE_FLAGS = ["--tick-ms", "50", "--log-level", "info"];
 
 export class ChaosCluster {
   readonly harness: ClusterHarness;

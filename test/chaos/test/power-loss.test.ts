@@ -2,7 +2,7 @@
 // every node at once, checked by the chaos checker. A correct node loses nothing it confirmed;
 // a node that acts before its write is durable, or confirms before commit, does.
 import { describe, expect, it } from "vitest";
-import { type PowerLossResult, runPowerLoss, SimDisk } from "../src/power-loss/index.ts";
+import { type PowerLossResult, runPowerLoss, SimDisk, type SimBug } from "../src/power-loss/index.ts";
 import { historyLines } from "../src/power-loss/sim-history.ts";
 
 const SWEEP_STEPS = 2000;
@@ -106,26 +106,25 @@ describe("the checker catches a node that promises too early", () => {
   // Seeds found by running each bug over a range of seeds with the CLI's --runs (they move
   // whenever the Raft core or the node loop changes how a run unfolds). The first two bugs are
   // switched on in the node loop production runs (ReadyLoop's faults), not in a copy of it.
-  it.each([13, 34, 35])("ack-before-sync loses confirmed messages under power loss (seed %i)", (seed) => {
-    const buggy = runPowerLoss({ seed, nodes: 3, bug: "ack-before-sync" });
+  // ack-before-sync: a write is taken as done once issued. send-before-sync: acks and votes
+  // leave ahead of the write they vouch for. confirm-before-commit: the leader confirms a
+  // publish as soon as it is proposed.
+  const pinned: [SimBug, number][] = [
+    ["ack-before-sync", 7],
+    ["ack-before-sync", 11],
+    ["ack-before-sync", 13],
+    ["send-before-sync", 61],
+    ["send-before-sync", 182],
+    ["send-before-sync", 196],
+    ["confirm-before-commit", 2],
+    ["confirm-before-commit", 3],
+    ["confirm-before-commit", 4],
+  ];
+  it.each(pinned)("%s loses confirmed messages under power loss (seed %i); the same seed is clean without it", (bug, seed) => {
+    const buggy = runPowerLoss({ seed, nodes: 3, bug });
     expect(buggy.check.lost.length).toBeGreaterThan(0);
     expect(buggy.check.valid).toBe(false);
-    const correct = runPowerLoss({ seed, nodes: 3 });
-    expect(problemOf(correct)).toBeNull();
-  });
-
-  it.each([30, 39, 49])("send-before-sync (acks and votes ahead of their write) loses confirmed messages under power loss (seed %i)", (seed) => {
-    const buggy = runPowerLoss({ seed, nodes: 3, bug: "send-before-sync" });
-    expect(buggy.check.lost.length).toBeGreaterThan(0);
-    expect(buggy.check.valid).toBe(false);
-    const correct = runPowerLoss({ seed, nodes: 3 });
-    expect(problemOf(correct)).toBeNull();
-  });
-
-  it.each([1, 2, 3])("confirm-before-commit loses confirmed messages under power loss (seed %i)", (seed) => {
-    const buggy = runPowerLoss({ seed, nodes: 3, bug: "confirm-before-commit" });
-    expect(buggy.check.lost.length).toBeGreaterThan(0);
-    expect(buggy.check.valid).toBe(false);
+    expect(problemOf(runPowerLoss({ seed, nodes: 3 }))).toBeNull();
   });
 });
 

@@ -134,7 +134,6 @@ class PowerLossSimulation {
       snapshotEntries,
       snapshotKeepEntries: shape.int(0, 5),
       idleTickMs: 500,
-      consumerGraceMs: 150,
       maxBatchCommands: 64,
       maxPendingCommands: 10_000,
       maxSessions: 64,

@@ -61,7 +61,6 @@ export interface NodeConfig {
   readonly snapshotEntries: number;
   readonly snapshotKeepEntries: number;
   readonly idleTickMs: number;
-  readonly consumerGraceMs: number;
   readonly maxBatchCommands: number;
   readonly maxPendingCommands: number;
   readonly maxSessions: number;
@@ -95,7 +94,6 @@ interface PendingSync {
   readonly done: (error: Error | null) => void;
 }
 
-const SWEEP_CHUNK = 256;
 const MAX_BATCH_BYTES = 1024 * 1024;
 
 /** Background writes a node with the "ack-before-sync" bug may have in flight. */
@@ -126,7 +124,6 @@ export class SimNode {
   #term = 0;
   #snapshotIndex = 0;
   #idleSince = 0;
-  #sweepAt: number | null = null;
 
   constructor(
     readonly id: number,
@@ -167,7 +164,6 @@ export class SimNode {
     this.#term = storage.initialState().hardState.term;
     this.role = "follower";
     this.leaderId = 0;
-    this.#sweepAt = null;
     this.#sessions.clear();
     this.boots++;
     const raft = new RaftNode(
@@ -332,7 +328,7 @@ export class SimNode {
     try {
       this.submit([{ sessionDown: { sessionId: id } }], null);
     } catch {
-      // Leadership moved in the meantime: the next leader's sweep downs the session.
+      // Leadership moved in the meantime: the next leader's LeaderTookOffice downs the session.
     }
   }
 
@@ -361,16 +357,12 @@ export class SimNode {
   #route(effects: readonly Effect[]): void {
     for (const effect of effects) {
       switch (effect.kind) {
-        case "deliver": {
-          const slash = effect.consumerId.indexOf("/");
-          const sink = slash < 0 ? undefined : this.#sessions.get(effect.consumerId.slice(0, slash));
-          sink?.deliver(effect);
+        case "deliver":
+          this.#sessions.get(effect.consumer.sessionId)?.deliver(effect);
           continue;
-        }
         case "consumerCancelled":
-        case "return":
-        case "queueDeleted":
-          // The workload never deletes queues and publishes to existing ones only.
+        case "deliveryPaused":
+          // The workload never deletes queues, and its consumers ack manually (never no_ack).
           continue;
         default: {
           const never: never = effect;
@@ -420,11 +412,10 @@ export class SimNode {
         new OutcomeUnknownError("leadership changed before the command was applied"),
       );
       this.#endSessions("leadership moved");
-      this.#sweepAt = null;
     }
     if (role === "leader" && !wasLeader) {
       this.#idleSince = this.env.now();
-      this.#sweepAt = this.env.now() + this.config.consumerGraceMs;
+      this.#pipeline?.tookOffice(null);
     }
   }
 
@@ -435,16 +426,6 @@ export class SimNode {
     if (now - Math.max(pipeline.lastProposalAt, this.#idleSince) >= this.config.idleTickMs && pipeline.pending === 0) {
       this.#idleSince = now;
       pipeline.submit([{ tick: {} }], null);
-    }
-    if (this.#sweepAt !== null && now >= this.#sweepAt) {
-      this.#sweepAt = null;
-      const orphans = this.#state.knownSessions().filter((id) => !this.#sessions.has(id));
-      for (let i = 0; i < orphans.length; i += SWEEP_CHUNK) {
-        pipeline.submit(
-          orphans.slice(i, i + SWEEP_CHUNK).map((sessionId) => ({ sessionDown: { sessionId } })),
-          null,
-        );
-      }
     }
   }
 

@@ -1,0 +1,36 @@
+// The state-machine version (RabbitMQ Ra's machine version): which semantics apply an entry. A
+// cluster upgraded node by node runs old and new code side by side, and every node must still
+// answer every entry alike; so new semantics take effect only from the entry that moves the
+// version in force (SetClusterSettings), never from the code a node happens to run.
+
+/**
+ * The highest version this code applies. A change to what apply answers for the same state and
+ * command (a new rule, a changed default or bound) goes under a new version, and apply branches on
+ * the version in force until the old one is no longer supported.
+ */
+export const MACHINE_VERSION = 1;
+
+/** The version of a state that never applied SetClusterSettings, and of snapshots written before versions. */
+export const INITIAL_MACHINE_VERSION = 1;
+
+/**
+ * An entry or snapshot needs a newer state machine than this code. Applying it anyway would answer
+ * differently from the nodes that can, so the node must stop (and be upgraded) instead.
+ */
+export class UnsupportedMachineVersionError extends Error {
+  override name = "UnsupportedMachineVersionError";
+
+  constructor(
+    readonly required: number,
+    readonly supported: number,
+    /** What asked for it: "entry 42" or "snapshot". */
+    readonly source: string,
+  ) {
+    super(`${source} needs state-machine version ${required}, and this node's code applies versions up to ${supported}: upgrade this node`);
+  }
+}
+
+/** Throws UnsupportedMachineVersionError unless this code applies `version`. */
+export function requireMachineVersion(version: number, source: string): void {
+  if (version > MACHINE_VERSION) throw new UnsupportedMachineVersionError(version, MACHINE_VERSION, source);
+}
