@@ -6,7 +6,6 @@ import type { Broker, Effect } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import {
   ConfChangeType,
-  type ConfState,
   decodeConfChange,
   type Entry,
   EntryType,
@@ -35,6 +34,7 @@ import { PeerBook } from "./peer-book.ts";
 import type { PeerStats } from "./peer-transport.ts";
 import { type ProposalOutcome, ProposalPipeline } from "./proposal-pipeline.ts";
 import { SnapshotPolicy } from "./snapshot-policy.ts";
+import { LocalSnapshots } from "./local-snapshots.ts";
 
 /** Longest stretch of applying before the loop yields to I/O. */
 const APPLY_SLICE_MS = 8;
@@ -94,7 +94,6 @@ export class RaftDriver {
   leaderId = 0;
   term = 0;
   appliedIndex: number;
-  snapshotIndex: number;
   private readonly config: NodeConfig;
   private readonly storage: RaftStorage;
   private readonly log: Logger;
@@ -105,8 +104,6 @@ export class RaftDriver {
   private stopTicker: Cancel | null = null;
   private stopped = false;
   private failed: Error | null = null;
-  private snapshotting: Promise<void> | null = null;
-  private snapshotWaiters: { resolve: (index: number) => void; reject: (error: Error) => void }[] = [];
   private readonly reads: LinearizableReads;
   private readonly confWaiters = new Map<number, ConfWaiter>();
   private readonly leadership: LeadershipWatch;
@@ -114,10 +111,9 @@ export class RaftDriver {
   private idleSince = 0;
   /** Proposals already added to the metrics counter. */
   private countedProposals = 0;
-  /** Set while a captured snapshot's pieces are being encoded (applying goes on meanwhile). */
-  private encodingSnapshot = false;
   /** When the next automatic snapshot is due and how much log it keeps. */
   private readonly snapshotPolicy: SnapshotPolicy;
+  private readonly snapshots: LocalSnapshots;
 
   constructor(options: DriverOptions) {
     const { config, storage, logger, hooks } = options;
@@ -131,11 +127,26 @@ export class RaftDriver {
     const snapshot = storage.snapshot();
     this.state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, config.initialCluster) : NodeState.create(config.initialCluster);
     this.appliedIndex = snapshot.meta.index;
-    this.snapshotIndex = snapshot.meta.index;
     this.snapshotPolicy = new SnapshotPolicy(
       { entries: config.snapshotEntries, bytes: config.snapshotBytes, keepEntries: config.snapshotKeepEntries, keepBytes: config.snapshotKeepBytes },
       snapshot.data.length,
     );
+    this.snapshots = new LocalSnapshots({
+      host: {
+        appliedIndex: () => this.appliedIndex,
+        betweenCycles: () => !this.stopped && !this.loop.inCycle,
+        capture: () => ({ confState: this.raft.confState(), capture: this.state.captureSnapshot() }),
+        persistHardState: () => this.persistHardState(),
+        fail: (error) => this.fail(error),
+      },
+      storage,
+      policy: this.snapshotPolicy,
+      clock: this.clock,
+      log: logger,
+      metrics: this.metrics,
+      sliceMs: APPLY_SLICE_MS,
+      index: snapshot.meta.index,
+    });
     this.term = storage.initialState().hardState.term;
     const bootstrap = !config.join;
     this.raft = new RaftNode(
@@ -181,7 +192,7 @@ export class RaftDriver {
           this.restore(snapshot).then(done, (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
         },
         readStates: (states) => this.reads.confirmed(states),
-        afterCycle: () => this.maybeSnapshot(),
+        afterCycle: () => this.snapshots.maybeStart(),
         fail: (error) => this.fail(error),
       },
     });
@@ -196,7 +207,12 @@ export class RaftDriver {
 
   /** True while a snapshot taken of the state is being encoded, piece by piece. */
   get encodingSnapshotPieces(): boolean {
-    return this.encodingSnapshot;
+    return this.snapshots.encodingPieces;
+  }
+
+  /** Index of the newest snapshot stored or restored. */
+  get snapshotIndex(): number {
+    return this.snapshots.index;
   }
 
   get isLeader(): boolean {
@@ -309,10 +325,9 @@ export class RaftDriver {
   /** Takes a snapshot at the applied index now; resolves to its index. */
   triggerSnapshot(): Promise<number> {
     if (this.stopped) return Promise.reject(new NodeStoppingError("the node is stopping"));
-    return new Promise((resolve, reject) => {
-      this.snapshotWaiters.push({ resolve, reject });
-      this.kick();
-    });
+    const taken = this.snapshots.request();
+    this.kick();
+    return taken;
   }
 
   /** Stops ticking and cycling; fails every waiter. Does not close storage or the transport. */
@@ -324,8 +339,7 @@ export class RaftDriver {
     this.pipeline.failAll(error, new OutcomeUnknownError("the node stopped before the command was applied"));
     this.reads.failAll(error);
     for (const w of this.confWaiters.values()) w.reject(error);
-    for (const w of this.snapshotWaiters) w.reject(error);
-    this.snapshotWaiters = [];
+    this.snapshots.failWaiters(error);
     this.confWaiters.clear();
     this.leadership.close();
     // Let a cycle in flight finish its write, then keep the last commit index.
@@ -339,7 +353,7 @@ export class RaftDriver {
 
   /** Before each Ready: a snapshot may start (between cycles), and the leader's proposals go into the core. */
   private beforeReady(): void {
-    this.maybeSnapshot();
+    this.snapshots.maybeStart();
     if (this.role === "leader") {
       this.pipeline.flush();
       if (this.pipeline.proposals > this.countedProposals) {
@@ -353,7 +367,7 @@ export class RaftDriver {
 
   /** One synced write of a Ready. A received snapshot waits until the state a local snapshot is written from is no longer needed. */
   private async write(w: LoopWrite): Promise<void> {
-    if (w.snapshot !== null && this.snapshotting !== null) await this.snapshotting.catch(() => undefined);
+    if (w.snapshot !== null) await this.snapshots.settled();
     const started = performance.now();
     await this.storage.save(w);
     this.metrics?.persistSeconds.observe((performance.now() - started) / 1000);
@@ -439,8 +453,7 @@ export class RaftDriver {
     }
     this.state = step.value;
     this.appliedIndex = snapshot.meta.index;
-    this.snapshotIndex = snapshot.meta.index;
-    this.snapshotPolicy.restored(snapshot.data.length);
+    this.snapshots.restored(snapshot.meta.index, snapshot.data.length);
     this.pipeline.skippedThrough(snapshot.meta.index);
     this.syncPeers();
     this.log.info(
@@ -449,83 +462,6 @@ export class RaftDriver {
     );
     this.reads.applied(this.appliedIndex);
   }
-
-  /**
-   * Captures the state and stores it as a snapshot. Starts only between cycles with nothing
-   * waiting to be applied, where the state machine, the core's membership and the stored log
-   * stand at the same index. The capture is synchronous (NodeState.captureSnapshot); its pieces
-   * are then encoded a slice at a time while the loop goes on persisting, sending, applying and
-   * answering commands.
-   */
-  private takeSnapshot(): Promise<void> {
-    if (this.snapshotting !== null) return this.snapshotting;
-    if (this.loop.inCycle || this.appliedIndex > this.storage.lastIndex()) {
-      throw new Error(`snapshot started mid-cycle (applied ${this.appliedIndex}, stored ${this.storage.lastIndex()})`);
-    }
-    const started = performance.now();
-    const index = this.appliedIndex;
-    const confState: ConfState = this.raft.confState();
-    const keepEntries = this.snapshotPolicy.captured();
-    const capture = this.state.captureSnapshot();
-    this.encodingSnapshot = true;
-    const work = (async () => {
-      let data: Uint8Array;
-      try {
-        const pieces: Uint8Array[] = [];
-        let sliceStart = this.clock.elapsed();
-        for (const piece of capture.pieces) {
-          pieces.push(piece);
-          if (this.clock.elapsed() - sliceStart > APPLY_SLICE_MS) {
-            await yieldTo(this.clock);
-            sliceStart = this.clock.elapsed();
-          }
-        }
-        data = capture.assemble(pieces);
-      } finally {
-        this.encodingSnapshot = false;
-      }
-      const encoded = performance.now();
-      // On restart the stored commit index must not be below the snapshot.
-      await this.persistHardState();
-      await this.storage.createSnapshot(index, confState, data, keepEntries);
-      this.snapshotPolicy.stored(data.length);
-      this.snapshotIndex = index;
-      this.metrics?.snapshotSeconds.observe((performance.now() - started) / 1000);
-      this.log.info(
-        { event: "snapshot", index, bytes: data.length, keptEntries: keepEntries, logStart: this.storage.firstIndex(), encodeMs: Math.round(encoded - started), ms: Math.round(performance.now() - started) },
-        "snapshot taken",
-      );
-    })();
-    this.snapshotting = work.finally(() => {
-      this.snapshotting = null;
-    });
-    return this.snapshotting;
-  }
-
-  /** Starts a snapshot when one is due or was asked for; between cycles only. */
-  private maybeSnapshot(): void {
-    const asked = this.snapshotWaiters.length > 0;
-    // Only with nothing waiting to be applied: see takeSnapshot.
-    if (this.snapshotting !== null || this.stopped || this.loop.inCycle) return;
-    if (!asked && !this.snapshotPolicy.due(this.appliedIndex - this.snapshotIndex)) return;
-    const waiters = this.snapshotWaiters;
-    this.snapshotWaiters = [];
-    if (this.appliedIndex <= this.snapshotIndex) {
-      for (const w of waiters) w.resolve(this.snapshotIndex);
-      return;
-    }
-    this.takeSnapshot().then(
-      () => {
-        for (const w of waiters) w.resolve(this.snapshotIndex);
-      },
-      (err: unknown) => {
-        const error = err instanceof Error ? err : new Error(String(err));
-        for (const w of waiters) w.reject(error);
-        this.fail(error);
-      },
-    );
-  }
-
 
   // ---- inputs ----
 
