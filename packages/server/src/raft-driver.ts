@@ -1,7 +1,8 @@
-// Runs one Raft group: ticks the core from a timer and runs the node loop (ReadyLoop, the same one
-// the simulators run) on LevelDB, the peer transport and real timers. Around the loop it keeps the
-// state machine, snapshots, reads, membership waiters and learner promotion. Proposals that arrive
-// while a write is in flight wait and leave together in the next entry.
+// Runs one Raft group: ticks the core from the node's clock and runs the node loop (ReadyLoop, the
+// same one the simulators run) on LevelDB and the peer transport it is given. Around the loop it
+// keeps the state machine and wires the jobs that have units of their own (LocalSnapshots,
+// LinearizableReads, LeadershipWatch, PeerBook, learner promotion). Proposals that arrive while a
+// write is in flight wait and leave together in the next entry.
 import type { Broker, Effect } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import {
