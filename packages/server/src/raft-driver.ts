@@ -1,8 +1,8 @@
 // Runs one Raft group: ticks the core from the node's clock and runs the node loop (ReadyLoop, the
 // same one the simulators run) on LevelDB and the peer transport it is given. Around the loop it
 // keeps the state machine and wires the jobs that have units of their own (LocalSnapshots,
-// LinearizableReads, LeadershipWatch, PeerBook, learner promotion). Proposals that arrive while a
-// write is in flight wait and leave together in the next entry.
+// LinearizableReads, LeadershipWatch, MembershipWaiters, PeerBook, learner promotion). Proposals
+// that arrive while a write is in flight wait and leave together in the next entry.
 import type { Broker, Effect } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import {
@@ -36,6 +36,7 @@ import type { PeerStats } from "./peer-transport.ts";
 import { type ProposalOutcome, ProposalPipeline } from "./proposal-pipeline.ts";
 import { SnapshotPolicy } from "./snapshot-policy.ts";
 import { LocalSnapshots } from "./local-snapshots.ts";
+import { MembershipWaiters } from "./membership-waiters.ts";
 
 /** Longest stretch of applying before the loop yields to I/O. */
 const APPLY_SLICE_MS = 8;
@@ -67,12 +68,6 @@ export interface DriverTransport {
 
 /** The broker's read side, for queries answered from this node's state. */
 export type BrokerView = Pick<Broker, "queueInfo" | "listQueues" | "listExchanges" | "listBindings" | "lastTimestamp" | "settings" | "machineVersion">;
-
-interface ConfWaiter {
-  term: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
 
 export interface DriverOptions {
   config: NodeConfig;
@@ -106,7 +101,7 @@ export class RaftDriver {
   private stopped = false;
   private failed: Error | null = null;
   private readonly reads: LinearizableReads;
-  private readonly confWaiters = new Map<number, ConfWaiter>();
+  private readonly membershipWaiters = new MembershipWaiters();
   private readonly leadership: LeadershipWatch;
   private readonly peers: PeerBook;
   private idleSince = 0;
@@ -320,7 +315,7 @@ export class RaftDriver {
       return Promise.reject(err);
     }
     this.kick();
-    return new Promise((resolve, reject) => this.confWaiters.set(position.index, { term: position.term, resolve, reject }));
+    return this.membershipWaiters.wait(position.index, position.term);
   }
 
   /** Takes a snapshot at the applied index now; resolves to its index. */
@@ -339,9 +334,8 @@ export class RaftDriver {
     const error = new NodeStoppingError("the node is stopping");
     this.pipeline.failAll(error, new OutcomeUnknownError("the node stopped before the command was applied"));
     this.reads.failAll(error);
-    for (const w of this.confWaiters.values()) w.reject(error);
+    this.membershipWaiters.failAll(error);
     this.snapshots.failWaiters(error);
-    this.confWaiters.clear();
     this.leadership.close();
     // Let a cycle in flight finish its write, then keep the last commit index.
     this.loop.stop();
@@ -402,12 +396,7 @@ export class RaftDriver {
     const result = this.state.applyConfChange(change);
     this.appliedIndex = entry.index;
     this.pipeline.applied(entry.index, entry.term, []);
-    const waiter = this.confWaiters.get(entry.index);
-    if (waiter !== undefined) {
-      this.confWaiters.delete(entry.index);
-      if (waiter.term === entry.term) waiter.resolve();
-      else waiter.reject(new OutcomeUnknownError(`the membership change at index ${entry.index} was replaced`));
-    }
+    this.membershipWaiters.applied(entry.index, entry.term);
     if (result !== null) this.onAddressChange(result, entry.index);
   }
 
@@ -527,10 +516,7 @@ export class RaftDriver {
     if (wasLeader && role !== "leader") {
       const error = new NodeUnavailableError("this node lost leadership", this.leaderClientAddress());
       this.pipeline.failAll(error, new OutcomeUnknownError("leadership changed before the command was applied"));
-      for (const [index, w] of this.confWaiters) {
-        this.confWaiters.delete(index);
-        w.reject(new OutcomeUnknownError("leadership changed before the membership change was applied"));
-      }
+      this.membershipWaiters.failAll(new OutcomeUnknownError("leadership changed before the membership change was applied"));
     }
     if (role === "leader" && !wasLeader) {
       this.idleSince = this.clock.now();
