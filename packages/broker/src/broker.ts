@@ -755,6 +755,8 @@ export class Broker {
    */
   private flushDirty(): void {
     this.resumeBacklog();
+    // Most commands (acks of a queue without backlog aside) leave nothing to dispatch.
+    if (this.dirty.length === 0) return;
     const round = new DispatchRound(this.limits.maxUnackedPerConsumer, this.limits.maxNoAckDeliveriesPerApply);
     for (let i = 0; i < this.dirty.length; i++) {
       const q = this.dirty[i] as Queue;
@@ -910,7 +912,8 @@ function fail(error: BrokerError): CommandResult {
 
 /** What consumers may still take in one apply: prefetch credit, and a share for no_ack consumers. */
 class DispatchRound {
-  private readonly noAckTaken = new Map<Consumer, number>();
+  /** Created by the first no_ack delivery: most rounds have none. */
+  private noAckTaken: Map<Consumer, number> | null = null;
 
   constructor(
     private readonly maxUnacked: number,
@@ -918,16 +921,18 @@ class DispatchRound {
   ) {}
 
   mayTake(c: Consumer): boolean {
-    return c.noAck ? (this.noAckTaken.get(c) ?? 0) < this.noAckShare : c.hasCredit(this.maxUnacked);
+    return c.noAck ? (this.noAckTaken?.get(c) ?? 0) < this.noAckShare : c.hasCredit(this.maxUnacked);
   }
 
   took(c: Consumer): void {
-    if (c.noAck) this.noAckTaken.set(c, (this.noAckTaken.get(c) ?? 0) + 1);
+    if (!c.noAck) return;
+    this.noAckTaken ??= new Map();
+    this.noAckTaken.set(c, (this.noAckTaken.get(c) ?? 0) + 1);
   }
 
   /** A no_ack consumer that had its share of this apply. */
   spent(c: Consumer): boolean {
-    return c.noAck && (this.noAckTaken.get(c) ?? 0) >= this.noAckShare;
+    return c.noAck && (this.noAckTaken?.get(c) ?? 0) >= this.noAckShare;
   }
 }
 

@@ -4,12 +4,17 @@
 // one NodeSnapshot.
 import { Broker, type BrokerLimits, type CommandResult, type Effect } from "@raftmq/broker";
 import { lengthDelimitedHeader, raftmq } from "@raftmq/proto";
-import { type ConfChange, ConfChangeType } from "@raftmq/raft";
+import { type ConfChange, ConfChangeType, decodeConfChange, type Entry, EntryType } from "@raftmq/raft";
 import type { ClusterMemberAddress } from "./node-config.ts";
 
 export interface AppliedBatch {
   results: CommandResult[];
   effects: Effect[];
+}
+
+/** What one committed entry did: a normal entry's results and effects, or a conf change's address change. */
+export interface AppliedEntry extends AppliedBatch {
+  addressChange: AddressChange | null;
 }
 
 /** A snapshot taken at one moment and written out later (NodeState.captureSnapshot). */
@@ -83,6 +88,13 @@ export class NodeState {
   /** Applies the data of one normal entry (an encoded CommandBatch; empty for a leader's no-op). */
   applyEntry(index: number, data: Uint8Array): AppliedBatch {
     return this.broker.applyEntry(index, data);
+  }
+
+  /** Applies one committed entry of either kind: a conf change to the address book, a normal entry to the broker. */
+  applyCommitted(entry: Entry): AppliedEntry {
+    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) return { results: [], effects: [], addressChange: this.applyConfChange(decodeConfChange(entry.data)) };
+    const { results, effects } = this.broker.applyEntry(entry.index, entry.data);
+    return { results, effects, addressChange: null };
   }
 
   /** Records what a committed conf change means for the address book. */

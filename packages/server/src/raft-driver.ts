@@ -377,27 +377,18 @@ export class RaftDriver {
   private applyOne(entry: Entry): void {
     if (entry.index <= this.appliedIndex) return;
     if (entry.index !== this.appliedIndex + 1) throw new Error(`applying entry ${entry.index} after ${this.appliedIndex}: a gap`);
-    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
-      this.applyConfChange(entry);
-    } else {
-      const batch = this.state.applyEntry(entry.index, entry.data);
-      this.appliedIndex = entry.index;
-      this.pipeline.applied(entry.index, entry.term, batch.results);
-      if (this.role === "leader" && batch.effects.length > 0) this.hooks.effects(batch.effects);
-    }
+    const out = this.state.applyCommitted(entry);
     this.appliedIndex = entry.index;
+    this.pipeline.applied(entry.index, entry.term, out.results);
+    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
+      this.membershipWaiters.applied(entry.index, entry.term);
+      if (out.addressChange !== null) this.onAddressChange(out.addressChange, entry.index);
+    } else if (this.role === "leader" && out.effects.length > 0) {
+      this.hooks.effects(out.effects);
+    }
     this.snapshotPolicy.applied(entry.data.length);
     this.metrics?.appliedEntries.inc();
     this.reads.applied(this.appliedIndex);
-  }
-
-  private applyConfChange(entry: Entry): void {
-    const change = decodeConfChange(entry.data);
-    const result = this.state.applyConfChange(change);
-    this.appliedIndex = entry.index;
-    this.pipeline.applied(entry.index, entry.term, []);
-    this.membershipWaiters.applied(entry.index, entry.term);
-    if (result !== null) this.onAddressChange(result, entry.index);
   }
 
   private onAddressChange(change: AddressChange, index: number): void {

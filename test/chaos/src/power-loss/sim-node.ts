@@ -4,9 +4,7 @@
 import type { CommandResult, DeliverEffect, Effect } from "@raftmq/broker";
 import {
   createPrng,
-  decodeConfChange,
   type Entry,
-  EntryType,
   type LoopFaults,
   type Message,
   RaftNode,
@@ -342,16 +340,10 @@ export class SimNode {
   #apply(entry: Entry): void {
     if (entry.index <= this.appliedIndex) return;
     if (entry.index !== this.appliedIndex + 1) throw new Error(`node ${this.id} applies entry ${entry.index} after ${this.appliedIndex}: a gap`);
-    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
-      this.#state.applyConfChange(decodeConfChange(entry.data));
-      this.appliedIndex = entry.index;
-      this.#pipeline?.applied(entry.index, entry.term, []);
-      return;
-    }
-    const batch = this.#state.applyEntry(entry.index, entry.data);
+    const out = this.#state.applyCommitted(entry);
     this.appliedIndex = entry.index;
-    this.#pipeline?.applied(entry.index, entry.term, batch.results);
-    if (this.role === "leader" && batch.effects.length > 0) this.#route(batch.effects);
+    this.#pipeline?.applied(entry.index, entry.term, out.results);
+    if (this.role === "leader" && out.effects.length > 0) this.#route(out.effects);
   }
 
   #route(effects: readonly Effect[]): void {
