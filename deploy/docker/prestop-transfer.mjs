@@ -2,9 +2,18 @@
 // until it has moved, so the SIGTERM that follows stops a follower and clients see no election.
 // No dependencies: it speaks gRPC over node:http2 to the node's own client port, and both
 // messages it sends (StatusRequest, TransferLeadershipRequest{to: 0}) encode to zero bytes.
+// With the node's TLS files in its environment (the hook runs with the container's env) it
+// connects with mutual TLS as the node itself: a node certificate may call anything.
+import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 
 const port = Number(process.env.RAFTMQ_CLIENT_PORT ?? "7600");
+// The node listens on RAFTMQ_HOST; on every interface (the pod's case) loopback reaches it.
+const listenHost = process.env.RAFTMQ_HOST ?? "";
+const hostOnly = listenHost === "" || listenHost === "0.0.0.0" || listenHost === "::" ? "127.0.0.1" : listenHost;
+const host = hostOnly.includes(":") ? `[${hostOnly}]` : hostOnly;
+const insecure = /^(true|1|yes)$/i.test((process.env.RAFTMQ_INSECURE ?? "").trim());
+const caFile = process.env.RAFTMQ_TLS_CA_FILE ?? "";
 const timeoutMs = Number(process.env.RAFTMQ_PRESTOP_TIMEOUT_MS ?? "10000");
 const pollMs = 200;
 const deadline = Date.now() + timeoutMs;
@@ -91,8 +100,28 @@ async function leadership(session) {
   return { nodeId: fields.get(1) ?? 0, leaderId: fields.get(4) ?? 0 };
 }
 
+const NODE_URI = /(^|, )URI:urn:raftmq:node:[1-9]\d*(,|$)/;
+
+/**
+ * Plaintext with --insecure; otherwise TLS, trusting the cluster CA and presenting the node's own
+ * certificate. (A client port serving its own client-tls-cert-file, which names no node, would
+ * need this hook to trust that certificate instead; deploy/k8s does not use one.)
+ */
+function connect() {
+  if (insecure || caFile === "") return http2.connect(`http://${host}:${port}`);
+  return http2.connect(`https://${host}:${port}`, {
+    ca: readFileSync(caFile),
+    cert: readFileSync(process.env.RAFTMQ_TLS_CERT_FILE ?? ""),
+    key: readFileSync(process.env.RAFTMQ_TLS_KEY_FILE ?? ""),
+    ALPNProtocols: ["h2"],
+    // The address is our own loopback, in no certificate: as a node does when it calls any node,
+    // accept a CA-signed certificate that names a node.
+    checkServerIdentity: (_host, cert) => (NODE_URI.test(cert.subjectaltname ?? "") ? undefined : new Error("the client port's certificate names no raftmq node")),
+  });
+}
+
 async function main() {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
+  const session = connect();
   session.on("error", () => undefined);
   try {
     let { nodeId, leaderId } = await leadership(session);

@@ -2,6 +2,7 @@
 // node's own service definitions (static protobuf codecs). The real SDK lives in packages/client.
 import { raftmq } from "@raftmq/proto";
 import {
+  type ChannelCredentials,
   type Client,
   type ClientDuplexStream,
   brokerServiceDefinition,
@@ -29,17 +30,38 @@ export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number";
 }
 
+/** How a TestClient proves who it is: TLS channel credentials and metadata sent with every call. */
+export interface TestAuth {
+  channel?: ChannelCredentials;
+  /** E.g. authorization (Basic) and raftmq-vhost. */
+  metadata?: Record<string, string>;
+}
+
+/** Basic credentials as call metadata. */
+export function basicAuth(username: string, password: string): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}` };
+}
+
 export class TestClient {
   readonly client: Client;
 
-  constructor(readonly address: string) {
-    this.client = connectClient(address);
+  constructor(
+    readonly address: string,
+    private readonly auth: TestAuth = {},
+  ) {
+    this.client = connectClient(address, {}, auth.channel);
+  }
+
+  private metadata(): Metadata {
+    const m = new Metadata();
+    for (const [k, v] of Object.entries(this.auth.metadata ?? {})) m.set(k, v);
+    return m;
   }
 
   call<K extends UnaryName>(name: K, request: Partial<Req<Defs[K]>>, timeoutMs = 15_000): Promise<Answer<K>> {
     const def = defs[name] as unknown as MethodDefinition<unknown, unknown>;
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, value) =>
+      this.client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, value) =>
         err !== null ? reject(err) : resolve(value as Answer<K>),
       );
     });
@@ -61,7 +83,7 @@ export class TestClient {
 
   publishStream(): ClientDuplexStream<raftmq.v1.PublishRequest.$Properties, raftmq.v1.PublishResponse> {
     const def = defs.PublishStream as unknown as MethodDefinition<unknown, unknown>;
-    return this.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, new Metadata()) as ClientDuplexStream<
+    return this.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, this.metadata()) as ClientDuplexStream<
       raftmq.v1.PublishRequest.$Properties,
       raftmq.v1.PublishResponse
     >;
@@ -69,7 +91,7 @@ export class TestClient {
 
   consume(): ClientDuplexStream<raftmq.v1.ConsumeRequest.$Properties, raftmq.v1.ConsumeResponse> {
     const def = defs.Consume as unknown as MethodDefinition<unknown, unknown>;
-    return this.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, new Metadata()) as ClientDuplexStream<
+    return this.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, this.metadata()) as ClientDuplexStream<
       raftmq.v1.ConsumeRequest.$Properties,
       raftmq.v1.ConsumeResponse
     >;

@@ -1,5 +1,6 @@
 // A 3-node cluster of real processes: it forms, moves 10,000 confirmed messages from a producer on
 // one follower to a consumer on another node exactly once and in order, and refuses bad input.
+import { testAuth } from "./three-node-cluster.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, GrpcStatus, isServiceError, publishRange, raftmq, TestClient, TestConsumer, waitForLeader } from "./broker-test-client.ts";
 import { ClusterHarness } from "./cluster-harness.ts";
@@ -30,7 +31,7 @@ let followers: number[] = [];
 beforeAll(async () => {
   await harness.plan(3);
   await harness.startAll(3);
-  for (const s of harness.specs) clients.set(s.id, new TestClient(harness.clientAddress(s.id)));
+  for (const s of harness.specs) clients.set(s.id, new TestClient(harness.clientAddress(s.id), testAuth(harness)));
   leader = await waitForLeader([...clients.values()]);
   followers = harness.specs.map((s) => s.id).filter((id) => id !== leader);
 });

@@ -1,11 +1,12 @@
 // Runs real raftmq node processes on 127.0.0.1 (or where a NodePlacement puts them) with
 // pre-allocated free ports and temporary data directories. Every process is tracked by PID so a test can stop them all, even after a failure.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type DevCertificates, writeDevCertificates } from "../../packages/server/src/tls/index.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const NODE_MAIN = join(REPO_ROOT, "packages/server/src/node-main.ts");
@@ -60,17 +61,75 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/**
+ * How the harness runs its nodes: "insecure" (--insecure: plaintext, nobody authenticated) or
+ * "tls" (mutual TLS between the nodes with a CA made for the run, TLS on the client ports, and
+ * the administrator ADMIN_USER created at bootstrap). RAFTMQ_TEST_SECURITY picks the default.
+ */
+export type HarnessSecurity = "insecure" | "tls";
+
+export const ADMIN_USER = "admin";
+
+export function defaultSecurity(): HarnessSecurity {
+  return process.env.RAFTMQ_TEST_SECURITY === "tls" ? "tls" : "insecure";
+}
+
 export class ClusterHarness {
   readonly specs: NodeSpec[] = [];
   readonly processes = new Map<number, NodeProcess>();
   private readonly root: string;
+  readonly security: HarnessSecurity;
+  /** The bootstrap administrator's password in "tls" mode: made for the run, never written to disk. */
+  readonly adminPassword = `pw-${Math.random().toString(36).slice(2)}-${Date.now().toString(36)}`;
+  private certificates: DevCertificates | null = null;
+  private making: Promise<DevCertificates | null> | null = null;
 
   constructor(
     readonly name: string,
     private readonly extraFlags: string[] = ["--tick-ms", "50", "--log-level", "info"],
     private readonly placement?: NodePlacement,
+    security: HarnessSecurity = defaultSecurity(),
   ) {
     this.root = mkdtempSync(join(tmpdir(), `raftmq-${name}-`));
+    this.security = security;
+  }
+
+  /** The folder of the run's CA and certificates ("tls" mode). */
+  get certificateDir(): string {
+    return join(this.root, "certs");
+  }
+
+  /** Makes the run's CA and a certificate for every planned node (and the admin's client certificate), once per set of nodes. */
+  certificatesFor(ids: readonly number[]): Promise<DevCertificates> {
+    const previous = this.making ?? Promise.resolve(null);
+    const making = previous.then(async (done) => {
+      if (done !== null && ids.every((id) => done.nodes.has(id))) return done;
+      const all = [...new Set([...ids, ...(done === null ? [] : [...done.nodes.keys()])])];
+      const hosts = [...new Set(["127.0.0.1", "localhost", ...all.map((id) => this.host(id))])];
+      return writeDevCertificates(this.certificateDir, { nodeIds: all, hosts, users: [ADMIN_USER] });
+    });
+    this.making = making;
+    return making.then((certs) => {
+      this.certificates = certs;
+      return certs;
+    });
+  }
+
+  /** The flags that make node `id` run in this harness's security mode. */
+  private async nodeSecurityFlags(id: number): Promise<string[]> {
+    if (this.security === "insecure") return ["--insecure"];
+    const certs = await this.certificatesFor(this.specs.map((s) => s.id));
+    const node = certs.nodes.get(id);
+    if (node === undefined) throw new Error(`no certificate for node ${id}`);
+    return ["--tls-ca-file", certs.ca.certPath, "--tls-cert-file", node.certPath, "--tls-key-file", node.keyPath, "--bootstrap-admin-user", ADMIN_USER, "--tls-refresh-ms", "1000"];
+  }
+
+  /** What an SDK client needs to connect in this harness's mode (nothing when insecure). */
+  clientOptions(): { credentials?: { username: string; password: string }; tls?: { ca: Buffer } } {
+    if (this.security === "insecure") return {};
+    const certs = this.certificates;
+    if (certs === null) throw new Error("no certificates yet: start a node first");
+    return { credentials: { username: ADMIN_USER, password: this.adminPassword }, tls: { ca: readFileSync(certs.ca.certPath) } };
   }
 
   /** Allocates ports and directories for nodes 1..count. */
@@ -136,12 +195,13 @@ export class ClusterHarness {
       String(s.httpPort),
       "--initial-cluster",
       this.initialCluster(options.members),
+      ...(await this.nodeSecurityFlags(id)),
       ...this.extraFlags,
       ...(options.join === true ? ["--join"] : []),
       ...(options.flags ?? []),
     ];
     const run = this.placement?.wrap(id, process.execPath, args) ?? { command: process.execPath, args };
-    const child = spawn(run.command, run.args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
+    const child = spawn(run.command, run.args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(this.security === "tls" ? { RAFTMQ_BOOTSTRAP_ADMIN_PASSWORD: this.adminPassword } : {}) } });
     const lines: string[] = [];
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
     const proc: NodeProcess = { spec: s, child, lines, exit };
@@ -153,6 +213,8 @@ export class ClusterHarness {
       const timer = setTimeout(() => reject(new Error(`node ${id} did not start within 20 s:\n${lines.join("\n")}`)), 20_000);
       const onLine = (line: string) => {
         lines.push(line);
+        const event = /"event":"([a-z.-]+)"/.exec(line)?.[1];
+        if (event !== undefined) this.events.set(`${id} ${event}`, (this.events.get(`${id} ${event}`) ?? 0) + 1);
         if (lines.length > KEEP_LINES) lines.splice(0, lines.length - KEEP_LINES);
         if (line.includes('"node started"')) {
           clearTimeout(timer);
@@ -180,6 +242,27 @@ export class ClusterHarness {
   async startAll(count: number): Promise<void> {
     const ids = this.specs.slice(0, count).map((s) => s.id);
     await Promise.all(ids.map((id) => this.start(id, { members: ids })));
+    if (this.security === "tls") await this.adminReady();
+  }
+
+  private adminSeen = false;
+  /** Log lines per node and event, counted over the whole run (lines themselves are kept only for the last KEEP_LINES). */
+  private readonly events = new Map<string, number>();
+
+  /** How many log lines of `event` node `id` has written, across its restarts. */
+  eventCount(id: number, event: string): number {
+    return this.events.get(`${id} ${event}`) ?? 0;
+  }
+
+  /** In "tls" mode, waits until the first leader has created the bootstrap administrator. */
+  async adminReady(timeoutMs = 20_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!this.adminSeen) {
+      this.adminSeen = [...this.processes.values()].some((p) => p.lines.some((l) => l.includes('"event":"bootstrap-admin"')));
+      if (this.adminSeen) return;
+      if (Date.now() > until) throw new Error("no node created the bootstrap administrator");
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Sends `signal` and waits for the exit; SIGKILL follows after `timeoutMs`. */

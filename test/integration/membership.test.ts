@@ -1,6 +1,7 @@
 // Membership and log compaction: a fourth node joins after the log was compacted and catches up
 // by InstallSnapshot, a node down during compaction does the same, leadership moves on request,
 // and a removed node stops and exits cleanly.
+import { testAuth } from "./three-node-cluster.ts";
 import { describe, expect, it } from "vitest";
 import { eventually, GrpcStatus, isServiceError, publishReliably, raftmq, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { useThreeNodeCluster } from "./three-node-cluster.ts";
@@ -33,7 +34,7 @@ describe("membership", () => {
 
     const spec = await harness.addNodeSpec();
     await harness.start(spec.id, { members: [1, 2, 3, spec.id], join: true });
-    clients.set(spec.id, new TestClient(harness.clientAddress(spec.id)));
+    clients.set(spec.id, new TestClient(harness.clientAddress(spec.id), testAuth(harness)));
     const follower = [1, 2, 3].find((id) => id !== leader) as number;
     // Through a follower: membership changes are forwarded to the leader.
     const added = await client(follower).call("AddMember", { id: spec.id, peerAddress: `127.0.0.1:${spec.peerPort}`, clientAddress: harness.clientAddress(spec.id) });

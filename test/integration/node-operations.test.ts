@@ -1,5 +1,6 @@
 // Operating a node: --help, HTTP health/readiness/metrics, gRPC health checking and reflection,
 // and SIGTERM (leadership handed over, exit code 0).
+import { testAuth } from "./three-node-cluster.ts";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +15,7 @@ let leader = 0;
 beforeAll(async () => {
   await harness.plan(3);
   await harness.startAll(3);
-  for (const s of harness.specs) clients.set(s.id, new TestClient(harness.clientAddress(s.id)));
+  for (const s of harness.specs) clients.set(s.id, new TestClient(harness.clientAddress(s.id), testAuth(harness)));
   leader = await waitForLeader([...clients.values()]);
 });
 
@@ -102,7 +103,7 @@ describe("node operations", () => {
     const metrics = await eventually("queue depth on a follower", async () => {
       const follower = harness.specs.find((s) => s.id !== leader)?.id ?? 0;
       const m = await http(follower, "/metrics");
-      return m.body.includes('raftmq_queue_messages{queue="metered",state="ready"} 3') ? m.body : undefined;
+      return m.body.includes('raftmq_queue_messages{vhost="/",queue="metered",state="ready"} 3') ? m.body : undefined;
     });
     expect(metrics).toMatch(/raftmq_raft_term [1-9]/);
     expect(metrics).toContain('raftmq_raft_role{role="follower"} 1');

@@ -1,5 +1,6 @@
 // A non-TypeScript client: Python with Debian's python3-grpcio and python3-grpc-tools generates
 // stubs from proto/ at test time, then publishes and consumes through a follower.
+import { testAuth } from "./three-node-cluster.ts";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,7 +25,7 @@ beforeAll(async () => {
   if (!hasGrpc) throw new Error(`${PYTHON} cannot import grpc and grpc_tools: apt-get install -y python3-grpcio python3-grpc-tools`);
   await harness.plan(3);
   await harness.startAll(3);
-  for (const s of harness.specs) clients.push(new TestClient(harness.clientAddress(s.id)));
+  for (const s of harness.specs) clients.push(new TestClient(harness.clientAddress(s.id), testAuth(harness)));
   const leader = await waitForLeader(clients);
   follower = harness.specs.find((s) => s.id !== leader)?.id ?? 0;
 });

@@ -1,7 +1,8 @@
 // The fixture most integration files share: a 3-node cluster started before the file's tests, a
 // TestClient per node, everything stopped after them. Nodes added later get clients through `clients`.
 import { afterAll, beforeAll } from "vitest";
-import { TestClient, waitForLeader } from "./broker-test-client.ts";
+import { basicAuth, type TestAuth, TestClient, waitForLeader } from "./broker-test-client.ts";
+import { tlsCredentials } from "@raftmq/server";
 import { ClusterHarness } from "./cluster-harness.ts";
 
 export interface ThreeNodeCluster {
@@ -18,7 +19,7 @@ export function useThreeNodeCluster(name: string, flags?: string[]): ThreeNodeCl
   beforeAll(async () => {
     await harness.plan(3);
     await harness.startAll(3);
-    for (const id of ids) clients.set(id, new TestClient(harness.clientAddress(id)));
+    for (const id of ids) clients.set(id, new TestClient(harness.clientAddress(id), testAuth(harness)));
     await waitForLeader([...clients.values()]);
   });
   afterAll(async () => {
@@ -26,4 +27,11 @@ export function useThreeNodeCluster(name: string, flags?: string[]): ThreeNodeCl
     await harness.cleanup();
   });
   return { harness, ids, clients, client: (id) => clients.get(id) as TestClient };
+}
+
+/** The TestClient credentials of a harness: none when insecure; TLS and the administrator otherwise. */
+export function testAuth(harness: ClusterHarness): TestAuth {
+  const o = harness.clientOptions();
+  if (o.credentials === undefined || o.tls === undefined) return {};
+  return { channel: tlsCredentials(o.tls.ca), metadata: basicAuth(o.credentials.username, o.credentials.password) };
 }

@@ -1,9 +1,10 @@
 // What a platform team checks before running raftmq: security, probes on the node's real health
 // endpoints and ports, disruption budget, peer discovery, and the identity the pods derive.
 import { describe, expect, it } from "vitest";
-import { NODE_OPTIONS, resolveStatefulSetIdentity } from "@raftmq/server";
-import { K8S_BASE, K8S_PRODUCTION } from "./src/deploy-paths.ts";
-import { type K8sObject, renderKustomization } from "./src/kustomize-render.ts";
+import { envName, NODE_OPTIONS, resolveNodeConfig, resolveStatefulSetIdentity } from "@raftmq/server";
+import { DEPLOYMENTS, renderDeployment } from "./src/deployments.ts";
+import type { K8sObject } from "./src/kustomize-render.ts";
+import { podLaunch } from "./src/statefulset-pod.ts";
 import { pick } from "./src/typed-objects.ts";
 
 function nodeDefault(name: string): string {
@@ -14,13 +15,12 @@ function nodeDefault(name: string): string {
 
 const PORTS = { client: Number(nodeDefault("client-port")), peer: Number(nodeDefault("peer-port")), http: Number(nodeDefault("http-port")) };
 const HEALTH_PATHS = new Set(["/healthz", "/readyz"]);
+/** RAFTMQ_ variables that are no node option: the node reads a secret from its environment only; the preStop hook reads its budget. */
+const NOT_OPTIONS = new Set(["RAFTMQ_BOOTSTRAP_ADMIN_PASSWORD", "RAFTMQ_PRESTOP_TIMEOUT_MS"]);
 
-for (const [label, dir] of [
-  ["base", K8S_BASE],
-  ["production", K8S_PRODUCTION],
-] as const) {
+for (const { label, dir, namespace, externalSecrets } of DEPLOYMENTS) {
   describe(`${label} manifests`, () => {
-    const objects: K8sObject[] = renderKustomization(dir);
+    const objects: K8sObject[] = renderDeployment(dir);
     const sts = pick(objects, "StatefulSet", "raftmq");
     const pod = sts.spec?.template.spec;
     const container = pod?.containers.find((c) => c.name === "raftmq");
@@ -43,6 +43,7 @@ for (const [label, dir] of [
       expect(Number(config.RAFTMQ_HTTP_PORT)).toBe(PORTS.http);
     });
 
+    // The ops port stays plain HTTP: a probe cannot present a client certificate or a password.
     it("probes the node's health endpoints on its HTTP port", () => {
       const probes = { startup: container?.startupProbe, liveness: container?.livenessProbe, readiness: container?.readinessProbe };
       for (const [name, probe] of Object.entries(probes)) {
@@ -67,6 +68,20 @@ for (const [label, dir] of [
       for (const spec of NODE_OPTIONS) {
         const raw = config[`RAFTMQ_${spec.name.toUpperCase().replace(/-/g, "_")}`];
         if (raw !== undefined) expect(() => spec.parse(raw), spec.name).not.toThrow();
+      }
+    });
+
+    it("sets only RAFTMQ_ variables the node reads, and every pod's environment resolves into a secure config", () => {
+      const known = new Set([...NODE_OPTIONS.map((o) => envName(o.name)), ...NOT_OPTIONS]);
+      const names = [...Object.keys(config), ...(container?.env ?? []).map((e) => e.name)].filter((n) => n.startsWith("RAFTMQ_"));
+      for (const name of names) expect(known.has(name), `${name} is no node option`).toBe(true);
+      for (let ordinal = 0; ordinal < (sts.spec?.replicas ?? 0); ordinal++) {
+        const launch = podLaunch(objects, "raftmq", ordinal, namespace, externalSecrets);
+        for (const [name, value] of Object.entries(launch.env)) expect(value, `${launch.podName} ${name}`).not.toMatch(/\$\(/);
+        const node = resolveNodeConfig([], launch.env);
+        expect(node.insecure, launch.podName).toBe(false);
+        expect(node.bootstrapAdminUser, launch.podName).not.toBe("");
+        expect(node.clientCertAuth, launch.podName).toBe("optional");
       }
     });
 
@@ -120,7 +135,6 @@ for (const [label, dir] of [
       expect(size).toBeGreaterThanOrEqual(3);
       expect(size % 2).toBe(1);
       expect(size).toBeLessThanOrEqual(replicas);
-      const namespace = label === "production" ? "raftmq" : "default";
       const template = config.RAFTMQ_PEER_HOST_TEMPLATE ?? "";
       for (let ordinal = 0; ordinal < replicas; ordinal++) {
         const id = resolveStatefulSetIdentity({ podName: `${sts.metadata?.name}-${ordinal}`, namespace, initialClusterSize: size, peerHostTemplate: template, peerPort: PORTS.peer, clientPort: PORTS.client });

@@ -1,7 +1,8 @@
 // A StatefulSet run locally: real node processes started with the environment and arguments the
 // rendered StatefulSet gives its pods, the headless Service's names mapped to 127.0.0.10.. through
 // --host-alias. Covers first start, scale up, a stopped pod, a restarted pod, a lost volume, and a
-// lost volume found while the whole set restarts.
+// lost volume found while the whole set restarts. The nodes run with --insecure: this rehearses
+// identity and membership; statefulset-tls-rehearsal.test.ts rehearses the same pods with TLS.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nodeIdOf, ordinalOfNodeId } from "@raftmq/server";
 import { eventually, raftmq, TestClient, waitForLeader } from "../integration/broker-test-client.ts";
 import { K8S_BASE, REPO_ROOT } from "./src/deploy-paths.ts";
+import { DEPLOYMENTS } from "./src/deployments.ts";
 import { renderKustomization } from "./src/kustomize-render.ts";
 import { podLaunch } from "./src/statefulset-pod.ts";
 
@@ -21,6 +23,8 @@ const ip = (ordinal: number) => `127.0.0.${10 + ordinal}`;
 const hostName = (ordinal: number) => `${SET}-${ordinal}.${SET}-headless.${NAMESPACE}.svc.cluster.local`;
 
 const objects = renderKustomization(K8S_BASE);
+const secrets = DEPLOYMENTS.find((d) => d.dir === K8S_BASE)?.externalSecrets ?? {};
+const TLS_FILES = ["RAFTMQ_TLS_CA_FILE", "RAFTMQ_TLS_CERT_FILE", "RAFTMQ_TLS_KEY_FILE"];
 const root = mkdtempSync(join(tmpdir(), "raftmq-statefulset-"));
 const running = new Map<number, { child: ChildProcess; lines: string[]; exit: Promise<number | null> }>();
 const output = new Map<number, string[]>();
@@ -32,10 +36,13 @@ function dataDir(ordinal: number): string {
 /** Starts the pod's container as the StatefulSet would, on its own loopback address. */
 function startPod(ordinal: number): void {
   if (running.has(ordinal)) throw new Error(`pod ${ordinal} runs already`);
-  const launch = podLaunch(objects, SET, ordinal, NAMESPACE);
+  const launch = podLaunch(objects, SET, ordinal, NAMESPACE, secrets);
   const aliases = Array.from({ length: PODS }, (_, n) => `${hostName(n)}=${ip(n)}`).join(",");
-  // Only what a cluster provides differently: where the volume is, which interface, no DNS.
-  const env = { ...launch.env, RAFTMQ_DATA_DIR: dataDir(ordinal), RAFTMQ_HOST: ip(ordinal), RAFTMQ_HOST_ALIAS: aliases, PATH: process.env.PATH ?? "" };
+  // Only what a cluster provides differently: where the volume is, which interface, no DNS; and
+  // no certificates (the test client speaks plaintext), so --insecure instead.
+  const env: Record<string, string> = { ...launch.env, RAFTMQ_DATA_DIR: dataDir(ordinal), RAFTMQ_HOST: ip(ordinal), RAFTMQ_HOST_ALIAS: aliases, PATH: process.env.PATH ?? "" };
+  for (const name of TLS_FILES) delete env[name];
+  env.RAFTMQ_INSECURE = "true";
   const child = spawn(process.execPath, [CLI, "node", ...launch.args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines = output.get(ordinal) ?? [];
   output.set(ordinal, lines);
@@ -101,8 +108,11 @@ async function roundTrip(via: number, body: number): Promise<void> {
 describe("StatefulSet rehearsal", () => {
   beforeAll(() => {
     // The launch must come from the manifests: the pod name from the downward API, the rest from the ConfigMap.
-    const launch = podLaunch(objects, SET, 0, NAMESPACE);
+    const launch = podLaunch(objects, SET, 0, NAMESPACE, secrets);
     expect(launch.env.POD_NAME).toBe("raftmq-0");
+    // What the rehearsal takes away is really there: the pods run on TLS.
+    for (const name of TLS_FILES) expect(launch.env[name], name).toMatch(/^\/etc\/raftmq\/tls\/raftmq-0\//);
+    expect(launch.env.RAFTMQ_INSECURE).toBeUndefined();
     expect(launch.env.RAFTMQ_PEER_HOST_TEMPLATE).toContain("{ordinal}");
   });
 

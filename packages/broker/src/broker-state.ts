@@ -1,12 +1,13 @@
 // Everything the broker state machine holds. Snapshots encode exactly this; every Map here is
 // iterated in insertion order, which is the same on every node because the same commands insert
 // in the same order, and restore re-inserts in snapshot order.
+import type { Permissions, User } from "./access-control.ts";
 import type { QueuedMessage } from "./broker-message.ts";
 import { DedupWindows } from "./dedup-window.ts";
-import { Exchange, type ExchangeType } from "./exchange.ts";
 import type { BrokerLimits } from "./limits.ts";
 import { INITIAL_MACHINE_VERSION } from "./machine-version.ts";
 import type { Consumer, Queue } from "./queue.ts";
+import { DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 export interface GetDelivery {
   readonly queue: Queue;
@@ -19,7 +20,7 @@ export interface Session {
   readonly consumers: Set<string>;
   /** Unsettled basic.get deliveries by tag (tags are broker-wide, so never reused). */
   readonly gets: Map<number, GetDelivery>;
-  readonly exclusiveQueues: Set<string>;
+  readonly exclusiveQueues: Set<Queue>;
 }
 
 export interface BrokerState {
@@ -37,8 +38,10 @@ export interface BrokerState {
   nextGeneratedName: number;
   nextGetTag: number;
   bindingCount: number;
-  readonly exchanges: Map<string, Exchange>;
-  readonly queues: Map<string, Queue>;
+  /** Exchanges and queues, by vhost; "/" is always here. */
+  readonly vhosts: Map<string, Vhost>;
+  /** vhosts.get("/"), which is never deleted: most commands name it. */
+  readonly defaultVhost: Vhost;
   readonly consumers: Map<string, Consumer>;
   readonly sessions: Map<string, Session>;
   readonly dedup: DedupWindows;
@@ -47,21 +50,15 @@ export interface BrokerState {
    * ready: the next apply goes on with them. Its order carries no meaning (it is used sorted).
    */
   readonly backlog: Set<Queue>;
+  readonly users: Map<string, User>;
+  /** By user, then vhost. */
+  readonly permissions: Map<string, Map<string, Permissions>>;
+  /** Counts user, vhost and permission changes applied, so readers can tell a cache is stale. */
+  accessVersion: number;
 }
 
-export const builtinExchanges: readonly { name: string; type: ExchangeType }[] = [
-  { name: "", type: "direct" },
-  { name: "amq.direct", type: "direct" },
-  { name: "amq.fanout", type: "fanout" },
-  { name: "amq.topic", type: "topic" },
-  { name: "amq.headers", type: "headers" },
-];
-
 export function emptyState(limits: BrokerLimits): BrokerState {
-  const exchanges = new Map<string, Exchange>();
-  for (const b of builtinExchanges) {
-    exchanges.set(b.name, new Exchange(b.name, b.type, true, false, false, "", true));
-  }
+  const defaultVhost = Vhost.withBuiltins(DEFAULT_VHOST);
   return {
     settings: Object.freeze({ ...limits }),
     machineVersion: INITIAL_MACHINE_VERSION,
@@ -72,11 +69,14 @@ export function emptyState(limits: BrokerLimits): BrokerState {
     nextGeneratedName: 1,
     nextGetTag: 1,
     bindingCount: 0,
-    exchanges,
-    queues: new Map(),
+    vhosts: new Map([[DEFAULT_VHOST, defaultVhost]]),
+    defaultVhost,
     consumers: new Map(),
     sessions: new Map(),
     dedup: new DedupWindows(limits.dedupWindow, limits.maxProducers, limits.producerIdleMs),
     backlog: new Set(),
+    users: new Map(),
+    permissions: new Map(),
+    accessVersion: 0,
   };
 }

@@ -2,6 +2,20 @@
 // result and effects (data for the leader to act on). Pure: time comes only from batch stamps.
 import { int64 } from "./proto-int.ts";
 import { raftmq } from "@raftmq/proto";
+import {
+  addUser,
+  byCodeUnits,
+  clearPermissions,
+  deleteUser,
+  forgetVhostPermissions,
+  listPermissions,
+  type Permissions,
+  setPasswordHash,
+  setPermissions,
+  setUserTags,
+  type User,
+  type UserPermissions,
+} from "./access-control.ts";
 import { type BrokerError, invariant, notFound, preconditionFailed, resourceExhausted } from "./broker-error.ts";
 import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
@@ -10,12 +24,14 @@ import type { CommandResult, GetResult, PublishResult } from "./command-result.t
 import { type DeadLetterReason, deadLetteredMessage, isDeadLetterCycle } from "./dead-letter.ts";
 import type { Effect } from "./effect.ts";
 import { assertNever, bindingId, Exchange, type ExchangeType } from "./exchange.ts";
-import { type BrokerLimits, resolveLimits } from "./limits.ts";
+import { accessLimits, type BrokerLimits, resolveLimits } from "./limits.ts";
 import { requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto } from "./queue-arguments.ts";
 import { Consumer, Queue, type QueueArgs } from "./queue.ts";
 import { decodeState, decodeStatePieces, encodeState, encodeStatePieces } from "./snapshot.ts";
 import { type Command, type CommandKind, commandKind, noOperationError, parseExpiration, validateCommandOfKind } from "./validate-command.ts";
+import { versionGateError } from "./version-gate.ts";
+import { builtinExchanges, DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 type Header = raftmq.v1.Header.$Properties;
 
@@ -153,17 +169,23 @@ export class Broker {
     return this.s.machineVersion;
   }
 
-  queueInfo(name: string): QueueInfo | undefined {
-    const q = this.s.queues.get(name);
+  /** undefined when the queue or its vhost does not exist. */
+  queueInfo(name: string, vhost: string = DEFAULT_VHOST): QueueInfo | undefined {
+    const q = this.s.vhosts.get(vhost)?.queues.get(name);
     return q === undefined ? undefined : queueInfoOf(q);
   }
 
-  listQueues(): QueueInfo[] {
-    return [...this.s.queues.values()].map(queueInfoOf);
+  /** The vhost's queues in declaration order; none when it does not exist. */
+  listQueues(vhost: string = DEFAULT_VHOST): QueueInfo[] {
+    const v = this.s.vhosts.get(vhost);
+    return v === undefined ? [] : [...v.queues.values()].map(queueInfoOf);
   }
 
-  listExchanges(): ExchangeInfo[] {
-    return [...this.s.exchanges.values()].map((e) => ({
+  /** The vhost's exchanges, the predeclared ones first; none when it does not exist. */
+  listExchanges(vhost: string = DEFAULT_VHOST): ExchangeInfo[] {
+    const v = this.s.vhosts.get(vhost);
+    if (v === undefined) return [];
+    return [...v.exchanges.values()].map((e) => ({
       name: e.name,
       type: e.type,
       durable: e.durable,
@@ -174,9 +196,11 @@ export class Broker {
     }));
   }
 
-  listBindings(): BindingInfo[] {
+  listBindings(vhost: string = DEFAULT_VHOST): BindingInfo[] {
     const out: BindingInfo[] = [];
-    for (const e of this.s.exchanges.values()) {
+    const v = this.s.vhosts.get(vhost);
+    if (v === undefined) return out;
+    for (const e of v.exchanges.values()) {
       for (const b of e.bindings.values()) {
         out.push({ exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: [...b.arguments] });
       }
@@ -188,12 +212,53 @@ export class Broker {
     return [...(this.s.sessions.get(sessionId)?.consumers ?? [])];
   }
 
+  // ---- users, vhosts and permissions ----
+
+  user(name: string): User | undefined {
+    return this.s.users.get(name);
+  }
+
+  /** Every user, sorted by name. */
+  users(): User[] {
+    return [...this.s.users.values()].sort((a, b) => byCodeUnits(a.name, b.name));
+  }
+
+  get userCount(): number {
+    return this.s.users.size;
+  }
+
+  /** Every vhost name, sorted; "/" is always among them. */
+  vhosts(): string[] {
+    return [...this.s.vhosts.keys()].sort(byCodeUnits);
+  }
+
+  hasVhost(name: string): boolean {
+    return this.s.vhosts.has(name);
+  }
+
+  /** What the user may do in the vhost; undefined when nothing was granted there. */
+  permissions(user: string, vhost: string): Permissions | undefined {
+    return this.s.permissions.get(user)?.get(vhost);
+  }
+
+  /** Permissions matching the filter (an unset field matches all), sorted by user, then vhost. */
+  listPermissions(filter: { user?: string; vhost?: string } = {}): UserPermissions[] {
+    return listPermissions(this.s, filter);
+  }
+
+  /** Goes up with every applied user, vhost or permission change: a cache stamped with an older value is stale. */
+  get accessVersion(): number {
+    return this.s.accessVersion;
+  }
+
   // ---- commands ----
 
   private execute(kind: CommandKind, command: Command, meta: ApplyMeta): CommandResult {
     // Before validation: code that cannot apply the version must not answer the entry either, not
     // even with an error, since nodes that can apply it answer otherwise.
     if (kind === "setClusterSettings") requireMachineVersion(command.setClusterSettings?.machineVersion ?? 0, `entry ${meta.index}`);
+    const gated = versionGateError(kind, command, this.s.machineVersion);
+    if (gated !== null) return fail(gated);
     const invalid = validateCommandOfKind(kind, command, this.limits);
     if (invalid !== null) return fail(invalid);
     switch (kind) {
@@ -252,14 +317,37 @@ export class Broker {
         return this.leaderTookOffice();
       case "setClusterSettings":
         return this.setClusterSettings(command.setClusterSettings ?? {});
+      case "addUser":
+        return addUser(this.s, command.addUser ?? {});
+      case "deleteUser":
+        return deleteUser(this.s, command.deleteUser?.name ?? "");
+      case "setPasswordHash":
+        return setPasswordHash(this.s, command.setPasswordHash?.name ?? "", command.setPasswordHash?.passwordHash ?? "");
+      case "setUserTags":
+        return setUserTags(this.s, command.setUserTags?.name ?? "", command.setUserTags?.tags ?? []);
+      case "addVhost":
+        return this.addVhost(command.addVhost?.name ?? "");
+      case "deleteVhost":
+        return this.deleteVhost(command.deleteVhost?.name ?? "");
+      case "setPermissions":
+        return setPermissions(this.s, command.setPermissions ?? {});
+      case "clearPermissions":
+        return clearPermissions(this.s, command.clearPermissions?.user ?? "", command.clearPermissions?.vhost ?? "");
       default:
         return assertNever(kind);
     }
   }
 
+  /** The vhost a command's field names ("" is "/"), or undefined when it does not exist. */
+  private vhostNamed(field: string | null | undefined): Vhost | undefined {
+    return field == null || field === "" ? this.s.defaultVhost : this.s.vhosts.get(field);
+  }
+
   private declareExchange(c: raftmq.v1.DeclareExchange.$Properties): CommandResult {
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
     const name = c.name ?? "";
-    const existing = this.s.exchanges.get(name);
+    const existing = vh.exchanges.get(name);
     if (c.passive) {
       return existing === undefined ? fail(notFound(`no exchange "${name}"`)) : { ok: true, kind: "declareExchange" };
     }
@@ -287,41 +375,58 @@ export class Broker {
     if (name === "" || name.startsWith("amq.")) {
       return fail(preconditionFailed(`exchange name "${name}" is reserved: names starting with "amq." belong to the broker`));
     }
-    if (this.s.exchanges.size >= this.limits.maxExchanges) {
+    if (this.exchangeCount() >= this.limits.maxExchanges) {
       return fail(resourceExhausted(`cannot declare exchange "${name}": the broker holds its limit of ${this.limits.maxExchanges} exchanges`));
     }
-    this.s.exchanges.set(name, new Exchange(name, type, want.durable, want.autoDelete, want.internal, want.alternateExchange, false));
+    vh.exchanges.set(name, new Exchange(name, type, want.durable, want.autoDelete, want.internal, want.alternateExchange, false));
     return { ok: true, kind: "declareExchange" };
   }
 
   private deleteExchange(c: raftmq.v1.DeleteExchange.$Properties): CommandResult {
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
     const name = c.name ?? "";
-    const ex = this.s.exchanges.get(name);
+    const ex = vh.exchanges.get(name);
     // Deleting an exchange that does not exist succeeds, as in RabbitMQ: delete is idempotent.
     if (ex === undefined) return { ok: true, kind: "deleteExchange" };
     if (ex.builtin) return fail(preconditionFailed(`exchange "${name}" is predeclared and cannot be deleted`));
     if (c.ifUnused && ex.bindings.size > 0) {
       return fail(preconditionFailed(`exchange "${name}" is in use: it has ${ex.bindings.size} bindings`));
     }
-    this.removeExchange(ex);
+    this.removeExchange(vh, ex);
     return { ok: true, kind: "deleteExchange" };
   }
 
-  private removeExchange(ex: Exchange): void {
+  private removeExchange(vh: Vhost, ex: Exchange): void {
     for (const b of [...ex.bindings.values()]) {
       ex.removeBinding(b.id);
       this.s.bindingCount--;
-      this.s.queues.get(b.queue)?.bindings.delete(b);
+      vh.queues.get(b.queue)?.bindings.delete(b);
     }
-    this.s.exchanges.delete(ex.name);
+    vh.exchanges.delete(ex.name);
+  }
+
+  /** Exchanges of every vhost, the predeclared ones included (maxExchanges counts them). */
+  private exchangeCount(): number {
+    let n = 0;
+    for (const v of this.s.vhosts.values()) n += v.exchanges.size;
+    return n;
+  }
+
+  private queueCount(): number {
+    let n = 0;
+    for (const v of this.s.vhosts.values()) n += v.queues.size;
+    return n;
   }
 
   private declareQueue(c: raftmq.v1.DeclareQueue.$Properties): CommandResult {
     const s = this.s;
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
     let name = c.name ?? "";
     const session = c.ownerSessionId ?? "";
     if (name === "" && !c.passive) name = `amq.gen-${s.nextGeneratedName++}`;
-    const existing = s.queues.get(name);
+    const existing = vh.queues.get(name);
     if (existing !== undefined) {
       if (existing.exclusive && existing.ownerSessionId !== session) {
         return fail(preconditionFailed(`queue "${name}" is exclusive to another session`));
@@ -338,10 +443,11 @@ export class Broker {
     if (name.startsWith("amq.") && (c.name ?? "") !== "") {
       return fail(preconditionFailed(`queue name "${name}" is reserved: names starting with "amq." belong to the broker`));
     }
-    if (s.queues.size >= this.limits.maxQueues) {
+    if (this.queueCount() >= this.limits.maxQueues) {
       return fail(resourceExhausted(`cannot declare queue "${name}": the broker holds its limit of ${this.limits.maxQueues} queues`));
     }
     const q = new Queue(
+      vh,
       name,
       s.nextQueueSeq++,
       c.durable ?? false,
@@ -351,14 +457,16 @@ export class Broker {
       queueArgumentsFromProto(c.arguments),
       s.now,
     );
-    s.queues.set(name, q);
-    if (q.exclusive) this.session(session).exclusiveQueues.add(name);
+    vh.queues.set(name, q);
+    if (q.exclusive) this.session(session).exclusiveQueues.add(q);
     return { ok: true, kind: "declareQueue", queue: name, messageCount: 0, consumerCount: 0 };
   }
 
   private deleteQueue(c: raftmq.v1.DeleteQueue.$Properties): CommandResult {
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
     const name = c.name ?? "";
-    const q = this.s.queues.get(name);
+    const q = vh.queues.get(name);
     if (q === undefined) return { ok: true, kind: "deleteQueue", messageCount: 0 };
     const locked = this.exclusiveError(q, c.sessionId ?? "");
     if (locked !== null) return fail(locked);
@@ -368,8 +476,10 @@ export class Broker {
   }
 
   private purgeQueue(c: raftmq.v1.PurgeQueue.$Properties): CommandResult {
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
     const name = c.name ?? "";
-    const q = this.s.queues.get(name);
+    const q = vh.queues.get(name);
     if (q === undefined) return fail(notFound(`no queue "${name}"`));
     const locked = this.exclusiveError(q, c.sessionId ?? "");
     if (locked !== null) return fail(locked);
@@ -399,18 +509,20 @@ export class Broker {
     if (b !== null) {
       this.s.bindingCount--;
       q.bindings.delete(b);
-      this.maybeAutoDeleteExchange(ex);
+      this.maybeAutoDeleteExchange(q.vhost, ex);
     }
     return { ok: true, kind: "unbind" };
   }
 
   private bindingEnds(c: raftmq.v1.Bind.$Properties): { ex: Exchange; q: Queue } | { error: BrokerError } {
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return { error: noVhost(c.vhost) };
     const exName = c.exchange ?? "";
     const qName = c.queue ?? "";
-    const ex = this.s.exchanges.get(exName);
+    const ex = vh.exchanges.get(exName);
     if (ex === undefined) return { error: notFound(`no exchange "${exName}"`) };
     if (ex.name === "") return { error: preconditionFailed("the default exchange cannot be bound to: it routes by queue name") };
-    const q = this.s.queues.get(qName);
+    const q = vh.queues.get(qName);
     if (q === undefined) return { error: notFound(`no queue "${qName}"`) };
     const locked = this.exclusiveError(q, c.sessionId ?? "");
     if (locked !== null) return { error: locked };
@@ -432,8 +544,10 @@ export class Broker {
         );
       }
     }
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
     const exName = c.exchange ?? "";
-    const ex = s.exchanges.get(exName);
+    const ex = vh.exchanges.get(exName);
     if (ex === undefined) return fail(notFound(`no exchange "${exName}"`));
     if (ex.internal) return fail(preconditionFailed(`exchange "${exName}" is internal: clients cannot publish to it`));
     const message: BrokerMessage = {
@@ -442,7 +556,7 @@ export class Broker {
       properties: c.properties ?? {},
       body: c.body ?? emptyBody,
     };
-    const targets = this.route(ex, message);
+    const targets = this.route(vh, ex, message);
     const routedQueues: string[] = [];
     let rejectedBy: string | undefined;
     for (const q of targets) {
@@ -463,7 +577,9 @@ export class Broker {
     const sessionId = c.sessionId ?? "";
     const qName = c.queue ?? "";
     if (s.consumers.has(id)) return fail(preconditionFailed(`consumer id "${id}" is already in use`));
-    const q = s.queues.get(qName);
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
+    const q = vh.queues.get(qName);
     if (q === undefined) return fail(notFound(`no queue "${qName}"`));
     const locked = this.exclusiveError(q, sessionId);
     if (locked !== null) return fail(locked);
@@ -504,7 +620,9 @@ export class Broker {
     const s = this.s;
     const qName = c.queue ?? "";
     const sessionId = c.sessionId ?? "";
-    const q = s.queues.get(qName);
+    const vh = this.vhostNamed(c.vhost);
+    if (vh === undefined) return fail(noVhost(c.vhost));
+    const q = vh.queues.get(qName);
     if (q === undefined) return fail(notFound(`no queue "${qName}"`));
     const locked = this.exclusiveError(q, sessionId);
     if (locked !== null) return fail(locked);
@@ -635,8 +753,45 @@ export class Broker {
     s.machineVersion = version;
     s.dedup.configure(settings.dedupWindow, settings.maxProducers, settings.producerIdleMs);
     // Raised dispatch limits take effect now, not on each queue's next publish or ack.
-    for (const q of s.queues.values()) this.markDirty(q);
+    for (const v of s.vhosts.values()) for (const q of v.queues.values()) this.markDirty(q);
     return { ok: true, kind: "setClusterSettings", machineVersion: version, settings };
+  }
+
+  private addVhost(name: string): CommandResult {
+    const s = this.s;
+    if (s.vhosts.has(name)) return fail(preconditionFailed(`vhost "${name}" already exists`));
+    if (s.vhosts.size >= accessLimits.maxVhosts) {
+      return fail(resourceExhausted(`cannot add vhost "${name}": the broker holds its limit of ${accessLimits.maxVhosts} vhosts`));
+    }
+    if (this.exchangeCount() + builtinExchanges.length > this.limits.maxExchanges) {
+      return fail(
+        resourceExhausted(
+          `cannot add vhost "${name}": its ${builtinExchanges.length} predeclared exchanges would exceed the broker's limit of ${this.limits.maxExchanges} exchanges`,
+        ),
+      );
+    }
+    s.vhosts.set(name, Vhost.withBuiltins(name));
+    s.accessVersion++;
+    return { ok: true, kind: "addVhost" };
+  }
+
+  /** Deletes the vhost's queues as DeleteQueue does (consumers cancelled, with effects), then the rest. */
+  private deleteVhost(name: string): CommandResult {
+    const s = this.s;
+    if (name === DEFAULT_VHOST) return fail(preconditionFailed(`vhost "${DEFAULT_VHOST}" cannot be deleted: commands that name no vhost use it`));
+    const vh = s.vhosts.get(name);
+    if (vh === undefined) return fail(noVhost(name));
+    const deletedQueues: string[] = [];
+    for (const q of [...vh.queues.values()]) {
+      this.removeQueue(q);
+      deletedQueues.push(q.name);
+    }
+    for (const ex of [...vh.exchanges.values()]) this.removeExchange(vh, ex);
+    invariant(vh.queues.size === 0 && vh.exchanges.size === 0, `vhost "${name}" is empty when deleted`);
+    s.vhosts.delete(name);
+    forgetVhostPermissions(s, name);
+    s.accessVersion++;
+    return { ok: true, kind: "deleteVhost", deletedQueues };
   }
 
   /** Every session known now belongs to an earlier leader, whose streams ended with its leadership. */
@@ -659,12 +814,10 @@ export class Broker {
       this.settleOne(d.queue, d.message, "requeue");
     }
     const deletedQueues: string[] = [];
-    for (const name of [...session.exclusiveQueues]) {
-      const q = this.s.queues.get(name);
-      if (q !== undefined) {
-        this.removeQueue(q);
-        deletedQueues.push(name);
-      }
+    for (const q of [...session.exclusiveQueues]) {
+      if (q.deleted) continue;
+      this.removeQueue(q);
+      deletedQueues.push(q.name);
     }
     this.s.sessions.delete(id);
     return { ok: true, kind: "sessionDown", consumers, deletedQueues };
@@ -672,24 +825,24 @@ export class Broker {
 
   // ---- routing and queue mechanics ----
 
-  /** Queues the message reaches from ex, following alternate exchanges, in declaration order. */
-  private route(ex: Exchange, m: BrokerMessage): Queue[] {
+  /** Queues of vh the message reaches from ex, following alternate exchanges, in declaration order. */
+  private route(vh: Vhost, ex: Exchange, m: BrokerMessage): Queue[] {
     const names = new Set<string>();
     const visited = new Set<string>();
     let at: Exchange | undefined = ex;
     while (at !== undefined && !visited.has(at.name)) {
       visited.add(at.name);
       if (at.name === "") {
-        if (this.s.queues.has(m.routingKey)) names.add(m.routingKey);
+        if (vh.queues.has(m.routingKey)) names.add(m.routingKey);
       } else {
         at.route(m.routingKey, m.properties.headers, names);
       }
       if (names.size > 0 || at.alternateExchange === "") break;
-      at = this.s.exchanges.get(at.alternateExchange);
+      at = vh.exchanges.get(at.alternateExchange);
     }
     const out: Queue[] = [];
     for (const n of names) {
-      const q = this.s.queues.get(n);
+      const q = vh.queues.get(n);
       if (q !== undefined) out.push(q);
     }
     if (out.length > 1) out.sort((a, b) => a.seq - b.seq);
@@ -726,10 +879,10 @@ export class Broker {
   private deadLetter(q: Queue, m: QueuedMessage, reason: DeadLetterReason): void {
     const dlx = q.args.deadLetterExchange;
     if (dlx === null) return;
-    const ex = this.s.exchanges.get(dlx);
+    const ex = q.vhost.exchanges.get(dlx);
     if (ex === undefined) return;
     const message = deadLetteredMessage(m.message, q.name, reason, this.s.now, dlx, q.args.deadLetterRoutingKey);
-    for (const target of this.route(ex, message)) {
+    for (const target of this.route(q.vhost, ex, message)) {
       if (isDeadLetterCycle(message.properties.deaths, target.name)) continue;
       this.enqueue(target, message);
     }
@@ -819,7 +972,9 @@ export class Broker {
   private sweep(): void {
     const s = this.s;
     s.lastSweepAt = s.now;
-    for (const q of [...s.queues.values()]) {
+    const queues: Queue[] = [];
+    for (const v of s.vhosts.values()) for (const q of v.queues.values()) queues.push(q);
+    for (const q of queues) {
       if (q.deleted) continue;
       const h = q.peekHead();
       if (h !== undefined && h.expiresAt !== 0 && s.now >= h.expiresAt) this.markDirty(q);
@@ -846,11 +1001,11 @@ export class Broker {
       if (c.queue === q) this.forgetConsumer(c);
     }
     for (const b of [...q.bindings]) {
-      const ex = s.exchanges.get(b.exchange);
+      const ex = q.vhost.exchanges.get(b.exchange);
       if (ex === undefined) continue;
       ex.removeBinding(b.id);
       s.bindingCount--;
-      this.maybeAutoDeleteExchange(ex);
+      this.maybeAutoDeleteExchange(q.vhost, ex);
     }
     q.bindings.clear();
     q.takeAllReady();
@@ -859,11 +1014,11 @@ export class Broker {
       for (const [tag, d] of [...session.gets]) if (d.queue === q) session.gets.delete(tag);
       this.maybeForgetSession(session);
     }
-    s.queues.delete(q.name);
+    q.vhost.queues.delete(q.name);
     if (q.exclusive) {
       const owner = s.sessions.get(q.ownerSessionId);
       if (owner !== undefined) {
-        owner.exclusiveQueues.delete(q.name);
+        owner.exclusiveQueues.delete(q);
         this.maybeForgetSession(owner);
       }
     }
@@ -874,8 +1029,8 @@ export class Broker {
     if (q.autoDelete && q.hadConsumer && q.consumers.length === 0 && !q.deleted) this.removeQueue(q);
   }
 
-  private maybeAutoDeleteExchange(ex: Exchange): void {
-    if (ex.autoDelete && ex.hadBinding && ex.bindings.size === 0 && !ex.builtin) this.removeExchange(ex);
+  private maybeAutoDeleteExchange(vh: Vhost, ex: Exchange): void {
+    if (ex.autoDelete && ex.hadBinding && ex.bindings.size === 0 && !ex.builtin) this.removeExchange(vh, ex);
   }
 
   private forgetConsumer(c: Consumer): void {
@@ -908,6 +1063,10 @@ export class Broker {
 
 function fail(error: BrokerError): CommandResult {
   return { ok: false, error };
+}
+
+function noVhost(field: string | null | undefined): BrokerError {
+  return notFound(`no vhost "${field ?? ""}"`);
 }
 
 /** What consumers may still take in one apply: prefetch credit, and a share for no_ack consumers. */

@@ -26,7 +26,17 @@ export type CommandOk =
   | { ok: true; kind: "tick" }
   | { ok: true; kind: "leaderTookOffice"; sessionsDown: number }
   /** The version and every setting in force from this entry on. */
-  | { ok: true; kind: "setClusterSettings"; machineVersion: number; settings: Readonly<BrokerLimits> };
+  | { ok: true; kind: "setClusterSettings"; machineVersion: number; settings: Readonly<BrokerLimits> }
+  /** created is false when only_if_no_users found users and nothing was added. */
+  | { ok: true; kind: "addUser"; created: boolean }
+  | { ok: true; kind: "deleteUser" }
+  | { ok: true; kind: "setPasswordHash" }
+  | { ok: true; kind: "setUserTags" }
+  | { ok: true; kind: "addVhost" }
+  /** The queues deleted with the vhost, in its order; their consumers got consumerCancelled effects. */
+  | { ok: true; kind: "deleteVhost"; deletedQueues: string[] }
+  | { ok: true; kind: "setPermissions" }
+  | { ok: true; kind: "clearPermissions" };
 
 export interface PublishResult {
   ok: true;

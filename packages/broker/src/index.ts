@@ -1,3 +1,4 @@
+export type { Permissions, User, UserPermissions } from "./access-control.ts";
 export type { BrokerError, BrokerErrorCode } from "./broker-error.ts";
 export { BrokerInvariantError } from "./broker-error.ts";
 export type { BrokerMessage, MessageProperties } from "./broker-message.ts";
@@ -6,8 +7,10 @@ export { settingsToProto } from "./cluster-settings.ts";
 export type { CommandOk, CommandResult, GetResult, PublishResult } from "./command-result.ts";
 export type { ConsumerCancelledEffect, ConsumerRef, DeliverEffect, DeliveryPausedEffect, Effect } from "./effect.ts";
 export type { ExchangeType } from "./exchange.ts";
-export { type BrokerLimits, defaultLimits, type LimitRange, limitRanges } from "./limits.ts";
+export { accessLimits, type BrokerLimits, defaultLimits, type LimitRange, limitRanges } from "./limits.ts";
 export { MACHINE_VERSION, UnsupportedMachineVersionError } from "./machine-version.ts";
 export type { Overflow, QueueArgs } from "./queue.ts";
 export { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 export { type Command, type CommandKind, commandKind, validateCommand } from "./validate-command.ts";
+export { ACCESS_CONTROL_VERSION, versionGateError } from "./version-gate.ts";
+export { DEFAULT_VHOST } from "./vhost.ts";

@@ -99,3 +99,20 @@ export const limitKeys: readonly (keyof BrokerLimits)[] = Object.freeze(Object.k
 // Defaults outside their own ranges would make a fresh cluster hold settings no SetClusterSettings
 // could restore: refuse to load instead.
 resolveLimits(defaultLimits);
+
+/**
+ * Bounds of users, virtual hosts and permissions. Fixed rather than settings; a change to one
+ * changes what commands answer, so it goes with a new machine version (machine-version.ts).
+ */
+export const accessLimits = Object.freeze({
+  maxUsers: 10_000,
+  /** Each vhost also holds five predeclared exchanges, which count against maxExchanges. */
+  maxVhosts: 1_000,
+  /** UTF-8 bytes of a user or vhost name (AMQP's shortstr: the vhost is in connection.open). */
+  maxNameBytes: 255,
+  maxTags: 32,
+  maxTagBytes: 64,
+  maxPasswordHashBytes: 1024,
+  /** UTF-8 bytes of one permission pattern. */
+  maxPatternBytes: 1024,
+});

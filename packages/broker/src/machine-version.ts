@@ -8,7 +8,11 @@
  * command (a new rule, a changed default or bound) goes under a new version, and apply branches on
  * the version in force until the old one is no longer supported.
  */
-export const MACHINE_VERSION = 1;
+export const MACHINE_VERSION = 2;
+
+// What each version applies:
+//   1  exchanges, queues, bindings, consumers, idempotent producers, cluster settings.
+//   2  virtual hosts, users and permissions (version-gate.ts refuses them under 1).
 
 /** The version of a state that never applied SetClusterSettings, and of snapshots written before versions. */
 export const INITIAL_MACHINE_VERSION = 1;

@@ -5,6 +5,7 @@ import type { QueuedMessage } from "./broker-message.ts";
 import { Deque } from "./deque.ts";
 import type { ConsumerRef } from "./effect.ts";
 import type { Binding } from "./exchange.ts";
+import type { Vhost } from "./vhost.ts";
 
 export type Overflow = "drop-head" | "reject-publish";
 
@@ -68,6 +69,8 @@ export class Queue {
   readonly bindings = new Set<Binding>();
 
   constructor(
+    /** Where it lives: its dead-letter exchange and its bindings' exchanges are looked up here. */
+    readonly vhost: Vhost,
     readonly name: string,
     /** Declaration sequence: deterministic order of queues reached by one publish. */
     readonly seq: number,

@@ -2,6 +2,7 @@
 // and messages shared by several queues are stored once, so equal states give equal bytes.
 import { int64 } from "./proto-int.ts";
 import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
+import { frozenPermissions, frozenUser } from "./access-control.ts";
 import { BrokerInvariantError, invariant } from "./broker-error.ts";
 import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
@@ -12,6 +13,7 @@ import { type BrokerLimits, limitKeys, limitRangeError } from "./limits.ts";
 import { INITIAL_MACHINE_VERSION, requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 import { Consumer, Queue } from "./queue.ts";
+import { DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 const pb = raftmq.v1;
 
@@ -27,6 +29,19 @@ function typeFromProto(t: raftmq.v1.ExchangeType): ExchangeType {
   throw new BrokerInvariantError(`snapshot holds unknown exchange type ${t}`);
 }
 
+/** A vhost as written: "" for "/", so a snapshot of "/" alone reads as one written before vhosts. */
+function vhostField(v: Vhost): string {
+  return v.name === DEFAULT_VHOST ? "" : v.name;
+}
+
+function vhostOfField(field: string | null | undefined): string {
+  return field == null || field === "" ? DEFAULT_VHOST : field;
+}
+
+/** Every queue, vhost by vhost: the order of the first piece's `queues`. */
+function* allQueues(s: BrokerState): IterableIterator<Queue> {
+  for (const v of s.vhosts.values()) yield* v.queues.values();
+}
 
 /** Marks the piece format: an old single-message snapshot never starts with a zero byte. */
 const PIECES_MARKER = 0;
@@ -83,7 +98,7 @@ interface CapturedQueue {
 function captureReady(s: BrokerState): CapturedQueue[] {
   const captured: CapturedQueue[] = [];
   let position = 0;
-  for (const q of s.queues.values()) {
+  for (const q of allQueues(s)) {
     const c: CapturedQueue = { position, messages: [], deliveryCounts: [], redelivered: [] };
     for (const m of q.readyInOrder()) {
       c.messages.push(m);
@@ -104,18 +119,24 @@ function captureReady(s: BrokerState): CapturedQueue[] {
  */
 export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE_BYTES): Generator<Uint8Array, void, undefined> {
   const table = new MessageTable();
-  const exchanges = [...s.exchanges.values()].map((e) => ({
-    name: e.name,
-    type: typeToProto[e.type],
-    durable: e.durable,
-    autoDelete: e.autoDelete,
-    internal: e.internal,
-    alternateExchange: e.alternateExchange,
-    builtin: e.builtin,
-    hadBinding: e.hadBinding,
-    bindings: [...e.bindings.values()].map((b) => ({ queue: b.queue, routingKey: b.routingKey, arguments: [...b.arguments] })),
-  }));
-  const queues = [...s.queues.values()].map((q) => ({
+  const exchanges: raftmq.v1.SnapshotExchange.$Properties[] = [];
+  for (const v of s.vhosts.values()) {
+    for (const e of v.exchanges.values()) {
+      exchanges.push({
+        name: e.name,
+        type: typeToProto[e.type],
+        durable: e.durable,
+        autoDelete: e.autoDelete,
+        internal: e.internal,
+        alternateExchange: e.alternateExchange,
+        builtin: e.builtin,
+        hadBinding: e.hadBinding,
+        bindings: [...e.bindings.values()].map((b) => ({ queue: b.queue, routingKey: b.routingKey, arguments: [...b.arguments] })),
+        vhost: vhostField(v),
+      });
+    }
+  }
+  const queues = [...allQueues(s)].map((q) => ({
     name: q.name,
     seq: q.seq,
     durable: q.durable,
@@ -128,6 +149,7 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     hadConsumer: q.hadConsumer,
     lastUsedAtMs: q.lastUsedAt,
     dispatchPending: s.backlog.has(q),
+    vhost: vhostField(q.vhost),
   }));
   const consumers = [...s.consumers.values()].map((c) => ({
     id: c.id,
@@ -140,12 +162,14 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     nextTag: c.nextTag,
     cancelled: c.cancelled,
     inflight: [...c.inflight].map(([tag, m]) => ({ deliveryTag: tag, message: table.copy(m) })),
+    vhost: vhostField(c.queue.vhost),
   }));
   const sessions = [...s.sessions.values()].map((x) => ({
     id: x.id,
     consumers: [...x.consumers],
-    gets: [...x.gets].map(([tag, d]) => ({ deliveryTag: tag, message: table.copy(d.message), queue: d.queue.name })),
-    exclusiveQueues: [...x.exclusiveQueues],
+    gets: [...x.gets].map(([tag, d]) => ({ deliveryTag: tag, message: table.copy(d.message), queue: d.queue.name, vhost: vhostField(d.queue.vhost) })),
+    exclusiveQueues: [...x.exclusiveQueues].map((q) => q.name),
+    exclusiveQueueVhosts: [...x.exclusiveQueues].map((q) => vhostField(q.vhost)),
   }));
   const producers = [...s.dedup.producers].map(([id, p]) => ({
     id,
@@ -173,6 +197,10 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     producers,
     settings: settingsToProto(s.settings),
     machineVersion: s.machineVersion,
+    vhosts: [...s.vhosts.keys()].map((name) => ({ name })),
+    users: [...s.users.values()].map((u) => ({ name: u.name, passwordHash: u.passwordHash, tags: [...u.tags] })),
+    permissions: [...s.permissions].flatMap(([user, ofUser]) => [...ofUser].map(([vhost, p]) => ({ user, vhost, configure: p.configure, write: p.write, read: p.read }))),
+    accessVersion: s.accessVersion,
   });
   const withMarker = new Uint8Array(first.length + 2);
   withMarker[0] = PIECES_MARKER;
@@ -313,7 +341,26 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
   const { machineVersion, settings } = settingsOfSnapshot(snap, limits);
   const s = emptyState(settings);
   s.machineVersion = machineVersion;
-  s.exchanges.clear();
+  // Vhosts come back empty, in their order; their predeclared exchanges are in `exchanges`.
+  s.vhosts.clear();
+  s.defaultVhost.exchanges.clear();
+  const vhostNames = list(snap.vhosts).map((v) => str(v.name));
+  for (const name of vhostNames.length === 0 ? [DEFAULT_VHOST] : vhostNames) {
+    invariant(!s.vhosts.has(name), `snapshot lists vhost "${name}" once`);
+    s.vhosts.set(name, name === DEFAULT_VHOST ? s.defaultVhost : new Vhost(name));
+  }
+  invariant(s.vhosts.has(DEFAULT_VHOST), `snapshot has the default vhost "${DEFAULT_VHOST}"`);
+  const vhostOf = (field: string | null | undefined, what: string): Vhost => {
+    const v = s.vhosts.get(vhostOfField(field));
+    invariant(v !== undefined, `snapshot ${what} is in vhost "${vhostOfField(field)}", which it does not list`);
+    return v;
+  };
+  const queueOf = (vhost: string | null | undefined, name: string | null | undefined, what: string): Queue => {
+    const q = vhostOf(vhost, what).queues.get(str(name));
+    invariant(q !== undefined, `snapshot ${what} has queue "${str(name)}" in vhost "${vhostOfField(vhost)}"`);
+    return q;
+  };
+  s.accessVersion = num(snap.accessVersion);
   s.now = num(snap.nowMs);
   s.lastSweepAt = num(snap.lastSweepAtMs);
   s.nextMessageId = num(snap.nextMessageId);
@@ -331,29 +378,31 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
   const built: Queue[] = [];
   for (const q of queues) {
     const name = str(q.name);
-    const queue = new Queue(name, num(q.seq), bool(q.durable), bool(q.exclusive), str(q.ownerSessionId), bool(q.autoDelete), queueArgumentsFromProto(q.arguments), num(q.lastUsedAtMs));
+    const vh = vhostOf(q.vhost, `queue "${name}"`);
+    invariant(!vh.queues.has(name), `snapshot lists queue "${name}" of vhost "${vh.name}" once`);
+    const queue = new Queue(vh, name, num(q.seq), bool(q.durable), bool(q.exclusive), str(q.ownerSessionId), bool(q.autoDelete), queueArgumentsFromProto(q.arguments), num(q.lastUsedAtMs));
     queue.hadConsumer = bool(q.hadConsumer);
     queue.nextConsumer = num(q.nextConsumer);
     if (bool(q.dispatchPending)) s.backlog.add(queue);
-    s.queues.set(name, queue);
+    vh.queues.set(name, queue);
     built.push(queue);
   }
   for (const e of list(snap.exchanges)) {
     const name = str(e.name);
+    const vh = vhostOf(e.vhost, `exchange "${name}"`);
     const ex = new Exchange(name, typeFromProto(num(e.type)), bool(e.durable), bool(e.autoDelete), bool(e.internal), str(e.alternateExchange), bool(e.builtin));
     for (const b of list(e.bindings)) {
       const binding = ex.addBinding(str(b.queue), str(b.routingKey), list(b.arguments));
-      const q = s.queues.get(str(b.queue));
+      const q = vh.queues.get(str(b.queue));
       invariant(binding !== null && q !== undefined, `snapshot binding of exchange "${name}" to queue "${str(b.queue)}" is valid`);
       q.bindings.add(binding);
       s.bindingCount++;
     }
     ex.hadBinding = bool(e.hadBinding);
-    s.exchanges.set(name, ex);
+    vh.exchanges.set(name, ex);
   }
   for (const c of list(snap.consumers)) {
-    const q = s.queues.get(str(c.queue));
-    invariant(q !== undefined, `snapshot consumer "${str(c.id)}" has queue "${str(c.queue)}"`);
+    const q = queueOf(c.vhost, c.queue, `consumer "${str(c.id)}"`);
     const consumer = new Consumer(str(c.id), str(c.sessionId), q, num(c.prefetch), bool(c.noAck), bool(c.exclusive), str(c.tag));
     consumer.nextTag = num(c.nextTag);
     consumer.cancelled = bool(c.cancelled);
@@ -371,11 +420,16 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
       id: str(x.id),
       consumers: new Set(list(x.consumers)),
       gets: new Map(),
-      exclusiveQueues: new Set(list(x.exclusiveQueues)),
+      exclusiveQueues: new Set(),
     };
+    const exclusive = list(x.exclusiveQueues);
+    const exclusiveVhosts = list(x.exclusiveQueueVhosts);
+    invariant(exclusiveVhosts.length === 0 || exclusiveVhosts.length === exclusive.length, `snapshot session "${session.id}" has a vhost for each exclusive queue`);
+    for (let i = 0; i < exclusive.length; i++) {
+      session.exclusiveQueues.add(queueOf(exclusiveVhosts[i], exclusive[i], `exclusive queue of session "${session.id}"`));
+    }
     for (const g of list(x.gets)) {
-      const q = s.queues.get(str(g.queue));
-      invariant(q !== undefined, `snapshot get of session "${session.id}" has queue "${str(g.queue)}"`);
+      const q = queueOf(g.vhost, g.queue, `get of session "${session.id}"`);
       const m = copy(g.message);
       session.gets.set(num(g.deliveryTag), { queue: q, message: m });
       q.unacked++;
@@ -391,6 +445,22 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
       results.set(num(e.sequence), r);
     }
     s.dedup.restore(str(p.id), { lastSeenAt: num(p.lastSeenAtMs), results, evictedUpTo: num(p.evictedUpTo) });
+  }
+  for (const u of list(snap.users)) {
+    const name = str(u.name);
+    invariant(!s.users.has(name), `snapshot lists user "${name}" once`);
+    s.users.set(name, frozenUser(name, str(u.passwordHash), list(u.tags)));
+  }
+  for (const p of list(snap.permissions)) {
+    const user = str(p.user);
+    const vhost = str(p.vhost);
+    invariant(s.users.has(user) && s.vhosts.has(vhost), `snapshot permissions of user "${user}" on vhost "${vhost}" name both`);
+    let ofUser = s.permissions.get(user);
+    if (ofUser === undefined) {
+      ofUser = new Map();
+      s.permissions.set(user, ofUser);
+    }
+    ofUser.set(vhost, frozenPermissions(str(p.configure), str(p.write), str(p.read)));
   }
   const ready: QueuedMessage[][] = queues.map(() => []);
   const finish = (): BrokerState => {

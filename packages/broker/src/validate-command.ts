@@ -5,7 +5,7 @@ import { raftmq } from "@raftmq/proto";
 import { type BrokerError, invalidArgument } from "./broker-error.ts";
 import { settingsError } from "./cluster-settings.ts";
 import { parseXMatch } from "./headers-match.ts";
-import type { BrokerLimits } from "./limits.ts";
+import { accessLimits, type BrokerLimits } from "./limits.ts";
 import { MACHINE_VERSION } from "./machine-version.ts";
 
 export type Command = raftmq.v1.Command.$Properties;
@@ -34,6 +34,14 @@ const kinds: readonly CommandKind[] = [
   "tick",
   "leaderTookOffice",
   "setClusterSettings",
+  "addUser",
+  "deleteUser",
+  "setPasswordHash",
+  "setUserTags",
+  "addVhost",
+  "deleteVhost",
+  "setPermissions",
+  "clearPermissions",
 ];
 
 /** The operation a command carries, or null when it carries none or more than one. */
@@ -48,6 +56,25 @@ export function commandKind(command: Command): CommandKind | null {
   return found;
 }
 
+/** The vhost field of a command that has one ("" when unset), or "" for kinds without one. */
+export function commandVhostField(kind: CommandKind, command: Command): string {
+  switch (kind) {
+    case "declareExchange":
+    case "deleteExchange":
+    case "declareQueue":
+    case "deleteQueue":
+    case "purgeQueue":
+    case "bind":
+    case "unbind":
+    case "publish":
+    case "subscribe":
+    case "get":
+      return command[kind]?.vhost ?? "";
+    default:
+      return "";
+  }
+}
+
 const utf8 = new TextEncoder();
 const MAX_INT32 = 2 ** 31 - 1;
 
@@ -57,6 +84,71 @@ function nameError(what: string, value: string | null | undefined, limits: Broke
   // Byte length, like AMQP's shortstr; only long strings need the exact count.
   if (v.length > limits.maxNameLength / 3 && utf8.encode(v).byteLength > limits.maxNameLength) {
     return invalidArgument(`${what} "${v.slice(0, 32)}…" is longer than ${limits.maxNameLength} bytes`);
+  }
+  return null;
+}
+
+/** Position of the first control character (U+0000 to U+001F, U+007F), or -1. */
+function controlCharacterAt(v: string): number {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return i;
+  }
+  return -1;
+}
+
+function codePoint(v: string, at: number): string {
+  return `U+${(v.codePointAt(at) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+function shown(v: string): string {
+  return JSON.stringify(v.length > 32 ? `${v.slice(0, 32)}…` : v);
+}
+
+/** User and vhost names: 1 to 255 UTF-8 bytes, no control characters. "" passes unless required. */
+function accessNameError(what: string, value: string | null | undefined, required: boolean): BrokerError | null {
+  const v = value ?? "";
+  if (v === "") return required ? invalidArgument(`${what} must not be empty`) : null;
+  const bytes = utf8.encode(v).byteLength;
+  if (bytes > accessLimits.maxNameBytes) return invalidArgument(`${what} ${shown(v)} must be at most ${accessLimits.maxNameBytes} UTF-8 bytes, got ${bytes}`);
+  const at = controlCharacterAt(v);
+  if (at >= 0) return invalidArgument(`${what} ${shown(v)} must not contain control characters (U+0000 to U+001F, U+007F): ${codePoint(v, at)} at position ${at}`);
+  return null;
+}
+
+function passwordHashError(value: string | null | undefined): BrokerError | null {
+  const v = value ?? "";
+  if (v.length > accessLimits.maxPasswordHashBytes) {
+    return invalidArgument(`password hash must be at most ${accessLimits.maxPasswordHashBytes} bytes, got ${utf8.encode(v).byteLength}`);
+  }
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return invalidArgument(`password hash must be printable ASCII (U+0020 to U+007E): ${codePoint(v, i)} at position ${i}`);
+  }
+  return null;
+}
+
+function tagsError(tags: readonly string[] | null | undefined): BrokerError | null {
+  const ts = tags ?? [];
+  if (ts.length > accessLimits.maxTags) return invalidArgument(`a user has at most ${accessLimits.maxTags} tags, got ${ts.length}`);
+  for (const t of ts) {
+    const bytes = utf8.encode(t).byteLength;
+    if (bytes < 1 || bytes > accessLimits.maxTagBytes) return invalidArgument(`user tag ${shown(t)} must be 1 to ${accessLimits.maxTagBytes} UTF-8 bytes, got ${bytes}`);
+    const at = controlCharacterAt(t);
+    if (at >= 0) return invalidArgument(`user tag ${shown(t)} must not contain control characters: ${codePoint(t, at)} at position ${at}`);
+  }
+  return null;
+}
+
+/** A permission must compile as a JavaScript regular expression (no flags); "" matches nothing. */
+function patternError(what: string, value: string | null | undefined): BrokerError | null {
+  const v = value ?? "";
+  const bytes = utf8.encode(v).byteLength;
+  if (bytes > accessLimits.maxPatternBytes) return invalidArgument(`${what} pattern must be at most ${accessLimits.maxPatternBytes} UTF-8 bytes, got ${bytes}`);
+  try {
+    new RegExp(v);
+  } catch (err) {
+    return invalidArgument(`${what} pattern ${shown(v)} is not a JavaScript regular expression: ${err instanceof Error ? err.message : String(err)}`);
   }
   return null;
 }
@@ -114,10 +206,14 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
       const c = command.declareExchange ?? {};
       const t = c.type ?? 0;
       if (!c.passive && (t < 1 || t > 4)) return invalidArgument(`exchange "${c.name ?? ""}" needs a type: direct, fanout, topic or headers`);
-      return nameError("exchange name", c.name, limits, false) ?? nameError("alternate exchange", c.alternateExchange, limits, false);
+      return (
+        nameError("exchange name", c.name, limits, false) ??
+        nameError("alternate exchange", c.alternateExchange, limits, false) ??
+        accessNameError("vhost", c.vhost, false)
+      );
     }
     case "deleteExchange":
-      return nameError("exchange name", command.deleteExchange?.name, limits, true);
+      return nameError("exchange name", command.deleteExchange?.name, limits, true) ?? accessNameError("vhost", command.deleteExchange?.vhost, false);
     case "declareQueue": {
       const c = command.declareQueue ?? {};
       const a = c.arguments ?? {};
@@ -138,13 +234,14 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
         optionalNonNegative("x-max-length-bytes", a.maxLengthBytes) ??
         optionalNonNegative("x-delivery-limit", a.deliveryLimit) ??
         nameError("x-dead-letter-exchange", a.deadLetterExchange, limits, false) ??
-        nameError("x-dead-letter-routing-key", a.deadLetterRoutingKey, limits, false)
+        nameError("x-dead-letter-routing-key", a.deadLetterRoutingKey, limits, false) ??
+        accessNameError("vhost", c.vhost, false)
       );
     }
     case "deleteQueue":
-      return nameError("queue name", command.deleteQueue?.name, limits, true);
+      return nameError("queue name", command.deleteQueue?.name, limits, true) ?? accessNameError("vhost", command.deleteQueue?.vhost, false);
     case "purgeQueue":
-      return nameError("queue name", command.purgeQueue?.name, limits, true);
+      return nameError("queue name", command.purgeQueue?.name, limits, true) ?? accessNameError("vhost", command.purgeQueue?.vhost, false);
     case "bind":
     case "unbind": {
       const c = (kind === "bind" ? command.bind : command.unbind) ?? {};
@@ -152,7 +249,8 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
         nameError("exchange name", c.exchange, limits, true) ??
         nameError("queue name", c.queue, limits, true) ??
         nameError("routing key", c.routingKey, limits, false) ??
-        headersError("binding arguments", c.arguments, limits);
+        headersError("binding arguments", c.arguments, limits) ??
+        accessNameError("vhost", c.vhost, false);
       if (e !== null) return e;
       if (parseXMatch(c.arguments ?? []) === null) return invalidArgument("x-match must be one of all, any, all-with-x, any-with-x");
       return null;
@@ -173,7 +271,8 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
         nameError("routing key", c.routingKey, limits, false) ??
         nameError("producer id", c.producerId, limits, false) ??
         optionalNonNegative("sequence", int64(c.sequence)) ??
-        headersError("message headers", p.headers, limits)
+        headersError("message headers", p.headers, limits) ??
+        accessNameError("vhost", c.vhost, false)
       );
     }
     case "subscribe": {
@@ -184,7 +283,8 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
         nameError("queue name", c.queue, limits, true) ??
         nameError("consumer tag", c.consumerTag, limits, false) ??
         optionalNonNegative("prefetch", c.prefetch, MAX_INT32) ??
-        headersError("consumer arguments", c.arguments, limits)
+        headersError("consumer arguments", c.arguments, limits) ??
+        accessNameError("vhost", c.vhost, false)
       );
     }
     case "cancel":
@@ -202,7 +302,7 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
     }
     case "get": {
       const c = command.get ?? {};
-      return nameError("queue name", c.queue, limits, true) ?? nameError("session id", c.sessionId, limits, !c.noAck);
+      return nameError("queue name", c.queue, limits, true) ?? nameError("session id", c.sessionId, limits, !c.noAck) ?? accessNameError("vhost", c.vhost, false);
     }
     case "consumerDown":
       return nameError("consumer id", command.consumerDown?.consumerId, limits, true);
@@ -221,6 +321,32 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
       }
       return settingsError(c.settings);
     }
+    case "addUser": {
+      const c = command.addUser ?? {};
+      return accessNameError("user name", c.name, true) ?? passwordHashError(c.passwordHash) ?? tagsError(c.tags);
+    }
+    case "deleteUser":
+      return accessNameError("user name", command.deleteUser?.name, true);
+    case "setPasswordHash":
+      return accessNameError("user name", command.setPasswordHash?.name, true) ?? passwordHashError(command.setPasswordHash?.passwordHash);
+    case "setUserTags":
+      return accessNameError("user name", command.setUserTags?.name, true) ?? tagsError(command.setUserTags?.tags);
+    case "addVhost":
+      return accessNameError("vhost name", command.addVhost?.name, true);
+    case "deleteVhost":
+      return accessNameError("vhost name", command.deleteVhost?.name, true);
+    case "setPermissions": {
+      const c = command.setPermissions ?? {};
+      return (
+        accessNameError("user name", c.user, true) ??
+        accessNameError("vhost name", c.vhost, true) ??
+        patternError("configure", c.configure) ??
+        patternError("write", c.write) ??
+        patternError("read", c.read)
+      );
+    }
+    case "clearPermissions":
+      return accessNameError("user name", command.clearPermissions?.user, true) ?? accessNameError("vhost name", command.clearPermissions?.vhost, true);
     default: {
       const never: never = kind;
       return invalidArgument(`unknown command ${String(never)}`);

@@ -1,7 +1,7 @@
 // A test driver: applies commands one at a time with an advancing log index and a chosen time,
 // and shortens command construction.
-import { raftmq } from "@raftmq/proto";
-import { Broker, type BrokerLimits, type Command, type CommandResult, type DeliverEffect, type Effect } from "../src/index.ts";
+import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
+import { Broker, type BrokerLimits, type Command, type CommandResult, type DeliverEffect, type Effect, MACHINE_VERSION } from "../src/index.ts";
 
 export const { ExchangeType, Overflow } = raftmq.v1;
 
@@ -47,10 +47,20 @@ export class Driver {
     return this.ok({ subscribe: { consumerId, sessionId: "s1", queue, prefetch, ...extra } });
   }
 
+  /** Moves the state machine to `version` (the newest by default), as an upgraded cluster does. */
+  upgrade(version = MACHINE_VERSION) {
+    return this.ok({ setClusterSettings: { machineVersion: version } });
+  }
+
   tick(at: number) {
     this.now = at;
     return this.ok({ tick: {} }, at);
   }
+}
+
+/** The error code a command answered, or "ok". */
+export function outcomeOf(out: { result: CommandResult }): string {
+  return out.result.ok ? "ok" : out.result.error.code;
 }
 
 export function deliveries(effects: Effect[]): DeliverEffect[] {
@@ -69,4 +79,15 @@ export function routed(out: { result: CommandResult }): string[] {
   const r = out.result;
   if (!r.ok || r.kind !== "publish") throw new Error(`not a publish result: ${JSON.stringify(r)}`);
   return r.routedQueues;
+}
+
+/** The snapshot's first piece rewritten by `edit`, the rest unchanged. */
+export function editFirstPiece(bytes: Uint8Array, edit: (first: raftmq.v1.BrokerSnapshot) => void): Uint8Array {
+  const reader = Reader.create(bytes.subarray(2));
+  const length = reader.uint32();
+  const start = 2 + reader.pos;
+  const first = raftmq.v1.BrokerSnapshot.decode(bytes.subarray(start, start + length));
+  edit(first);
+  const body = raftmq.v1.BrokerSnapshot.encode(first).finish();
+  return Buffer.concat([bytes.subarray(0, 2), lengthPrefix(body.length), body, bytes.subarray(start + length)]);
 }

@@ -1,11 +1,11 @@
 // Cluster settings live in the log: SetClusterSettings changes the limits in force from its entry
 // on, alike on every node; snapshots carry them (an older snapshot restores the defaults); an entry
 // naming a state-machine version this code cannot apply stops the node; bad values never apply.
-import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
+import { raftmq } from "@raftmq/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Broker, type BrokerLimits, type CommandResult, defaultLimits, limitRanges, MACHINE_VERSION, UnsupportedMachineVersionError, validateCommand } from "../src/index.ts";
-import { Driver } from "./broker-driver.ts";
+import { Driver, editFirstPiece } from "./broker-driver.ts";
 
 type Settings = raftmq.v1.ClusterSettings.$Properties;
 
@@ -22,17 +22,6 @@ function outcome(out: { result: CommandResult }): string {
   if (!r.ok) return r.error.code;
   if (r.kind !== "publish") throw new Error(`not a publish result: ${r.kind}`);
   return r.duplicate ? "duplicate" : "enqueued";
-}
-
-/** The snapshot's first piece rewritten by `edit`, the rest unchanged. */
-function editFirstPiece(bytes: Uint8Array, edit: (first: raftmq.v1.BrokerSnapshot) => void): Uint8Array {
-  const reader = Reader.create(bytes.subarray(2));
-  const length = reader.uint32();
-  const start = 2 + reader.pos;
-  const first = raftmq.v1.BrokerSnapshot.decode(bytes.subarray(start, start + length));
-  edit(first);
-  const body = raftmq.v1.BrokerSnapshot.encode(first).finish();
-  return Buffer.concat([bytes.subarray(0, 2), lengthPrefix(body.length), body, bytes.subarray(start + length)]);
 }
 
 describe("SetClusterSettings changes the limits in force from its entry on", () => {
@@ -226,7 +215,7 @@ describe("the machine version", () => {
     expect(caught).toBeInstanceOf(UnsupportedMachineVersionError);
     expect(caught).toMatchObject({ required: MACHINE_VERSION + 1, supported: MACHINE_VERSION, source: `entry ${d.index}` });
     const entry = raftmq.v1.CommandBatch.encode({ timestampMs: 5, commands: [{ tick: {} }, command] }).finish();
-    expect(() => new Broker().applyEntry(9, entry)).toThrow(/entry 9 needs state-machine version 2/);
+    expect(() => new Broker().applyEntry(9, entry)).toThrow(`entry 9 needs state-machine version ${MACHINE_VERSION + 1}`);
   });
 
   it("the version in force is the one the last SetClusterSettings named", () => {

@@ -1,7 +1,9 @@
-// `raftmq`: start one node (`raftmq node`, the default) or a local cluster (`raftmq dev`).
+// `raftmq`: start one node (`raftmq node`, the default) or a local cluster (`raftmq dev`), or make
+// certificates (`raftmq cert`).
 import { pathToFileURL } from "node:url";
 import { buildCommand } from "@raftmq/server";
 import { Command, CommanderError, Option } from "commander";
+import { addCertCommand } from "./cert-command.ts";
 import { runDevCluster } from "./dev-cluster.ts";
 import { DEV_CLIENT_PORT_BASE, DEV_HTTP_PORT_BASE, DEV_NODES, DEV_PEER_PORT_BASE } from "./dev-layout.ts";
 import { nodeMainPath } from "./node-entry.ts";
@@ -14,7 +16,7 @@ function integerOption(name: string, min: number, max: number): (raw: string) =>
   };
 }
 
-const program = new Command("raftmq").description("raftmq, a Raft-replicated message broker: run a node or a local cluster.").exitOverride();
+const program = new Command("raftmq").description("raftmq, a Raft-replicated message broker: run a node or a local cluster; make its certificates.").exitOverride();
 
 // The node's flags come from the server's option table, so they cannot drift from what the node reads.
 const node = buildCommand()
@@ -61,6 +63,8 @@ program
       logLevel: o.logLevel,
     });
   });
+
+addCertCommand(program);
 
 try {
   await program.parseAsync(process.argv);

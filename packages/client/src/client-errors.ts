@@ -46,6 +46,14 @@ export class ResourceExhaustedError extends RaftmqError {
 export class InvalidArgumentError extends RaftmqError {
   override name = "InvalidArgumentError";
 }
+/** The server did not accept the credentials or the client certificate. Retrying with the same ones cannot help. */
+export class AuthenticationError extends RaftmqError {
+  override name = "AuthenticationError";
+}
+/** The user is known but may not do this: an administrator's call, or no permission on the vhost or resource. */
+export class PermissionDeniedError extends RaftmqError {
+  override name = "PermissionDeniedError";
+}
 /** The call's deadline passed; for a write, its outcome is unknown. */
 export class DeadlineExceededError extends RaftmqError {
   override name = "DeadlineExceededError";
@@ -160,11 +168,20 @@ export function errorFromStatus(code: grpc.status, details: string, metadata: gr
       return new ResourceExhaustedError(code, details, context);
     case grpc.status.DEADLINE_EXCEEDED:
       return new DeadlineExceededError(code, details, context);
+    case grpc.status.UNAUTHENTICATED:
+      return new AuthenticationError(code, details, context);
+    case grpc.status.PERMISSION_DENIED:
+      return new PermissionDeniedError(code, details, context);
     case grpc.status.UNAVAILABLE:
       return context.leaderAddress !== undefined ? new NotLeaderError(code, details, context) : new UnavailableError(details, context);
     default:
       return new RaftmqError(code, details, context);
   }
+}
+
+/** Errors about who the caller is: no retry and no other node will answer differently. */
+export function isAccessError(err: unknown): boolean {
+  return err instanceof AuthenticationError || err instanceof PermissionDeniedError;
 }
 
 /** Maps anything a grpc-js call rejects with; non-gRPC errors pass through unchanged. */
@@ -179,6 +196,8 @@ const NACK_CODES: Record<string, grpc.status> = {
   NOT_FOUND: grpc.status.NOT_FOUND,
   PRECONDITION_FAILED: grpc.status.FAILED_PRECONDITION,
   RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
 };
 
 /** The error of a NACK confirm: a broker error ("NOT_FOUND: …") maps like a status, the rest is a PublishNackError. */

@@ -1,4 +1,5 @@
 // Options of `connect`, with their defaults and limits in one place.
+import type { SecurityOptions } from "./connection-security.ts";
 
 export interface ClientOptions {
   /** Deadline of every unary call, per attempt. */
@@ -12,6 +13,9 @@ export interface ClientOptions {
   /** HTTP/2 keepalive, so a stream to a vanished node fails instead of hanging. */
   keepaliveMs: number;
 }
+
+/** What `connect` takes: the limits above, and who the client is (credentials, vhost, TLS). */
+export interface ConnectOptions extends Partial<ClientOptions>, SecurityOptions {}
 
 export const DEFAULT_CLIENT_OPTIONS: Readonly<ClientOptions> = {
   callTimeoutMs: 10_000,

@@ -1,12 +1,14 @@
 // Channels to the cluster's nodes and the choice of where calls go: the leader when known (a
 // follower would forward, costing a hop), any reachable node otherwise. Unary calls get a
-// deadline each and are retried with backoff while the cluster is unavailable.
+// deadline each and are retried with backoff while the cluster is unavailable. Every call carries
+// the connection's credentials and vhost (connection-security.ts).
 import * as grpc from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
 import { clusterServiceDefinition } from "@raftmq/proto/grpc";
 import { Backoff, sleep } from "./backoff.ts";
 import { ClosedError, DeadlineExceededError, fromGrpcError, NotLeaderError, RaftmqError, UnavailableError } from "./client-errors.ts";
 import type { ClientOptions } from "./client-options.ts";
+import { ConnectionSecurity } from "./connection-security.ts";
 
 /** Addresses remembered from discovery, beyond the seeds; a cluster is a handful of nodes. */
 const MAX_KNOWN_ADDRESSES = 64;
@@ -23,6 +25,8 @@ export const UNREPORTED_DEDUP_WINDOW = 4096;
 export interface Attempt {
   address: string;
   error: string;
+  /** The typed error, so a caller can tell a refusal of its credentials from an unreachable node. */
+  cause?: Error;
 }
 
 export interface UnaryCallOptions {
@@ -49,6 +53,7 @@ export class ClusterConnection {
   constructor(
     seeds: readonly string[],
     readonly options: ClientOptions,
+    readonly security: ConnectionSecurity = ConnectionSecurity.NONE,
   ) {
     this.known = [...seeds];
     this.current = seeds[0] ?? "";
@@ -75,7 +80,8 @@ export class ClusterConnection {
     if (this.closed) throw new ClosedError("the client");
     let c = this.channels.get(address);
     if (c === undefined) {
-      c = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      c = new grpc.Client(address, this.security.channelCredentials, {
+        ...this.security.channelOptions,
         "grpc.keepalive_time_ms": this.options.keepaliveMs,
         "grpc.keepalive_timeout_ms": Math.max(1000, Math.floor(this.options.keepaliveMs / 2)),
         "grpc.keepalive_permit_without_calls": 1,
@@ -87,6 +93,11 @@ export class ClusterConnection {
       this.channels.set(address, c);
     }
     return c;
+  }
+
+  /** The metadata every call carries: credentials and vhost. */
+  metadata(): grpc.Metadata {
+    return this.security.metadata();
   }
 
   private remember(address: string): void {
@@ -103,7 +114,7 @@ export class ClusterConnection {
 
   unaryOnce<Q, R>(address: string, def: grpc.MethodDefinition<Q, R>, request: Q, timeoutMs = this.options.callTimeoutMs): Promise<R> {
     return new Promise((resolve, reject) => {
-      this.channel(address).makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, value) => {
+      this.channel(address).makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, value) => {
         if (err !== null) reject(fromGrpcError(err, address));
         else if (value === undefined) reject(new UnavailableError(`empty answer to ${def.path}`, { address }));
         else resolve(value);
@@ -200,7 +211,8 @@ export class ClusterConnection {
         try {
           answers.push({ address, status: await this.unaryOnce(address, def, raftmq.v1.StatusRequest.create(), this.options.discoveryTimeoutMs) });
         } catch (err) {
-          failures.push({ address, error: err instanceof RaftmqError ? err.details : err instanceof Error ? err.message : String(err) });
+          const error = err instanceof RaftmqError ? err.details : err instanceof Error ? err.message : String(err);
+          failures.push(err instanceof Error ? { address, error, cause: err } : { address, error });
         }
       }),
     );

@@ -12,6 +12,7 @@ import {
   ConsumerCancelledError,
   errorFromStatus,
   fromGrpcError,
+  isAccessError,
   InvalidArgumentError,
   NotFoundError,
   NotLeaderError,
@@ -201,7 +202,7 @@ export class Consumer implements AsyncIterable<Delivery> {
   private open(): void {
     const def = brokerServiceDefinition.Consume;
     const address = this.connection.address;
-    const call = this.connection.channel(address).makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata()) as ConsumeCall;
+    const call = this.connection.channel(address).makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, this.connection.metadata()) as ConsumeCall;
     this.call = call;
     this.subscribed = false;
     const generation = this.generation;
@@ -244,8 +245,8 @@ export class Consumer implements AsyncIterable<Delivery> {
         if (this.call !== call) return;
         const err = fromGrpcError(raw, this.connection.address);
         const first = this.firstSubscribe;
-        if (err instanceof InvalidArgumentError || err instanceof NotFoundError) {
-          // A binding to a missing exchange, bad queue arguments: retrying cannot fix them.
+        if (err instanceof InvalidArgumentError || err instanceof NotFoundError || isAccessError(err)) {
+          // A binding to a missing exchange, bad queue arguments, no permission: retrying cannot fix them.
           this.firstSubscribe = null;
           this.fail(err);
           first?.reject(err);

@@ -1,5 +1,7 @@
 export { connect, type GetResult, type HandledConsumer, type MemberInfo, type NodeStatus, RaftmqClient } from "./raftmq-client.ts";
-export { type ClientOptions, DEFAULT_CLIENT_OPTIONS } from "./client-options.ts";
+export { type ClientOptions, type ConnectOptions, DEFAULT_CLIENT_OPTIONS } from "./client-options.ts";
+export { AUTHORIZATION_METADATA_KEY, type Credentials, DEFAULT_VHOST, type SecurityOptions, type TlsOptions, VHOST_METADATA_KEY } from "./connection-security.ts";
+export type { Permissions, UserInfo, WhoAmI } from "./access-types.ts";
 export {
   DEFAULT_PUBLISHER_OPTIONS,
   MAX_PUBLISHER_WINDOW,
@@ -12,6 +14,7 @@ export {
 } from "./publisher.ts";
 export { type AckOptions, type ConsumeOptions, Consumer, type ConsumerStats, DEFAULT_CONSUME_OPTIONS, type Delivery, type DeliveryHandler, type ExclusiveQueueOptions, type HandlerRun, MAX_PREFETCH, type NackOptions, type QueueBinding, type SettleOptions } from "./consumer.ts";
 export {
+  AuthenticationError,
   ClosedError,
   ConsumerCancelledError,
   DeadlineExceededError,
@@ -19,6 +22,7 @@ export {
   type NackKind,
   NotFoundError,
   NotLeaderError,
+  PermissionDeniedError,
   PreconditionFailedError,
   PublishNackError,
   PublishOutcomeUnknownError,

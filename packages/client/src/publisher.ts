@@ -11,6 +11,7 @@ import { Backoff } from "./backoff.ts";
 import {
   ClosedError,
   DeadlineExceededError,
+  isAccessError,
   errorFromStatus,
   NotLeaderError,
   nackError,
@@ -297,7 +298,7 @@ export class Publisher {
     const address = this.connection.address;
     const call = this.connection
       .channel(address)
-      .makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata()) as OpenStream["call"];
+      .makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, this.connection.metadata()) as OpenStream["call"];
     const s: OpenStream = { call, address, inFlight: new Map(), nextRequest: 0, abandoned: false };
     this.stream = s;
     call.on("data", (r: raftmq.v1.PublishResponse.$Properties) => this.onConfirms(s, r));
@@ -352,6 +353,12 @@ export class Publisher {
       err instanceof ResourceExhaustedError ||
       err.code === grpc.status.CANCELLED ||
       err.code === grpc.status.INTERNAL;
+    if (isAccessError(err)) {
+      // Refused credentials or vhost refuse every message of this stream alike.
+      for (const p of lost) p.reject(err);
+      this.failAll(err);
+      return;
+    }
     if (!retryable) {
       // The request that failed validation is among these; none of them can be retried as is.
       for (const p of lost) p.reject(err);

@@ -1,11 +1,13 @@
 // The SDK's entry: `connect` finds the cluster, and the client offers the broker's operations as
-// typed methods, publishers, consumers and the cluster's admin calls.
+// typed methods, publishers, consumers, the cluster's admin calls and users, vhosts and permissions.
 import { randomUUID } from "node:crypto";
 import { raftmq } from "@raftmq/proto";
-import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
-import { nackError, UnavailableError } from "./client-errors.ts";
-import { type ClientOptions, checkAddresses, resolveClientOptions } from "./client-options.ts";
+import { accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
+import { type Permissions, permissionsFromWire, type UserInfo, userInfoFromWire, type WhoAmI, whoAmIFromWire } from "./access-types.ts";
+import { isAccessError, nackError, UnavailableError } from "./client-errors.ts";
+import { type ConnectOptions, checkAddresses, resolveClientOptions } from "./client-options.ts";
 import { ClusterConnection } from "./cluster-connection.ts";
+import { ConnectionSecurity } from "./connection-security.ts";
 import { type ConsumeOptions, Consumer, type DeliveryHandler, type ExclusiveQueueOptions, type HandlerRun, runHandler } from "./consumer.ts";
 import {
   type BindingInfo,
@@ -31,6 +33,7 @@ import { type PublishConfirm, type PublisherIdentity, type PublishOptions, Publi
 const v1 = raftmq.v1;
 const broker = brokerServiceDefinition;
 const cluster = clusterServiceDefinition;
+const access = accessServiceDefinition;
 
 export interface MemberInfo {
   id: number;
@@ -124,6 +127,11 @@ export class RaftmqClient {
   /** Every client address known: the seeds and the members discovered. */
   get addresses(): readonly string[] {
     return this.connection.addresses;
+  }
+
+  /** The virtual host of this client's broker calls. */
+  get vhost(): string {
+    return this.connection.security.vhost;
   }
 
   async declareExchange(name: string, type: ExchangeType, options: DeclareExchangeOptions = {}): Promise<void> {
@@ -296,6 +304,66 @@ export class RaftmqClient {
     return Number(r.index);
   }
 
+  // Users, virtual hosts and permissions: every call but whoAmI needs a user tagged administrator.
+
+  /** An empty password makes a user who authenticates only with a client certificate. */
+  async addUser(name: string, password: string, tags: readonly string[] = []): Promise<void> {
+    await this.connection.unary(access.AddUser, { name, password, tags: [...tags] });
+  }
+
+  async deleteUser(name: string): Promise<void> {
+    await this.connection.unary(access.DeleteUser, { name });
+  }
+
+  /** An empty password turns password authentication off for the user. */
+  async changePassword(name: string, password: string): Promise<void> {
+    await this.connection.unary(access.ChangePassword, { name, password });
+  }
+
+  /** Replaces the user's tags. */
+  async setUserTags(name: string, tags: readonly string[]): Promise<void> {
+    await this.connection.unary(access.SetUserTags, { name, tags: [...tags] });
+  }
+
+  async listUsers(): Promise<UserInfo[]> {
+    const r = await this.connection.unary(access.ListUsers, v1.ListUsersRequest.create());
+    return (r.users ?? []).map(userInfoFromWire);
+  }
+
+  async addVhost(name: string): Promise<void> {
+    await this.connection.unary(access.AddVhost, { name });
+  }
+
+  /** Deletes the vhost with its exchanges, queues, messages and permissions. */
+  async deleteVhost(name: string): Promise<void> {
+    await this.connection.unary(access.DeleteVhost, { name });
+  }
+
+  async listVhosts(): Promise<string[]> {
+    const r = await this.connection.unary(access.ListVhosts, v1.ListVhostsRequest.create());
+    return r.names ?? [];
+  }
+
+  /** Sets (replaces) what `user` may do in `vhost`. */
+  async setPermissions(permissions: Permissions): Promise<void> {
+    await this.connection.unary(access.SetPermissions, { permissions: { ...permissions } });
+  }
+
+  async clearPermissions(user: string, vhost: string): Promise<void> {
+    await this.connection.unary(access.ClearPermissions, { user, vhost });
+  }
+
+  /** Every user's permissions in every vhost, or only those of `filter.user` and/or in `filter.vhost`. */
+  async listPermissions(filter: { user?: string; vhost?: string } = {}): Promise<Permissions[]> {
+    const r = await this.connection.unary(access.ListPermissions, { user: filter.user ?? "", vhost: filter.vhost ?? "" });
+    return (r.permissions ?? []).map(permissionsFromWire);
+  }
+
+  /** The user this client is authenticated as, with its tags and how the server knew it. */
+  async whoAmI(): Promise<WhoAmI> {
+    return whoAmIFromWire(await this.connection.unary(access.WhoAmI, v1.WhoAmIRequest.create()));
+  }
+
   /** Stops publishers and consumers (pending publishes fail with ClosedError) and closes every channel. */
   close(): void {
     for (const p of this.publishers) p.shutdown();
@@ -308,15 +376,21 @@ export class RaftmqClient {
 
 /**
  * Connects to a raftmq cluster through any of `addresses` (host:port of client APIs): asks them
- * for the cluster's status, learns every member and sends calls to the leader. Fails with an
- * UnavailableError naming each address tried and what failed when no node answers.
+ * for the cluster's status, learns every member and sends calls to the leader. Every call carries
+ * `credentials` and `vhost`; with `tls` every channel is TLS. Fails with an UnavailableError
+ * naming each address tried and what failed when no node answers, and with an
+ * AuthenticationError or PermissionDeniedError when the nodes refused the caller.
  */
-export async function connect(addresses: readonly string[], options: Partial<ClientOptions> = {}): Promise<RaftmqClient> {
-  const connection = new ClusterConnection(checkAddresses(addresses), resolveClientOptions(options));
+export async function connect(addresses: readonly string[], options: ConnectOptions = {}): Promise<RaftmqClient> {
+  const { credentials, vhost, tls, ...limits } = options;
+  const security = new ConnectionSecurity({ credentials, vhost, tls });
+  const connection = new ClusterConnection(checkAddresses(addresses), resolveClientOptions(limits), security);
   const failures = await connection.refresh();
   if (failures.length > 0) {
     connection.close();
-    throw new UnavailableError("no raftmq node answered", { attempts: failures });
+    const refused = failures.find((f) => isAccessError(f.cause));
+    if (refused?.cause !== undefined) throw refused.cause;
+    throw new UnavailableError("no raftmq node answered", { attempts: failures.map(({ address, error }) => ({ address, error })) });
   }
   return new RaftmqClient(connection);
 }

@@ -1,4 +1,4 @@
-// grpc-js definitions of service Broker and service Cluster, built on the static protobuf classes
+// grpc-js definitions of services Broker, Cluster and Access, built on the static protobuf classes
 // (fast codecs). Method paths are exactly /raftmq.v1.Broker/<Rpc> and /raftmq.v1.Cluster/<Rpc>.
 import { raftmq } from "./index.ts";
 import { defineService } from "./grpc-codec.ts";
@@ -11,6 +11,7 @@ function unary<Q, R>(request: { encode(m: Q): { finish(): Uint8Array }; decode(b
 
 export const BROKER_SERVICE_NAME = "raftmq.v1.Broker";
 export const CLUSTER_SERVICE_NAME = "raftmq.v1.Cluster";
+export const ACCESS_SERVICE_NAME = "raftmq.v1.Access";
 
 export const brokerServiceDefinition = defineService(BROKER_SERVICE_NAME, {
   DeclareExchange: unary(v1.DeclareExchangeRequest, v1.DeclareExchangeResponse),
@@ -39,5 +40,21 @@ export const clusterServiceDefinition = defineService(CLUSTER_SERVICE_NAME, {
   SetSettings: unary(v1.SetSettingsRequest, v1.SetSettingsResponse),
 });
 
+export const accessServiceDefinition = defineService(ACCESS_SERVICE_NAME, {
+  AddUser: unary(v1.AddUserRequest, v1.AddUserResponse),
+  DeleteUser: unary(v1.DeleteUserRequest, v1.DeleteUserResponse),
+  ChangePassword: unary(v1.ChangePasswordRequest, v1.ChangePasswordResponse),
+  SetUserTags: unary(v1.SetUserTagsRequest, v1.SetUserTagsResponse),
+  ListUsers: unary(v1.ListUsersRequest, v1.ListUsersResponse),
+  AddVhost: unary(v1.AddVhostRequest, v1.AddVhostResponse),
+  DeleteVhost: unary(v1.DeleteVhostRequest, v1.DeleteVhostResponse),
+  ListVhosts: unary(v1.ListVhostsRequest, v1.ListVhostsResponse),
+  SetPermissions: unary(v1.SetPermissionsRequest, v1.SetPermissionsResponse),
+  ClearPermissions: unary(v1.ClearPermissionsRequest, v1.ClearPermissionsResponse),
+  ListPermissions: unary(v1.ListPermissionsRequest, v1.ListPermissionsResponse),
+  WhoAmI: unary(v1.WhoAmIRequest, v1.WhoAmIResponse),
+});
+
 export type BrokerMethods = typeof brokerServiceDefinition;
 export type ClusterMethods = typeof clusterServiceDefinition;
+export type AccessMethods = typeof accessServiceDefinition;

@@ -57,10 +57,15 @@ interface Node {
   exit: Promise<void>;
 }
 
+/** The bench runs its nodes insecure: it measures the broker, not TLS (peer-bench compares both). */
+function securityFlags(_id: number): string[] {
+  return ["--insecure"];
+}
+
 function startNode(node: Node, cluster: string, dir: string): Promise<void> {
   const child = spawn(
     process.execPath,
-    [...(args["profile-dir"] === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["profile-dir"]}`]), "--import", "tsx", NODE_MAIN, "--node-id", String(node.id), "--data-dir", join(dir, `n${node.id}`), "--client-port", String(node.client), "--peer-port", String(node.peer), "--http-port", String(node.http), "--initial-cluster", cluster, "--log-level", "warn"],
+    [...(args["profile-dir"] === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["profile-dir"]}`]), "--import", "tsx", NODE_MAIN, "--node-id", String(node.id), "--data-dir", join(dir, `n${node.id}`), "--client-port", String(node.client), "--peer-port", String(node.peer), "--http-port", String(node.http), "--initial-cluster", cluster, "--log-level", "warn", ...securityFlags(node.id)],
     { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] },
   );
   node.child = child;

@@ -15,6 +15,7 @@ import { confirmOf, publishStream } from "./publish-stream.ts";
 import type { NodeMetrics } from "./node-metrics.ts";
 import type { RaftDriver } from "./raft-driver.ts";
 import { brokerServiceDefinition } from "@raftmq/proto/grpc";
+import { vhostOf } from "./security/access-gate.ts";
 
 type Command = raftmq.v1.Command.$Properties;
 
@@ -90,12 +91,12 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
   }
 
   /** A read: linearizable on any node. */
-  function read<Q>(local: (request: Q) => unknown): grpc.handleUnaryCall<Q, unknown> {
+  function read<Q>(local: (request: Q, vhost: string) => unknown): grpc.handleUnaryCall<Q, unknown> {
     return (call, callback) => {
       driver.linearizableRead().then(
         () => {
           try {
-            callback(null, local(call.request));
+            callback(null, local(call.request, vhostOf(call.metadata)));
           } catch (err) {
             callback(toServiceError(err));
           }
@@ -106,16 +107,16 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
   }
 
   return {
-    DeclareExchange: write<raftmq.v1.DeclareExchangeRequest>("DeclareExchange", async (r) => {
-      ok(await one(driver, builder.declareExchange(r)), "declareExchange");
+    DeclareExchange: write<raftmq.v1.DeclareExchangeRequest>("DeclareExchange", async (r, call) => {
+      ok(await one(driver, builder.declareExchange(r, vhostOf(call.metadata))), "declareExchange");
       return {};
     }),
-    DeleteExchange: write<raftmq.v1.DeleteExchangeRequest>("DeleteExchange", async (r) => {
-      ok(await one(driver, builder.deleteExchange(r)), "deleteExchange");
+    DeleteExchange: write<raftmq.v1.DeleteExchangeRequest>("DeleteExchange", async (r, call) => {
+      ok(await one(driver, builder.deleteExchange(r, vhostOf(call.metadata))), "deleteExchange");
       return {};
     }),
-    DeclareQueue: write<raftmq.v1.DeclareQueueRequest>("DeclareQueue", async (r) => {
-      const command = builder.declareQueue(r);
+    DeclareQueue: write<raftmq.v1.DeclareQueueRequest>("DeclareQueue", async (r, call) => {
+      const command = builder.declareQueue(r, vhostOf(call.metadata));
       // An exclusive queue lives as long as its session's Consume stream, which is open on the
       // leader (this node) or not at all. A stream that ended has proposed its SessionDown
       // already, so a queue declared for it now would outlive it with nobody to delete it.
@@ -128,24 +129,24 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       const res = ok(await one(driver, command), "declareQueue");
       return { name: res.queue, messageCount: res.messageCount, consumerCount: res.consumerCount };
     }),
-    DeleteQueue: write<raftmq.v1.DeleteQueueRequest>("DeleteQueue", async (r) => {
-      const res = ok(await one(driver, builder.deleteQueue(r)), "deleteQueue");
+    DeleteQueue: write<raftmq.v1.DeleteQueueRequest>("DeleteQueue", async (r, call) => {
+      const res = ok(await one(driver, builder.deleteQueue(r, vhostOf(call.metadata))), "deleteQueue");
       return { messageCount: res.messageCount };
     }),
-    PurgeQueue: write<raftmq.v1.PurgeQueueRequest>("PurgeQueue", async (r) => {
-      const res = ok(await one(driver, builder.purgeQueue(r)), "purgeQueue");
+    PurgeQueue: write<raftmq.v1.PurgeQueueRequest>("PurgeQueue", async (r, call) => {
+      const res = ok(await one(driver, builder.purgeQueue(r, vhostOf(call.metadata))), "purgeQueue");
       return { messageCount: res.messageCount };
     }),
-    Bind: write<raftmq.v1.BindRequest>("Bind", async (r) => {
-      ok(await one(driver, builder.bind(r)), "bind");
+    Bind: write<raftmq.v1.BindRequest>("Bind", async (r, call) => {
+      ok(await one(driver, builder.bind(r, vhostOf(call.metadata))), "bind");
       return {};
     }),
-    Unbind: write<raftmq.v1.UnbindRequest>("Unbind", async (r) => {
-      ok(await one(driver, builder.unbind(r)), "unbind");
+    Unbind: write<raftmq.v1.UnbindRequest>("Unbind", async (r, call) => {
+      ok(await one(driver, builder.unbind(r, vhostOf(call.metadata))), "unbind");
       return {};
     }),
-    Publish: write<raftmq.v1.PublishRequest>("Publish", async (r) => {
-      const commands = builder.publish(r);
+    Publish: write<raftmq.v1.PublishRequest>("Publish", async (r, call) => {
+      const commands = builder.publish(r, vhostOf(call.metadata));
       const results = await propose(driver, commands);
       ctx.metrics?.published.inc(commands.length);
       // A single message that failed answers with the failure's status, like a failed command.
@@ -171,9 +172,10 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
         (err: unknown) => call.emit("error", toServiceError(err)),
       );
     },
-    Get: write<raftmq.v1.GetRequest>("Get", async (r) => {
-      const res = ok(await one(driver, builder.get(r)), "get");
-      if (res.empty) return { messageCount: driver.broker.queueInfo(r.queue ?? "")?.messagesReady ?? 0 };
+    Get: write<raftmq.v1.GetRequest>("Get", async (r, call) => {
+      const vhost = vhostOf(call.metadata);
+      const res = ok(await one(driver, builder.get(r, vhost)), "get");
+      if (res.empty) return { messageCount: driver.broker.queueInfo(r.queue ?? "", vhost)?.messagesReady ?? 0 };
       const m = res.message;
       return {
         delivery: {
@@ -190,16 +192,16 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
         messageCount: res.messageCount,
       };
     }),
-    QueueInfo: read<raftmq.v1.QueueInfoRequest>((r) => {
+    QueueInfo: read<raftmq.v1.QueueInfoRequest>((r, vhost) => {
       const name = r.name ?? "";
       if (name === "") throw new InvalidRequestError("queue info needs a queue name");
-      const q = driver.broker.queueInfo(name);
+      const q = driver.broker.queueInfo(name, vhost);
       if (q === undefined) throw new CommandFailedError({ code: "NOT_FOUND", message: `no queue "${name}"` });
       return { queue: queueInfoMessage(q) };
     }),
-    ListQueues: read<raftmq.v1.ListQueuesRequest>(() => ({ queues: driver.broker.listQueues().map(queueInfoMessage) })),
-    ListExchanges: read<raftmq.v1.ListExchangesRequest>(() => ({
-      exchanges: driver.broker.listExchanges().map((e) => ({
+    ListQueues: read<raftmq.v1.ListQueuesRequest>((_r, vhost) => ({ queues: driver.broker.listQueues(vhost).map(queueInfoMessage) })),
+    ListExchanges: read<raftmq.v1.ListExchangesRequest>((_r, vhost) => ({
+      exchanges: driver.broker.listExchanges(vhost).map((e) => ({
         name: e.name,
         type: EXCHANGE_TYPES[e.type],
         durable: e.durable,
@@ -208,12 +210,12 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
         alternateExchange: e.alternateExchange,
       })),
     })),
-    ListBindings: read<raftmq.v1.ListBindingsRequest>((r) => {
+    ListBindings: read<raftmq.v1.ListBindingsRequest>((r, vhost) => {
       const exchange = r.exchange ?? "";
       const queue = r.queue ?? "";
       return {
         bindings: driver.broker
-          .listBindings()
+          .listBindings(vhost)
           .filter((b) => (exchange === "" || b.exchange === exchange) && (queue === "" || b.queue === queue))
           .map((b) => ({ exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: b.arguments })),
       };

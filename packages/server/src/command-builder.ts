@@ -1,6 +1,6 @@
 // Maps client API requests onto broker Commands and validates them before anything is proposed.
 // Kept apart from the gRPC handlers so other front ends (AMQP) build the same commands.
-import { type BrokerLimits, type Command, defaultLimits, validateCommand } from "@raftmq/broker";
+import { type BrokerLimits, type Command, commandKind, defaultLimits, MACHINE_VERSION, validateCommand, versionGateError } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
 
@@ -9,6 +9,11 @@ type Props<K extends keyof V1> = V1[K] extends { prototype: infer P } ? Partial<
 
 /** Messages in one Publish request. */
 export const MAX_MESSAGES_PER_PUBLISH = 10_000;
+
+/** The vhost field of a command: empty for the default vhost, so such commands read as before vhosts. */
+function vhostField(vhost: string): { vhost?: string } {
+  return vhost === "/" || vhost === "" ? {} : { vhost };
+}
 
 export function consumerIdOf(sessionId: string, consumerTag: string): string {
   return `${sessionId}/${consumerTag}`;
@@ -22,8 +27,16 @@ export class CommandBuilder {
    * Checks against them here spare the log most bad commands; apply checks again under the limits
    * in force at the command's own entry, which decide.
    */
-  constructor(limits: Readonly<BrokerLimits> | (() => Readonly<BrokerLimits>) = defaultLimits) {
+  private readonly machineVersion: () => number;
+
+  /**
+   * `machineVersion`: the state-machine version this node has applied. A command the version in
+   * force cannot apply is refused here, before it reaches the log: code of an older version would
+   * apply it differently (a vhost field it does not know, say).
+   */
+  constructor(limits: Readonly<BrokerLimits> | (() => Readonly<BrokerLimits>) = defaultLimits, machineVersion: () => number = () => MACHINE_VERSION) {
     this.limitsInForce = typeof limits === "function" ? limits : () => limits;
+    this.machineVersion = machineVersion;
   }
 
   get limits(): Readonly<BrokerLimits> {
@@ -32,12 +45,13 @@ export class CommandBuilder {
 
   /** Throws CommandFailedError (INVALID_ARGUMENT) when the command fails the stateless checks. */
   checked(command: Command, context = ""): Command {
-    const error = validateCommand(command, this.limits);
+    const kind = commandKind(command);
+    const error = validateCommand(command, this.limits) ?? (kind === null ? null : versionGateError(kind, command, this.machineVersion()));
     if (error !== null) throw new CommandFailedError(context === "" ? error : { code: error.code, message: `${context}: ${error.message}` });
     return command;
   }
 
-  declareExchange(r: Props<"DeclareExchangeRequest">): Command {
+  declareExchange(r: Props<"DeclareExchangeRequest">, vhost = "/"): Command {
     return this.checked({
       declareExchange: {
         name: r.name ?? "",
@@ -47,15 +61,16 @@ export class CommandBuilder {
         internal: r.internal ?? false,
         alternateExchange: r.alternateExchange ?? "",
         passive: r.passive ?? false,
+        ...vhostField(vhost),
       },
     });
   }
 
-  deleteExchange(r: Props<"DeleteExchangeRequest">): Command {
-    return this.checked({ deleteExchange: { name: r.name ?? "", ifUnused: r.ifUnused ?? false } });
+  deleteExchange(r: Props<"DeleteExchangeRequest">, vhost = "/"): Command {
+    return this.checked({ deleteExchange: { name: r.name ?? "", ifUnused: r.ifUnused ?? false, ...vhostField(vhost) } });
   }
 
-  declareQueue(r: Props<"DeclareQueueRequest">): Command {
+  declareQueue(r: Props<"DeclareQueueRequest">, vhost = "/"): Command {
     if (r.exclusive === true && (r.sessionId ?? "") === "") {
       throw new InvalidRequestError(`exclusive queue "${r.name ?? ""}" needs session_id: open a Consume stream and use the session id it announces`);
     }
@@ -68,28 +83,30 @@ export class CommandBuilder {
         autoDelete: r.autoDelete ?? false,
         arguments: r.arguments ?? null,
         passive: r.passive ?? false,
+        ...vhostField(vhost),
       },
     });
   }
 
-  deleteQueue(r: Props<"DeleteQueueRequest">): Command {
-    return this.checked({ deleteQueue: { name: r.name ?? "", ifUnused: r.ifUnused ?? false, ifEmpty: r.ifEmpty ?? false, sessionId: r.sessionId ?? "" } });
+  deleteQueue(r: Props<"DeleteQueueRequest">, vhost = "/"): Command {
+    return this.checked({ deleteQueue: { name: r.name ?? "", ifUnused: r.ifUnused ?? false, ifEmpty: r.ifEmpty ?? false, sessionId: r.sessionId ?? "", ...vhostField(vhost) } });
   }
 
-  purgeQueue(r: Props<"PurgeQueueRequest">): Command {
-    return this.checked({ purgeQueue: { name: r.name ?? "", sessionId: r.sessionId ?? "" } });
+  purgeQueue(r: Props<"PurgeQueueRequest">, vhost = "/"): Command {
+    return this.checked({ purgeQueue: { name: r.name ?? "", sessionId: r.sessionId ?? "", ...vhostField(vhost) } });
   }
 
-  bind(r: Props<"BindRequest">): Command {
-    return this.checked({ bind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "" } });
+  bind(r: Props<"BindRequest">, vhost = "/"): Command {
+    return this.checked({ bind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "", ...vhostField(vhost) } });
   }
 
-  unbind(r: Props<"UnbindRequest">): Command {
-    return this.checked({ unbind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "" } });
+  unbind(r: Props<"UnbindRequest">, vhost = "/"): Command {
+    return this.checked({ unbind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "", ...vhostField(vhost) } });
   }
 
   /** One Publish command per message. */
-  publish(r: Props<"PublishRequest">): Command[] {
+  publish(r: Props<"PublishRequest">, vhost = "/"): Command[] {
+    const inVhost = vhostField(vhost);
     const messages = r.messages ?? [];
     if (messages.length === 0) throw new InvalidRequestError("a publish request needs at least one message");
     if (messages.length > MAX_MESSAGES_PER_PUBLISH) {
@@ -107,6 +124,7 @@ export class CommandBuilder {
           body: m.body ?? null,
           producerId: m.producerId ?? "",
           sequence: m.sequence ?? 0,
+          ...inVhost,
         },
       };
       out[i] = messages.length === 1 ? this.checked(command) : this.checked(command, `message ${i}`);
@@ -114,7 +132,7 @@ export class CommandBuilder {
     return out;
   }
 
-  subscribe(sessionId: string, s: raftmq.v1.Subscription.$Properties): Command {
+  subscribe(sessionId: string, s: raftmq.v1.Subscription.$Properties, vhost = "/"): Command {
     const tag = s.consumerTag ?? "";
     if (tag === "") throw new InvalidRequestError("a subscription needs a consumer_tag");
     return this.checked({
@@ -127,6 +145,7 @@ export class CommandBuilder {
         exclusive: s.exclusive ?? false,
         consumerTag: tag,
         arguments: s.arguments ?? [],
+        ...vhostField(vhost),
       },
     });
   }
@@ -162,8 +181,8 @@ export class CommandBuilder {
   }
 
   /** basic.get with automatic acknowledgement. */
-  get(r: Props<"GetRequest">): Command {
-    return this.checked({ get: { queue: r.queue ?? "", noAck: true, sessionId: "" } });
+  get(r: Props<"GetRequest">, vhost = "/"): Command {
+    return this.checked({ get: { queue: r.queue ?? "", noAck: true, sessionId: "", ...vhostField(vhost) } });
   }
 
   sessionDown(sessionId: string): Command {

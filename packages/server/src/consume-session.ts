@@ -2,6 +2,7 @@
 // changes become commands; deliveries arrive through ConsumerSessions; when the stream ends the
 // session goes down in the state machine, and what its consumers held is requeued. A stream whose
 // client falls too far behind its deliveries is ended (slow consumer).
+import { vhostOf } from "./security/access-gate.ts";
 import type * as grpc from "@grpc/grpc-js";
 import type { raftmq } from "@raftmq/proto";
 import { BoundedStreamWriter } from "./bounded-stream-writer.ts";
@@ -98,7 +99,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
         case "subscribe": {
           const s = r.subscribe ?? {};
           const tag = s.consumerTag ?? "";
-          submit(builder.subscribe(sessionId, s), tag, () => {
+          submit(builder.subscribe(sessionId, s, vhostOf(call.metadata)), tag, () => {
             if (!ended) call.write({ subscribed: tag });
           });
           return;

@@ -10,6 +10,8 @@ import {
   NodeUnavailableError,
   OutcomeUnknownError,
   OverloadedError,
+  UnauthenticatedError,
+  AccessDeniedError,
 } from "./node-errors.ts";
 
 export const LEADER_METADATA_KEY = "raftmq-leader";
@@ -52,6 +54,8 @@ export function fromBrokerError(error: BrokerError): GrpcFailure {
 export function toGrpcFailure(err: unknown): GrpcFailure {
   if (err instanceof CommandFailedError) return fromBrokerError(err.error);
   if (err instanceof InvalidRequestError) return failure(grpc.status.INVALID_ARGUMENT, err.message);
+  if (err instanceof UnauthenticatedError) return failure(grpc.status.UNAUTHENTICATED, err.message);
+  if (err instanceof AccessDeniedError) return failure(grpc.status.PERMISSION_DENIED, err.message);
   if (err instanceof NodeUnavailableError) {
     const hint = err.leaderClientAddress === "" ? "retry shortly" : `retry, or call the leader at ${err.leaderClientAddress}`;
     return failure(grpc.status.UNAVAILABLE, `${err.message}; ${hint}`, err.leaderClientAddress);

@@ -2,7 +2,7 @@ export { buildCommand, type ClusterMemberAddress, ConfigError, envName, type Log
 export { type NodeExit, type NodePorts, RAFTMQ_VERSION, RaftmqNode } from "./raftmq-node.ts";
 export { BROKER_SERVICE_NAME, brokerServiceDefinition, CLUSTER_SERVICE_NAME, clusterServiceDefinition } from "@raftmq/proto/grpc";
 export { FORWARDED_METADATA_KEY, LEADER_METADATA_KEY } from "./grpc-status.ts";
-export { type Client, type ClientDuplexStream, connectClient, GrpcStatus, Metadata, type MethodDefinition, type ServiceError, type StatusObject } from "./service-client.ts";
+export { type ChannelCredentials, type Client, type ClientDuplexStream, connectClient, GrpcStatus, insecureCredentials, Metadata, type MethodDefinition, type ServiceError, type StatusObject, tlsCredentials } from "./service-client.ts";
 export { PeerTransport, type PeerTransportOptions, RAFT_SERVICE_NAME, raftServiceDefinition } from "./peer-transport.ts";
 export { aliasAddress, DEFAULT_PEER_HOST_TEMPLATE } from "./node-config.ts";
 export type { NodeStartOptions } from "./raftmq-node.ts";
@@ -20,3 +20,7 @@ export { type ClusterCalls, type MemberStatus, planStatefulSetStart, StartupWait
 export { IDENTITY_RECORD_FILE, type IdentityRecord, readIdentityRecord } from "./identity-record.ts";
 export { type DataDirVerdict, inspectDataDir, wipeDataDir } from "./data-verification.ts";
 export { DATA_CORRUPT_EXIT_CODE } from "./corruption-exit.ts";
+export * from "./tls/index.ts";
+export { NODE_ID_URI_PREFIX, nodeIdOfCertificate, nodeIdUri } from "./security/certificate-identity.ts";
+export { AUTHENTICATED_USER_METADATA_KEY, VHOST_METADATA_KEY } from "./security/access-gate.ts";
+export { accessServiceDefinition } from "@raftmq/proto/grpc";

@@ -8,6 +8,9 @@ const MiB = 1024 * 1024;
 
 export interface ForwarderOptions {
   selfId: number;
+  /** Of calls to other nodes (mutual TLS with this node's certificate, unless insecure). */
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
   maxMessageBytes?: number;
   /** Deadline of a forwarded unary call. */
   unaryTimeoutMs?: number;
@@ -34,12 +37,13 @@ export class LeaderForwarder {
   private client(address: string): grpc.Client {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      client = new grpc.Client(address, this.options.credentials ?? grpc.credentials.createInsecure(), {
         "grpc.max_send_message_length": this.maxMessageBytes,
         "grpc.max_receive_message_length": this.maxMessageBytes,
         "grpc.enable_retries": 0,
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": 1000,
+        ...this.options.channelOptions,
       });
       this.clients.set(address, client);
     }

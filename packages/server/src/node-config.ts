@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DEFAULT_CONSUME_MAX_PENDING_BYTES } from "./bounded-stream-writer.ts";
+import type { ClientCertAuth } from "./security/node-security.ts";
 import {
   applyHostAlias,
   DEFAULT_INITIAL_CLUSTER_SIZE,
@@ -59,7 +60,28 @@ export interface NodeConfig {
    * may still change.
    */
   statefulSet: StatefulSetIdentity | null;
+  /** No TLS on any port and no authentication: only for development and tests. */
+  insecure: boolean;
+  tlsCaFile: string;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  clientTlsCertFile: string;
+  clientTlsKeyFile: string;
+  clientTlsCaFile: string;
+  clientCertAuth: ClientCertAuth;
+  tlsRefreshMs: number;
+  /** A plaintext client port on 127.0.0.1 beside the TLS one, or 0 for none. */
+  clientPlaintextPort: number;
+  bootstrapAdminUser: string;
+  bootstrapAdminPasswordFile: string;
+  /** Users who may log in only from a loopback address (RabbitMQ's loopback_users). */
+  loopbackUsers: string[];
+  /** Where audit events go: a file path, or "log" for the node's log. */
+  auditLog: string;
 }
+
+/** The environment variable that holds the bootstrap administrator's password (never a flag). */
+export const BOOTSTRAP_ADMIN_PASSWORD_ENV = "RAFTMQ_BOOTSTRAP_ADMIN_PASSWORD";
 
 /** The default host template: pod `<set>-<n>` behind the headless Service `<set>-headless`. */
 export const DEFAULT_PEER_HOST_TEMPLATE = "{statefulset}-{ordinal}.{statefulset}-headless.{namespace}.svc.cluster.local";
@@ -248,7 +270,70 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     defaultText: "",
     parse: hostAliases,
   },
+  {
+    key: "insecure",
+    name: "insecure",
+    description: "run without TLS on any port and without authentication (anyone who reaches a port may do anything); for development and tests only. Without it a node refuses to start without certificates",
+    defaultText: "false",
+    parse: boolean("insecure"),
+    boolean: true,
+  },
+  { key: "tlsCaFile", name: "tls-ca-file", description: "PEM file of the cluster's CA: peers (and client certificates) must be signed by it", defaultText: "", parse: (raw) => raw.trim() },
+  {
+    key: "tlsCertFile",
+    name: "tls-cert-file",
+    description: "PEM certificate of this node, signed by the cluster CA and naming the node id as URI SAN urn:raftmq:node:<id> (`raftmq cert create-node` makes one); used on the peer port, for calls to other nodes and on the client port",
+    defaultText: "",
+    parse: (raw) => raw.trim(),
+  },
+  { key: "tlsKeyFile", name: "tls-key-file", description: "PEM private key of tls-cert-file", defaultText: "", parse: (raw) => raw.trim() },
+  { key: "clientTlsCertFile", name: "client-tls-cert-file", description: "PEM certificate served on the client port instead of tls-cert-file", defaultText: "", parse: (raw) => raw.trim() },
+  { key: "clientTlsKeyFile", name: "client-tls-key-file", description: "PEM private key of client-tls-cert-file", defaultText: "", parse: (raw) => raw.trim() },
+  { key: "clientTlsCaFile", name: "client-tls-ca-file", description: "PEM CA that signs client certificates (default: tls-ca-file)", defaultText: "", parse: (raw) => raw.trim() },
+  {
+    key: "clientCertAuth",
+    name: "client-cert-auth",
+    description: "client certificates on the client port: none (not asked for), optional (verified when presented; the subject CN names the user), require (no connection without one)",
+    defaultText: "optional",
+    parse: clientCertAuth,
+  },
+  { key: "tlsRefreshMs", name: "tls-refresh-ms", description: "how often certificate files are re-read, so renewed ones take effect without a restart", defaultText: "30000", parse: integer("tls-refresh-ms", 100, 86_400_000) },
+  {
+    key: "clientPlaintextPort",
+    name: "client-plaintext-port",
+    description: "also serve the client API without TLS on this port of 127.0.0.1 only (local tools and development); empty for none",
+    defaultText: "",
+    parse: optionalPort("client-plaintext-port"),
+  },
+  {
+    key: "bootstrapAdminUser",
+    name: "bootstrap-admin-user",
+    description: `a cluster without users creates this administrator, with full permissions on vhost /; its password comes from bootstrap-admin-password-file or env ${BOOTSTRAP_ADMIN_PASSWORD_ENV}`,
+    defaultText: "",
+    parse: (raw) => raw.trim(),
+  },
+  { key: "bootstrapAdminPasswordFile", name: "bootstrap-admin-password-file", description: "file holding the bootstrap administrator's password (one line)", defaultText: "", parse: (raw) => raw.trim() },
+  { key: "loopbackUsers", name: "loopback-users", description: "users who may log in only from a loopback address, comma-separated", defaultText: "guest", parse: nameList },
+  { key: "auditLog", name: "audit-log", description: 'where audit events go, one JSON line each: a file path, or "log" for the node\'s log', defaultText: "log", parse: text("audit-log") },
 ];
+
+function clientCertAuth(raw: string): ClientCertAuth {
+  const v = raw.trim().toLowerCase();
+  if (v === "none" || v === "optional" || v === "require") return v;
+  throw new ConfigError(`client-cert-auth must be none, optional or require, got ${JSON.stringify(raw)}`);
+}
+
+function optionalPort(name: string): (raw: string) => number {
+  const port = integer(name, 1, 65535);
+  return (raw) => (raw.trim() === "" ? 0 : port(raw));
+}
+
+function nameList(raw: string): string[] {
+  return raw
+    .split(",")
+    .map((n) => n.trim())
+    .filter((n) => n !== "");
+}
 
 function hostAliases(raw: string): Map<string, string> {
   try {
@@ -366,6 +451,29 @@ function applyStatefulSet(config: NodeConfig, explicit: ReadonlySet<string>): No
   return { ...config, nodeId: identity.nodeId, initialCluster: identity.initialCluster, join: identity.joinAsLearner, advertiseHost, statefulSet: identity };
 }
 
+/**
+ * A node runs on TLS or, only when told so explicitly, on nothing (CockroachDB's model): a node
+ * given neither certificates nor --insecure refuses to start.
+ */
+function checkSecurityOptions(config: NodeConfig): void {
+  const tlsFiles = [config.tlsCaFile, config.tlsCertFile, config.tlsKeyFile];
+  const clientFiles = [config.clientTlsCertFile, config.clientTlsKeyFile, config.clientTlsCaFile];
+  if (config.insecure) {
+    if ([...tlsFiles, ...clientFiles].some((f) => f !== "")) {
+      throw new ConfigError("insecure and the tls-* options contradict each other: give certificates, or --insecure, not both");
+    }
+    if (config.clientPlaintextPort !== 0) throw new ConfigError("client-plaintext-port serves beside a TLS client port; with --insecure the client port is plaintext already");
+    return;
+  }
+  if (tlsFiles.every((f) => f === "")) {
+    throw new ConfigError(
+      "this node has no TLS certificates: give --tls-ca-file, --tls-cert-file and --tls-key-file (`raftmq cert` makes them), or start it with --insecure to run without TLS and authentication (development only)",
+    );
+  }
+  const missing = (["tls-ca-file", "tls-cert-file", "tls-key-file"] as const).filter((_, i) => tlsFiles[i] === "");
+  if (missing.length > 0) throw new ConfigError(`TLS needs ${missing.join(", ")} as well`);
+}
+
 /** Fills derived defaults and checks options against each other. */
 export function finishConfig(config: NodeConfig): NodeConfig {
   const advertiseHost = config.advertiseHost === "" ? config.host : applyHostAlias(config.advertiseHost, config.hostAlias);
@@ -377,6 +485,7 @@ export function finishConfig(config: NodeConfig): NodeConfig {
   if (!config.join && !initialCluster.some((m) => m.id === config.nodeId)) {
     throw new ConfigError(`initial-cluster (${formatInitialCluster(initialCluster)}) does not name this node (${config.nodeId}); use --join to start as a new member`);
   }
+  checkSecurityOptions(config);
   if (config.heartbeatTicks >= config.electionTicks) {
     throw new ConfigError(`heartbeat-ticks (${config.heartbeatTicks}) must be smaller than election-ticks (${config.electionTicks})`);
   }

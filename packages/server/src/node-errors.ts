@@ -59,3 +59,13 @@ export class CommandFailedError extends Error {
 export class NodeStoppingError extends Error {
   override name = "NodeStoppingError";
 }
+
+/** The caller did not prove who it is (no, unknown or wrong credentials, or a refused certificate). */
+export class UnauthenticatedError extends Error {
+  override name = "UnauthenticatedError";
+}
+
+/** The caller is known but lacks what the call needs (a permission, a tag, access to the vhost). */
+export class AccessDeniedError extends Error {
+  override name = "AccessDeniedError";
+}

@@ -6,7 +6,8 @@ import { CommanderError } from "commander";
 import { pino } from "pino";
 import { corruptionReport, DATA_CORRUPT_EXIT_CODE, findCorruption } from "./corruption-exit.ts";
 import { ConfigError, resolveNodeConfig } from "./node-config.ts";
-import { RaftmqNode } from "./raftmq-node.ts";
+import { type NodeSecuritySetup, RaftmqNode, securitySetup } from "./raftmq-node.ts";
+import { TlsSetupError } from "./security/node-security.ts";
 
 async function main(): Promise<number> {
   let config: ReturnType<typeof resolveNodeConfig>;
@@ -20,10 +21,20 @@ async function main(): Promise<number> {
     }
     throw err;
   }
+  let security: NodeSecuritySetup;
+  try {
+    security = securitySetup(config, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof TlsSetupError) {
+      process.stderr.write(`raftmq-node: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
   let node: RaftmqNode;
   try {
-    node = await RaftmqNode.start(config, log);
+    node = await RaftmqNode.start(config, log, {}, security);
   } catch (err) {
     const corruption = findCorruption(err);
     if (corruption !== null) {
@@ -35,7 +46,7 @@ async function main(): Promise<number> {
     log.fatal({ err }, "node failed to start");
     return 1;
   }
-  log.info({ event: "started", ports: node.ports, dataDir: config.dataDir, pid: process.pid }, "node started");
+  log.info({ event: "started", ports: node.ports, dataDir: config.dataDir, pid: process.pid, tls: !security.security.insecure }, "node started");
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -6,7 +6,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 
 export interface MetricsSource {
   raft(): { term: number; role: string; commit: number; applied: number; lastIndex: number; snapshotIndex: number; leaderId: number };
-  queues(): { name: string; ready: number; unacked: number; consumers: number }[];
+  queues(): { vhost: string; name: string; ready: number; unacked: number; consumers: number }[];
   consumerStreams(): number;
 }
 
@@ -54,24 +54,24 @@ export class NodeMetrics {
     new Gauge({
       name: "raftmq_queue_messages",
       help: "Messages per queue, ready or unacknowledged, as this node has applied them",
-      labelNames: ["queue", "state"],
+      labelNames: ["vhost", "queue", "state"],
       registers,
       collect() {
         this.reset();
         for (const q of source.queues()) {
-          this.set({ queue: q.name, state: "ready" }, q.ready);
-          this.set({ queue: q.name, state: "unacked" }, q.unacked);
+          this.set({ vhost: q.vhost, queue: q.name, state: "ready" }, q.ready);
+          this.set({ vhost: q.vhost, queue: q.name, state: "unacked" }, q.unacked);
         }
       },
     });
     new Gauge({
       name: "raftmq_queue_consumers",
       help: "Consumers per queue",
-      labelNames: ["queue"],
+      labelNames: ["vhost", "queue"],
       registers,
       collect() {
         this.reset();
-        for (const q of source.queues()) this.set({ queue: q.name }, q.consumers);
+        for (const q of source.queues()) this.set({ vhost: q.vhost, queue: q.name }, q.consumers);
       },
     });
     new Gauge({

@@ -42,9 +42,15 @@ export type PeerState = "connected" | "disconnected";
 /** The cluster's single Raft group, until there are more. */
 export const DEFAULT_GROUP_ID = 1;
 
-/** Metadata of a peer stream: the opening node's id and peer address. */
+/** Metadata of a peer stream: the opening node's id. */
 export const PEER_ID_METADATA_KEY = "raftmq-peer-id";
-export const PEER_ADDRESS_METADATA_KEY = "raftmq-peer-address";
+
+/**
+ * Who opened an inbound stream, as its transport security proves it: the node id its verified
+ * certificate names, or the reason it is refused (no certificate, another CA, a user's
+ * certificate).
+ */
+export type StreamIdentity = { ok: true; peerId: number } | { ok: false; reason: string };
 
 export interface PeerTransportOptions {
   selfId: number;
@@ -56,12 +62,19 @@ export interface PeerTransportOptions {
   /** Called with each received batch, in order per sender; all its messages are of groupId. */
   onMessages: (messages: Message[], groupId: number) => void;
   /**
-   * This node's peer address, sent when it opens a stream, so a receiver that has no address
-   * for it yet (a node joining a cluster led by a member it was not configured with) can answer.
+   * Proves who opened an inbound stream (mutual TLS). Without it the transport is insecure and
+   * believes the id a stream names. With it, a stream is refused unless the proven id is the one
+   * it names, and a message from any other id closes the stream.
    */
-  selfAddress?: string;
-  /** A stream was opened by a peer that named its id and address. */
-  onPeerIntroduced?: (peerId: number, address: string) => void;
+  identify?: (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">) => StreamIdentity;
+  /** For logs: a stream or a frame was refused for who sent it; remote is the caller's address. */
+  onRefused?: (remote: string, peerId: number, reason: string) => void;
+  /**
+   * A message arrived from a peer this transport has no link to (a node joining a cluster led by
+   * a member it was not configured with). Addresses are never taken from the stream itself: the
+   * node looks the sender up among the members.
+   */
+  onUnknownSender?: (peerId: number) => void;
   /** For logs and metrics. */
   onPeerState?: (peerId: number, state: PeerState) => void;
   /** Messages to this peer could not be delivered; Raft should probe it again (reportUnreachable). */
@@ -85,7 +98,10 @@ export interface PeerTransportOptions {
   connectTimeoutMs?: number;
   /** HTTP/2 keepalive pings: a peer that does not answer within timeoutMs is declared dead. */
   keepalive?: { timeMs: number; timeoutMs: number };
-  credentials?: grpc.ChannelCredentials;
+  /** Credentials of the link to a peer (mutual TLS checks that the peer is that node). */
+  credentials?: grpc.ChannelCredentials | ((peerId: number) => grpc.ChannelCredentials);
+  /** Extra options of the channels to peers (the TLS server name, say). */
+  channelOptions?: grpc.ChannelOptions;
   serverCredentials?: grpc.ServerCredentials;
 }
 
@@ -109,6 +125,8 @@ export interface InboundStats {
   rejectedFrames: number;
   /** Of rejectedFrames, those naming a group this transport does not serve (0 or none included). */
   unknownGroupFrames: number;
+  /** Streams refused for who opened them (no or a foreign certificate, a claimed id that is not the proven one). */
+  refusedStreams: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,8 +346,9 @@ interface PeerLink {
 
 interface InboundStream {
   readonly call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>;
-  /** The id the opener named in its metadata, or 0. */
+  /** The id the opener named in its metadata (proven, when the transport is secure), or 0. */
   readonly peerId: number;
+  readonly remote: string;
   received: number;
   /** The ack timer, while one is due. */
   ackTimer: NodeJS.Timeout | null;
@@ -348,8 +367,9 @@ export class PeerTransport {
   private readonly selfId: number;
   private readonly groups: ReadonlySet<number>;
   private readonly onMessages: (messages: Message[], groupId: number) => void;
-  private readonly selfAddress: string;
-  private readonly onPeerIntroduced: ((peerId: number, address: string) => void) | undefined;
+  private readonly identify: ((call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">) => StreamIdentity) | undefined;
+  private readonly onRefused: ((remote: string, peerId: number, reason: string) => void) | undefined;
+  private readonly onUnknownSender: ((peerId: number) => void) | undefined;
   private readonly onPeerState: ((peerId: number, state: PeerState) => void) | undefined;
   private readonly onUnreachable: ((peerId: number) => void) | undefined;
   private readonly onFrameRejected: ((peerId: number, reason: string) => void) | undefined;
@@ -360,7 +380,7 @@ export class PeerTransport {
   private readonly connectTimeoutMs: number;
   private readonly backoffOptions: BackoffOptions;
   private readonly keepalive: { timeMs: number; timeoutMs: number };
-  private readonly credentials: grpc.ChannelCredentials;
+  private readonly credentials: (peerId: number) => grpc.ChannelCredentials;
   private readonly serverCredentials: grpc.ServerCredentials;
   private readonly channelOptions: grpc.ChannelOptions;
 
@@ -373,6 +393,7 @@ export class PeerTransport {
     droppedMessages: 0,
     rejectedFrames: 0,
     unknownGroupFrames: 0,
+    refusedStreams: 0,
   };
   /** Links with queued messages, flushed together once the current event-loop turn ends. */
   private readonly dirty = new Set<PeerLink>();
@@ -391,8 +412,9 @@ export class PeerTransport {
     for (const group of groups) assertId(group, "group id");
     this.groups = new Set(groups);
     this.onMessages = options.onMessages;
-    this.selfAddress = options.selfAddress ?? "";
-    this.onPeerIntroduced = options.onPeerIntroduced;
+    this.identify = options.identify;
+    this.onRefused = options.onRefused;
+    this.onUnknownSender = options.onUnknownSender;
     this.onPeerState = options.onPeerState;
     this.onUnreachable = options.onUnreachable;
     this.onFrameRejected = options.onFrameRejected;
@@ -416,7 +438,8 @@ export class PeerTransport {
     this.backoffOptions = { ...(options.backoff ?? DEFAULT_BACKOFF) };
     // Constructing one validates the options now rather than at the first reconnect.
     new Backoff(this.backoffOptions);
-    this.credentials = options.credentials ?? grpc.credentials.createInsecure();
+    const credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.credentials = typeof credentials === "function" ? credentials : () => credentials;
     this.serverCredentials = options.serverCredentials ?? grpc.ServerCredentials.createInsecure();
     this.channelOptions = {
       "grpc.max_send_message_length": this.maxMessageBytes,
@@ -431,6 +454,7 @@ export class PeerTransport {
       "grpc.max_reconnect_backoff_ms": this.backoffOptions.maxMs,
       // A retried stream would replay buffered frames; Raft retransmits on its own.
       "grpc.enable_retries": 0,
+      ...options.channelOptions,
     };
   }
 
@@ -623,7 +647,7 @@ export class PeerTransport {
 
   private connect(link: PeerLink): void {
     if (this.closed || this.links.get(link.id) !== link) return;
-    const client = new grpc.Client(link.address, this.credentials, this.channelOptions);
+    const client = new grpc.Client(link.address, this.credentials(link.id), this.channelOptions);
     const call: OutboundCall = client.makeBidiStreamRequest(
       STREAM_PATH,
       asBuffer,
@@ -728,21 +752,17 @@ export class PeerTransport {
     });
   }
 
-  /** Stream metadata naming this node: its id and, when configured, its peer address. */
+  /** Stream metadata naming this node. */
   private introduction(): grpc.Metadata {
     const metadata = new grpc.Metadata();
     metadata.set(PEER_ID_METADATA_KEY, String(this.selfId));
-    if (this.selfAddress !== "") metadata.set(PEER_ADDRESS_METADATA_KEY, this.selfAddress);
     return metadata;
   }
 
-  /** Reports a stream opener that named its id and address; returns the id, or 0 if none. */
-  private introduced(metadata: grpc.Metadata): number {
+  /** The id a stream's opener named, or 0 if none (or this node's own). */
+  private namedId(metadata: grpc.Metadata): number {
     const named = Number(metadata.get(PEER_ID_METADATA_KEY)[0] ?? "");
-    const id = Number.isSafeInteger(named) && named > 0 && named !== this.selfId ? named : 0;
-    const address = String(metadata.get(PEER_ADDRESS_METADATA_KEY)[0] ?? "");
-    if (id !== 0 && address !== "" && address.length <= 512) this.onPeerIntroduced?.(id, address);
-    return id;
+    return Number.isSafeInteger(named) && named > 0 && named !== this.selfId ? named : 0;
   }
 
   /** True when messages to `peerId` have somewhere to go. */
@@ -758,7 +778,19 @@ export class PeerTransport {
       call.emit("error", { code: grpc.status.UNAVAILABLE, details: `node ${this.selfId} is shutting down` });
       return;
     }
-    const stream: InboundStream = { call, peerId: this.introduced(call.metadata), received: 0, ackTimer: null, finished: false };
+    const named = this.namedId(call.metadata);
+    const remote = call.getPeer();
+    if (this.identify !== undefined) {
+      const identity = this.identify(call);
+      const reason = !identity.ok ? identity.reason : identity.peerId !== named ? `its certificate names node ${identity.peerId} but the stream claims to be node ${named || "(none)"}` : "";
+      if (reason !== "") {
+        this.inboundCounters.refusedStreams++;
+        call.emit("error", { code: grpc.status.PERMISSION_DENIED, details: `node ${this.selfId} refused a Raft stream: ${reason}` });
+        this.onRefused?.(remote, named, reason);
+        return;
+      }
+    }
+    const stream: InboundStream = { call, peerId: named, remote, received: 0, ackTimer: null, finished: false };
     this.inbound.add(stream);
     // Headers at once tell the sender the stream is accepted before any ack is due.
     call.sendMetadata(new grpc.Metadata());
@@ -781,14 +813,15 @@ export class PeerTransport {
     stream.call.end();
   }
 
-  private rejectInbound(stream: InboundStream, details: string): void {
+  private rejectInbound(stream: InboundStream, details: string, code: grpc.status = grpc.status.INVALID_ARGUMENT): void {
     this.inbound.delete(stream);
     if (stream.finished) return;
     stream.finished = true;
     this.inboundCounters.rejectedFrames++;
     // grpc-js turns an emitted error into the call's status and ends the call.
-    stream.call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details });
-    this.onFrameRejected?.(stream.peerId, details);
+    stream.call.emit("error", { code, details });
+    if (code === grpc.status.PERMISSION_DENIED) this.onRefused?.(stream.remote, stream.peerId, details);
+    else this.onFrameRejected?.(stream.peerId, details);
   }
 
   private receiveFrame(stream: InboundStream, frame: Uint8Array): void {
@@ -814,14 +847,26 @@ export class PeerTransport {
     const accepted: Message[] = [];
     for (let i = 0; i < wire.length; i++) {
       const m = wire[i];
-      if (m !== undefined && this.acceptable(m)) accepted.push(fromWire(m));
+      if (m === undefined) continue;
+      // On a secure transport the sender is proven: a message in another node's name is forged.
+      if (this.identify !== undefined && u64(m.from) !== stream.peerId) {
+        this.rejectInbound(stream, `a message from node ${u64(m.from)} arrived on the stream of node ${stream.peerId}`, grpc.status.PERMISSION_DENIED);
+        return;
+      }
+      if (this.acceptable(m)) accepted.push(fromWire(m));
     }
     this.inboundCounters.frames++;
     this.inboundCounters.messages += accepted.length;
     this.inboundCounters.droppedMessages += wire.length - accepted.length;
     stream.received += wire.length;
     this.scheduleAck(stream);
-    if (accepted.length > 0) this.onMessages(accepted, groupId);
+    if (accepted.length > 0) {
+      if (this.onUnknownSender !== undefined) {
+        const from = accepted[0]?.from ?? 0;
+        if (from !== 0 && !this.links.has(from)) this.onUnknownSender(from);
+      }
+      this.onMessages(accepted, groupId);
+    }
   }
 
   /** Whether a received message is addressed to this node and well formed enough to step. */

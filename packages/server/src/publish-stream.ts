@@ -1,5 +1,6 @@
 // PublishStream on the leader: requests in, one PublishResponse of confirms per request out.
 // Confirms are sent after commit and apply; a request that fails validation gets NACKs at once.
+import { vhostOf } from "./security/access-gate.ts";
 import type * as grpc from "@grpc/grpc-js";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import type { CommandResult } from "@raftmq/broker";
@@ -50,7 +51,7 @@ export function publishStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
     }
     let commands: Command[];
     try {
-      commands = builder.publish(r);
+      commands = builder.publish(r, vhostOf(call.metadata));
     } catch (err) {
       // Nothing of this request was proposed, so its outcome is certain: answer it with NACKs
       // and keep the stream, whose other requests may already be committed.

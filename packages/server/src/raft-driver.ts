@@ -67,7 +67,24 @@ export interface DriverTransport {
 }
 
 /** The broker's read side, for queries answered from this node's state. */
-export type BrokerView = Pick<Broker, "queueInfo" | "listQueues" | "listExchanges" | "listBindings" | "lastTimestamp" | "settings" | "machineVersion">;
+export type BrokerView = Pick<
+  Broker,
+  | "queueInfo"
+  | "listQueues"
+  | "listExchanges"
+  | "listBindings"
+  | "lastTimestamp"
+  | "settings"
+  | "machineVersion"
+  | "user"
+  | "users"
+  | "userCount"
+  | "vhosts"
+  | "hasVhost"
+  | "permissions"
+  | "listPermissions"
+  | "accessVersion"
+>;
 
 export interface DriverOptions {
   config: NodeConfig;

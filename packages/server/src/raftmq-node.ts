@@ -1,6 +1,9 @@
 // One raftmq node: storage, the Raft driver, the gRPC servers (client port: Broker, Cluster,
-// health, reflection; peer port: Raft plus forwarded Broker and Cluster calls) and the HTTP port.
+// Access, health, reflection; peer port: Raft plus forwarded Broker, Cluster and Access calls)
+// and the HTTP port. Every gRPC handler sits behind the access gate of its port; the peer port
+// is mutual TLS with the cluster's CA unless the node runs --insecure.
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { RaftStorage } from "@raftmq/storage";
@@ -12,7 +15,7 @@ import { ConsumerSessions } from "./consumer-sessions.ts";
 import { GrpcIntrospection } from "./grpc-introspection.ts";
 import { toGrpcFailure } from "./grpc-status.ts";
 import { LeaderForwarder } from "./leader-forwarder.ts";
-import { aliasAddress, type NodeConfig } from "./node-config.ts";
+import { aliasAddress, BOOTSTRAP_ADMIN_PASSWORD_ENV, ConfigError, type NodeConfig } from "./node-config.ts";
 import { NodeUnavailableError } from "./node-errors.ts";
 import { NodeMetrics } from "./node-metrics.ts";
 import { startOpsHttp } from "./ops-http.ts";
@@ -21,8 +24,17 @@ import { RaftDriver } from "./raft-driver.ts";
 import { RemovalProbe } from "./removal-probe.ts";
 import { readIdentityRecord, writeIdentityRecord } from "./identity-record.ts";
 import { StartupResponder } from "./startup-responder.ts";
-import { type ClusterCalls, JoinLoop, planStatefulSetStart, type StatefulSetStartLimits } from "./statefulset-startup.ts";
-import { brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
+import { type ClusterCalls, grpcClusterCallsWith, JoinLoop, planStatefulSetStart, type StatefulSetStartLimits } from "./statefulset-startup.ts";
+import { accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
+import type { raftmq } from "@raftmq/proto";
+import { Authenticator } from "./access/authenticator.ts";
+import { AuditLog } from "./access/audit-log.ts";
+import { accessHandlers } from "./access-service.ts";
+import { AccessGate } from "./security/access-gate.ts";
+import { commonNameOfCertificate, nodeIdOfCertificate } from "./security/certificate-identity.ts";
+import { type BootstrapAdmin, ClusterBootstrap } from "./security/cluster-bootstrap.ts";
+import { insecureSecurity, type NodeSecurity, tlsSecurity } from "./security/node-security.ts";
+import { MemberLookup } from "./security/member-lookup.ts";
 
 export const RAFTMQ_VERSION = "0.1.0";
 
@@ -46,12 +58,40 @@ export interface NodePorts {
   client: number;
   peer: number;
   http: number;
+  /** The plaintext client port on 127.0.0.1, when there is one. */
+  clientPlaintext?: number;
 }
 
-function bind(server: grpc.Server, address: string): Promise<number> {
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
+}
+
+/** What a node needs to run securely, resolved before it starts. */
+export interface NodeSecuritySetup {
+  security: NodeSecurity;
+  admin: BootstrapAdmin | null;
+}
+
+/** The node's TLS and bootstrap administrator from its configuration; throws TlsSetupError on bad files. */
+export function securitySetup(config: NodeConfig, env: Readonly<Record<string, string | undefined>> = process.env): NodeSecuritySetup {
+  const security = config.insecure
+    ? insecureSecurity
+    : tlsSecurity(
+        {
+          caFile: config.tlsCaFile,
+          certFile: config.tlsCertFile,
+          keyFile: config.tlsKeyFile,
+          clientCertFile: config.clientTlsCertFile,
+          clientKeyFile: config.clientTlsKeyFile,
+          clientCaFile: config.clientTlsCaFile,
+          clientCertAuth: config.clientCertAuth,
+          refreshMs: config.tlsRefreshMs,
+        },
+        config.nodeId,
+      );
+  return { security, admin: bootstrapAdmin(config, env) };
 }
 
 export class RaftmqNode {
@@ -70,37 +110,57 @@ export class RaftmqNode {
   private stopping: Promise<void> | null = null;
   private readonly removalProbe: RemovalProbe;
   private joinLoop: JoinLoop | null = null;
+  private readonly audit: AuditLog;
+  private readonly bootstrap: ClusterBootstrap;
+  private readonly memberLookup: MemberLookup;
+  private plaintextServer: grpc.Server | null = null;
 
   private constructor(
     private readonly config: NodeConfig,
     private readonly storage: RaftStorage,
     private readonly log: Logger,
+    private readonly setup: NodeSecuritySetup,
   ) {
+    const { security } = setup;
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
     this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS, config.consumeMaxPendingBytes);
-    this.forwarder = new LeaderForwarder({ selfId: config.nodeId });
+    this.forwarder = new LeaderForwarder({ selfId: config.nodeId, credentials: security.nodeChannelCredentials(), channelOptions: security.channelOptions });
     this.metrics = new NodeMetrics({
       raft: () => {
         const s = this.driver.status();
         return { term: s.term, role: s.role, commit: s.commit, applied: this.driver.appliedIndex, lastIndex: s.lastIndex, snapshotIndex: this.driver.snapshotIndex, leaderId: s.leaderId };
       },
-      queues: () => this.driver.broker.listQueues().map((q) => ({ name: q.name, ready: q.messagesReady, unacked: q.messagesUnacknowledged, consumers: q.consumers })),
+      queues: () =>
+        this.driver.broker.vhosts().flatMap((vhost) =>
+          this.driver.broker.listQueues(vhost).map((q) => ({ vhost, name: q.name, ready: q.messagesReady, unacked: q.messagesUnacknowledged, consumers: q.consumers })),
+        ),
       consumerStreams: () => this.sessions.size,
     });
     const transport = new PeerTransport({
       selfId: config.nodeId,
       onMessages: (messages) => this.driver.receive(messages),
-      selfAddress: config.peerPort > 0 ? `${config.advertiseHost}:${config.peerPort}` : "",
-      // A joining node knows only the members it was configured with; the leader may be
-      // another, and the joiner must be able to answer it before it has read the address book.
-      onPeerIntroduced: (peerId, address) => {
-        if (this.stopping === null && !transport.hasPeer(peerId)) {
-          log.info({ event: "peer-introduced", peer: peerId, address }, `peer ${peerId} introduced itself at ${address}`);
-          transport.setPeer(peerId, address);
-        }
+      credentials: (peerId) => security.peerChannelCredentials(peerId),
+      channelOptions: security.channelOptions,
+      serverCredentials: security.peerServerCredentials(),
+      ...(security.insecure
+        ? {}
+        : {
+            identify: (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">) => {
+              const cert = call.getAuthContext().sslPeerCertificate;
+              if (cert === undefined) return { ok: false as const, reason: "no certificate signed by the cluster CA" };
+              const id = nodeIdOfCertificate(cert);
+              return id > 0 ? { ok: true as const, peerId: id } : { ok: false as const, reason: `the certificate of "${commonNameOfCertificate(cert)}" names no node` };
+            },
+          }),
+      onRefused: (remote, peerId, reason) => {
+        log.warn({ event: "peer-refused", remote, claimed: peerId, reason }, `refused Raft traffic from ${remote}: ${reason}`);
+        this.audit.write({ event: "auth.failure", mechanism: "certificate", remote, reason: `peer port: ${reason}`, result: "denied" });
       },
+      // A joining node knows only the members it was configured with; the leader may be
+      // another. Its address is looked up among the members, never taken from its stream.
+      onUnknownSender: (peerId) => this.memberLookup.find(peerId),
       onPeerState: (peerId, state) => log.info({ event: "peer", peer: peerId, state }, `peer ${peerId} ${state}`),
       onUnreachable: (peerId) => this.driver.unreachable(peerId),
       onFrameRejected: (peerId, reason) => log.warn({ event: "peer-frame-rejected", peer: peerId, reason }, `a frame from peer ${peerId} was refused: ${reason}`),
@@ -126,13 +186,41 @@ export class RaftmqNode {
         },
       },
     });
+    this.audit = config.auditLog === "log" ? new AuditLog({ node: config.nodeId, sink: (line) => log.info({ event: "audit", audit: JSON.parse(line) as unknown }, "audit") }) : new AuditLog({ node: config.nodeId, file: config.auditLog });
+    this.memberLookup = new MemberLookup({
+      selfId: config.nodeId,
+      seeds: () => [...new Set([...config.initialCluster.map((m) => m.peerAddress), ...this.driver.members().map((m) => m.peerAddress)])].filter((a) => a !== ""),
+      credentials: security.nodeChannelCredentials(),
+      channelOptions: security.channelOptions,
+      found: (id, address) => {
+        if (this.stopping !== null || transport.hasPeer(id)) return;
+        log.info({ event: "peer-found", peer: id, address }, `found member ${id} at ${address}`);
+        transport.setPeer(id, address);
+      },
+    });
+    this.bootstrap = new ClusterBootstrap({
+      driver: this.driver,
+      log,
+      admin: setup.admin,
+      retryMs: 1000,
+      maxVersionOf: async (id) => {
+        const address = this.driver.address(id)?.peerAddress ?? "";
+        if (address === "") throw new Error(`the address of node ${id} is unknown`);
+        const method = clusterServiceDefinition.Status as unknown as grpc.MethodDefinition<unknown, raftmq.v1.StatusResponse>;
+        const answer = await this.forwarder.unary(address, method, {}, new grpc.Metadata(), Date.now() + leaderWaitMs);
+        return answer.maxMachineVersion ?? 0;
+      },
+    });
     const options: grpc.ServerOptions = {
       "grpc.max_send_message_length": 64 * MiB,
       "grpc.max_receive_message_length": 64 * MiB,
     };
     this.clientServer = new grpc.Server(options);
     this.peerServer = new grpc.Server(transport.serverOptions());
-    const builder = new CommandBuilder(() => this.driver.broker.settings());
+    const builder = new CommandBuilder(
+      () => this.driver.broker.settings(),
+      () => this.driver.broker.machineVersion(),
+    );
     const leaderWaitMs = config.tickMs * config.electionTicks * 2;
     const broker = brokerHandlers({
       driver: this.driver,
@@ -145,9 +233,25 @@ export class RaftmqNode {
       metrics: this.metrics,
     });
     const cluster = clusterHandlers({ driver: this.driver, builder, forwarder: this.forwarder, leaderWaitMs, version: RAFTMQ_VERSION, readyLag: READY_LAG });
-    for (const server of [this.clientServer, this.peerServer]) {
-      server.addService(brokerServiceDefinition, broker);
-      server.addService(clusterServiceDefinition, cluster);
+    const access = accessHandlers({ driver: this.driver, builder, forwarder: this.forwarder, leaderWaitMs });
+    const authenticator = new Authenticator({ view: () => this.driver.broker, loopbackOnlyUsers: config.loopbackUsers });
+    const gates = { client: undefined as AccessGate | undefined, peer: undefined as AccessGate | undefined };
+    for (const port of ["client", "peer"] as const) {
+      gates[port] = new AccessGate({ port, insecure: security.insecure, nodeId: config.nodeId, authenticator, view: () => this.driver.broker, audit: this.audit, log });
+    }
+    const servers: [grpc.Server, AccessGate][] = [
+      [this.clientServer, gates.client as AccessGate],
+      [this.peerServer, gates.peer as AccessGate],
+    ];
+    if (config.clientPlaintextPort !== 0) {
+      this.plaintextServer = new grpc.Server(options);
+      servers.push([this.plaintextServer, gates.client as AccessGate]);
+      this.introspection.addToServer(this.plaintextServer);
+    }
+    for (const [server, gate] of servers) {
+      server.addService(brokerServiceDefinition, gate.wrap("Broker", brokerServiceDefinition, broker));
+      server.addService(clusterServiceDefinition, gate.wrap("Cluster", clusterServiceDefinition, cluster));
+      server.addService(accessServiceDefinition, gate.wrap("Access", accessServiceDefinition, access));
     }
     transport.addService(this.peerServer);
     this.introspection.addToServer(this.clientServer);
@@ -162,6 +266,8 @@ export class RaftmqNode {
         leaderId: () => this.driver.leaderId,
         peerAddresses: () => this.driver.members().filter((m) => m.id !== config.nodeId).map((m) => m.peerAddress),
         removed: () => this.onRemoved(),
+        credentials: security.nodeChannelCredentials(),
+        channelOptions: security.channelOptions,
       },
       3 * electionMs,
       Math.max(200, electionMs),
@@ -173,13 +279,16 @@ export class RaftmqNode {
     void this.shutdown({ transfer: false }).then(() => this.resolveExit({ code: 0, reason: "removed" }));
   }
 
-  static async start(config: NodeConfig, log: Logger, options: NodeStartOptions = {}): Promise<RaftmqNode> {
+  static async start(config: NodeConfig, log: Logger, options: NodeStartOptions = {}, setup?: NodeSecuritySetup): Promise<RaftmqNode> {
     let needsAdding = false;
+    const security = setup ?? securitySetup(config);
+    const calls = options.clusterCalls ?? grpcClusterCallsWith(security.security.nodeChannelCredentials(), security.security.channelOptions);
     if (config.statefulSet !== null) {
-      const deciding = readIdentityRecord(config.dataDir) === null ? await StartupResponder.listen(`${config.host}:${config.clientPort}`, RAFTMQ_VERSION) : null;
+      const deciding =
+        readIdentityRecord(config.dataDir) === null ? await StartupResponder.listen(`${config.host}:${config.clientPort}`, RAFTMQ_VERSION, security.security.clientServerCredentials()) : null;
       let plan: Awaited<ReturnType<typeof planStatefulSetStart>>;
       try {
-        plan = await planStatefulSetStart(config, { ...(options.clusterCalls && { calls: options.clusterCalls }), ...(options.startLimits && { limits: options.startLimits }) });
+        plan = await planStatefulSetStart(config, { calls, ...(options.startLimits && { limits: options.startLimits }) });
       } finally {
         await deciding?.close();
       }
@@ -188,10 +297,13 @@ export class RaftmqNode {
       config = plan.config;
       needsAdding = plan.needsAdding;
     }
+    if (security.security.insecure) {
+      log.warn({ event: "insecure" }, "RUNNING INSECURE (--insecure): no TLS on any port and no authentication; anyone who reaches a port can read, change or delete everything. Never use this in production");
+    }
     const storage = await RaftStorage.open({ dir: config.dataDir });
     let node: RaftmqNode;
     try {
-      node = new RaftmqNode(config, storage, log);
+      node = new RaftmqNode(config, storage, log, security);
     } catch (err) {
       await storage.close();
       throw err;
@@ -204,15 +316,18 @@ export class RaftmqNode {
     }
     node.driver.start();
     node.removalProbe.start();
-    if (needsAdding) node.startJoinLoop(options);
+    if (needsAdding) node.startJoinLoop({ ...options, clusterCalls: calls });
     node.readinessTimer = setInterval(() => node.introspection.setServing(nodeReady(node.driver, READY_LAG)), 200);
     return node;
   }
 
   private async listen(): Promise<void> {
     const { host } = this.config;
-    const peer = await bind(this.peerServer, `${host}:${this.config.peerPort}`);
-    const client = await bind(this.clientServer, `${host}:${this.config.clientPort}`);
+    const { security } = this.setup;
+    const peer = await bind(this.peerServer, `${host}:${this.config.peerPort}`, security.peerServerCredentials());
+    const client = await bind(this.clientServer, `${host}:${this.config.clientPort}`, security.clientServerCredentials());
+    // Plaintext beside TLS only on the loopback interface, for local tools.
+    const plaintext = this.plaintextServer === null ? 0 : await bind(this.plaintextServer, `127.0.0.1:${this.config.clientPlaintextPort}`, grpc.ServerCredentials.createInsecure());
     this.http = await startOpsHttp(host, this.config.httpPort, this.metrics, {
       healthy: () => {
         const h = this.storage.health();
@@ -226,7 +341,7 @@ export class RaftmqNode {
       },
     });
     const address = this.http.address();
-    this.ports = { client, peer, http: typeof address === "object" && address !== null ? address.port : this.config.httpPort };
+    this.ports = { client, peer, http: typeof address === "object" && address !== null ? address.port : this.config.httpPort, ...(plaintext !== 0 ? { clientPlaintext: plaintext } : {}) };
   }
 
   /** A StatefulSet pod that joins asks the cluster to add it, until the membership lists it. */
@@ -262,6 +377,7 @@ export class RaftmqNode {
   }
 
   private onLeaderChanged(leaderId: number, isLeader: boolean): void {
+    if (isLeader) this.bootstrap.leading();
     if (!isLeader) {
       if (this.sessions.size > 0) {
         const failure = toGrpcFailure(new NodeUnavailableError("leadership moved; subscribe again", this.driver.leaderClientAddress()));
@@ -286,6 +402,8 @@ export class RaftmqNode {
     if (this.readinessTimer !== null) clearInterval(this.readinessTimer);
     this.removalProbe.stop();
     this.joinLoop?.stop();
+    this.bootstrap.stop();
+    this.memberLookup.stop();
     if (transfer && this.driver.isLeader) await this.transferLeadership(deadline);
     this.sessions.endAll(toGrpcFailure(new NodeUnavailableError("the node is shutting down; subscribe again", this.driver.leaderClientAddress())));
     await new Promise<void>((resolve) => {
@@ -300,6 +418,7 @@ export class RaftmqNode {
     });
     await this.driver.stop();
     this.peerServer.forceShutdown();
+    this.plaintextServer?.forceShutdown();
     this.forwarder.close();
     if (this.http !== null) {
       const http = this.http;
@@ -307,6 +426,7 @@ export class RaftmqNode {
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
     await this.storage.close();
+    await this.audit.close();
     this.log.info({ event: "stopped" }, "node stopped");
     // A removal or a failure has settled the exit already; settling again changes nothing.
     this.resolveExit({ code: 0, reason: "stopped" });
@@ -322,4 +442,21 @@ export class RaftmqNode {
       this.log.warn({ err }, "leadership transfer on shutdown failed");
     }
   }
+}
+
+/** The bootstrap administrator from config: a name, and a password from a file or the environment. */
+function bootstrapAdmin(config: NodeConfig, env: Readonly<Record<string, string | undefined>>): BootstrapAdmin | null {
+  if (config.bootstrapAdminUser === "") return null;
+  let password = env[BOOTSTRAP_ADMIN_PASSWORD_ENV] ?? "";
+  if (config.bootstrapAdminPasswordFile !== "") {
+    try {
+      password = readFileSync(config.bootstrapAdminPasswordFile, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new ConfigError(`cannot read bootstrap-admin-password-file ${config.bootstrapAdminPasswordFile}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (password === "") {
+    throw new ConfigError(`bootstrap-admin-user ${config.bootstrapAdminUser} needs a password: bootstrap-admin-password-file or env ${BOOTSTRAP_ADMIN_PASSWORD_ENV}`);
+  }
+  return { user: config.bootstrapAdminUser, password };
 }

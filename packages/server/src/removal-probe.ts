@@ -12,6 +12,9 @@ export interface RemovalProbeHost {
   leaderId(): number;
   peerAddresses(): string[];
   removed(): void;
+  /** Of the Status calls to peers (mutual TLS with this node's certificate, unless insecure). */
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
 }
 
 export class RemovalProbe {
@@ -45,7 +48,7 @@ export class RemovalProbe {
     if (now - this.leaderlessSince < this.patienceMs || this.probing) return;
     this.probing = true;
     try {
-      const answers = await Promise.all(this.host.peerAddresses().map((a) => status(a, this.intervalMs).catch(() => null)));
+      const answers = await Promise.all(this.host.peerAddresses().map((a) => status(a, this.intervalMs, this.host.credentials ?? grpc.credentials.createInsecure(), this.host.channelOptions ?? {}).catch(() => null)));
       const removed = answers.some((s) => {
         const members = s?.members ?? [];
         return s != null && Number(s.leaderId ?? 0) !== 0 && members.length > 0 && !members.some((m) => Number(m.id) === this.host.selfId);
@@ -60,9 +63,9 @@ export class RemovalProbe {
   }
 }
 
-function status(address: string, timeoutMs: number): Promise<raftmq.v1.StatusResponse.$Properties> {
+function status(address: string, timeoutMs: number, credentials: grpc.ChannelCredentials, channelOptions: grpc.ChannelOptions): Promise<raftmq.v1.StatusResponse.$Properties> {
   const def = clusterServiceDefinition.Status;
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const client = new grpc.Client(address, credentials, channelOptions);
   return new Promise<raftmq.v1.StatusResponse.$Properties>((resolve, reject) => {
     client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, {}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, value) =>
       err !== null || value === undefined ? reject(err ?? new Error("no status")) : resolve(value),

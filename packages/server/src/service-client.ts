@@ -4,8 +4,8 @@ import * as grpc from "@grpc/grpc-js";
 
 const MiB = 1024 * 1024;
 
-export function connectClient(address: string, options: grpc.ChannelOptions = {}): grpc.Client {
-  return new grpc.Client(address, grpc.credentials.createInsecure(), {
+export function connectClient(address: string, options: grpc.ChannelOptions = {}, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): grpc.Client {
+  return new grpc.Client(address, credentials, {
     "grpc.max_send_message_length": 64 * MiB,
     "grpc.max_receive_message_length": 64 * MiB,
     ...options,
@@ -16,4 +16,13 @@ export function connectClient(address: string, options: grpc.ChannelOptions = {}
 export const GrpcStatus = grpc.status;
 export type GrpcStatus = grpc.status;
 export { Metadata } from "@grpc/grpc-js";
-export type { Client, ClientDuplexStream, MethodDefinition, ServiceError, StatusObject } from "@grpc/grpc-js";
+/** Plaintext channel credentials (a node started with --insecure). */
+export function insecureCredentials(): grpc.ChannelCredentials {
+  return grpc.credentials.createInsecure();
+}
+
+/** TLS channel credentials for tools and tests: a CA and, for mutual TLS, a certificate and key. */
+export function tlsCredentials(ca: Buffer, key?: Buffer, cert?: Buffer, verify?: grpc.VerifyOptions): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(ca, key ?? null, cert ?? null, verify);
+}
+export type { ChannelCredentials, Client, ClientDuplexStream, MethodDefinition, ServiceError, StatusObject } from "@grpc/grpc-js";

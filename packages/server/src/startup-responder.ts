@@ -8,7 +8,7 @@ import { clusterServiceDefinition } from "@raftmq/proto/grpc";
 export class StartupResponder {
   private constructor(private readonly server: grpc.Server) {}
 
-  static async listen(address: string, version: string): Promise<StartupResponder> {
+  static async listen(address: string, version: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<StartupResponder> {
     const server = new grpc.Server();
     const unavailable = (_call: unknown, callback: grpc.sendUnaryData<never>) =>
       callback({ code: grpc.status.UNAVAILABLE, details: "this node is still deciding how to start; try another node" });
@@ -17,7 +17,7 @@ export class StartupResponder {
     handlers.Status = (_call: unknown, callback: grpc.sendUnaryData<raftmq.v1.StatusResponse.$Properties>) =>
       callback(null, { nodeId: 0, role: "starting", term: 0, leaderId: 0, lastIndex: 0, ready: false, version });
     server.addService(clusterServiceDefinition, handlers);
-    await new Promise<number>((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))));
     return new StartupResponder(server);
   }
 

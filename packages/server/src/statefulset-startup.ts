@@ -230,8 +230,8 @@ export class JoinLoop {
   }
 }
 
-function unary<Q, R>(address: string, method: grpc.MethodDefinition<Q, R>, request: Q, timeoutMs: number): Promise<R> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+function unary<Q, R>(address: string, method: grpc.MethodDefinition<Q, R>, request: Q, timeoutMs: number, credentials: grpc.ChannelCredentials, channelOptions: grpc.ChannelOptions): Promise<R> {
+  const client = new grpc.Client(address, credentials, channelOptions);
   return new Promise<R>((resolve, reject) => {
     client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, value) =>
       err !== null || value === undefined ? reject(err ?? new Error(`no answer to ${method.path}`)) : resolve(value),
@@ -239,9 +239,11 @@ function unary<Q, R>(address: string, method: grpc.MethodDefinition<Q, R>, reque
   }).finally(() => client.close());
 }
 
-export const grpcClusterCalls: ClusterCalls = {
+/** Cluster calls over gRPC with `credentials` (the node certificate, on a secure cluster). */
+export function grpcClusterCallsWith(credentials: grpc.ChannelCredentials, channelOptions: grpc.ChannelOptions = {}): ClusterCalls {
+  return {
   async status(address, timeoutMs) {
-    const s: raftmq.v1.StatusResponse.$Properties = await unary(address, clusterServiceDefinition.Status, {}, timeoutMs);
+    const s: raftmq.v1.StatusResponse.$Properties = await unary(address, clusterServiceDefinition.Status, {}, timeoutMs, credentials, channelOptions);
     return {
       nodeId: Number(s.nodeId ?? 0),
       leaderId: Number(s.leaderId ?? 0),
@@ -252,9 +254,12 @@ export const grpcClusterCalls: ClusterCalls = {
     };
   },
   async addMember(address, member, timeoutMs) {
-    await unary(address, clusterServiceDefinition.AddMember, member, timeoutMs);
+    await unary(address, clusterServiceDefinition.AddMember, member, timeoutMs, credentials, channelOptions);
   },
   async removeMember(address, id, timeoutMs) {
-    await unary(address, clusterServiceDefinition.RemoveMember, { id }, timeoutMs);
+    await unary(address, clusterServiceDefinition.RemoveMember, { id }, timeoutMs, credentials, channelOptions);
   },
 };
+}
+
+export const grpcClusterCalls: ClusterCalls = grpcClusterCallsWith(grpc.credentials.createInsecure());

@@ -174,9 +174,9 @@ describe("consume stream backpressure", () => {
 describe("consume-max-pending-bytes", () => {
   it("defaults to 16 MiB, comes from flag or environment, and refuses a bound too small to be useful", () => {
     expect(DEFAULT_CONSUME_MAX_PENDING_BYTES).toBe(16 * 1024 * 1024);
-    expect(resolveNodeConfig([], {}).consumeMaxPendingBytes).toBe(DEFAULT_CONSUME_MAX_PENDING_BYTES);
-    expect(resolveNodeConfig(["--consume-max-pending-bytes", "1048576"], {}).consumeMaxPendingBytes).toBe(1024 * 1024);
-    expect(resolveNodeConfig([], { RAFTMQ_CONSUME_MAX_PENDING_BYTES: "2097152" }).consumeMaxPendingBytes).toBe(2 * 1024 * 1024);
-    expect(() => resolveNodeConfig(["--consume-max-pending-bytes", "100"], {})).toThrow(ConfigError);
+    expect(resolveNodeConfig(["--insecure"], {}).consumeMaxPendingBytes).toBe(DEFAULT_CONSUME_MAX_PENDING_BYTES);
+    expect(resolveNodeConfig(["--insecure", "--consume-max-pending-bytes", "1048576"], {}).consumeMaxPendingBytes).toBe(1024 * 1024);
+    expect(resolveNodeConfig(["--insecure"], { RAFTMQ_CONSUME_MAX_PENDING_BYTES: "2097152" }).consumeMaxPendingBytes).toBe(2 * 1024 * 1024);
+    expect(() => resolveNodeConfig(["--insecure", "--consume-max-pending-bytes", "100"], {})).toThrow(ConfigError);
   });
 });

@@ -22,7 +22,7 @@ describe("findCorruption", () => {
 describe("corruptionReport", () => {
   it("names the record and directory and gives a replace command through the other members", () => {
     const config = resolveNodeConfig(
-      ["--node-id", "2", "--data-dir", "/var/raftmq", "--host", "127.0.0.1", "--peer-port", "7302", "--client-port", "7202", "--initial-cluster", "1=127.0.0.1:7301/127.0.0.1:7201,2=127.0.0.1:7302/127.0.0.1:7202,3=127.0.0.1:7303/127.0.0.1:7203"],
+      ["--insecure", "--node-id", "2", "--data-dir", "/var/raftmq", "--host", "127.0.0.1", "--peer-port", "7302", "--client-port", "7202", "--initial-cluster", "1=127.0.0.1:7301/127.0.0.1:7201,2=127.0.0.1:7302/127.0.0.1:7202,3=127.0.0.1:7303/127.0.0.1:7203"],
       {},
     );
     const report = corruptionReport(new CorruptionError("entry 42", "/var/raftmq", "checksum mismatch"), config, "at startup");

@@ -392,22 +392,18 @@ describe("PeerTransport", () => {
     }
   });
 
-  it("a node that opens a stream introduces itself, so a receiver without its address can answer", async () => {
-    const introductions: string[] = [];
-    const joiner = await startNode(7, 0, {
-      onPeerIntroduced: (peer, address) => {
-        introductions.push(`${peer}@${address}`);
-        joiner.transport.setPeer(peer, address);
-      },
-    });
+  it("a message from a sender without a link is reported, and no address is taken from the stream", async () => {
+    const unknown: number[] = [];
+    const joiner = await startNode(7, 0, { onUnknownSender: (peer) => unknown.push(peer) });
     const leaderPort = await freePort();
-    const leader = await startNode(1027, leaderPort, { selfAddress: `127.0.0.1:${leaderPort}` });
+    const leader = await startNode(1027, leaderPort);
     leader.transport.setPeer(joiner.id, `127.0.0.1:${joiner.port}`);
-    // The joiner has no address for 1027: before the introduction its answers have nowhere to go.
-    expect(joiner.transport.hasPeer(1027)).toBe(false);
     leader.transport.send([numbered(1027, 7, 1)]);
     await waitFor("the leader's message", () => joiner.received.length === 1);
-    expect(introductions).toEqual([`1027@127.0.0.1:${leaderPort}`]);
+    // The joiner learns the sender's id, never an address: the node looks it up among the members.
+    expect(unknown).toEqual([1027]);
+    expect(joiner.transport.hasPeer(1027)).toBe(false);
+    joiner.transport.setPeer(1027, `127.0.0.1:${leaderPort}`);
     joiner.transport.send([numbered(7, 1027, 2)]);
     await waitFor("the joiner's answer", () => leader.received.length === 1);
     expect(leader.received[0]).toMatchObject({ from: 7, to: 1027, commit: 2 });

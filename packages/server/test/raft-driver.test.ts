@@ -21,7 +21,7 @@ afterEach(() => {
 const turn = () => new Promise((r) => setImmediate(r));
 
 async function startDriver(dir: string, overrides: string[] = [], clock?: ManualClock) {
-  const config = resolveNodeConfig(["--tick-ms", "10", "--idle-tick-ms", "50", "--data-dir", dir, ...overrides], {});
+  const config = resolveNodeConfig(["--insecure", "--tick-ms", "10", "--idle-tick-ms", "50", "--data-dir", dir, ...overrides], {});
   const storage = await RaftStorage.open({ dir });
   const leaders: number[] = [];
   const transport = new PeerTransport({ selfId: config.nodeId, onMessages: (messages) => driver.receive(messages) });

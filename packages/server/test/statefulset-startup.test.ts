@@ -11,7 +11,7 @@ const LIMITS: StatefulSetStartLimits = { callTimeoutMs: 10, retryMs: 1, joinWait
 const TEMPLATE = "raftmq-{ordinal}.raftmq-headless.{namespace}.svc.cluster.local";
 
 function podConfig(pod: string, dataDir = mkdtempSync(join(tmpdir(), "raftmq-sts-"))) {
-  return resolveNodeConfig([], { POD_NAME: pod, POD_NAMESPACE: "mq", RAFTMQ_PEER_HOST_TEMPLATE: TEMPLATE, RAFTMQ_DATA_DIR: dataDir });
+  return resolveNodeConfig(["--insecure"], { POD_NAME: pod, POD_NAMESPACE: "mq", RAFTMQ_PEER_HOST_TEMPLATE: TEMPLATE, RAFTMQ_DATA_DIR: dataDir });
 }
 
 /** A cluster of stand-in members: each address answers with the status given, or not at all. */

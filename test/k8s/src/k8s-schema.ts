@@ -1,6 +1,7 @@
 // Offline validation of Kubernetes objects against the API's OpenAPI schemas, through the
 // validators kubernetes-models compiles from them. It checks types, required fields and enums; it
-// does not reject unknown fields.
+// does not reject unknown fields. cert-manager's kinds go to cert-manager-schema.ts.
+import { validateCertManagerObject } from "./cert-manager-schema.ts";
 
 export interface SchemaResult {
   ok: boolean;
@@ -42,4 +43,11 @@ export async function validateK8sObject(object: unknown): Promise<SchemaResult> 
   } catch (err) {
     return { ok: false, problems: [err instanceof Error ? err.message : String(err)] };
   }
+}
+
+/** Validates any object the deployment renders: cert-manager's kinds by hand, the rest by schema. */
+export async function validateRenderedObject(object: unknown): Promise<SchemaResult> {
+  const apiVersion = typeof object === "object" && object !== null ? (object as { apiVersion?: unknown }).apiVersion : undefined;
+  if (typeof apiVersion === "string" && apiVersion.startsWith("cert-manager.io/")) return validateCertManagerObject(object);
+  return validateK8sObject(object);
 }

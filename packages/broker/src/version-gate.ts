@@ -1,0 +1,41 @@
+// What each state-machine version added to the commands, refused while an older version is in
+// force, so no node applies them before every node can. Older code decodes a new command kind as no
+// operation (it changes nothing there, nor here); but it ignores a new field, and would apply a
+// command naming vhost "a" in "/". So a node checks this before proposing too: such an entry
+// should never reach the log of a cluster still on version 1.
+import { type BrokerError, preconditionFailed } from "./broker-error.ts";
+import { type Command, type CommandKind, commandVhostField } from "./validate-command.ts";
+import { DEFAULT_VHOST } from "./vhost.ts";
+
+/** Users, vhosts and permissions: the new command kinds and any vhost but "/". */
+export const ACCESS_CONTROL_VERSION = 2;
+
+const accessKinds: ReadonlySet<CommandKind> = new Set<CommandKind>([
+  "addUser",
+  "deleteUser",
+  "setPasswordHash",
+  "setUserTags",
+  "addVhost",
+  "deleteVhost",
+  "setPermissions",
+  "clearPermissions",
+]);
+
+function snakeCase(kind: string): string {
+  return kind.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function needs(what: string, version: number, inForce: number): BrokerError {
+  return preconditionFailed(
+    `${what} needs state-machine version ${version}, and the cluster applies version ${inForce}: move it to version ${version} first (raftmqctl settings, Cluster.SetSettings)`,
+  );
+}
+
+/** Why the version in force cannot apply this command, or null when it can. */
+export function versionGateError(kind: CommandKind, command: Command, inForce: number): BrokerError | null {
+  if (inForce >= ACCESS_CONTROL_VERSION) return null;
+  if (accessKinds.has(kind)) return needs(snakeCase(kind), ACCESS_CONTROL_VERSION, inForce);
+  const vhost = commandVhostField(kind, command);
+  if (vhost !== "" && vhost !== DEFAULT_VHOST) return needs(`vhost "${vhost}"`, ACCESS_CONTROL_VERSION, inForce);
+  return null;
+}

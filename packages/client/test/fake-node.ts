@@ -1,0 +1,118 @@
+// A stand-in raftmq node for SDK tests that need no cluster: a grpc-js server with the real
+// service definitions, answering a few calls and recording the metadata each one carried.
+import * as grpc from "@grpc/grpc-js";
+import type { raftmq } from "@raftmq/proto";
+import { accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
+
+export interface RecordedCall {
+  /** "Cluster/Status", "Broker/PublishStream", … */
+  method: string;
+  authorization: string | undefined;
+  vhost: string | undefined;
+  /** The common name of the client's certificate, under mutual TLS. */
+  peerCommonName: string | undefined;
+}
+
+/** What the node answers a call with, before doing anything: OK, or a status that ends it. */
+export type Gate = (call: RecordedCall) => { code: grpc.status; details: string } | null;
+
+type Untyped = grpc.UntypedServiceImplementation;
+
+function text(metadata: grpc.Metadata, key: string): string | undefined {
+  const v = metadata.get(key)[0];
+  return v === undefined ? undefined : v.toString();
+}
+
+export class FakeNode {
+  readonly calls: RecordedCall[] = [];
+  gate: Gate = () => null;
+  address = "";
+  private readonly server = new grpc.Server();
+
+  private record(method: string, call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "metadata" | "getAuthContext">): RecordedCall {
+    const cn = call.getAuthContext().sslPeerCertificate?.subject?.CN;
+    const recorded: RecordedCall = {
+      method,
+      authorization: text(call.metadata, "authorization"),
+      vhost: text(call.metadata, "raftmq-vhost"),
+      peerCommonName: Array.isArray(cn) ? cn[0] : cn,
+    };
+    this.calls.push(recorded);
+    return recorded;
+  }
+
+  private unary<Q, R>(method: string, answer: (request: Q, call: RecordedCall) => R): grpc.handleUnaryCall<Q, R> {
+    return (call, callback) => {
+      const recorded = this.record(method, call);
+      const refusal = this.gate(recorded);
+      if (refusal !== null) callback({ code: refusal.code, details: refusal.details, metadata: new grpc.Metadata() });
+      else callback(null, answer(call.request, recorded));
+    };
+  }
+
+  async start(credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(), host = "127.0.0.1"): Promise<string> {
+    const status = (): raftmq.v1.StatusResponse.$Properties => ({
+      nodeId: 1,
+      role: "leader",
+      leaderId: 1,
+      leaderClientAddress: this.address,
+      members: [{ id: 1, clientAddress: this.address, peerAddress: "", leader: true, reachable: true }],
+      ready: true,
+    });
+    this.server.addService(clusterServiceDefinition, {
+      Status: this.unary("Cluster/Status", status),
+    } satisfies Untyped);
+    this.server.addService(brokerServiceDefinition, {
+      DeclareQueue: this.unary("Broker/DeclareQueue", (r: raftmq.v1.DeclareQueueRequest.$Properties) => ({ name: r.name ?? "" })),
+      PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest.$Properties, raftmq.v1.PublishResponse.$Properties>) => {
+        const refusal = this.gate(this.record("Broker/PublishStream", call));
+        if (refusal !== null) {
+          call.emit("error", { code: refusal.code, details: refusal.details });
+          return;
+        }
+        call.on("data", (r: raftmq.v1.PublishRequest.$Properties) =>
+          call.write({ clientSequence: r.clientSequence, confirms: (r.messages ?? []).map(() => ({ status: 1, routedQueues: ["q"] })) }),
+        );
+        call.on("end", () => call.end());
+      },
+      Consume: (call: grpc.ServerDuplexStream<raftmq.v1.ConsumeRequest.$Properties, raftmq.v1.ConsumeResponse.$Properties>) => {
+        const refusal = this.gate(this.record("Broker/Consume", call));
+        if (refusal !== null) {
+          call.emit("error", { code: refusal.code, details: refusal.details });
+          return;
+        }
+        call.write({ session: { sessionId: "s1" } });
+        call.on("data", (r: raftmq.v1.ConsumeRequest.$Properties) => {
+          if (r.subscribe != null) call.write({ subscribed: r.subscribe.consumerTag ?? "" });
+        });
+        call.on("end", () => call.end());
+      },
+    } satisfies Untyped);
+    this.server.addService(accessServiceDefinition, {
+      WhoAmI: this.unary("Access/WhoAmI", (_r: unknown, c) => ({
+        user: c.peerCommonName ?? Buffer.from((c.authorization ?? "").replace(/^Basic /, ""), "base64").toString().split(":")[0],
+        tags: ["administrator"],
+        mechanism: c.peerCommonName !== undefined && c.authorization === undefined ? "certificate" : "password",
+      })),
+      AddUser: this.unary("Access/AddUser", () => ({})),
+      ListUsers: this.unary("Access/ListUsers", () => ({ users: [{ name: "alice", tags: ["administrator"], hasPassword: true }, { name: "svc" }] })),
+      SetPermissions: this.unary("Access/SetPermissions", () => ({})),
+      ListPermissions: this.unary("Access/ListPermissions", (r: raftmq.v1.ListPermissionsRequest.$Properties) => ({
+        permissions: [{ user: r.user || "alice", vhost: r.vhost || "/", configure: ".*", write: ".*", read: "" }],
+      })),
+      ListVhosts: this.unary("Access/ListVhosts", () => ({ names: ["/", "prod"] })),
+    } satisfies Untyped);
+    const port = await new Promise<number>((resolve, reject) => this.server.bindAsync(`${host}:0`, credentials, (err, p) => (err === null ? resolve(p) : reject(err))));
+    this.address = `${host}:${port}`;
+    return this.address;
+  }
+
+  /** Calls of `method` recorded so far. */
+  count(method: string): number {
+    return this.calls.filter((c) => c.method === method).length;
+  }
+
+  stop(): void {
+    this.server.forceShutdown();
+  }
+}
