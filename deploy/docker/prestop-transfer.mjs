@@ -124,6 +124,18 @@ async function main() {
   const session = connect();
   session.on("error", () => undefined);
   try {
+    // Wait for the connection first, so a refused certificate is reported as such.
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no connection to ${host}:${port} within ${timeoutMs} ms`)), Math.max(1, deadline - Date.now()));
+      session.once("connect", () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+      session.once("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
     let { nodeId, leaderId } = await leadership(session);
     if (nodeId === 0 || leaderId !== nodeId) {
       process.stderr.write(`prestop: node ${nodeId} does not lead (leader ${leaderId}); nothing to hand over\n`);

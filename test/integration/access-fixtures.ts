@@ -72,7 +72,7 @@ export function streamOutcome(client: Client, def: AnyMethod, request: unknown, 
 export function exactly(names: Iterable<string>): string {
   const all = [...new Set(names)];
   if (all.length === 0) return "";
-  return `^(?:${all.map((n) => n.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")).join("|")})$`;
+  return `^(?:${all.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})$`;
 }
 
 /** Resolves once every node has applied everything the cluster had committed when called. */

@@ -32,7 +32,7 @@ async function http(id: number, path: string): Promise<{ status: number; body: s
 
 /** grpc.health.v1.Health/Check, encoded by hand: request field 1 = service, response field 1 = status. */
 function healthCheck(address: string, service: string): Promise<number> {
-  const client = connectClient(address);
+  const client = connectClient(address, {}, testAuth(harness).channel);
   const name = Buffer.from(service, "utf8");
   const request = Buffer.concat([Buffer.from([0x0a, name.length]), name]);
   return new Promise((resolve, reject) => {
@@ -54,7 +54,7 @@ function healthCheck(address: string, service: string): Promise<number> {
 
 /** grpc.reflection.v1.ServerReflection: list_services (field 7); returns the raw answer as text. */
 function listServices(address: string): Promise<string> {
-  const client = connectClient(address);
+  const client = connectClient(address, {}, testAuth(harness).channel);
   const call = client.makeBidiStreamRequest(
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     (b: Buffer) => b,

@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { eventually, publishRange, TestClient } from "./broker-test-client.ts";
 import { ClusterHarness } from "./cluster-harness.ts";
+import { testAuth } from "./three-node-cluster.ts";
 
 const FLAGS = ["--tick-ms", "50", "--log-level", "info", "--snapshot-entries", "1000000", "--snapshot-bytes", "1000000", "--snapshot-keep-entries", "1000", "--snapshot-keep-bytes", "150000"];
 const harness = new ClusterHarness("snapshot-policy", FLAGS);
@@ -32,7 +33,7 @@ describe("automatic snapshots", () => {
   it("are taken after --snapshot-bytes of log and keep at most --snapshot-keep-bytes below them", async () => {
     await harness.plan(1);
     await harness.start(1, { members: [1] });
-    client = new TestClient(harness.clientAddress(1));
+    client = new TestClient(harness.clientAddress(1), testAuth(harness));
     const c = client;
     await c.callRetrying("DeclareQueue", { name: "big", durable: true });
     // 5,000 messages of 1 KiB, 50 to a request: about 100 entries of about 55 KB, 5 MB of log;

@@ -105,11 +105,11 @@ describe("Dockerfile", () => {
     expect([...order].sort((a, b) => a - b)).toEqual(order);
   });
 
-  it("keeps local build output and dependencies out of the build context", () => {
+  it("keeps local build output, dependencies and the operator's bootstrap password out of the build context", () => {
     const ignored = readFileSync(join(DOCKER_DIR, "Dockerfile.dockerignore"), "utf8")
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("#"));
-    for (const entry of ["**/node_modules", "dist", ".git"]) expect(ignored).toContain(entry);
+    for (const entry of ["**/node_modules", "dist", ".git", "**/bootstrap-admin.env"]) expect(ignored).toContain(entry);
   });
 });

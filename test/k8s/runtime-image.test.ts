@@ -1,12 +1,13 @@
 // The image's build steps run for real, since no container engine runs here: the build context
 // (the repository minus Dockerfile.dockerignore) is copied to a temp folder, the build stage's
 // script assembles the runtime folder, the context is deleted, and a node starts from that folder
-// alone with the image's environment and entrypoint.
+// alone with the image's environment and entrypoint, on TLS with certificates the test makes.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { DockerfileParser } from "dockerfile-ast";
+import { createCa, createNodeCertificate, tlsCredentials } from "@raftmq/server";
 import { afterAll, describe, expect, it } from "vitest";
 import { eventually, TestClient } from "../integration/broker-test-client.ts";
 import { DOCKER_DIR, DOCKERFILE, REPO_ROOT } from "./src/deploy-paths.ts";
@@ -84,10 +85,17 @@ describe("runtime image, rehearsed", () => {
     const args = entrypoint.slice(1).map((a) => a.replace("/opt/raftmq", out));
     const cwd = join(root, "workdir");
     mkdirSync(cwd);
+    // What the StatefulSet mounts: the CA and node 1's certificate and key.
+    const ca = await createCa();
+    const cert = await createNodeCertificate(ca, { nodeId: 1, hosts: ["127.0.0.1"] });
+    const tls = { RAFTMQ_TLS_CA_FILE: join(root, "ca.crt"), RAFTMQ_TLS_CERT_FILE: join(root, "tls.crt"), RAFTMQ_TLS_KEY_FILE: join(root, "tls.key") };
+    writeFileSync(tls.RAFTMQ_TLS_CA_FILE, ca.certPem);
+    writeFileSync(tls.RAFTMQ_TLS_CERT_FILE, cert.certPem);
+    writeFileSync(tls.RAFTMQ_TLS_KEY_FILE, cert.keyPem, { mode: 0o600 });
     const lines: string[] = [];
     node = spawn(process.execPath, args, {
       cwd,
-      env: { ...env, PATH: process.env.PATH ?? "", RAFTMQ_DATA_DIR: data, RAFTMQ_HOST: "127.0.0.1", RAFTMQ_CLIENT_PORT: String(client), RAFTMQ_PEER_PORT: String(peer), RAFTMQ_HTTP_PORT: String(http) },
+      env: { ...env, ...tls, PATH: process.env.PATH ?? "", RAFTMQ_DATA_DIR: data, RAFTMQ_HOST: "127.0.0.1", RAFTMQ_CLIENT_PORT: String(client), RAFTMQ_PEER_PORT: String(peer), RAFTMQ_HTTP_PORT: String(http) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     node.stdout?.on("data", (c: Buffer) => lines.push(c.toString()));
@@ -106,7 +114,8 @@ describe("runtime image, rehearsed", () => {
       throw new Error(`${String(err)}\n${lines.join("")}`);
     });
     expect(health).toBe(200);
-    const c = new TestClient(`127.0.0.1:${client}`);
+    // Mutual TLS as the node itself (a node certificate may call anything).
+    const c = new TestClient(`127.0.0.1:${client}`, { channel: tlsCredentials(Buffer.from(ca.certPem), Buffer.from(cert.keyPem), Buffer.from(cert.certPem)) });
     try {
       const status = await eventually("a leader", async () => {
         const s = await c.call("Status", {}, 2000);

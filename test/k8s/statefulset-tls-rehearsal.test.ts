@@ -94,11 +94,12 @@ describe("StatefulSet rehearsal on TLS", () => {
     // writes: the certificate (then the CA) in tls.crt, its key in tls.key, the CA in ca.crt.
     const ca = await createCa();
     caPem = ca.certPem;
+    const pem = (text: string) => (text.endsWith("\n") ? text : `${text}\n`);
     const secrets = new Map<string, Record<string, string>>();
     for (const cert of all(objects, "Certificate").filter((c) => c.spec.isCA !== true)) {
       const nodeId = nodeIdOfCertificate({ subjectaltname: (cert.spec.uris ?? []).map((u) => `URI:${u}`).join(", ") });
       const leaf = await createNodeCertificate(ca, { nodeId, hosts: cert.spec.dnsNames ?? [] });
-      secrets.set(cert.spec.secretName, { "tls.crt": leaf.certPem + ca.certPem, "tls.key": leaf.keyPem, "ca.crt": ca.certPem });
+      secrets.set(cert.spec.secretName, { "tls.crt": pem(leaf.certPem) + pem(ca.certPem), "tls.key": pem(leaf.keyPem), "ca.crt": pem(ca.certPem) });
     }
     for (const file of projection.files) {
       const content = secrets.get(file.secret)?.[file.key];

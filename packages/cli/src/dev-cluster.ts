@@ -1,10 +1,14 @@
 // `raftmq dev`: a local cluster of child node processes, one command from clone to a working
 // broker. Node logs go to files; the terminal shows endpoints, the leader and what to try next.
+// The nodes run securely as a production cluster would, on a throwaway CA made under the data
+// folder: mutual TLS between them, TLS client ports, and the user guest/guest (loopback only);
+// plaintext client ports on 127.0.0.1 beside the TLS ones keep local tools flag-free.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { connect, type RaftmqClient } from "@raftmq/client";
-import { DEV_ADDRESSES, DEV_HOST, type DevNode, devNodes } from "./dev-layout.ts";
+import { type DevCertificates, writeDevCertificates } from "@raftmq/server";
+import { DEV_ADDRESSES, DEV_HOST, DEV_PASSWORD, DEV_USER, type DevNode, devNodes } from "./dev-layout.ts";
 import { nodeMainPath, tsxLoaderUrl } from "./node-entry.ts";
 
 /** How long nodes get to start and elect a leader before dev gives up. */
@@ -15,7 +19,7 @@ const STOP_TIMEOUT_MS = 10_000;
 export interface DevClusterOptions {
   dataDir: string;
   nodes: number;
-  ports: { client: number; peer: number; http: number };
+  ports: { client: number; tlsClient: number; peer: number; http: number };
   logLevel: string;
 }
 
@@ -30,7 +34,9 @@ function out(line = ""): void {
   process.stdout.write(`${line}\n`);
 }
 
-function startNode(node: DevNode, options: DevClusterOptions, initialCluster: string): RunningNode {
+function startNode(node: DevNode, options: DevClusterOptions, initialCluster: string, certs: DevCertificates): RunningNode {
+  const cert = certs.nodes.get(node.id);
+  if (cert === undefined) throw new Error(`no certificate for node ${node.id}`);
   const dataDir = resolve(options.dataDir, `node-${node.id}`);
   mkdirSync(dataDir, { recursive: true });
   const logFile = resolve(options.dataDir, `node-${node.id}.log`);
@@ -46,7 +52,17 @@ function startNode(node: DevNode, options: DevClusterOptions, initialCluster: st
     "--host",
     DEV_HOST,
     "--client-port",
+    String(node.tlsClientPort),
+    "--client-plaintext-port",
     String(node.clientPort),
+    "--tls-ca-file",
+    certs.ca.certPath,
+    "--tls-cert-file",
+    cert.certPath,
+    "--tls-key-file",
+    cert.keyPath,
+    "--bootstrap-admin-user",
+    DEV_USER,
     "--peer-port",
     String(node.peerPort),
     "--http-port",
@@ -57,7 +73,7 @@ function startNode(node: DevNode, options: DevClusterOptions, initialCluster: st
     options.logLevel,
   ];
   // Own process group: a Ctrl-C reaches dev alone, which then stops the nodes in order.
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, RAFTMQ_BOOTSTRAP_ADMIN_PASSWORD: DEV_PASSWORD } });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   const exited = new Promise<number | null>((res) =>
@@ -105,7 +121,9 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
   const initialCluster = nodes.map((n) => `${n.id}=${DEV_HOST}:${n.peerPort}/${DEV_HOST}:${n.clientPort}`).join(",");
   const addresses = nodes.map((n) => `${DEV_HOST}:${n.clientPort}`);
   mkdirSync(options.dataDir, { recursive: true });
-  const running = nodes.map((n) => startNode(n, options, initialCluster));
+  const certDir = resolve(options.dataDir, "certs");
+  const certs = await writeDevCertificates(certDir, { nodeIds: nodes.map((n) => n.id), hosts: [DEV_HOST, "localhost"], users: [DEV_USER] });
+  const running = nodes.map((n) => startNode(n, options, initialCluster, certs));
 
   let stopping = false;
   let stopped: () => void = () => undefined;
@@ -128,7 +146,7 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
     const ready = (async () => {
       for (;;) {
         try {
-          client = await connect(addresses, { discoveryTimeoutMs: 1000 });
+          client = await connect(addresses, { discoveryTimeoutMs: 1000, credentials: { username: DEV_USER, password: DEV_PASSWORD } });
           return await waitForLeader(client, nodes.length, deadline);
         } catch (err) {
           client?.close();
@@ -157,7 +175,7 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
     for (const r of running) {
       const n = r.node;
       out(
-        `  node ${n.id}  client ${DEV_HOST}:${n.clientPort}  peer ${DEV_HOST}:${n.peerPort}  metrics http://${DEV_HOST}:${n.httpPort}/metrics  data ${rel(resolve(options.dataDir, `node-${n.id}`))}  log ${rel(r.logFile)}  pid ${r.child.pid}`,
+        `  node ${n.id}  client ${DEV_HOST}:${n.clientPort} (TLS ${DEV_HOST}:${n.tlsClientPort})  peer ${DEV_HOST}:${n.peerPort} (mutual TLS)  metrics http://${DEV_HOST}:${n.httpPort}/metrics  data ${rel(resolve(options.dataDir, `node-${n.id}`))}  log ${rel(r.logFile)}  pid ${r.child.pid}`,
       );
     }
     out(`leader: node ${first.leader.leaderId} (${first.leader.address})`);
@@ -170,6 +188,10 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
     out(`  ${ctl}${flag} publish orders "first order" "second order"`);
     out(`  ${ctl}${flag} consume orders --count 2`);
     out(`  ${ctl}${flag} bench --messages 20000`);
+    out("");
+    out(`Clients log in as ${DEV_USER}/${DEV_PASSWORD} (from 127.0.0.1 only), the default of raftmqctl and the SDK's examples.`);
+    out(`Over TLS, with the dev CA: ${ctl} --addresses ${DEV_HOST}:${nodes[0]?.tlsClientPort ?? 0} --tls-ca-file ${rel(certs.ca.certPath)} whoami`);
+    out(`Or with a client certificate: ... --tls-cert-file ${rel(certs.clients.get(DEV_USER)?.certPath ?? "")} --tls-key-file ${rel(certs.clients.get(DEV_USER)?.keyPath ?? "")}`);
     out("Ctrl-C stops the cluster; the data stays for the next run.");
     client?.close();
     client = undefined;

@@ -5,7 +5,7 @@ import { buildCommand } from "@raftmq/server";
 import { Command, CommanderError, Option } from "commander";
 import { addCertCommand } from "./cert-command.ts";
 import { runDevCluster } from "./dev-cluster.ts";
-import { DEV_CLIENT_PORT_BASE, DEV_HTTP_PORT_BASE, DEV_NODES, DEV_PEER_PORT_BASE } from "./dev-layout.ts";
+import { DEV_CLIENT_PORT_BASE, DEV_HTTP_PORT_BASE, DEV_NODES, DEV_PEER_PORT_BASE, DEV_TLS_CLIENT_PORT_BASE } from "./dev-layout.ts";
 import { nodeMainPath } from "./node-entry.ts";
 
 function integerOption(name: string, min: number, max: number): (raw: string) => number {
@@ -47,19 +47,25 @@ program
   .command("dev")
   .description(
     "start a local cluster of child node processes on 127.0.0.1 with fixed ports and data under --data-dir; " +
-      "prints the endpoints, the leader and commands to try. Ctrl-C (SIGINT) or SIGTERM stops every node; running it again keeps the data.",
+      "prints the endpoints, the leader and commands to try. Ctrl-C (SIGINT) or SIGTERM stops every node; running it again keeps the data. " +
+      "The nodes use mutual TLS with a throwaway CA made in <data-dir>/certs, serve TLS client ports and plaintext ones on 127.0.0.1, and create the user guest/guest (loopback only).",
   )
   .addOption(new Option("--data-dir <dir>", "node N keeps its data in <dir>/node-N and its log in <dir>/node-N.log").default("data"))
   .addOption(new Option("--nodes <count>", "number of nodes").default(DEV_NODES).argParser(integerOption("--nodes", 1, 7)))
-  .addOption(new Option("--client-port <port>", "client port of node 1; node N uses port + N - 1").default(DEV_CLIENT_PORT_BASE).argParser(integerOption("--client-port", 1, 65535)))
+  .addOption(
+    new Option("--client-port <port>", "plaintext client port of node 1 (127.0.0.1 only); node N uses port + N - 1").default(DEV_CLIENT_PORT_BASE).argParser(integerOption("--client-port", 1, 65535)),
+  )
+  .addOption(
+    new Option("--tls-client-port <port>", "TLS client port of node 1; node N uses port + N - 1").default(DEV_TLS_CLIENT_PORT_BASE).argParser(integerOption("--tls-client-port", 1, 65535)),
+  )
   .addOption(new Option("--peer-port <port>", "peer port of node 1; node N uses port + N - 1").default(DEV_PEER_PORT_BASE).argParser(integerOption("--peer-port", 1, 65535)))
   .addOption(new Option("--http-port <port>", "metrics/health port of node 1; node N uses port + N - 1").default(DEV_HTTP_PORT_BASE).argParser(integerOption("--http-port", 1, 65535)))
   .addOption(new Option("--log-level <level>", "log level of the nodes (their logs go to the log files)").default("info"))
-  .action(async (o: { dataDir: string; nodes: number; clientPort: number; peerPort: number; httpPort: number; logLevel: string }) => {
+  .action(async (o: { dataDir: string; nodes: number; clientPort: number; tlsClientPort: number; peerPort: number; httpPort: number; logLevel: string }) => {
     process.exitCode = await runDevCluster({
       dataDir: o.dataDir,
       nodes: o.nodes,
-      ports: { client: o.clientPort, peer: o.peerPort, http: o.httpPort },
+      ports: { client: o.clientPort, tlsClient: o.tlsClientPort, peer: o.peerPort, http: o.httpPort },
       logLevel: o.logLevel,
     });
   });

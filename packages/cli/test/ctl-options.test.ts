@@ -78,7 +78,12 @@ async function parse(argv: string[], path: string[], env: Record<string, string>
     target.action((...args: unknown[]) => {
       seen = { args: args.slice(0, -1), globals: globals(args.at(-1) as Command) };
     });
-    program.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    // Quiet: each command took its output settings when it was made.
+    const quiet = (c: Command): void => {
+      c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      for (const sub of c.commands) quiet(sub);
+    };
+    quiet(program);
     await program.parseAsync(argv, { from: "user" });
     if (seen === undefined) throw new Error("the action did not run");
     return seen;

@@ -65,15 +65,16 @@ describe("raftmq node", () => {
 
 describe("raftmq dev", () => {
   it("starts 3 nodes, prints endpoints and the leader, stops cleanly on SIGINT and keeps the data", async () => {
-    const base = await freePortRange(9);
-    const ports = ["--client-port", String(base), "--peer-port", String(base + 3), "--http-port", String(base + 6)];
+    const base = await freePortRange(12);
+    const ports = ["--client-port", String(base), "--peer-port", String(base + 3), "--http-port", String(base + 6), "--tls-client-port", String(base + 9)];
     const addresses = [0, 1, 2].map((i) => `127.0.0.1:${base + i}`).join(",");
     const dataDir = join(root, "data");
     const start = () => spawnBin("raftmq", ["dev", "--data-dir", dataDir, ...ports, "--log-level", "warn"]);
 
     const first = start();
     const out = await waitForOutput(first, /Ctrl-C stops the cluster/);
-    for (let i = 0; i < 3; i++) expect(out).toContain(`node ${i + 1}  client 127.0.0.1:${base + i}  peer 127.0.0.1:${base + 3 + i}`);
+    for (let i = 0; i < 3; i++) expect(out).toContain(`node ${i + 1}  client 127.0.0.1:${base + i} (TLS 127.0.0.1:${base + 9 + i})  peer 127.0.0.1:${base + 3 + i} (mutual TLS)`);
+    expect(out).toContain("guest/guest");
     expect(out).toMatch(/leader: node [123] \(127\.0\.0\.1:\d+\)/);
     expect(out).toContain("raftmqctl.mjs");
     expect(out).toContain(" status");
@@ -85,6 +86,13 @@ describe("raftmq dev", () => {
     expect(declared.code).toBe(0);
     const published = await run("raftmqctl", ["--addresses", addresses, "publish", "kept-across-runs", "still here"]);
     expect(published.code).toBe(0);
+    // The TLS ports beside them, with the dev CA the cluster made under its data folder.
+    const overTls = await run("raftmqctl", ["--addresses", `127.0.0.1:${base + 9}`, "--tls-ca-file", join(dataDir, "certs", "ca.crt"), "whoami"]);
+    expect(overTls.stderr).toBe("");
+    expect(overTls.stdout).toContain("guest");
+    const wrong = await run("raftmqctl", ["--addresses", addresses, "--username", "guest", "--password", "nope", "queue", "list"]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/authentication failed/);
 
     const stopped = waitForOutput(first, /stopped/);
     const exit = new Promise<number | null>((resolve) => first.once("exit", resolve));

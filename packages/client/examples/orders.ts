@@ -1,10 +1,17 @@
 // Declares an exchange and a queue, publishes ten orders with confirms, and consumes them with acks.
 // Run against `pnpm start`:  pnpm exec tsx packages/client/examples/orders.ts
 // Another cluster:           RAFTMQ_ADDRESSES=host1:7600,host2:7600 pnpm exec tsx packages/client/examples/orders.ts
+// As another user, over TLS:  RAFTMQ_USERNAME, RAFTMQ_PASSWORD, RAFTMQ_VHOST, RAFTMQ_TLS_CA_FILE (as raftmqctl reads them)
+import { readFileSync } from "node:fs";
 import { connect } from "@raftmq/client";
 
-const addresses = (process.env.RAFTMQ_ADDRESSES ?? "127.0.0.1:7601,127.0.0.1:7602,127.0.0.1:7603").split(",");
-const client = await connect(addresses);
+const env = process.env;
+const addresses = (env.RAFTMQ_ADDRESSES ?? "127.0.0.1:7601,127.0.0.1:7602,127.0.0.1:7603").split(",");
+const client = await connect(addresses, {
+  credentials: { username: env.RAFTMQ_USERNAME ?? "guest", password: env.RAFTMQ_PASSWORD ?? "guest" },
+  vhost: env.RAFTMQ_VHOST ?? "/",
+  tls: env.RAFTMQ_TLS_CA_FILE === undefined ? undefined : { ca: readFileSync(env.RAFTMQ_TLS_CA_FILE) },
+});
 
 await client.declareExchange("shop", "direct");
 await client.declareQueue("orders");

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { raftmq } from "@raftmq/proto";
 import { accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 import { type Permissions, permissionsFromWire, type UserInfo, userInfoFromWire, type WhoAmI, whoAmIFromWire } from "./access-types.ts";
-import { isAccessError, nackError, UnavailableError } from "./client-errors.ts";
+import { isAccessError, nackError, PermissionDeniedError, UnavailableError } from "./client-errors.ts";
 import { type ConnectOptions, checkAddresses, resolveClientOptions } from "./client-options.ts";
 import { ClusterConnection } from "./cluster-connection.ts";
 import { ConnectionSecurity } from "./connection-security.ts";
@@ -379,14 +379,18 @@ export class RaftmqClient {
  * for the cluster's status, learns every member and sends calls to the leader. Every call carries
  * `credentials` and `vhost`; with `tls` every channel is TLS. Fails with an UnavailableError
  * naming each address tried and what failed when no node answers, and with an
- * AuthenticationError or PermissionDeniedError when the nodes refused the caller.
+ * AuthenticationError when the nodes refused the caller's credentials. A user who may not read
+ * the cluster's status (no monitoring tag) is connected all the same, without discovery.
  */
 export async function connect(addresses: readonly string[], options: ConnectOptions = {}): Promise<RaftmqClient> {
   const { credentials, vhost, tls, ...limits } = options;
   const security = new ConnectionSecurity({ credentials, vhost, tls });
   const connection = new ClusterConnection(checkAddresses(addresses), resolveClientOptions(limits), security);
   const failures = await connection.refresh();
-  if (failures.length > 0) {
+  // A user without the monitoring tag may not read the cluster's status, but may still use the
+  // broker: calls then go to the given addresses, and a follower forwards them to the leader.
+  const onlyStatusRefused = failures.length > 0 && failures.every((f) => f.cause instanceof PermissionDeniedError);
+  if (failures.length > 0 && !onlyStatusRefused) {
     connection.close();
     const refused = failures.find((f) => isAccessError(f.cause));
     if (refused?.cause !== undefined) throw refused.cause;

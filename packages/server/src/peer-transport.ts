@@ -66,7 +66,7 @@ export interface PeerTransportOptions {
    * believes the id a stream names. With it, a stream is refused unless the proven id is the one
    * it names, and a message from any other id closes the stream.
    */
-  identify?: (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">) => StreamIdentity;
+  identify?: (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">, claimedId: number) => StreamIdentity;
   /** For logs: a stream or a frame was refused for who sent it; remote is the caller's address. */
   onRefused?: (remote: string, peerId: number, reason: string) => void;
   /**
@@ -367,7 +367,7 @@ export class PeerTransport {
   private readonly selfId: number;
   private readonly groups: ReadonlySet<number>;
   private readonly onMessages: (messages: Message[], groupId: number) => void;
-  private readonly identify: ((call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">) => StreamIdentity) | undefined;
+  private readonly identify: ((call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">, claimedId: number) => StreamIdentity) | undefined;
   private readonly onRefused: ((remote: string, peerId: number, reason: string) => void) | undefined;
   private readonly onUnknownSender: ((peerId: number) => void) | undefined;
   private readonly onPeerState: ((peerId: number, state: PeerState) => void) | undefined;
@@ -781,7 +781,7 @@ export class PeerTransport {
     const named = this.namedId(call.metadata);
     const remote = call.getPeer();
     if (this.identify !== undefined) {
-      const identity = this.identify(call);
+      const identity = this.identify(call, named);
       const reason = !identity.ok ? identity.reason : identity.peerId !== named ? `its certificate names node ${identity.peerId} but the stream claims to be node ${named || "(none)"}` : "";
       if (reason !== "") {
         this.inboundCounters.refusedStreams++;

@@ -33,7 +33,8 @@ import { accessHandlers } from "./access-service.ts";
 import { AccessGate } from "./security/access-gate.ts";
 import { commonNameOfCertificate, nodeIdOfCertificate } from "./security/certificate-identity.ts";
 import { type BootstrapAdmin, ClusterBootstrap } from "./security/cluster-bootstrap.ts";
-import { insecureSecurity, type NodeSecurity, tlsSecurity } from "./security/node-security.ts";
+import { type CertificateCoverage, exactId, insecureSecurity, type NodeSecurity, tlsSecurity } from "./security/node-security.ts";
+import { ordinalOfNodeId } from "./statefulset-identity.ts";
 import { MemberLookup } from "./security/member-lookup.ts";
 
 export const RAFTMQ_VERSION = "0.1.0";
@@ -90,6 +91,7 @@ export function securitySetup(config: NodeConfig, env: Readonly<Record<string, s
           refreshMs: config.tlsRefreshMs,
         },
         config.nodeId,
+        config.statefulSet === null ? exactId : sameStatefulSetSlot,
       );
   return { security, admin: bootstrapAdmin(config, env) };
 }
@@ -147,11 +149,13 @@ export class RaftmqNode {
       ...(security.insecure
         ? {}
         : {
-            identify: (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">) => {
+            identify: (call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext">, claimed: number) => {
               const cert = call.getAuthContext().sslPeerCertificate;
               if (cert === undefined) return { ok: false as const, reason: "no certificate signed by the cluster CA" };
               const id = nodeIdOfCertificate(cert);
-              return id > 0 ? { ok: true as const, peerId: id } : { ok: false as const, reason: `the certificate of "${commonNameOfCertificate(cert)}" names no node` };
+              if (id === 0) return { ok: false as const, reason: `the certificate of "${commonNameOfCertificate(cert)}" names no node` };
+              // The stream then speaks for the claimed id, which the certificate covers.
+              return { ok: true as const, peerId: security.covers(id, claimed) ? claimed : id };
             },
           }),
       onRefused: (remote, peerId, reason) => {
@@ -460,3 +464,9 @@ function bootstrapAdmin(config: NodeConfig, env: Readonly<Record<string, string 
   }
   return { user: config.bootstrapAdminUser, password };
 }
+
+/** A StatefulSet pod's certificate names its ordinal's first id and covers every later one of it. */
+export const sameStatefulSetSlot: CertificateCoverage = (certId, id) => {
+  if (certId <= 0 || id <= 0) return false;
+  return certId === id || ordinalOfNodeId(certId).ordinal === ordinalOfNodeId(id).ordinal;
+};

@@ -6,7 +6,7 @@ import { createWriteStream, rmSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type RaftmqClient } from "@raftmq/client";
-import { ClusterHarness, type NodeProcess } from "../../integration/cluster-harness.ts";
+import { ClusterHarness, type HarnessSecurity, type NodeProcess } from "../../integration/cluster-harness.ts";
 import type { NamespaceNetwork } from "./net/namespace-network.ts";
 
 export interface ChaosClusterOptions {
@@ -16,6 +16,8 @@ export interface ChaosClusterOptions {
   readonly name?: string;
   /** Runs each node in its own network namespace of this network (the caller is in its hub). */
   readonly network?: NamespaceNetwork;
+  /** "tls": mutual TLS between the nodes, TLS and authentication for the clients (default: RAFTMQ_TEST_SECURITY, else insecure). */
+  readonly security?: HarnessSecurity;
 }
 
 /** A node process that exited without the harness asking it to. */
@@ -52,6 +54,7 @@ export class ChaosCluster {
       options.name ?? "chaos",
       NODE_FLAGS,
       net === undefined ? undefined : { host: (id) => net.host(id), wrap: (id, command, args) => net.wrap(id, command, args) },
+      options.security,
     );
     this.network = net;
     this.#logDir = options.logDir;
@@ -92,6 +95,11 @@ export class ChaosCluster {
     return this.harness.clientAddress(id);
   }
 
+  /** Credentials and TLS of a client of this cluster (none when it runs insecure). */
+  clientOptions(): ReturnType<ClusterHarness["clientOptions"]> {
+    return this.harness.clientOptions();
+  }
+
   clientAddresses(): string[] {
     return this.members().map((id) => this.clientAddress(id));
   }
@@ -104,7 +112,7 @@ export class ChaosCluster {
     try {
       client = await connect(
         live.map((id) => this.clientAddress(id)),
-        { discoveryTimeoutMs: 1000, callTimeoutMs: 1000, retryTimeoutMs: 1000 },
+        { discoveryTimeoutMs: 1000, callTimeoutMs: 1000, retryTimeoutMs: 1000, ...this.clientOptions() },
       );
     } catch {
       return undefined;
@@ -163,7 +171,7 @@ export class ChaosCluster {
   async admin(): Promise<RaftmqClient> {
     return connect(
       this.live().map((id) => this.clientAddress(id)),
-      { callTimeoutMs: ADMIN_TIMEOUT_MS, retryTimeoutMs: 10_000, discoveryTimeoutMs: 1000 },
+      { callTimeoutMs: ADMIN_TIMEOUT_MS, retryTimeoutMs: 10_000, discoveryTimeoutMs: 1000, ...this.clientOptions() },
     );
   }
 

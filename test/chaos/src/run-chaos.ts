@@ -7,6 +7,7 @@
 // With network nemeses the runner re-runs itself inside the run's hub namespace (--in-hub) and
 // the outer process only makes and removes the namespaces.
 
+import { defaultSecurity, type HarnessSecurity } from "../../integration/cluster-harness.ts";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -39,6 +40,8 @@ export interface ChaosOptions {
   readonly seed: number;
   readonly nodes: number;
   readonly outDir: string;
+  /** "tls" runs the cluster secure: mutual TLS, TLS clients, authentication. */
+  readonly security?: HarnessSecurity;
   readonly workload?: Partial<WorkloadOptions>;
   /** Live lines (one per fault, progress); default stdout. */
   readonly say?: (line: string) => void;
@@ -74,7 +77,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
   await mkdir(outDir, { recursive: true });
   const historyPath = join(outDir, HISTORY_FILE);
   const recorder = await HistoryRecorder.open(historyPath);
-  const cluster = new ChaosCluster({ nodes: options.nodes, logDir: outDir, name: `chaos-${options.seed}`, ...(options.network === undefined ? {} : { network: options.network }) });
+  const cluster = new ChaosCluster({
+    nodes: options.nodes,
+    logDir: outDir,
+    name: `chaos-${options.seed}`,
+    ...(options.network === undefined ? {} : { network: options.network }),
+    ...(options.security === undefined ? {} : { security: options.security }),
+  });
   options.onCleanup?.(() => cluster.cleanup());
   const nemesis = new Nemesis(cluster, recorder, say);
   let checked: CheckHistoryFileResult;
@@ -92,7 +101,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
       const first = seedsRng.pick(all);
       return [first, ...all.filter((a) => a !== first)];
     };
-    const workload = new Workload({ ...DEFAULT_WORKLOAD, ...options.workload }, recorder, seeds, options.seed);
+    const workload = new Workload({ ...DEFAULT_WORKLOAD, ...options.workload }, recorder, seeds, options.seed, () => cluster.clientOptions());
     await workload.setup();
     workload.start();
 
@@ -160,6 +169,8 @@ const USAGE = `usage: pnpm chaos [--time s] [--nemesis ${NEMESES.join(",")}|all|
   --seed      seeds the fault schedule and the workload (default: random, printed)
   --nodes     cluster size, 3 or 5 (default 3)
   --out       run folder (default runs/chaos-<seed>)
+  --security  tls (mutual TLS between nodes, TLS and authentication for clients) or insecure
+              (default: env RAFTMQ_TEST_SECURITY, else insecure)
 exit status: 0 valid, 1 invalid (lost, unexpected, unmarked duplicate, order, crash), 2 bad arguments
 `;
 
@@ -181,6 +192,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
       seed: { type: "string" },
       nodes: { type: "string", default: "3" },
       out: { type: "string" },
+      security: { type: "string" },
       "in-hub": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -200,7 +212,9 @@ export function parseCli(argv: readonly string[]): CliArgs {
     if (m === null) throw new RangeError("--in-hub must be <namespace prefix>:<subnet>");
     inHub = netLayout(m[1] ?? "", Number(m[2]));
   }
-  return { help: values.help === true, nemesisText: values.nemesis, inHub, options: { timeSec, nemeses, seed, nodes, outDir } };
+  const security = values.security ?? defaultSecurity();
+  if (security !== "tls" && security !== "insecure") throw new RangeError("--security must be tls or insecure");
+  return { help: values.help === true, nemesisText: values.nemesis, inHub, options: { timeSec, nemeses, seed, nodes, outDir, security } };
 }
 
 /** Drops the network nemeses, with one line saying why, when this machine cannot run them. */

@@ -60,7 +60,11 @@ export class Workload {
   readonly #consumers = new Set<Consumer>();
   readonly stats: WorkloadStats = { publishes: 0, deliveries: 0, consumerRestarts: 0 };
 
-  constructor(options: WorkloadOptions, recorder: HistoryRecorder, seeds: Seeds, seed: number) {
+  readonly #auth: () => object;
+
+  /** `auth`: credentials and TLS of the cluster's clients (nothing for an insecure one). */
+  constructor(options: WorkloadOptions, recorder: HistoryRecorder, seeds: Seeds, seed: number, auth: () => object = () => ({})) {
+    this.#auth = auth;
     if (options.queues.length === 0 || options.producers < 1 || options.consumersPerQueue < 1) throw new RangeError("workload needs queues, producers and consumers");
     if (options.window < 1 || options.window > 4096) throw new RangeError(`window must be 1..4096, got ${options.window}`);
     this.#options = options;
@@ -71,7 +75,7 @@ export class Workload {
 
   /** Declares the queues (durable; published to through the default exchange). */
   async setup(): Promise<void> {
-    const client = await connect(this.#seeds(), CLIENT_OPTIONS);
+    const client = await connect(this.#seeds(), { ...CLIENT_OPTIONS, ...this.#auth() });
     try {
       for (const q of this.#options.queues) await client.declareQueue(q, { durable: true });
     } finally {
@@ -233,7 +237,7 @@ export class Workload {
   async #connectRetrying(deadline?: number): Promise<RaftmqClient | undefined> {
     for (;;) {
       try {
-        return await connect(this.#seeds(), CLIENT_OPTIONS);
+        return await connect(this.#seeds(), { ...CLIENT_OPTIONS, ...this.#auth() });
       } catch {
         if (deadline === undefined ? this.#stopping : Date.now() > deadline) return undefined;
         await sleep(200);

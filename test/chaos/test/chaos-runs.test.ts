@@ -15,10 +15,11 @@ import { runChaos } from "../src/run-chaos.ts";
 import { expectCleanRun } from "./expect-clean-run.ts";
 
 const RUNS = [
-  { nemesis: "kill,pause,transfer", seed: 11, network: false },
-  { nemesis: "membership,corrupt", seed: 13, network: false },
-  { nemesis: "all", seed: 14, network: false },
-  { nemesis: "partition,loss,slow", seed: 18, network: true },
+  // Secure like a production cluster: mutual TLS between the nodes, TLS and passwords for clients.
+  { nemesis: "kill,pause,transfer", seed: 11, network: false, security: "tls" },
+  { nemesis: "membership,corrupt", seed: 13, network: false, security: "insecure" },
+  { nemesis: "all", seed: 14, network: false, security: "insecure" },
+  { nemesis: "partition,loss,slow", seed: 18, network: true, security: "tls" },
 ] as const;
 const RUN_SECONDS = 45;
 
@@ -26,11 +27,11 @@ const support = await probeNetworkSupport();
 if (!support.available) process.stdout.write(`chaos runs: network mix skipped: ${support.reason}\n`);
 
 describe("chaos runs on a real 3-node cluster", () => {
-  for (const { nemesis, seed, network } of RUNS) {
-    it.runIf(!network || support.available)(`nemesis ${nemesis}, seed ${seed}: no confirmed message lost, nothing unexpected`, { timeout: 180_000 }, async () => {
+  for (const { nemesis, seed, network, security } of RUNS) {
+    it.runIf(!network || support.available)(`nemesis ${nemesis}, seed ${seed}, ${security}: no confirmed message lost, nothing unexpected`, { timeout: 180_000 }, async () => {
       const outDir = mkdtempSync(join(tmpdir(), `raftmq-chaos-run-${seed}-`));
       const lines: string[] = [];
-      const options = { timeSec: RUN_SECONDS, nemeses: parseNemeses(nemesis), seed, nodes: 3, outDir, say: (line: string) => lines.push(line) };
+      const options = { timeSec: RUN_SECONDS, nemeses: parseNemeses(nemesis), seed, nodes: 3, outDir, security, say: (line: string) => lines.push(line) };
       const run = network ? await runChaosInNamespaces(options) : await runChaos({ ...options, out: { write: (text: string) => lines.push(text) } });
       process.stdout.write(`${run.summaryLine}\n`);
       if (!run.valid) process.stdout.write(`run kept in ${outDir}:\n${lines.join("\n")}\n`);

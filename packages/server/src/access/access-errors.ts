@@ -16,7 +16,8 @@ export type AuthenticationFailure =
   | "password-login-disabled"
   | "loopback-only-user"
   | "user-changed-during-check"
-  | "rate-limited";
+  | "rate-limited"
+  | "busy";
 
 /** gRPC UNAUTHENTICATED. Unknown user, wrong password, no or malformed credentials, refused origin. */
 export class AuthenticationError extends Error {

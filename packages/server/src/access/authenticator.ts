@@ -46,6 +46,9 @@ export interface AuthenticatorOptions {
   verificationCacheSize?: number;
   /** The scrypt check; replaceable so tests can count calls. */
   verifyPassword?: PasswordVerifier;
+  /** Password checks (scrypt) running at once; the rest wait, up to maxWaitingHashes (default 2 and 64). */
+  maxConcurrentHashes?: number;
+  maxWaitingHashes?: number;
 }
 
 export const DEFAULT_LOOPBACK_ONLY_USERS: readonly string[] = ["guest"];
@@ -65,7 +68,11 @@ export class Authenticator {
   constructor(options: AuthenticatorOptions) {
     this.view = options.view;
     this.loopbackOnly = new Set(options.loopbackOnlyUsers ?? DEFAULT_LOOPBACK_ONLY_USERS);
-    this.verify = options.verifyPassword ?? verifyPassword;
+    const verify = options.verifyPassword ?? verifyPassword;
+    // scrypt runs on libuv's thread pool, which the disk (LevelDB) shares: a flood of logins must
+    // not hold every thread, or the log's writes would wait behind them.
+    const gate = new ConcurrencyGate(options.maxConcurrentHashes ?? DEFAULT_MAX_CONCURRENT_HASHES, options.maxWaitingHashes ?? DEFAULT_MAX_WAITING_HASHES);
+    this.verify = (password, hash) => gate.run(() => verify(password, hash));
     this.limiter = new FailureLimiter(
       {
         failureLimit: options.failureLimit ?? DEFAULT_FAILURE_LIMITS.failureLimit,
@@ -150,4 +157,34 @@ function refusalBeforeVerifying(record: UserRecord | undefined, password: string
 
 function principal(record: UserRecord, mechanism: Mechanism): Principal {
   return { user: record.name, tags: Object.freeze([...record.tags]), mechanism };
+}
+
+const DEFAULT_MAX_CONCURRENT_HASHES = 2;
+const DEFAULT_MAX_WAITING_HASHES = 64;
+
+/** Runs at most `limit` tasks at once; past `maxWaiting` queued ones, a new task is refused. */
+class ConcurrencyGate {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly limit: number,
+    private readonly maxWaiting: number,
+  ) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) {
+      if (this.waiting.length >= this.maxWaiting) throw new AuthenticationError("busy");
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.running++;
+    }
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next !== undefined) next();
+      else this.running--;
+    }
+  }
 }

@@ -219,7 +219,14 @@ export class AccessGate {
             this.auditLogin(access);
           } catch (err) {
             if (err instanceof AuthenticationError) {
-              options.audit.write({ event: "auth.failure", mechanism: typeof authorization === "string" ? "password" : "certificate", remote, reason: err.message, result: "denied" });
+              options.audit.write({
+                event: "auth.failure",
+                ...(err.attemptedUser === undefined ? {} : { user: err.attemptedUser }),
+                mechanism: typeof authorization === "string" ? "password" : "certificate",
+                remote,
+                reason: err.failure,
+                result: "denied",
+              });
               throw new UnauthenticatedError(err.message);
             }
             throw err;

@@ -65,9 +65,20 @@ export function checkCertificateFiles(caFile: string, certFile: string, keyFile:
   return nodeIdOfCertificate({ subjectaltname: cert.subjectAltName ?? "" } as PeerCertificate);
 }
 
+/**
+ * Whether a certificate naming node `certId` may act as node `id`: the same id; or, for a node of
+ * a StatefulSet (`sameSlot`), an id of the same pod ordinal, since a pod that lost its volume
+ * rejoins under a new id of its ordinal while its certificate names the ordinal's first.
+ */
+export type CertificateCoverage = (certId: number, id: number) => boolean;
+
+export const exactId: CertificateCoverage = (certId, id) => certId > 0 && certId === id;
+
 export interface NodeSecurity {
   /** True when started with --insecure: plaintext everywhere, nobody authenticated. */
   readonly insecure: boolean;
+  /** Whether a certificate naming node `certId` may act as node `id`. */
+  readonly covers: CertificateCoverage;
   /** The peer port: TLS with the node certificate; client certificates requested and checked per call. */
   peerServerCredentials(): grpc.ServerCredentials;
   /** A link to node `peerId`: mutual TLS, and the server's certificate must name that id. */
@@ -88,6 +99,7 @@ export const NODE_TLS_SERVER_NAME = "raftmq-node";
 
 export const insecureSecurity: NodeSecurity = {
   insecure: true,
+  covers: exactId,
   peerServerCredentials: () => grpc.ServerCredentials.createInsecure(),
   peerChannelCredentials: () => grpc.credentials.createInsecure(),
   nodeChannelCredentials: () => grpc.credentials.createInsecure(),
@@ -100,10 +112,11 @@ function identityError(expected: string, cert: PeerCertificate): Error {
   return new Error(`the server's certificate names ${named === 0 ? "no node" : `node ${named}`}, expected ${expected}`);
 }
 
+
 /** Mutual TLS with files re-read every refreshMs. Checks the files once, now. */
-export function tlsSecurity(files: TlsFiles, selfId: number): NodeSecurity {
+export function tlsSecurity(files: TlsFiles, selfId: number, covers: CertificateCoverage = exactId): NodeSecurity {
   const named = checkCertificateFiles(files.caFile, files.certFile, files.keyFile, "node");
-  if (named !== selfId) {
+  if (!covers(named, selfId)) {
     throw new TlsSetupError(
       named === 0
         ? `node certificate ${files.certFile} names no node id (it needs the URI SAN urn:raftmq:node:${selfId}; \`raftmq cert create-node\` makes one)`
@@ -130,6 +143,7 @@ export function tlsSecurity(files: TlsFiles, selfId: number): NodeSecurity {
   let anyNode: grpc.ChannelCredentials | null = null;
   return {
     insecure: false,
+    covers,
     channelOptions: { "grpc.ssl_target_name_override": NODE_TLS_SERVER_NAME },
     // Client certificates are requested but not demanded at the handshake, so that a caller
     // without one reaches a handler that logs who it was and refuses it.
@@ -138,7 +152,7 @@ export function tlsSecurity(files: TlsFiles, selfId: number): NodeSecurity {
       let creds = perPeer.get(peerId);
       if (creds === undefined) {
         creds = grpc.experimental.createCertificateProviderChannelCredentials(ca, identity, {
-          checkServerIdentity: (_host, cert) => (nodeIdOfCertificate(cert) === peerId ? undefined : identityError(`node ${peerId}`, cert)),
+          checkServerIdentity: (_host, cert) => (covers(nodeIdOfCertificate(cert), peerId) ? undefined : identityError(`node ${peerId}`, cert)),
         });
         perPeer.set(peerId, creds);
       }

@@ -28,6 +28,7 @@ export interface NamespaceRunOptions {
   readonly seed: number;
   readonly nodes: number;
   readonly outDir: string;
+  readonly security?: "tls" | "insecure";
   /** Every line the runner prints (faults, progress, the summary table); default stdout. */
   readonly say?: (line: string) => void;
   /** Hears the cleanup as soon as the namespaces exist, so an interrupt can remove them. */
@@ -81,6 +82,7 @@ export async function runChaosInNamespaces(options: NamespaceRunOptions): Promis
       String(options.nodes),
       "--out",
       outDir,
+      ...(options.security === undefined ? [] : ["--security", options.security]),
       "--in-hub",
       inHubArg(layout),
     ];
