@@ -4,7 +4,8 @@
 // member's certificate claiming another member's id. Each is refused and logged with the remote
 // address, and the cluster keeps its leader, its term and its data. Then: users replicate and
 // survive restarts and snapshots, and no password reaches a data file or a log line.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { raftmq } from "@raftmq/proto";
 import {
@@ -15,6 +16,8 @@ import {
   createCa,
   createNodeCertificate,
   GrpcStatus,
+  readCertificateFiles,
+  caPaths,
   insecureCredentials,
   Metadata,
   type MethodDefinition,
@@ -253,3 +256,38 @@ describe("users", () => {
   });
 
 });
+
+/** The serial number of the certificate a TLS port presents now. */
+function servedSerial(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: "127.0.0.1", port, ca, ALPNProtocols: ["h2"], checkServerIdentity: () => undefined }, () => {
+      const serial = socket.getPeerCertificate().serialNumber;
+      socket.destroy();
+      resolve(serial);
+    });
+    socket.once("error", reject);
+  });
+}
+
+describe("certificate rotation", () => {
+  it("serves a renewed certificate on new connections without a restart", async () => {
+    const spec = harness.spec(1);
+    const before = await servedSerial(spec.clientPort);
+    const caPair = await readCertificateFiles(caPaths(harness.certificateDir));
+    const renewed = await createNodeCertificate(caPair, { nodeId: 1, hosts: ["127.0.0.1", "localhost"] });
+    writeFileSync(join(harness.certificateDir, "node-1.key"), renewed.keyPem);
+    writeFileSync(join(harness.certificateDir, "node-1.crt"), renewed.certPem);
+    // The harness runs its nodes with --tls-refresh-ms 1000.
+    const after = await eventually("the renewed certificate served", async () => {
+      const serial = await servedSerial(spec.clientPort);
+      return serial !== before ? serial : undefined;
+    });
+    expect(after).not.toBe(before);
+    const pid = harness.processes.get(1)?.child.pid;
+    expect(pid).toBeDefined();
+    // The same process keeps serving (a linearizable read goes through the leader).
+    await eventually("node 1 serves after the renewal", () => admin(1).call("ListQueues", {}));
+    expect(harness.processes.get(1)?.child.pid).toBe(pid);
+  });
+});
+
