@@ -140,27 +140,29 @@ export class SourceAddressProxy {
 /**
  * Clients for calls that are meant to fail authentication. A node refuses an address after 10
  * failures in 10 s, and counts failures per address, so each address here is given at most
- * `perAddress` failures per node and then a fresh one (127.0.0.<n>) takes over.
+ * `perAddress` failures per node and then a fresh one takes over. Addresses are 127.0.x.y with
+ * y from 10 to 249 (127.0.0.1 to .9 stay out), about 60,000 of them.
  */
 export class FailureSources {
   private readonly current = new Map<number, { client: TestClient; proxy: SourceAddressProxy; spent: number }>();
   private readonly retired: { client: TestClient; proxy: SourceAddressProxy }[] = [];
-  private nextOctet: number;
+  private used = 0;
 
   constructor(
     private readonly target: (nodeId: number) => { host: string; port: number },
     private readonly channel: ChannelCredentials,
     private readonly perAddress = 8,
-    firstOctet = 10,
-  ) {
-    this.nextOctet = firstOctet;
-  }
+  ) {}
 
   /** A client to node `nodeId` for one call that will fail authentication. */
   async client(nodeId: number): Promise<TestClient> {
     let c = this.current.get(nodeId);
     if (c === undefined || c.spent >= this.perAddress) {
-      if (c !== undefined) this.retired.push(c);
+      if (c !== undefined) {
+        // Spent: its calls have ended (callers await them), so its connection can go now.
+        c.client.close();
+        await c.proxy.close();
+      }
       c = await this.open(nodeId);
       this.current.set(nodeId, c);
     }
@@ -175,12 +177,20 @@ export class FailureSources {
     return { client: c.client, sourceAddress: c.proxy.sourceAddress };
   }
 
+  /** A loopback address no call of these sources has come from, for a proxy of the caller's own. */
+  freshAddress(): string {
+    const k = this.used++;
+    const middle = Math.floor(k / 240);
+    if (middle > 255) throw new Error("FailureSources ran out of loopback addresses");
+    return `127.0.${middle}.${10 + (k % 240)}`;
+  }
+
   private async open(nodeId: number): Promise<{ client: TestClient; proxy: SourceAddressProxy; spent: number }> {
-    if (this.nextOctet > 254) throw new Error("FailureSources ran out of loopback addresses");
-    const proxy = await SourceAddressProxy.start(this.target(nodeId), `127.0.0.${this.nextOctet++}`);
+    const proxy = await SourceAddressProxy.start(this.target(nodeId), this.freshAddress());
     return { client: new TestClient(proxy.address, { channel: this.channel }), proxy, spent: 0 };
   }
 
+  /** Closes every client and proxy still open. */
   async close(): Promise<void> {
     const all = [...this.current.values(), ...this.retired];
     this.current.clear();

@@ -744,7 +744,7 @@ describe("vhosts, users and messages across the cluster", () => {
       let address = harness.clientAddress(node);
       if (failing) {
         // Failed logins come from an address of their own, as everywhere in this file.
-        const proxy = await SourceAddressProxy.start({ host: harness.host(node), port: harness.spec(node).clientPort }, `127.0.0.${240 + node}`);
+        const proxy = await SourceAddressProxy.start({ host: harness.host(node), port: harness.spec(node).clientPort }, sources.freshAddress());
         proxies.push(proxy);
         address = proxy.address;
       }

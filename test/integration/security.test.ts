@@ -23,6 +23,7 @@ import {
   type MethodDefinition,
   tlsCredentials,
 } from "@raftmq/server";
+import { connect } from "@raftmq/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { basicAuth, eventually, isServiceError, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { ADMIN_USER, ClusterHarness } from "./cluster-harness.ts";
@@ -189,7 +190,7 @@ describe("users", () => {
   it("are replicated: a user added on one node logs in on every node", async () => {
     const adminAuth = basicAuth(ADMIN_USER, harness.adminPassword);
     await access(admin(2), "AddUser", { name: "alice", password, tags: [] }, adminAuth);
-    await access(admin(2), "SetPermissions", { permissions: { user: "alice", vhost: "/", configure: "^alice\\.", write: "^alice\\.", read: "^alice\\." } }, adminAuth);
+    await access(admin(2), "SetPermissions", { permissions: { user: "alice", vhost: "/", configure: "^alice\\.", write: "^(alice\\..*|amq\\.default)$", read: "^alice\\." } }, adminAuth);
     for (const id of [1, 2, 3]) {
       const alice = new TestClient(harness.clientAddress(id), { channel: tlsCredentials(ca), metadata: basicAuth("alice", password) });
       try {
@@ -200,6 +201,23 @@ describe("users", () => {
       } finally {
         alice.close();
       }
+    }
+  });
+
+  it("connect through the SDK without the monitoring tag, and publish and consume what they may", async () => {
+    const client = await connect([harness.clientAddress(1), harness.clientAddress(2)], { credentials: { username: "alice", password }, tls: { ca } });
+    try {
+      await client.declareQueue("alice.sdk");
+      await client.createPublisher({ window: 4 }).publish("", "alice.sdk", "hello");
+      const consumer = await client.consume("alice.sdk", { prefetch: 1 });
+      for await (const d of consumer) {
+        expect(d.text()).toBe("hello");
+        d.ack();
+        break;
+      }
+      await expect(client.declareQueue("bob.sdk")).rejects.toThrow(/configure/);
+    } finally {
+      client.close();
     }
   });
 

@@ -6,6 +6,8 @@ import * as grpc from "@grpc/grpc-js";
 import type { raftmq } from "@raftmq/proto";
 import { clusterServiceDefinition } from "@raftmq/proto/grpc";
 
+const MAX_WANTED = 64;
+
 export interface MemberLookupOptions {
   selfId: number;
   /** Peer addresses of the members this node knows. */
@@ -28,7 +30,8 @@ export class MemberLookup {
   /** Looks `id` up among the members, unless a lookup ran in the last interval. */
   find(id: number): void {
     if (this.stopped || id === this.options.selfId) return;
-    this.wanted.add(id);
+    // A cluster has a handful of members: more unknown senders than this at once are not members.
+    if (this.wanted.size < MAX_WANTED) this.wanted.add(id);
     const now = Date.now();
     if (this.running || now - this.lastStart < (this.options.intervalMs ?? 1000)) return;
     this.running = true;
