@@ -323,6 +323,8 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
     }
     case "addUser": {
       const c = command.addUser ?? {};
+      // Basic credentials are "name:password": a name with a colon could never log in with one.
+      if ((c.name ?? "").includes(":")) return invalidArgument(`user name ${JSON.stringify(c.name)} contains ":", which separates the name from the password in Basic credentials`);
       return accessNameError("user name", c.name, true) ?? passwordHashError(c.passwordHash) ?? tagsError(c.tags);
     }
     case "deleteUser":

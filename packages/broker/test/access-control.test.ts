@@ -27,6 +27,12 @@ describe("users", () => {
     expect(d.broker.user("bob")).toBeUndefined();
   });
 
+  it("refuses a user name with a colon, which Basic credentials could never carry", () => {
+    const d = upgraded();
+    expect(d.run({ addUser: { name: "a:b", passwordHash: "h" } }).result).toMatchObject({ ok: false, error: { code: "INVALID_ARGUMENT", message: expect.stringMatching(/contains ":"/) } });
+    expect(d.broker.user("a:b")).toBeUndefined();
+  });
+
   it("only_if_no_users adds the first user, and later ones succeed without adding anything", () => {
     const d = upgraded();
     expect(d.ok({ addUser: { name: "admin", passwordHash: "first", onlyIfNoUsers: true } }).result).toEqual({ ok: true, kind: "addUser", created: true });

@@ -50,6 +50,8 @@ export interface DriverHooks {
   leaderChanged(leaderId: number, isLeader: boolean, term: number): void;
   /** Effects of applied commands; called on the leader only. */
   effects(effects: Effect[]): void;
+  /** Users, vhosts or permissions changed in the entry just applied (or a snapshot just restored). */
+  accessChanged?(): void;
   /** This node was removed from the cluster. */
   removed(): void;
   /** Storage failed or an invariant broke: the node must stop. */
@@ -406,6 +408,16 @@ export class RaftDriver {
     this.snapshotPolicy.applied(entry.data.length);
     this.metrics?.appliedEntries.inc();
     this.reads.applied(this.appliedIndex);
+    this.noticeAccessChange();
+  }
+
+  private seenAccessVersion = 0;
+
+  private noticeAccessChange(): void {
+    const version = this.broker.accessVersion;
+    if (version === this.seenAccessVersion) return;
+    this.seenAccessVersion = version;
+    this.hooks.accessChanged?.();
   }
 
   private onAddressChange(change: AddressChange, index: number): void {
@@ -451,6 +463,7 @@ export class RaftDriver {
     }
     this.state = step.value;
     this.appliedIndex = snapshot.meta.index;
+    this.noticeAccessChange();
     this.snapshots.restored(snapshot.meta.index, snapshot.data.length);
     this.pipeline.skippedThrough(snapshot.meta.index);
     this.syncPeers();

@@ -116,6 +116,7 @@ export class RaftmqNode {
   private readonly bootstrap: ClusterBootstrap;
   private readonly memberLookup: MemberLookup;
   private plaintextServer: grpc.Server | null = null;
+  private readonly gates: [AccessGate, AccessGate];
 
   private constructor(
     private readonly config: NodeConfig,
@@ -184,6 +185,10 @@ export class RaftmqNode {
           this.metrics.delivered.inc(this.sessions.delivered - before);
         },
         removed: () => this.onRemoved(),
+        // A deleted user's open streams end at once, before the next entry's deliveries go out.
+        accessChanged: () => {
+          for (const g of this.gates) g.revokeDeleted();
+        },
         fatal: (error) => {
           this.introspection.setServing(false);
           this.resolveExit({ code: 1, reason: "fatal", error });
@@ -239,17 +244,16 @@ export class RaftmqNode {
     const cluster = clusterHandlers({ driver: this.driver, builder, forwarder: this.forwarder, leaderWaitMs, version: RAFTMQ_VERSION, readyLag: READY_LAG });
     const access = accessHandlers({ driver: this.driver, builder, forwarder: this.forwarder, leaderWaitMs });
     const authenticator = new Authenticator({ view: () => this.driver.broker, loopbackOnlyUsers: config.loopbackUsers });
-    const gates = { client: undefined as AccessGate | undefined, peer: undefined as AccessGate | undefined };
-    for (const port of ["client", "peer"] as const) {
-      gates[port] = new AccessGate({ port, insecure: security.insecure, nodeId: config.nodeId, authenticator, view: () => this.driver.broker, audit: this.audit, log });
-    }
+    const gate = (port: "client" | "peer") => new AccessGate({ port, insecure: security.insecure, nodeId: config.nodeId, authenticator, view: () => this.driver.broker, audit: this.audit, log });
+    this.gates = [gate("client"), gate("peer")];
+    const [clientGate, peerGate] = this.gates;
     const servers: [grpc.Server, AccessGate][] = [
-      [this.clientServer, gates.client as AccessGate],
-      [this.peerServer, gates.peer as AccessGate],
+      [this.clientServer, clientGate],
+      [this.peerServer, peerGate],
     ];
     if (config.clientPlaintextPort !== 0) {
       this.plaintextServer = new grpc.Server(options);
-      servers.push([this.plaintextServer, gates.client as AccessGate]);
+      servers.push([this.plaintextServer, clientGate]);
       this.introspection.addToServer(this.plaintextServer);
     }
     for (const [server, gate] of servers) {
@@ -408,6 +412,7 @@ export class RaftmqNode {
     this.joinLoop?.stop();
     this.bootstrap.stop();
     this.memberLookup.stop();
+    for (const g of this.gates) g.close();
     if (transfer && this.driver.isLeader) await this.transferLeadership(deadline);
     this.sessions.endAll(toGrpcFailure(new NodeUnavailableError("the node is shutting down; subscribe again", this.driver.leaderClientAddress())));
     await new Promise<void>((resolve) => {

@@ -98,10 +98,54 @@ function resourceOf(request: Record<string, unknown>): string {
 const AUTH_SUCCESS_AUDIT_MS = 60_000;
 const MAX_REMEMBERED_LOGINS = 10_000;
 
+/** How often open streams are checked against deleted users. */
+const REVOKE_CHECK_MS = 500;
+
 export class AccessGate {
   private readonly recentLogins = new Map<string, number>();
+  /** Open streams per user, ended when the user is deleted (RabbitMQ closes its connections). */
+  private readonly streams = new Map<string, Set<grpc.ServerDuplexStream<unknown, unknown>>>();
+  private seenAccessVersion = -1;
+  private revokeTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: AccessGateOptions) {}
+
+  /** Stops watching open streams. */
+  close(): void {
+    if (this.revokeTimer !== null) clearInterval(this.revokeTimer);
+    this.revokeTimer = null;
+  }
+
+  private track(user: string, call: grpc.ServerDuplexStream<unknown, unknown>): void {
+    let calls = this.streams.get(user);
+    if (calls === undefined) {
+      calls = new Set();
+      this.streams.set(user, calls);
+    }
+    calls.add(call);
+    const untrack = () => {
+      calls.delete(call);
+      if (calls.size === 0 && this.streams.get(user) === calls) this.streams.delete(user);
+    };
+    for (const event of ["finish", "close", "cancelled", "error"]) call.once(event, untrack);
+    if (this.revokeTimer === null) {
+      this.revokeTimer = setInterval(() => this.revokeDeleted(), REVOKE_CHECK_MS);
+      this.revokeTimer.unref();
+    }
+  }
+
+  /** Ends the open streams of users deleted since the last check (also checked every REVOKE_CHECK_MS). */
+  revokeDeleted(): void {
+    const view = this.options.view();
+    if (view.accessVersion === this.seenAccessVersion) return;
+    this.seenAccessVersion = view.accessVersion;
+    for (const [user, calls] of this.streams) {
+      if (view.user(user) !== undefined) continue;
+      this.streams.delete(user);
+      for (const call of calls) call.emit("error", toServiceError(new UnauthenticatedError(`user "${user}" was deleted`)));
+      this.options.log.info({ event: "streams-revoked", user, streams: calls.size }, `ended ${calls.size} streams of deleted user ${user}`);
+    }
+  }
 
   /** The handlers of `service`, each behind the gate. */
   wrap(service: ServiceName, definition: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
@@ -175,6 +219,7 @@ export class AccessGate {
           };
           call.on = guarded as typeof call.on;
           call.addListener = guarded as typeof call.addListener;
+          if (access.user !== "") this.track(access.user, call);
           handler(call);
         },
         (err: unknown) => call.emit("error", toServiceError(err)),
