@@ -140,9 +140,17 @@ const ROWS = new Map(PERMISSION_TABLE.map((row) => [`${row.service}.${row.method
 
 /** The row of a method named "/raftmq.v1.Broker/Bind", "raftmq.v1.Broker/Bind", "Broker/Bind" or "Broker.Bind". */
 export function permissionRow(method: string): PermissionRow | undefined {
+  const known = ROWS_BY_METHOD.get(method);
+  if (known !== undefined) return known;
   const m = /^\/?(?:raftmq\.v1\.)?([A-Za-z]+)[/.]([A-Za-z]+)$/.exec(method);
-  return m === null ? undefined : ROWS.get(`${m[1]}.${m[2]}`);
+  const row = m === null ? undefined : ROWS.get(`${m[1]}.${m[2]}`);
+  // Callers name methods in a few spellings; remember those that name a row (a bounded set).
+  if (row !== undefined && ROWS_BY_METHOD.size < 4 * ROWS.size) ROWS_BY_METHOD.set(method, row);
+  return row;
 }
+
+/** Rows by the method strings callers used, so the hot path does not parse them again. */
+const ROWS_BY_METHOD = new Map<string, PermissionRow>();
 
 /**
  * The checks a call must pass, with names taken from its decoded request (for streams, call it

@@ -98,6 +98,15 @@ function resourceOf(request: Record<string, unknown>): string {
 const AUTH_SUCCESS_AUDIT_MS = 60_000;
 const MAX_REMEMBERED_LOGINS = 10_000;
 
+/** What a stream's requests were allowed, under one version of users, vhosts and permissions. */
+interface StreamDecisions {
+  accessVersion: number;
+  vhostAccess: boolean;
+  exchanges: Set<string>;
+}
+
+const MAX_REMEMBERED_EXCHANGES = 64;
+
 /** How often open streams are checked against deleted users. */
 const REVOKE_CHECK_MS = 500;
 
@@ -202,13 +211,14 @@ export class AccessGate {
           // Every request on the stream is checked before the handler sees it; the first one
           // refused ends the stream, as RabbitMQ closes a channel on a refused publish.
           let refused = false;
+          const decisions: StreamDecisions = { accessVersion: -1, vhostAccess: false, exchanges: new Set() };
           const on = call.on.bind(call);
           const guarded = (event: string | symbol, listener: (...args: unknown[]) => void) => {
             if (event !== "data") return on(event, listener);
             return on("data", (request: unknown) => {
               if (refused) return;
               try {
-                this.check(access, name, request);
+                if (!this.alreadyAllowed(access, name, request, decisions)) this.check(access, name, request);
               } catch (err) {
                 refused = true;
                 call.emit("error", toServiceError(err));
@@ -300,6 +310,41 @@ export class AccessGate {
     if (this.recentLogins.size >= MAX_REMEMBERED_LOGINS) this.recentLogins.clear();
     this.recentLogins.set(key, now);
     this.options.audit.write({ event: "auth.success", user: access.user, mechanism: access.mechanism, remote: access.remote, result: "ok" });
+  }
+
+  /**
+   * Whether a request on a stream needs no new check: what it asks was allowed on this stream
+   * under the same users, vhosts and permissions (acks need vhost access only; a publish, write
+   * on exchanges already allowed). Remembers what the full check allows.
+   */
+  private alreadyAllowed(access: CallAccess, name: string, request: unknown, decisions: StreamDecisions): boolean {
+    if (access.mechanism === "none" || access.mechanism === "node") return true;
+    const version = this.options.view().accessVersion;
+    if (decisions.accessVersion !== version) {
+      decisions.accessVersion = version;
+      decisions.vhostAccess = false;
+      decisions.exchanges.clear();
+    }
+    if (name === "Broker/Consume") {
+      if ((request as raftmq.v1.ConsumeRequest).subscribe != null) return false;
+      if (decisions.vhostAccess) return true;
+      this.check(access, name, request);
+      decisions.vhostAccess = true;
+      return true;
+    }
+    if (name === "Broker/PublishStream") {
+      const messages = (request as raftmq.v1.PublishRequest).messages ?? [];
+      let known = decisions.exchanges.size > 0;
+      for (let i = 0; known && i < messages.length; i++) {
+        const m = messages[i];
+        known = decisions.exchanges.has(m?.exchange ?? "") && (m?.properties?.userId ?? "") === "";
+      }
+      if (known) return true;
+      this.check(access, name, request);
+      if (decisions.exchanges.size < MAX_REMEMBERED_EXCHANGES) for (const m of messages) decisions.exchanges.add(m?.exchange ?? "");
+      return true;
+    }
+    return false;
   }
 
   /** Throws AccessDeniedError (audited) unless `access` may make this request. */
