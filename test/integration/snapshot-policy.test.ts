@@ -33,6 +33,7 @@ describe("automatic snapshots", () => {
   it("are taken after --snapshot-bytes of log and keep at most --snapshot-keep-bytes below them", async () => {
     await harness.plan(1);
     await harness.start(1, { members: [1] });
+    await harness.adminReady();
     client = new TestClient(harness.clientAddress(1), testAuth(harness));
     const c = client;
     await c.callRetrying("DeclareQueue", { name: "big", durable: true });

@@ -21,4 +21,6 @@ export interface AccessView {
   hasVhost(name: string): boolean;
   /** Increments on every applied change to users, vhosts or permissions. */
   readonly accessVersion: number;
+  /** Users this node has applied; 0 on a node still starting or catching up, or before the bootstrap. */
+  readonly userCount: number;
 }

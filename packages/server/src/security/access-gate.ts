@@ -14,7 +14,7 @@ import { AuthenticationError, type Authenticator } from "../access/authenticator
 import type { AuditEvent, AuditLog } from "../access/audit-log.ts";
 import { authorize, PermissionDeniedError, requirementsFor } from "../access/permission-table.ts";
 import { toServiceError } from "../grpc-status.ts";
-import { AccessDeniedError, CommandFailedError, UnauthenticatedError } from "../node-errors.ts";
+import { AccessDeniedError, CommandFailedError, NodeUnavailableError, UnauthenticatedError } from "../node-errors.ts";
 import { commonNameOfCertificate, nodeIdOfCertificate } from "./certificate-identity.ts";
 
 export const VHOST_METADATA_KEY = "raftmq-vhost";
@@ -273,6 +273,12 @@ export class AccessGate {
             access = { user: principal.user, tags: principal.tags, mechanism: principal.mechanism, vhost, remote };
             this.auditLogin(access);
           } catch (err) {
+            // A node that knows no user at all has not applied the log that holds them yet
+            // (it is starting, or the bootstrap administrator is still to come): that is no
+            // verdict on the caller's credentials.
+            if (err instanceof AuthenticationError && err.failure === "unknown-user" && options.view().userCount === 0) {
+              throw new NodeUnavailableError("this node knows no users yet (it is starting or catching up); retry");
+            }
             if (err instanceof AuthenticationError) {
               options.audit.write({
                 event: "auth.failure",

@@ -7,6 +7,10 @@ export class FakeAccessView implements AccessView {
   readonly perms = new Map<string, PermissionRecord>();
   accessVersion = 0;
 
+  get userCount(): number {
+    return this.users.size;
+  }
+
   user(name: string): UserRecord | undefined {
     return this.users.get(name);
   }
