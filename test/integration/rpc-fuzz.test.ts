@@ -12,7 +12,7 @@
 // re-tags, re-passwords or re-permits the administrator, and deleting the vhost "/".
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AUTHENTICATED_USER_METADATA_KEY, accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition, GrpcStatus, type Metadata, tlsCredentials } from "@raftmq/server";
+import { AUTHENTICATED_USER_METADATA_KEY, accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition, GrpcStatus, MalformedRequest, type Metadata, tlsCredentials } from "@raftmq/server";
 import { requirementsFor } from "../../packages/server/src/access/index.ts";
 import { type AnyMethod, type Credentials, callMetadata, describeOutcome, FailureSources, type Outcome, streamOutcome, unaryOutcome } from "./access-fixtures.ts";
 import { eventually, raftmq, TestClient, waitForLeader } from "./broker-test-client.ts";
@@ -314,14 +314,9 @@ async function fire(shot: Shot, request: unknown): Promise<void> {
   const base = method(shot.service, shot.name);
   const def = shot.raw ? rawMethod(base) : base;
   // What the node will decode: a typed request with a lone surrogate encodes as invalid UTF-8,
-  // which grpc-js refuses (INTERNAL "Error deserializing request") before any handler runs.
-  let decoded: unknown = request;
-  let decodable = true;
-  try {
-    decoded = base.requestDeserialize(shot.raw ? Buffer.from(request as Uint8Array) : base.requestSerialize(request));
-  } catch {
-    decodable = false;
-  }
+  // which the node answers with INVALID_ARGUMENT before anything else.
+  const decoded: unknown = base.requestDeserialize(shot.raw ? Buffer.from(request as Uint8Array) : base.requestSerialize(request));
+  const decodable = !(decoded instanceof MalformedRequest);
   const label = `${shot.service}.${shot.name} on node ${shot.node} in vhost ${JSON.stringify(shot.vhost)}${shot.raw ? " (raw bytes)" : ""}`;
   const outcomes: [string, Outcome][] = [];
   if (!decodable || !unsafeForAdmin(shot.service, shot.name, decoded)) outcomes.push(["admin", await send(def, shot.name, request, shot.node, "admin", shot.vhost)]);
@@ -330,11 +325,14 @@ async function fire(shot: Shot, request: unknown): Promise<void> {
     const what = `${label} as ${who}: ${describeOutcome(o)}`;
     expect(o.code >= GrpcStatus.OK && o.code <= GrpcStatus.UNAUTHENTICATED, what).toBe(true);
     expect(o.code, `no answer within ${CALL_DEADLINE_MS} ms: ${what}`).not.toBe(GrpcStatus.DEADLINE_EXCEEDED);
-    const undecodable = !decodable && o.code === GrpcStatus.INTERNAL && o.details.startsWith("Error deserializing request");
+    const undecodable = !decodable && o.code === GrpcStatus.INVALID_ARGUMENT && o.details.startsWith("the request is not a valid");
+    // A stream is authenticated when it opens, before its first request is read.
+    const refusedAtOpen = base.requestStream && o.code === GrpcStatus.UNAUTHENTICATED;
+    if (!decodable) expect(undecodable || refusedAtOpen, `undecodable bytes answer INVALID_ARGUMENT naming the problem: ${what}`).toBe(true);
     if (who === "anonymous" || who === "garbage") expect(o.code === GrpcStatus.UNAUTHENTICATED || undecodable, what).toBe(true);
     if (who === "unprivileged" && needsTag(shot.service, shot.name)) expect(o.code === GrpcStatus.PERMISSION_DENIED || undecodable, what).toBe(true);
     if (who === "unprivileged" && shot.service === "Broker" && decodable) checkAgainstModel(base.path, decoded, shot.vhost, o, what);
-    if ((o.code === GrpcStatus.INTERNAL && !undecodable) || o.code === GrpcStatus.UNKNOWN) unexpected.push(`${what}\n  request: ${JSON.stringify(decoded, jsonBytes).slice(0, 600)}`);
+    if (o.code === GrpcStatus.INTERNAL || o.code === GrpcStatus.UNKNOWN) unexpected.push(`${what}\n  request: ${JSON.stringify(decoded, jsonBytes).slice(0, 600)}`);
   }
 }
 

@@ -38,6 +38,21 @@ export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * What a server's deserializer hands over instead of throwing on bytes that are not the request
+ * (malformed protobuf, a string that is not UTF-8): grpc-js would answer a throw with INTERNAL,
+ * while the request was at fault. Handlers answer it with INVALID_ARGUMENT and `reason`.
+ */
+export class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+function describeDecodeError(messageName: string, err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === "ERR_ENCODING_INVALID_ENCODED_DATA") return `the request is not a valid ${messageName}: a string field is not valid UTF-8`;
+  return `the request is not a valid ${messageName} (malformed protobuf: ${err instanceof Error ? err.message : String(err)})`;
+}
+
 function lowerFirst(name: string): string {
   return name.length === 0 ? name : name.charAt(0).toLowerCase() + name.slice(1);
 }
@@ -55,12 +70,21 @@ export function defineService<M extends MethodTable>(serviceName: string, method
     const spec = methods[name];
     if (spec === undefined) continue;
     const { request, response } = spec;
+    // The generated classes are named after their messages.
+    const className = typeof request === "function" ? (request as { name?: string }).name : undefined;
+    const requestName = className !== undefined && className !== "" ? `raftmq.v1.${className}` : `request of ${name}`;
     definition[name] = {
       path: `/${serviceName}/${name}`,
       requestStream: spec.requestStream,
       responseStream: spec.responseStream,
       requestSerialize: (value) => asBuffer(request.encode(value).finish()),
-      requestDeserialize: (bytes) => request.decode(bytes),
+      requestDeserialize: (bytes) => {
+        try {
+          return request.decode(bytes);
+        } catch (err) {
+          return new MalformedRequest(describeDecodeError(requestName, err));
+        }
+      },
       responseSerialize: (value) => asBuffer(response.encode(value).finish()),
       responseDeserialize: (bytes) => response.decode(bytes),
       // proto-loader sets the camelCase name too; grpc-js clients expose both.

@@ -24,3 +24,4 @@ export * from "./tls/index.ts";
 export { NODE_ID_URI_PREFIX, nodeIdOfCertificate, nodeIdUri } from "./security/certificate-identity.ts";
 export { AUTHENTICATED_USER_METADATA_KEY, VHOST_METADATA_KEY } from "./security/access-gate.ts";
 export { accessServiceDefinition } from "@raftmq/proto/grpc";
+export { MalformedRequest } from "@raftmq/proto/grpc";

@@ -14,7 +14,8 @@ import { AuthenticationError, type Authenticator } from "../access/authenticator
 import type { AuditEvent, AuditLog } from "../access/audit-log.ts";
 import { authorize, PermissionDeniedError, requirementsFor } from "../access/permission-table.ts";
 import { toServiceError } from "../grpc-status.ts";
-import { AccessDeniedError, CommandFailedError, NodeUnavailableError, UnauthenticatedError } from "../node-errors.ts";
+import { MalformedRequest } from "@raftmq/proto/grpc";
+import { AccessDeniedError, CommandFailedError, InvalidRequestError, NodeUnavailableError, UnauthenticatedError } from "../node-errors.ts";
 import { commonNameOfCertificate, nodeIdOfCertificate } from "./certificate-identity.ts";
 
 export const VHOST_METADATA_KEY = "raftmq-vhost";
@@ -173,6 +174,10 @@ export class AccessGate {
   private guardUnary(name: string, handler: grpc.handleUnaryCall<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
     const audited = AUDITED[name];
     return (call, callback) => {
+      if (call.request instanceof MalformedRequest) {
+        callback(toServiceError(new InvalidRequestError(call.request.reason)));
+        return;
+      }
       this.admit(call, name).then(
         (access) => {
           try {
@@ -217,6 +222,11 @@ export class AccessGate {
             if (event !== "data") return on(event, listener);
             return on("data", (request: unknown) => {
               if (refused) return;
+              if (request instanceof MalformedRequest) {
+                refused = true;
+                call.emit("error", toServiceError(new InvalidRequestError(request.reason)));
+                return;
+              }
               try {
                 if (!this.alreadyAllowed(access, name, request, decisions)) this.check(access, name, request);
               } catch (err) {
