@@ -3,12 +3,13 @@
 import { type BrokerLimits, type Command, commandKind, defaultLimits, MACHINE_VERSION, validateCommand, versionGateError } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
+import { defaultRequestLimits, limitMessage, type RequestLimits, requestLimitError } from "./request-limits.ts";
 
 type V1 = typeof raftmq.v1;
 type Props<K extends keyof V1> = V1[K] extends { prototype: infer P } ? Partial<P> : never;
 
-/** Messages in one Publish request. */
-export const MAX_MESSAGES_PER_PUBLISH = 10_000;
+/** Messages in one Publish request (request-limits.ts: maxMessagesPerPublish). */
+export const MAX_MESSAGES_PER_PUBLISH = defaultRequestLimits.maxMessagesPerPublish;
 
 /** The vhost field of a command: empty for the default vhost, so such commands read as before vhosts. */
 function vhostField(vhost: string): { vhost?: string } {
@@ -34,19 +35,35 @@ export class CommandBuilder {
    * force cannot apply is refused here, before it reaches the log: code of an older version would
    * apply it differently (a vhost field it does not know, say).
    */
-  constructor(limits: Readonly<BrokerLimits> | (() => Readonly<BrokerLimits>) = defaultLimits, machineVersion: () => number = () => MACHINE_VERSION) {
+  /** What one client request may carry (request-limits.ts); checked here only, never by apply. */
+  private readonly requestLimits: Readonly<RequestLimits>;
+
+  constructor(
+    limits: Readonly<BrokerLimits> | (() => Readonly<BrokerLimits>) = defaultLimits,
+    machineVersion: () => number = () => MACHINE_VERSION,
+    requestLimits: Readonly<RequestLimits> = defaultRequestLimits,
+  ) {
     this.limitsInForce = typeof limits === "function" ? limits : () => limits;
     this.machineVersion = machineVersion;
+    this.requestLimits = requestLimits;
   }
 
   get limits(): Readonly<BrokerLimits> {
     return this.limitsInForce();
   }
 
-  /** Throws CommandFailedError (INVALID_ARGUMENT) when the command fails the stateless checks. */
+  /**
+   * Throws CommandFailedError (INVALID_ARGUMENT) when the command fails the stateless checks: the
+   * request limits first (front end only, so old log entries apply as they always did), then the
+   * broker's own checks and the version gate.
+   */
   checked(command: Command, context = ""): Command {
     const kind = commandKind(command);
-    const error = validateCommand(command, this.limits) ?? (kind === null ? null : versionGateError(kind, command, this.machineVersion()));
+    const limits = this.limits;
+    const error =
+      requestLimitError(command, limits, this.requestLimits) ??
+      validateCommand(command, limits) ??
+      (kind === null ? null : versionGateError(kind, command, this.machineVersion()));
     if (error !== null) throw new CommandFailedError(context === "" ? error : { code: error.code, message: `${context}: ${error.message}` });
     return command;
   }
@@ -109,9 +126,8 @@ export class CommandBuilder {
     const inVhost = vhostField(vhost);
     const messages = r.messages ?? [];
     if (messages.length === 0) throw new InvalidRequestError("a publish request needs at least one message");
-    if (messages.length > MAX_MESSAGES_PER_PUBLISH) {
-      throw new InvalidRequestError(`a publish request carries ${messages.length} messages; the limit is ${MAX_MESSAGES_PER_PUBLISH}: split it`);
-    }
+    const max = this.requestLimits.maxMessagesPerPublish;
+    if (messages.length > max) throw new InvalidRequestError(limitMessage("maxMessagesPerPublish", "", messages.length, max));
     const out: Command[] = new Array(messages.length);
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as raftmq.v1.OutboundMessage.$Properties;

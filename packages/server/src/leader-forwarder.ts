@@ -43,6 +43,10 @@ export class LeaderForwarder {
         "grpc.enable_retries": 0,
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": 1000,
+        // A leader that vanished without closing ends the streams relayed to it.
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 5_000,
+        "grpc.keepalive_permit_without_calls": 1,
         ...this.options.channelOptions,
       });
       this.clients.set(address, client);

@@ -78,6 +78,10 @@ export interface NodeConfig {
   loopbackUsers: string[];
   /** Where audit events go: a file path, or "log" for the node's log. */
   auditLog: string;
+  /** The node pings each client connection this often (HTTP/2 keepalive, as AMQP heartbeats). */
+  clientKeepaliveMs: number;
+  /** A client connection that does not answer a ping within this is closed and its streams end. */
+  clientKeepaliveTimeoutMs: number;
 }
 
 /** The environment variable that holds the bootstrap administrator's password (never a flag). */
@@ -314,6 +318,20 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
   },
   { key: "bootstrapAdminPasswordFile", name: "bootstrap-admin-password-file", description: "file holding the bootstrap administrator's password (one line)", defaultText: "", parse: (raw) => raw.trim() },
   { key: "loopbackUsers", name: "loopback-users", description: "users who may log in only from a loopback address, comma-separated", defaultText: "guest", parse: nameList },
+  {
+    key: "clientKeepaliveMs",
+    name: "client-keepalive-ms",
+    description: "the node pings every client connection this often (HTTP/2 keepalive), so a client that vanished without closing is noticed",
+    defaultText: "10000",
+    parse: integer("client-keepalive-ms", 100, 3_600_000),
+  },
+  {
+    key: "clientKeepaliveTimeoutMs",
+    name: "client-keepalive-timeout-ms",
+    description: "a client connection that does not answer a ping within this is closed: its streams end and its consumers' unacked messages are requeued",
+    defaultText: "5000",
+    parse: integer("client-keepalive-timeout-ms", 100, 3_600_000),
+  },
   { key: "auditLog", name: "audit-log", description: 'where audit events go, one JSON line each: a file path, or "log" for the node\'s log', defaultText: "log", parse: text("audit-log") },
 ];
 

@@ -223,6 +223,10 @@ export class RaftmqNode {
     const options: grpc.ServerOptions = {
       "grpc.max_send_message_length": 64 * MiB,
       "grpc.max_receive_message_length": 64 * MiB,
+      // A client that vanished without closing (a cut network, a frozen process) is noticed by
+      // the pings it no longer answers: its streams end and its consumers go away.
+      "grpc.keepalive_time_ms": config.clientKeepaliveMs,
+      "grpc.keepalive_timeout_ms": config.clientKeepaliveTimeoutMs,
     };
     this.clientServer = new grpc.Server(options);
     this.peerServer = new grpc.Server(transport.serverOptions());
