@@ -2,7 +2,8 @@
 // pings every client connection (--client-keepalive-ms), closes one that stops answering, ends
 // its streams and downs its consumers, so what they held returns to the queue, redelivered. The
 // client here is a real process frozen with SIGSTOP, attached to the leader or to a follower that
-// forwards its stream.
+// forwards its stream. And a consumer that holds a delivery unacknowledged for longer than
+// --consumer-timeout-ms is ended, as RabbitMQ's consumer_timeout does.
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -10,7 +11,8 @@ import { eventually, publishRange, type raftmq, type TestClient, waitForLeader }
 import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
 const KEEPALIVE = ["--client-keepalive-ms", "500", "--client-keepalive-timeout-ms", "1000"];
-const cluster = useThreeNodeCluster("liveness", ["--tick-ms", "50", "--log-level", "info", ...KEEPALIVE]);
+const CONSUMER_TIMEOUT_MS = 4000;
+const cluster = useThreeNodeCluster("liveness", ["--tick-ms", "50", "--log-level", "info", ...KEEPALIVE, "--consumer-timeout-ms", String(CONSUMER_TIMEOUT_MS)]);
 const FROZEN = fileURLToPath(new URL("./frozen-consumer.ts", import.meta.url));
 const children: ChildProcess[] = [];
 
@@ -100,4 +102,37 @@ describe("a consumer whose client vanishes", () => {
       child.kill("SIGKILL");
     });
   }
+});
+
+describe("a consumer that never acknowledges", () => {
+  it("is ended after --consumer-timeout-ms with FAILED_PRECONDITION, and what it held is redelivered", async () => {
+    const leader = await waitForLeader([...cluster.clients.values()]);
+    const follower = cluster.ids.find((id) => id !== leader) as number;
+    const queue = "liveness-timeout";
+    const admin = cluster.client(leader);
+    await admin.callRetrying("DeclareQueue", { name: queue });
+    await publishRange(admin, { exchange: "", routingKey: queue, producerId: "p-timeout", from: 0, to: 10, perRequest: 10, window: 1 });
+    const stream = cluster.client(follower).consume();
+    let held = 0;
+    const started = Date.now();
+    const ended = new Promise<{ code: number; details: string; ms: number }>((resolve) => {
+      stream.on("status", (st: { code: number; details: string }) => resolve({ ...st, ms: Date.now() - started }));
+    });
+    stream.on("data", (r: raftmq.v1.ConsumeResponse) => {
+      if (r.kind === "delivery") held++;
+    });
+    stream.on("error", () => {});
+    stream.write({ subscribe: { queue, prefetch: 3, consumerTag: "sleepy" } });
+    const end = await ended;
+    expect(held).toBe(3);
+    expect(end.code).toBe(9); // FAILED_PRECONDITION
+    expect(end.details).toMatch(/delivery acknowledgement timed out: consumer "sleepy" held delivery \d+ for longer than 4000 ms/);
+    expect(end.ms).toBeGreaterThanOrEqual(CONSUMER_TIMEOUT_MS);
+    expect(end.ms).toBeLessThan(CONSUMER_TIMEOUT_MS + 5000);
+    await eventually("the timed-out consumer's deliveries back in the queue", async () => {
+      const q = await queueInfo(admin, queue);
+      return q.consumers === 0 && Number(q.messagesReady) === 10 ? true : undefined;
+    });
+    expect(await drain(cluster.client(leader), queue, 10)).toBe(3);
+  });
 });

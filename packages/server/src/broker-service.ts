@@ -28,6 +28,8 @@ export interface BrokerServiceContext {
   leaderWaitMs: number;
   /** PublishStream requests whose confirms are outstanding on one stream. */
   maxStreamWindow: number;
+  /** A delivery unacknowledged this long ends its stream; 0: never. */
+  consumerTimeoutMs?: number;
   log: Logger;
   metrics?: NodeMetrics;
 }

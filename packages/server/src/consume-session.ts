@@ -22,6 +22,8 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   const sessionId = sessions.open({
     write: (response) => {
       if (ended) return;
+      const d = response.delivery;
+      if (d != null) unacked.delivered(d.consumerTag ?? "", Number(d.deliveryTag ?? 0));
       const slow = writer.write(response);
       if (slow !== null) {
         ctx.log.warn({ session: sessionId, pendingBytes: slow.pendingBytes, limit: slow.maxPendingBytes }, "ending a slow consumer's stream");
@@ -56,6 +58,28 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   }
   call.write({ session: { sessionId } });
 
+  const unacked = new UnackedDeliveries();
+  const timeoutMs = ctx.consumerTimeoutMs ?? 0;
+  const timeoutTimer =
+    timeoutMs > 0
+      ? setInterval(
+          () => {
+            const late = unacked.olderThan(Date.now() - timeoutMs);
+            if (late === null || ended) return;
+            ctx.log.info({ event: "consumer-timeout", session: sessionId, consumer: late.consumerTag, deliveryTag: late.deliveryTag }, "ending a consumer whose delivery was not acknowledged in time");
+            closeSession(
+              toGrpcFailure(
+                new CommandFailedError({
+                  code: "PRECONDITION_FAILED",
+                  message: `delivery acknowledgement timed out: consumer "${late.consumerTag}" held delivery ${late.deliveryTag} for longer than ${timeoutMs} ms (consumer-timeout-ms); what the stream held is requeued`,
+                }),
+              ),
+            );
+          },
+          Math.max(100, Math.min(1000, Math.floor(timeoutMs / 4))),
+        )
+      : null;
+  timeoutTimer?.unref();
   const reportError = (err: unknown, consumerTag: string) => {
     if (ended) return;
     const f = toGrpcFailure(err);
@@ -75,6 +99,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
     );
   };
   const closeSession = (failure: ReturnType<typeof toGrpcFailure> | null) => {
+    if (timeoutTimer !== null) clearInterval(timeoutTimer);
     const wasOpen = sessions.close(sessionId);
     if (!ended) {
       ended = true;
@@ -99,6 +124,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
         case "subscribe": {
           const s = r.subscribe ?? {};
           const tag = s.consumerTag ?? "";
+          if (s.noAck !== true) unacked.tracked.add(tag);
           submit(builder.subscribe(sessionId, s, vhostOf(call.metadata)), tag, () => {
             if (!ended) call.write({ subscribed: tag });
           });
@@ -111,6 +137,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
         case "nack":
         case "reject": {
           const s = r[kind] ?? {};
+          unacked.settled(s.consumerTag ?? "", Number(s.deliveryTag ?? 0), s.multiple === true);
           submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "");
           if (kind === "ack") ctx.metrics?.acked.inc();
           return;
@@ -134,4 +161,49 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   call.on("end", () => closeSession(null));
   call.on("cancelled", () => closeSession(null));
   call.on("error", () => closeSession(null));
+}
+
+/**
+ * When each delivery of a stream's acknowledging consumers went out, until it is settled: the
+ * consumer timeout looks at the oldest. Delivery tags rise per consumer, so each consumer's map
+ * is in tag order.
+ */
+class UnackedDeliveries {
+  /** Consumers whose deliveries wait for a settlement (not no_ack). */
+  readonly tracked = new Set<string>();
+  private readonly byConsumer = new Map<string, Map<number, number>>();
+
+  delivered(consumerTag: string, deliveryTag: number): void {
+    if (!this.tracked.has(consumerTag)) return;
+    let tags = this.byConsumer.get(consumerTag);
+    if (tags === undefined) {
+      tags = new Map();
+      this.byConsumer.set(consumerTag, tags);
+    }
+    tags.set(deliveryTag, Date.now());
+  }
+
+  settled(consumerTag: string, deliveryTag: number, multiple: boolean): void {
+    const tags = this.byConsumer.get(consumerTag);
+    if (tags === undefined) return;
+    if (!multiple) {
+      tags.delete(deliveryTag);
+      return;
+    }
+    for (const tag of tags.keys()) {
+      if (tag > deliveryTag) break;
+      tags.delete(tag);
+    }
+  }
+
+  /** The oldest delivery sent before `cutoff` and not settled, or null. */
+  olderThan(cutoff: number): { consumerTag: string; deliveryTag: number } | null {
+    for (const [consumerTag, tags] of this.byConsumer) {
+      for (const [deliveryTag, sentAt] of tags) {
+        if (sentAt < cutoff) return { consumerTag, deliveryTag };
+        break;
+      }
+    }
+    return null;
+  }
 }

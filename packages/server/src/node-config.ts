@@ -82,6 +82,8 @@ export interface NodeConfig {
   clientKeepaliveMs: number;
   /** A client connection that does not answer a ping within this is closed and its streams end. */
   clientKeepaliveTimeoutMs: number;
+  /** A delivery unacknowledged this long ends its consumer's stream (RabbitMQ's consumer_timeout); 0: never. */
+  consumerTimeoutMs: number;
 }
 
 /** The environment variable that holds the bootstrap administrator's password (never a flag). */
@@ -331,6 +333,14 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     description: "a client connection that does not answer a ping within this is closed: its streams end and its consumers' unacked messages are requeued",
     defaultText: "5000",
     parse: integer("client-keepalive-timeout-ms", 100, 3_600_000),
+  },
+  {
+    key: "consumerTimeoutMs",
+    name: "consumer-timeout-ms",
+    description:
+      "a delivery left unacknowledged this long ends its consumer's Consume stream with FAILED_PRECONDITION and requeues what the stream held (RabbitMQ's consumer_timeout); 0 turns it off",
+    defaultText: "1800000",
+    parse: integer("consumer-timeout-ms", 0),
   },
   { key: "auditLog", name: "audit-log", description: 'where audit events go, one JSON line each: a file path, or "log" for the node\'s log', defaultText: "log", parse: text("audit-log") },
 ];

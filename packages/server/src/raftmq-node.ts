@@ -242,6 +242,7 @@ export class RaftmqNode {
       forwarder: this.forwarder,
       leaderWaitMs,
       maxStreamWindow: MAX_STREAM_WINDOW,
+      consumerTimeoutMs: config.consumerTimeoutMs,
       log,
       metrics: this.metrics,
     });

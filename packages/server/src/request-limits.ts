@@ -193,8 +193,9 @@ function utf8Bytes(s: string): number {
   return Buffer.byteLength(s, "utf8");
 }
 
+/** `v` quoted and cut short, control characters escaped (JSON leaves U+007F raw). */
 function shown(v: string): string {
-  return JSON.stringify(v.length > 32 ? `${v.slice(0, 32)}…` : v);
+  return JSON.stringify(v.length > 32 ? `${v.slice(0, 32)}…` : v).replaceAll("\u007f", "\\u007f");
 }
 
 /** The name rule's part that is checked here: no control characters (the broker checks the length). */

@@ -1,8 +1,9 @@
-import { defaultLimits, MACHINE_VERSION } from "@raftmq/broker";
+import { defaultLimits, MACHINE_VERSION, validateCommand } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
 import { CommandBuilder, consumerIdOf } from "../src/command-builder.ts";
 import { CommandFailedError, InvalidRequestError } from "../src/node-errors.ts";
+import { defaultRequestLimits } from "../src/request-limits.ts";
 
 const b = new CommandBuilder();
 
@@ -69,5 +70,27 @@ describe("command builder", () => {
     expect(failure(() => inForce.publish({ messages: [{ routingKey: "q", body: new Uint8Array(5) }] }))).toMatchObject({ code: "INVALID_ARGUMENT" });
     limits = { ...limits, maxMessageBytes: 5 };
     expect(inForce.publish({ messages: [{ routingKey: "q", body: new Uint8Array(5) }] })).toHaveLength(1);
+  });
+
+  it("checks the request limits before the broker's checks, and names the message of a batch", () => {
+    // Both a bad priority (the broker's check) and a 20 MiB message_id: the request limit answers.
+    expect(failure(() => b.publish({ messages: [{ routingKey: "q" }, { routingKey: "q", properties: { priority: 300, messageId: "m".repeat(20 * 1024 * 1024) } }] }))).toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: "message 1: properties.message_id is 20971520 UTF-8 bytes; the limit is 255 (maxPropertyStringBytes)",
+    });
+  });
+
+  it("refuses a control character in a new name while the state machine still accepts it, so old log entries apply as before", () => {
+    const name = "a\u0000b\u0007\n";
+    expect(validateCommand({ declareExchange: { name, type: 1 } }, defaultLimits)).toBeNull();
+    expect(failure(() => b.declareExchange({ name, type: 1 }))).toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/^exchange name .*control characters/) });
+  });
+
+  it("takes request limits other than the defaults", () => {
+    const strict = new CommandBuilder(defaultLimits, () => MACHINE_VERSION, { ...defaultRequestLimits, maxMessagesPerPublish: 2, maxDeaths: 0 });
+    expect(failure(() => strict.publish({ messages: [{}, {}, {}] }))).toMatchObject({ name: "InvalidRequestError", message: expect.stringMatching(/limit is 2 \(maxMessagesPerPublish\)/) });
+    expect(failure(() => strict.publish({ messages: [{ routingKey: "q", properties: { deaths: [{ queue: "q" }] } }] }))).toMatchObject({
+      message: "properties.deaths has 1 entries; the limit is 0 (maxDeaths)",
+    });
   });
 });
