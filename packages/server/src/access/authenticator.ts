@@ -97,7 +97,10 @@ export class Authenticator {
     try {
       return await this.check(input);
     } catch (err) {
-      if (err instanceof AuthenticationError) this.limiter.recordFailure(ip);
+      // A node that knows no users yet (starting, or before the bootstrap) cannot judge the
+      // caller; a client retrying then must not find itself blocked once the users are there.
+      const unjudged = err instanceof AuthenticationError && err.failure === "unknown-user" && this.view().userCount === 0;
+      if (err instanceof AuthenticationError && !unjudged) this.limiter.recordFailure(ip);
       throw err;
     }
   }

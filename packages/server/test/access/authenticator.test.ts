@@ -249,6 +249,18 @@ describe("Authenticator: failed-attempt limit per address", () => {
     expect((await auth.authenticate({ authorization: basic("alice", "s3cret"), remoteAddress: REMOTE })).user).toBe("alice");
   });
 
+  it("does not count failures on a node that knows no users yet, so clients retrying through its start are not blocked", async () => {
+    const { auth, view } = setup({ failureLimit: 3, failureWindowMs: 10_000 });
+    for (const name of ["alice", "guest", "certonly"]) view.deleteUser(name);
+    for (let i = 0; i < 10; i++) {
+      const err = await failure(auth.authenticate({ authorization: basic("alice", "s3cret"), remoteAddress: REMOTE }));
+      expect(err).not.toBeInstanceOf(AuthenticationRateLimitedError);
+      expect(err.failure).toBe("unknown-user");
+    }
+    view.addUser("alice", aliceHash, ["administrator"]);
+    expect((await auth.authenticate({ authorization: basic("alice", "s3cret"), remoteAddress: REMOTE })).user).toBe("alice");
+  });
+
   it("counts failures in a sliding window: spread-out failures never block", async () => {
     const { auth, clock } = setup({ failureLimit: 3, failureWindowMs: 1_000 });
     for (let i = 0; i < 10; i++) {
