@@ -84,6 +84,8 @@ export interface NodeConfig {
   clientKeepaliveTimeoutMs: number;
   /** A delivery unacknowledged this long ends its consumer's stream (RabbitMQ's consumer_timeout); 0: never. */
   consumerTimeoutMs: number;
+  /** Calls (streams) one client connection may have open at once (HTTP/2 max concurrent streams). */
+  maxStreamsPerConnection: number;
 }
 
 /** The environment variable that holds the bootstrap administrator's password (never a flag). */
@@ -341,6 +343,13 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
       "a delivery left unacknowledged this long ends its consumer's Consume stream with FAILED_PRECONDITION and requeues what the stream held (RabbitMQ's consumer_timeout); 0 turns it off",
     defaultText: "1800000",
     parse: integer("consumer-timeout-ms", 0),
+  },
+  {
+    key: "maxStreamsPerConnection",
+    name: "max-streams-per-connection",
+    description: "calls one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client until one ends",
+    defaultText: "1000",
+    parse: integer("max-streams-per-connection", 1, 1_000_000),
   },
   { key: "auditLog", name: "audit-log", description: 'where audit events go, one JSON line each: a file path, or "log" for the node\'s log', defaultText: "log", parse: text("audit-log") },
 ];

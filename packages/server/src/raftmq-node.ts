@@ -227,6 +227,7 @@ export class RaftmqNode {
       // the pings it no longer answers: its streams end and its consumers go away.
       "grpc.keepalive_time_ms": config.clientKeepaliveMs,
       "grpc.keepalive_timeout_ms": config.clientKeepaliveTimeoutMs,
+      "grpc.max_concurrent_streams": config.maxStreamsPerConnection,
     };
     this.clientServer = new grpc.Server(options);
     this.peerServer = new grpc.Server(transport.serverOptions());

@@ -118,3 +118,18 @@ describe("security options", () => {
     expect(() => resolveNodeConfig(["--insecure", "--client-plaintext-port", "7611"], {})).toThrow(/plaintext already/);
   });
 });
+
+describe("client connection options", () => {
+  it("bound streams per connection, keepalive and the consumer timeout, with the defaults --help shows", () => {
+    const c = resolveNodeConfig(["--insecure"], {});
+    expect({ streams: c.maxStreamsPerConnection, keepalive: c.clientKeepaliveMs, timeout: c.clientKeepaliveTimeoutMs, consumer: c.consumerTimeoutMs }).toEqual({
+      streams: 1000,
+      keepalive: 10_000,
+      timeout: 5000,
+      consumer: 1_800_000,
+    });
+    expect(resolveNodeConfig(["--insecure", "--max-streams-per-connection", "16", "--consumer-timeout-ms", "0"], {})).toMatchObject({ maxStreamsPerConnection: 16, consumerTimeoutMs: 0 });
+    expect(() => resolveNodeConfig(["--insecure", "--max-streams-per-connection", "0"], {})).toThrow(/max-streams-per-connection must be an integer/);
+  });
+});
+
