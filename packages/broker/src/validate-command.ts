@@ -13,6 +13,18 @@ type Header = raftmq.v1.Header.$Properties;
 
 export type CommandKind = NonNullable<raftmq.v1.Command["kind"]>;
 
+/** The commands of users, vhosts and permissions (state-machine version 2). */
+export const accessCommandKinds: readonly CommandKind[] = [
+  "addUser",
+  "deleteUser",
+  "setPasswordHash",
+  "setUserTags",
+  "addVhost",
+  "deleteVhost",
+  "setPermissions",
+  "clearPermissions",
+];
+
 const kinds: readonly CommandKind[] = [
   "declareExchange",
   "deleteExchange",
@@ -34,14 +46,7 @@ const kinds: readonly CommandKind[] = [
   "tick",
   "leaderTookOffice",
   "setClusterSettings",
-  "addUser",
-  "deleteUser",
-  "setPasswordHash",
-  "setUserTags",
-  "addVhost",
-  "deleteVhost",
-  "setPermissions",
-  "clearPermissions",
+  ...accessCommandKinds,
 ];
 
 /** The operation a command carries, or null when it carries none or more than one. */

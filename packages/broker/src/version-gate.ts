@@ -4,22 +4,13 @@
 // command naming vhost "a" in "/". So a node checks this before proposing too: such an entry
 // should never reach the log of a cluster still on version 1.
 import { type BrokerError, preconditionFailed } from "./broker-error.ts";
-import { type Command, type CommandKind, commandVhostField } from "./validate-command.ts";
+import { accessCommandKinds, type Command, type CommandKind, commandVhostField } from "./validate-command.ts";
 import { DEFAULT_VHOST } from "./vhost.ts";
 
 /** Users, vhosts and permissions: the new command kinds and any vhost but "/". */
 export const ACCESS_CONTROL_VERSION = 2;
 
-const accessKinds: ReadonlySet<CommandKind> = new Set<CommandKind>([
-  "addUser",
-  "deleteUser",
-  "setPasswordHash",
-  "setUserTags",
-  "addVhost",
-  "deleteVhost",
-  "setPermissions",
-  "clearPermissions",
-]);
+const accessKinds: ReadonlySet<CommandKind> = new Set(accessCommandKinds);
 
 function snakeCase(kind: string): string {
   return kind.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -6,9 +6,8 @@ import type { CommandResult } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { accessServiceDefinition } from "@raftmq/proto/grpc";
 import { hashPassword } from "./access/password-hash.ts";
-import { propose, routeWrite } from "./call-routing.ts";
+import { leaderUnary, linearizableUnary, propose } from "./call-routing.ts";
 import type { CommandBuilder } from "./command-builder.ts";
-import { toServiceError } from "./grpc-status.ts";
 import type { LeaderForwarder } from "./leader-forwarder.ts";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
 import type { RaftDriver } from "./raft-driver.ts";
@@ -40,35 +39,12 @@ async function run(ctx: AccessServiceContext, command: Command): Promise<Command
 }
 
 export function accessHandlers(ctx: AccessServiceContext): grpc.UntypedServiceImplementation {
-  const { driver, forwarder } = ctx;
+  const { driver } = ctx;
   const defs = accessServiceDefinition;
 
-  function write<Q>(name: keyof typeof defs, local: (request: Q) => Promise<unknown>): grpc.handleUnaryCall<unknown, unknown> {
-    const method = defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>;
-    return (call, callback) => {
-      routeWrite(ctx, call.metadata)
-        .then((route) => (route.local ? local(call.request as Q) : forwarder.unary(route.address, method, call.request, call.metadata, call.getDeadline())))
-        .then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(isServiceError(err) ? err : toServiceError(err)),
-        );
-    };
-  }
-
-  function read<Q>(local: (request: Q, call: grpc.ServerUnaryCall<Q, unknown>) => unknown): grpc.handleUnaryCall<Q, unknown> {
-    return (call, callback) => {
-      driver.linearizableRead().then(
-        () => {
-          try {
-            callback(null, local(call.request, call));
-          } catch (err) {
-            callback(toServiceError(err));
-          }
-        },
-        (err: unknown) => callback(toServiceError(err)),
-      );
-    };
-  }
+  const write = <Q>(name: keyof typeof defs, local: (request: Q) => Promise<unknown>) =>
+    leaderUnary<Q>(ctx, defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>, local);
+  const read = <Q>(local: (request: Q) => unknown) => linearizableUnary<Q>(driver, local);
 
   const broker = () => driver.broker;
 
@@ -123,6 +99,3 @@ export function accessHandlers(ctx: AccessServiceContext): grpc.UntypedServiceIm
   };
 }
 
-function isServiceError(err: unknown): err is grpc.ServiceError {
-  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === "number" && "metadata" in err;
-}

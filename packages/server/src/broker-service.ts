@@ -9,7 +9,7 @@ import type { ConsumerSessions } from "./consumer-sessions.ts";
 import { toServiceError } from "./grpc-status.ts";
 import type { LeaderForwarder } from "./leader-forwarder.ts";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
-import { propose, routeWrite } from "./call-routing.ts";
+import { leaderUnary, linearizableUnary, propose, routeWrite } from "./call-routing.ts";
 import { consumeStream } from "./consume-session.ts";
 import { confirmOf, publishStream } from "./publish-stream.ts";
 import type { NodeMetrics } from "./node-metrics.ts";
@@ -80,33 +80,10 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
   const defs = brokerServiceDefinition;
 
   /** A write: runs on the leader, forwarded there from a follower. */
-  function write<Q>(name: keyof typeof defs, local: UnaryLocal<Q>): grpc.handleUnaryCall<unknown, unknown> {
-    const method = defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>;
-    return (call, callback) => {
-      routeWrite(ctx, call.metadata)
-        .then((route) => (route.local ? local(call.request as never, call as never) : forwarder.unary(route.address, method, call.request, call.metadata, call.getDeadline())))
-        .then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(isServiceError(err) ? err : toServiceError(err)),
-        );
-    };
-  }
+  const write = <Q>(name: keyof typeof defs, local: UnaryLocal<Q>) => leaderUnary<Q>(ctx, defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>, local);
 
-  /** A read: linearizable on any node. */
-  function read<Q>(local: (request: Q, vhost: string) => unknown): grpc.handleUnaryCall<Q, unknown> {
-    return (call, callback) => {
-      driver.linearizableRead().then(
-        () => {
-          try {
-            callback(null, local(call.request, vhostOf(call.metadata)));
-          } catch (err) {
-            callback(toServiceError(err));
-          }
-        },
-        (err: unknown) => callback(toServiceError(err)),
-      );
-    };
-  }
+  /** A read: linearizable on any node, in the call's vhost. */
+  const read = <Q>(local: (request: Q, vhost: string) => unknown) => linearizableUnary<Q>(driver, (request, call) => local(request, vhostOf(call.metadata)));
 
   return {
     DeclareExchange: write<raftmq.v1.DeclareExchangeRequest>("DeclareExchange", async (r, call) => {
@@ -225,9 +202,6 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
   };
 }
 
-function isServiceError(err: unknown): err is grpc.ServiceError {
-  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === "number" && "metadata" in err;
-}
 
 
 

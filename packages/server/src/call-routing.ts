@@ -3,7 +3,8 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { CommandResult } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
-import { FORWARDED_METADATA_KEY } from "./grpc-status.ts";
+import { FORWARDED_METADATA_KEY, isServiceError, toServiceError } from "./grpc-status.ts";
+import type { LeaderForwarder } from "./leader-forwarder.ts";
 import { NodeUnavailableError } from "./node-errors.ts";
 import type { RaftDriver } from "./raft-driver.ts";
 
@@ -40,4 +41,39 @@ export function propose(driver: RaftDriver, commands: readonly raftmq.v1.Command
       if (--left === 0) resolve(results);
     });
   });
+}
+
+/**
+ * A unary write handler: `local` runs here when this node leads; a follower relays the call to
+ * the leader and relays its answer, status included.
+ */
+export function leaderUnary<Q>(
+  ctx: { driver: RaftDriver; forwarder: LeaderForwarder; leaderWaitMs: number },
+  method: grpc.MethodDefinition<unknown, unknown>,
+  local: (request: Q, call: grpc.ServerUnaryCall<Q, unknown>) => Promise<unknown>,
+): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    routeWrite(ctx, call.metadata)
+      .then((route) => (route.local ? local(call.request as Q, call as grpc.ServerUnaryCall<Q, unknown>) : ctx.forwarder.unary(route.address, method, call.request, call.metadata, call.getDeadline())))
+      .then(
+        (response) => callback(null, response),
+        (err: unknown) => callback(isServiceError(err) ? err : toServiceError(err)),
+      );
+  };
+}
+
+/** A unary read handler: answered from this node's state once a linearizable read says it is current. */
+export function linearizableUnary<Q>(driver: RaftDriver, local: (request: Q, call: grpc.ServerUnaryCall<Q, unknown>) => unknown): grpc.handleUnaryCall<Q, unknown> {
+  return (call, callback) => {
+    driver.linearizableRead().then(
+      () => {
+        try {
+          callback(null, local(call.request, call));
+        } catch (err) {
+          callback(toServiceError(err));
+        }
+      },
+      (err: unknown) => callback(toServiceError(err)),
+    );
+  };
 }

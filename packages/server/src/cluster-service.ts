@@ -5,7 +5,7 @@ import { Metadata } from "@grpc/grpc-js";
 import { MACHINE_VERSION, settingsToProto } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import { ConfChangeType } from "@raftmq/raft";
-import { propose, routeWrite } from "./call-routing.ts";
+import { leaderUnary, propose } from "./call-routing.ts";
 import type { CommandBuilder } from "./command-builder.ts";
 import { toServiceError } from "./grpc-status.ts";
 import type { LeaderForwarder } from "./leader-forwarder.ts";
@@ -74,17 +74,8 @@ export function clusterHandlers(ctx: ClusterServiceContext): grpc.UntypedService
   const { driver, forwarder } = ctx;
   const defs = clusterServiceDefinition;
 
-  function write<Q>(name: keyof typeof defs, local: (request: Q) => Promise<unknown>): grpc.handleUnaryCall<unknown, unknown> {
-    const method = defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>;
-    return (call, callback) => {
-      routeWrite(ctx, call.metadata)
-        .then((route) => (route.local ? local(call.request as Q) : forwarder.unary(route.address, method, call.request, call.metadata, call.getDeadline())))
-        .then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(err instanceof Error && "metadata" in err && "code" in err ? (err as grpc.ServiceError) : toServiceError(err)),
-        );
-    };
-  }
+  const write = <Q>(name: keyof typeof defs, local: (request: Q) => Promise<unknown>) =>
+    leaderUnary<Q>(ctx, defs[name] as unknown as grpc.MethodDefinition<unknown, unknown>, local);
 
   /** Refuses to move to `version` unless every other member's code applies it. */
   async function requireMembersSupport(version: number): Promise<void> {

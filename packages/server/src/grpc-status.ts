@@ -94,3 +94,8 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> & { cod
   const f = toGrpcFailure(err);
   return { code: f.code, details: f.details, message: f.details, metadata: f.metadata };
 }
+
+/** A failure that is a gRPC status already (a relayed call's), to be passed on as it is. */
+export function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === "number" && "metadata" in err;
+}

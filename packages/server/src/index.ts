@@ -21,7 +21,6 @@ export { IDENTITY_RECORD_FILE, type IdentityRecord, readIdentityRecord } from ".
 export { type DataDirVerdict, inspectDataDir, wipeDataDir } from "./data-verification.ts";
 export { DATA_CORRUPT_EXIT_CODE } from "./corruption-exit.ts";
 export * from "./tls/index.ts";
-export { NODE_ID_URI_PREFIX, nodeIdOfCertificate, nodeIdUri } from "./security/certificate-identity.ts";
 export { AUTHENTICATED_USER_METADATA_KEY, VHOST_METADATA_KEY } from "./security/access-gate.ts";
 export { accessServiceDefinition } from "@raftmq/proto/grpc";
 export { MalformedRequest } from "@raftmq/proto/grpc";

@@ -31,7 +31,7 @@ import { Authenticator } from "./access/authenticator.ts";
 import { AuditLog } from "./access/audit-log.ts";
 import { accessHandlers } from "./access-service.ts";
 import { AccessGate } from "./security/access-gate.ts";
-import { commonNameOfCertificate, nodeIdOfCertificate } from "./security/certificate-identity.ts";
+import { commonNameOfCertificate, nodeIdOfCertificate } from "./tls/cert-identity.ts";
 import { type BootstrapAdmin, ClusterBootstrap } from "./security/cluster-bootstrap.ts";
 import { type CertificateCoverage, exactId, insecureSecurity, type NodeSecurity, tlsSecurity } from "./security/node-security.ts";
 import { ordinalOfNodeId } from "./statefulset-identity.ts";

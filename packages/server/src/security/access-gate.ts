@@ -16,7 +16,7 @@ import { authorize, PermissionDeniedError, requirementsFor } from "../access/per
 import { toServiceError } from "../grpc-status.ts";
 import { MalformedRequest } from "@raftmq/proto/grpc";
 import { AccessDeniedError, CommandFailedError, InvalidRequestError, NodeUnavailableError, UnauthenticatedError } from "../node-errors.ts";
-import { commonNameOfCertificate, nodeIdOfCertificate } from "./certificate-identity.ts";
+import { commonNameOfCertificate, nodeIdOfCertificate } from "../tls/cert-identity.ts";
 
 export const VHOST_METADATA_KEY = "raftmq-vhost";
 /** Set by the gate on the node that authenticated a call; believed only from a node's certificate. */

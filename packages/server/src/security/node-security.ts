@@ -6,7 +6,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { PeerCertificate } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
-import { nodeIdOfCertificate } from "./certificate-identity.ts";
+import { nodeIdOfCertificate } from "../tls/cert-identity.ts";
 
 export type ClientCertAuth = "none" | "optional" | "require";
 

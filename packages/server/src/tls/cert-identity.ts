@@ -1,5 +1,6 @@
 // Who a certificate names: a node by the URI in its subjectAltName (never by its common name or
 // host names, which an operator may reuse across nodes), a user by its subject common name.
+import type { PeerCertificate } from "node:tls";
 
 export const NODE_URI_PREFIX = "urn:raftmq:node:";
 
@@ -37,4 +38,17 @@ export function nodeIdFromSubjectAltName(subjectAltName: string | undefined): nu
   if (distinct.size !== 1) return undefined;
   const id = ids[0];
   return id !== undefined && Number.isSafeInteger(id) ? id : undefined;
+}
+
+/** The node id a verified peer certificate names, or 0 when it names none (a user's certificate). */
+export function nodeIdOfCertificate(cert: Pick<PeerCertificate, "subjectaltname"> | undefined): number {
+  return nodeIdFromSubjectAltName(cert?.subjectaltname) ?? 0;
+}
+
+/** The subject common name of a certificate, or "" when it has none: the user of a client certificate. */
+export function commonNameOfCertificate(cert: Pick<PeerCertificate, "subject"> | undefined): string {
+  const cn = cert?.subject?.CN;
+  if (typeof cn === "string") return cn;
+  if (Array.isArray(cn)) return cn.length === 1 ? String(cn[0]) : "";
+  return "";
 }

@@ -18,4 +18,4 @@ export {
   writeCertificateFiles,
   writeDevCertificates,
 } from "./cert-files.ts";
-export { NODE_URI_PREFIX, nodeIdFromSubjectAltName, nodeUri } from "./cert-identity.ts";
+export { commonNameOfCertificate, NODE_URI_PREFIX, nodeIdFromSubjectAltName, nodeIdOfCertificate, nodeUri } from "./cert-identity.ts";
