@@ -1,12 +1,18 @@
-// The Raft peer transport: one long-lived gRPC stream from this node to each peer, carrying
-// batched Raft messages in order; the reverse direction of a stream carries only
-// flow-control acks, because answers travel on the answering node's own stream. Every frame
-// names the Raft group of its messages, so one stream serves every group two nodes share.
+// The Raft peer transport: two long-lived gRPC streams from this node to each peer, each on a
+// connection of its own, carrying batched Raft messages in order. The bulk lane carries appends
+// and snapshot chunks; the control lane carries everything else (heartbeats, votes, answers,
+// TimeoutNow), so that a heartbeat or a vote never waits behind megabytes of entries in a
+// queue, an HTTP/2 connection or a TCP buffer (etcd's rafthttp splits its streams the same
+// way). Raft needs no order between the two: a heartbeat commits only what the follower is
+// known to hold. The reverse direction of a stream carries only flow-control acks, because
+// answers travel on the answering node's own streams. Every frame names the Raft group of its
+// messages, so one pair of streams serves every group two nodes share.
 import * as grpc from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
 import type { Entry, Message, SnapshotChunk } from "@raftmq/raft";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 import { asBuffer, defineService, rawBytes } from "@raftmq/proto/grpc";
+import { encodeFrame } from "./raft-frame.ts";
 
 export const RAFT_SERVICE_NAME = "raftmq.v1.Raft";
 
@@ -30,6 +36,14 @@ export const PEER_TRANSPORT_DEFAULTS = {
   maxBatchMessages: 256,
   maxBatchBytes: 4 * MiB,
   maxQueuedBytes: 64 * MiB,
+  /**
+   * Bytes of bulk frames encoded and written per event-loop turn, across peers (a larger
+   * single message goes alone), so that sending big entries to several peers is spread over
+   * turns instead of holding the loop for all of them at once.
+   */
+  maxBulkBytesPerTurn: 4 * MiB,
+  /** sendNow writes a bulk lane's queue before returning only up to this many bytes. */
+  maxInlineBulkBytes: 1 * MiB,
   connectTimeoutMs: 5_000,
   closeTimeoutMs: 1_000,
   /** A receiver acknowledges what arrived on a stream at most this often. */
@@ -90,8 +104,12 @@ export interface PeerTransportOptions {
   maxBatchMessages?: number;
   /** Bytes per frame (default 4 MiB); a single larger message travels alone. */
   maxBatchBytes?: number;
-  /** Per-peer outbound queue bound; past it messages are dropped and onUnreachable fires (default 64 MiB). */
+  /** Per-peer, per-lane outbound queue bound; past it messages are dropped and onUnreachable fires (default 64 MiB). */
   maxQueuedBytes?: number;
+  /** Bulk bytes encoded per event-loop turn (default 4 MiB; a larger single message goes alone). */
+  maxBulkBytesPerTurn?: number;
+  /** Bulk bytes sendNow writes before returning; more waits for the next turn (default 1 MiB). */
+  maxInlineBulkBytes?: number;
   /** Reconnect backoff (default 50 ms .. 2 s, 20% jitter). */
   backoff?: BackoffOptions;
   /** A stream not accepted within this time is abandoned and retried (default 5 s). */
@@ -323,15 +341,38 @@ class OutboundQueue {
 
 type OutboundCall = grpc.ClientDuplexStream<Uint8Array, raftmq.v1.StreamAck>;
 
+/** Which of a peer's two streams a message travels on. */
+export type Lane = "control" | "bulk";
+
+/** Appends (entries, probes, commit notices) and snapshot chunks are bulk; the rest is control. */
+export function laneOf(m: Pick<Message, "type">): Lane {
+  return m.type === raftmq.v1.MessageType.MESSAGE_TYPE_APPEND_ENTRIES || m.type === raftmq.v1.MessageType.MESSAGE_TYPE_INSTALL_SNAPSHOT ? "bulk" : "control";
+}
+
+/** Metadata of a peer stream: which lane it is (for logs and tests; the receiver treats both alike). */
+export const PEER_LANE_METADATA_KEY = "raftmq-peer-lane";
+
 type LinkState =
   | { kind: "connecting"; client: grpc.Client; call: OutboundCall; timer: NodeJS.Timeout }
   | { kind: "connected"; client: grpc.Client; call: OutboundCall }
   | { kind: "backoff"; timer: NodeJS.Timeout }
   | { kind: "closed" };
 
-interface PeerLink {
+/** A peer: its address and its two lanes. */
+interface Peer {
   readonly id: number;
   address: string;
+  readonly control: PeerLink;
+  readonly bulk: PeerLink;
+  /** Both lanes connected, as last reported through onPeerState. */
+  connected: boolean;
+}
+
+/** One lane to a peer: its stream, queue and counters. */
+interface PeerLink {
+  readonly id: number;
+  readonly lane: Lane;
+  readonly peer: Peer;
   state: LinkState;
   readonly queue: OutboundQueue;
   readonly backoff: Backoff;
@@ -377,6 +418,8 @@ export class PeerTransport {
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
   private readonly maxQueuedBytes: number;
+  private readonly maxBulkBytesPerTurn: number;
+  private readonly maxInlineBulkBytes: number;
   private readonly connectTimeoutMs: number;
   private readonly backoffOptions: BackoffOptions;
   private readonly keepalive: { timeMs: number; timeoutMs: number };
@@ -384,7 +427,7 @@ export class PeerTransport {
   private readonly serverCredentials: grpc.ServerCredentials;
   private readonly channelOptions: grpc.ChannelOptions;
 
-  private readonly links = new Map<number, PeerLink>();
+  private readonly peers = new Map<number, Peer>();
   private readonly inbound = new Set<InboundStream>();
   private readonly inboundCounters: InboundStats = {
     streams: 0,
@@ -395,7 +438,7 @@ export class PeerTransport {
     unknownGroupFrames: 0,
     refusedStreams: 0,
   };
-  /** Links with queued messages, flushed together once the current event-loop turn ends. */
+  /** Lanes with queued messages, flushed once the current event-loop turn ends (bulk ones within the turn's budget). */
   private readonly dirty = new Set<PeerLink>();
   /** Peers to report unreachable at the next flush, so the callback never re-enters a send. */
   private readonly unreachable = new Set<number>();
@@ -423,12 +466,16 @@ export class PeerTransport {
     this.maxBatchMessages = options.maxBatchMessages ?? d.maxBatchMessages;
     this.maxBatchBytes = options.maxBatchBytes ?? d.maxBatchBytes;
     this.maxQueuedBytes = options.maxQueuedBytes ?? d.maxQueuedBytes;
+    this.maxBulkBytesPerTurn = options.maxBulkBytesPerTurn ?? d.maxBulkBytesPerTurn;
+    this.maxInlineBulkBytes = options.maxInlineBulkBytes ?? d.maxInlineBulkBytes;
     this.connectTimeoutMs = options.connectTimeoutMs ?? d.connectTimeoutMs;
     this.keepalive = options.keepalive ?? d.keepalive;
     assertLimit(this.maxMessageBytes, "maxMessageBytes");
     assertLimit(this.maxBatchMessages, "maxBatchMessages");
     assertLimit(this.maxBatchBytes, "maxBatchBytes");
     assertLimit(this.maxQueuedBytes, "maxQueuedBytes");
+    assertLimit(this.maxBulkBytesPerTurn, "maxBulkBytesPerTurn");
+    assertLimit(this.maxInlineBulkBytes, "maxInlineBulkBytes");
     assertLimit(this.connectTimeoutMs, "connectTimeoutMs");
     assertLimit(this.keepalive.timeMs, "keepalive.timeMs");
     assertLimit(this.keepalive.timeoutMs, "keepalive.timeoutMs");
@@ -488,18 +535,22 @@ export class PeerTransport {
     if (peerId === this.selfId) throw new RangeError(`peer ${peerId} is this node`);
     if (address.length === 0) throw new RangeError(`peer ${peerId}: empty address`);
     if (this.closed) return;
-    const existing = this.links.get(peerId);
+    const existing = this.peers.get(peerId);
     if (existing !== undefined) {
       if (existing.address === address) return;
       existing.address = address;
-      this.detach(existing);
-      existing.backoff.reset();
-      this.connect(existing);
+      for (const link of [existing.control, existing.bulk]) {
+        this.detach(link);
+        link.backoff.reset();
+        this.connect(link);
+      }
       return;
     }
-    const link: PeerLink = {
+    const peer = { id: peerId, address, connected: false } as Peer;
+    const lane = (name: Lane): PeerLink => ({
       id: peerId,
-      address,
+      lane: name,
+      peer,
       state: { kind: "closed" },
       queue: new OutboundQueue(),
       backoff: new Backoff(this.backoffOptions),
@@ -508,18 +559,27 @@ export class PeerTransport {
       sentFrames: 0,
       droppedMessages: 0,
       acked: 0,
-    };
-    this.links.set(peerId, link);
-    this.connect(link);
+    });
+    Object.assign(peer, { control: lane("control"), bulk: lane("bulk") });
+    this.peers.set(peerId, peer);
+    this.connect(peer.control);
+    this.connect(peer.bulk);
   }
 
   removePeer(peerId: number): void {
-    const link = this.links.get(peerId);
-    if (link === undefined) return;
-    this.links.delete(peerId);
-    this.dirty.delete(link);
-    link.droppedMessages += link.queue.clear();
-    this.detach(link);
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return;
+    this.peers.delete(peerId);
+    for (const link of [peer.control, peer.bulk]) {
+      this.dirty.delete(link);
+      link.droppedMessages += link.queue.clear();
+      this.detach(link);
+    }
+  }
+
+  /** Whether `link` is still one of this transport's lanes (not of a removed or replaced peer). */
+  private live(link: PeerLink): boolean {
+    return !this.closed && this.peers.get(link.id) === link.peer;
   }
 
   /**
@@ -536,11 +596,12 @@ export class PeerTransport {
       if (m.from !== this.selfId || m.to === this.selfId) {
         throw new Error(`node ${this.selfId} asked to send a message from ${m.from} to ${m.to}`);
       }
-      const link = this.links.get(m.to);
-      if (link === undefined || this.closed) {
+      const peer = this.peers.get(m.to);
+      if (peer === undefined || this.closed) {
         this.unreachable.add(m.to);
         continue;
       }
+      const link = laneOf(m) === "bulk" ? peer.bulk : peer.control;
       // While the peer is known to be down, queued messages would only go stale: Raft
       // retransmits what matters once it hears the peer is reachable again.
       const size = estimateWireSize(m);
@@ -562,18 +623,23 @@ export class PeerTransport {
    */
   sendNow(messages: Message[], groupId: number = DEFAULT_GROUP_ID): void {
     this.send(messages, groupId);
-    for (const link of this.dirty) this.flush(link);
-    this.dirty.clear();
+    for (const link of this.dirty) {
+      // Big entries are encoded in later turns, within the per-turn budget.
+      if (link.lane === "bulk" && link.queue.bytes > this.maxInlineBulkBytes) continue;
+      this.flush(link, Number.POSITIVE_INFINITY);
+      this.dirty.delete(link);
+    }
   }
 
   stats(): Record<number, PeerStats> {
     const out: Record<number, PeerStats> = {};
-    for (const link of this.links.values()) {
-      out[link.id] = {
-        connected: link.state.kind === "connected",
-        queuedBytes: link.queue.bytes,
-        sentMessages: link.sentMessages,
-        droppedMessages: link.droppedMessages,
+    for (const peer of this.peers.values()) {
+      const { control, bulk } = peer;
+      out[peer.id] = {
+        connected: control.state.kind === "connected" && bulk.state.kind === "connected",
+        queuedBytes: control.queue.bytes + bulk.queue.bytes,
+        sentMessages: control.sentMessages + bulk.sentMessages,
+        droppedMessages: control.droppedMessages + bulk.droppedMessages,
       };
     }
     return out;
@@ -594,9 +660,11 @@ export class PeerTransport {
       }
       this.dirty.clear();
       this.unreachable.clear();
-      for (const link of this.links.values()) {
-        link.droppedMessages += link.queue.clear();
-        this.detach(link);
+      for (const peer of this.peers.values()) {
+        for (const link of [peer.control, peer.bulk]) {
+          link.droppedMessages += link.queue.clear();
+          this.detach(link);
+        }
       }
       for (const stream of this.inbound) this.finishInbound(stream);
       this.inbound.clear();
@@ -611,9 +679,23 @@ export class PeerTransport {
     if (this.flushHandle !== null || this.closed) return;
     this.flushHandle = setImmediate(() => {
       this.flushHandle = null;
-      for (const link of this.dirty) this.flush(link);
-      this.dirty.clear();
+      let budget = this.maxBulkBytesPerTurn;
+      for (const link of [...this.dirty]) {
+        this.dirty.delete(link);
+        if (link.lane === "control") {
+          this.flush(link, Number.POSITIVE_INFINITY);
+          continue;
+        }
+        if (budget <= 0) {
+          this.dirty.add(link);
+          continue;
+        }
+        budget -= this.flush(link, budget);
+        // Frames left over wait for the next turn; the lane goes to the back of the line.
+        if (link.queue.length > 0 && link.writable && link.state.kind === "connected") this.dirty.add(link);
+      }
       this.reportUnreachable();
+      if (this.dirty.size > 0) this.scheduleFlush();
     });
   }
 
@@ -625,13 +707,19 @@ export class PeerTransport {
     for (const peer of peers) this.onUnreachable(peer);
   }
 
-  private flush(link: PeerLink): void {
+  /**
+   * Writes queued frames while the stream takes them, stopping once `budget` bytes are written
+   * (a first frame larger than the budget still goes); answers the bytes written.
+   */
+  private flush(link: PeerLink, budget: number): number {
     const state = link.state;
-    if (state.kind !== "connected") return;
-    while (link.writable && link.queue.length > 0) {
+    if (state.kind !== "connected") return 0;
+    let written = 0;
+    while (link.writable && link.queue.length > 0 && written < budget) {
       const groupId = link.queue.headGroup;
       const messages = link.queue.takeFrame(this.maxBatchMessages, this.maxBatchBytes - FRAME_OVERHEAD);
-      const frame = raftmq.v1.MessageBatch.encode({ groupId, messages }).finish();
+      const frame = encodeFrame(groupId, messages);
+      written += frame.length;
       if (frame.length > this.maxMessageBytes) {
         // Only a single message can get here (estimates bound multi-message frames); sending
         // it would fail the whole stream.
@@ -643,16 +731,17 @@ export class PeerTransport {
       link.sentFrames++;
       link.writable = state.call.write(asBuffer(frame));
     }
+    return written;
   }
 
   private connect(link: PeerLink): void {
-    if (this.closed || this.links.get(link.id) !== link) return;
-    const client = new grpc.Client(link.address, this.credentials(link.id), this.channelOptions);
+    if (!this.live(link)) return;
+    const client = new grpc.Client(link.peer.address, this.credentials(link.id), this.channelOptions);
     const call: OutboundCall = client.makeBidiStreamRequest(
       STREAM_PATH,
       asBuffer,
       (bytes: Buffer) => raftmq.v1.StreamAck.decode(bytes),
-      this.introduction(),
+      this.introduction(link.lane),
     );
     const timer = setTimeout(() => call.cancel(), this.connectTimeoutMs);
     link.state = { kind: "connecting", client, call, timer };
@@ -665,8 +754,8 @@ export class PeerTransport {
       clearTimeout(link.state.timer);
       link.state = { kind: "connected", client, call };
       link.backoff.reset();
-      this.onPeerState?.(link.id, "connected");
-      this.flush(link);
+      this.laneStateChanged(link.peer);
+      this.schedule(link);
       this.reportUnreachable();
     });
     call.on("data", (ack: raftmq.v1.StreamAck) => {
@@ -675,7 +764,7 @@ export class PeerTransport {
     call.on("drain", () => {
       if (!current()) return;
       link.writable = true;
-      this.flush(link);
+      this.schedule(link);
       this.reportUnreachable();
     });
     // Every ending, clean or not, also emits 'status'; that is where it is handled.
@@ -693,13 +782,14 @@ export class PeerTransport {
     // What was written may be lost with the stream; what is queued would arrive late.
     link.droppedMessages += link.queue.clear();
     this.dirty.delete(link);
-    if (state.kind === "connected") this.onPeerState?.(link.id, "disconnected");
-    if (this.closed || this.links.get(link.id) !== link) {
+    if (!this.live(link)) {
       link.state = { kind: "closed" };
+      this.laneStateChanged(link.peer);
       return;
     }
     const delay = link.backoff.next();
     link.state = { kind: "backoff", timer: setTimeout(() => this.connect(link), delay) };
+    this.laneStateChanged(link.peer);
     this.unreachable.add(link.id);
     this.reportUnreachable();
   }
@@ -719,7 +809,7 @@ export class PeerTransport {
         this.trackClosing(this.endCall(state.call, state.client));
         return;
       case "connected":
-        this.onPeerState?.(link.id, "disconnected");
+        this.laneStateChanged(link.peer);
         this.trackClosing(this.endCall(state.call, state.client));
         return;
       default: {
@@ -752,10 +842,26 @@ export class PeerTransport {
     });
   }
 
-  /** Stream metadata naming this node. */
-  private introduction(): grpc.Metadata {
+  /** Queues a lane's frames for the end of this turn (control at once, bulk within the budget). */
+  private schedule(link: PeerLink): void {
+    if (link.queue.length === 0) return;
+    this.dirty.add(link);
+    this.scheduleFlush();
+  }
+
+  /** Reports a peer connected once both its lanes are, and disconnected once either is not. */
+  private laneStateChanged(peer: Peer): void {
+    const connected = peer.control.state.kind === "connected" && peer.bulk.state.kind === "connected";
+    if (connected === peer.connected) return;
+    peer.connected = connected;
+    this.onPeerState?.(peer.id, connected ? "connected" : "disconnected");
+  }
+
+  /** Stream metadata naming this node and the lane. */
+  private introduction(lane: Lane): grpc.Metadata {
     const metadata = new grpc.Metadata();
     metadata.set(PEER_ID_METADATA_KEY, String(this.selfId));
+    metadata.set(PEER_LANE_METADATA_KEY, lane);
     return metadata;
   }
 
@@ -767,7 +873,7 @@ export class PeerTransport {
 
   /** True when messages to `peerId` have somewhere to go. */
   hasPeer(peerId: number): boolean {
-    return this.links.has(peerId);
+    return this.peers.has(peerId);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -863,7 +969,7 @@ export class PeerTransport {
     if (accepted.length > 0) {
       if (this.onUnknownSender !== undefined) {
         const from = accepted[0]?.from ?? 0;
-        if (from !== 0 && !this.links.has(from)) this.onUnknownSender(from);
+        if (from !== 0 && !this.peers.has(from)) this.onUnknownSender(from);
       }
       this.onMessages(accepted, groupId);
     }

@@ -16,6 +16,7 @@ import {
   DEFAULT_GROUP_ID,
   decodeFrame,
   fromWire,
+  laneOf,
   PEER_TRANSPORT_DEFAULTS,
   type PeerTransportOptions,
   PeerTransport,
@@ -505,9 +506,10 @@ describe("PeerTransport", () => {
     const a = await startNode(1, 0, { backoff: { initialMs: 50, maxMs: 200, jitter: 0 } });
     a.transport.setPeer(2, `127.0.0.1:${port}`);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    // 50 + 100 + 200 + 200 + 200 ... ms: about 7 attempts in a second, each reported once.
+    // 50 + 100 + 200 + 200 + 200 ... ms: about 7 attempts in a second on each of the two
+    // lanes, each failure reported once.
     expect(a.unreachable.length).toBeGreaterThanOrEqual(3);
-    expect(a.unreachable.length).toBeLessThanOrEqual(10);
+    expect(a.unreachable.length).toBeLessThanOrEqual(20);
   });
 
   it("reconnects after the peer restarts on the same port", async () => {
@@ -545,11 +547,12 @@ describe("PeerTransport", () => {
     const chunk = createMessage({ type: T.MESSAGE_TYPE_INSTALL_SNAPSHOT, from: 1, to: 2, term: 3, snapshot });
     a.transport.send([chunk, numbered(1, 2, 1)]);
     await waitFor("the chunk", () => b.received.length === 2);
-    const got = b.received[0];
+    // The chunk travels on the bulk lane, the heartbeat on the control lane: either may be first.
+    const got = b.received.find((m) => m.type === T.MESSAGE_TYPE_INSTALL_SNAPSHOT);
     expect(got?.snapshot?.meta).toEqual(snapshot.meta);
     expect(got?.snapshot?.data.length).toBe(data.length);
     expect(Buffer.compare(Buffer.from(got?.snapshot?.data ?? []), Buffer.from(data))).toBe(0);
-    expect(b.received[1]?.commit).toBe(1);
+    expect(b.received.find((m) => m.type === T.MESSAGE_TYPE_HEARTBEAT)?.commit).toBe(1);
   });
 
   it("drops a message larger than maxMessageBytes without breaking the stream", async () => {
@@ -630,7 +633,8 @@ describe("PeerTransport", () => {
     connect(a, b);
     a.transport.send([numbered(1, 2, 1)]);
     await waitFor("first message", () => b.received.length === 1);
-    expect(b.transport.inboundStats().streams).toBe(1);
+    // A control lane and a bulk lane.
+    await waitFor("both lanes", () => b.transport.inboundStats().streams === 2);
 
     a.transport.removePeer(2);
     expect(a.transport.stats()[2]).toBeUndefined();
@@ -639,6 +643,50 @@ describe("PeerTransport", () => {
     await waitFor("unreachable reports", () => a.unreachable.includes(2) && a.unreachable.includes(3));
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(sequencesFrom(b, 1)).toEqual([1]);
+  });
+
+  it("puts appends and snapshot chunks on the bulk lane and every other message on the control lane", () => {
+    const bulk = [T.MESSAGE_TYPE_APPEND_ENTRIES, T.MESSAGE_TYPE_INSTALL_SNAPSHOT];
+    for (const type of Object.values(T).filter((v): v is number => typeof v === "number" && v > 0)) {
+      expect(laneOf({ type }), T[type]).toBe(bulk.includes(type) ? "bulk" : "control");
+    }
+  });
+
+  it("a heartbeat sent after 64 MiB of appends overtakes them", async () => {
+    const [a, b] = await Promise.all([startNode(1, 0, { maxQueuedBytes: 128 * 1024 * 1024 }), startNode(2)]);
+    connect(a, b);
+    await waitFor("connection", () => a.transport.stats()[2]?.connected === true);
+    const data = pattern(8 * 1024 * 1024, 3);
+    const appends = range(0, 8).map((i) =>
+      createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to: 2, term: 1, logIndex: i, logTerm: 1, entries: [{ term: 1, index: i + 1, type: 0, data }] }),
+    );
+    a.transport.send([...appends, numbered(1, 2, 99)]);
+    await waitFor("everything", () => b.received.length === 9, 30_000);
+    const heartbeatAt = b.received.findIndex((m) => m.type === T.MESSAGE_TYPE_HEARTBEAT);
+    // On one stream it would come last, behind every append; here it does not wait for them.
+    expect(heartbeatAt).toBeLessThan(8);
+    expect(b.received.filter((m) => m.type === T.MESSAGE_TYPE_APPEND_ENTRIES).map((m) => m.logIndex)).toEqual(range(0, 8));
+  });
+
+  it("sendNow leaves a big append to later turns, a bounded amount per turn, and writes small ones at once", async () => {
+    const [a, b, c] = await Promise.all([startNode(1, 0, { maxBulkBytesPerTurn: 1024 * 1024, maxInlineBulkBytes: 256 * 1024 }), startNode(2), startNode(3)]);
+    connect(a, b);
+    a.transport.setPeer(3, `127.0.0.1:${c.port}`);
+    await waitFor("connections", () => a.transport.stats()[2]?.connected === true && a.transport.stats()[3]?.connected === true);
+    const append = (to: number, bytes: number): Message =>
+      createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES, from: 1, to, term: 1, entries: [{ term: 1, index: 1, type: 0, data: pattern(bytes, to) }] });
+    a.transport.sendNow([append(2, 1024)]);
+    expect(a.transport.stats()[2]?.sentMessages).toBe(1);
+
+    a.transport.sendNow([append(2, 2 * 1024 * 1024), append(3, 2 * 1024 * 1024)]);
+    expect(a.transport.stats()[2]?.sentMessages).toBe(1);
+    expect(a.transport.stats()[3]?.sentMessages).toBe(0);
+    // One frame over the budget per turn: the first peer's in the next turn, the second's after it.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((a.transport.stats()[2]?.sentMessages ?? 0) + (a.transport.stats()[3]?.sentMessages ?? 0)).toBe(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((a.transport.stats()[2]?.sentMessages ?? 0) + (a.transport.stats()[3]?.sentMessages ?? 0)).toBe(3);
+    await waitFor("both", () => b.received.length === 2 && c.received.length === 1);
   });
 
   it("refuses to send a message that is not from this node", async () => {
@@ -661,15 +709,15 @@ describe("Raft groups", () => {
 
   it("names group 1 on every frame it writes, the one carrying a snapshot chunk included", async () => {
     const recorder = await frameRecorder();
-    // The chunk cannot share a 64 KiB frame: three frames.
+    // The chunk goes alone on the bulk lane; the two heartbeats share a frame on the control lane.
     const a = await startNode(1, 0, { maxBatchBytes: 64 * 1024 });
     a.transport.setPeer(2, `127.0.0.1:${recorder.port}`);
     a.transport.send([numbered(1, 2, 1), chunk(1, 2, pattern(100 * 1024, 4)), numbered(1, 2, 2)]);
     const messagesIn = (): number => recorder.frames.reduce((n, f) => n + decodeFrame(f).messages.length, 0);
     await waitFor("every message", () => messagesIn() === 3);
     const batches = recorder.frames.map((f) => decodeFrame(f));
-    expect(batches).toHaveLength(3);
-    expect(batches.map((b) => b.groupId)).toEqual([DEFAULT_GROUP_ID, DEFAULT_GROUP_ID, DEFAULT_GROUP_ID]);
+    expect(batches).toHaveLength(2);
+    expect(batches.map((b) => b.groupId)).toEqual([DEFAULT_GROUP_ID, DEFAULT_GROUP_ID]);
     const withChunk = batches.find((b) => b.messages.some((m) => m.snapshot != null));
     expect(withChunk?.groupId).toBe(1);
     expect(withChunk?.messages[0]?.snapshot?.data?.length).toBe(100 * 1024);
@@ -724,7 +772,7 @@ describe("Raft groups", () => {
     expect(b.batchGroups).toEqual([1]);
   });
 
-  it("serves many groups on one stream: frames never mix groups, and order holds across them", async () => {
+  it("serves many groups on one lane: frames never mix groups, and order holds across them", async () => {
     const [a, b] = await Promise.all([startNode(1, 0, { groups: [1, 5] }), startNode(2, 0, { groups: [5, 1] })]);
     connect(a, b);
     await waitFor("connection", () => a.transport.stats()[2]?.connected === true);
@@ -734,10 +782,13 @@ describe("Raft groups", () => {
     a.transport.send([numbered(1, 2, 3)]);
     a.transport.send([numbered(1, 2, 4)], 5);
     await waitFor("every message", () => b.received.length === 6);
-    expect(b.received.map((m) => m.commit)).toEqual([0, 1, 2, 0, 3, 4]);
-    expect(b.received[3]?.snapshot?.data).toEqual(pattern(1_000, 1));
-    expect(b.batchGroups).toEqual([1, 5, 1, 5]);
-    expect(b.transport.inboundStats().frames).toBe(4);
+    // The heartbeats keep their order on the control lane; the chunk comes on the bulk lane.
+    const heartbeats = b.received.filter((m) => m.type === T.MESSAGE_TYPE_HEARTBEAT);
+    expect(heartbeats.map((m) => m.commit)).toEqual([0, 1, 2, 3, 4]);
+    expect(b.received.find((m) => m.snapshot != null)?.snapshot?.data).toEqual(pattern(1_000, 1));
+    // Four control frames (groups 1, 5, 1, 5) and the chunk's frame of group 5.
+    expect([...b.batchGroups].sort((x, y) => x - y)).toEqual([1, 1, 5, 5, 5]);
+    expect(b.transport.inboundStats().frames).toBe(5);
     expect(b.transport.inboundStats().unknownGroupFrames).toBe(0);
 
     // A peer that does not serve the group refuses the frame, which ends the sender's stream to it.

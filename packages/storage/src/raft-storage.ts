@@ -66,6 +66,18 @@ export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 export const DEFAULT_SNAPSHOT_KEEP_ENTRIES = 5000;
 /** Bytes of snapshot chunks per synced write when a snapshot is stored. */
 const SNAPSHOT_WRITE_GROUP_BYTES = 8 * 1024 * 1024;
+/**
+ * Entries carrying at least this many bytes are encoded, and handed to LevelDB, each in an
+ * event-loop turn of its own: copying and checksumming 16 MiB, then LevelDB's copy of it into
+ * its write batch, take tens of milliseconds each, and Raft's timers must not wait for all of it
+ * at once.
+ */
+export const LARGE_WRITE_BYTES = 4 * 1024 * 1024;
+
+/** Resolves once the event loop has run its timers and I/O. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 /** Entries read per step while loading the log at open. */
 const LOAD_BATCH_ENTRIES = 1024;
 
@@ -371,9 +383,13 @@ export class RaftStorage implements LogStorage {
     const entries = this.checkedEntries(update.entries, anchor.index, last);
     const firstNew = entries[0]?.index;
     const lastNew = entries[entries.length - 1]?.index;
+    let entryBytes = 0;
+    for (const entry of entries) entryBytes += entry.data.byteLength;
+    const large = entryBytes >= LARGE_WRITE_BYTES;
     if (firstNew !== undefined && lastNew !== undefined) {
       if (firstNew <= last) needsReadView = true;
       for (let index = lastNew + 1; index <= last; index++) ops.push({ type: "del", key: entryKey(index) });
+      if (large) await nextTurn();
       pushEntryPuts(entries, ops);
       last = lastNew;
     }
@@ -392,6 +408,7 @@ export class RaftStorage implements LogStorage {
       for (const writeGroup of this.chunkGroupWrites(snapshot.meta.index, snapshot.data)) await writeGroup();
     }
     const previousAnchor = this.anchor.index;
+    if (large) await nextTurn();
     await this.commit(ops, needsReadView, () => {
       if (snapshot !== null) {
         if (!snapshotKeepsLog) {

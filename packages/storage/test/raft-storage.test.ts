@@ -2,6 +2,7 @@ import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
 import { CompactedError, EntryType, UnavailableError } from "@raftmq/raft";
 import { RaftStorage, StorageContractError, type StorageOptions } from "../src/index.ts";
+import { LARGE_WRITE_BYTES } from "../src/raft-storage.ts";
 import { snapshotChunkKey, snapshotChunkOf } from "../src/record-keys.ts";
 import { isIntact, makeEntries, makeEntry } from "./fixtures/log-entries.ts";
 import { TempDirs } from "./fixtures/temp-data-dir.ts";
@@ -78,6 +79,24 @@ describe("save", () => {
     const got = s.entries(1, 11, Number.MAX_SAFE_INTEGER);
     expect(got.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(got.every((e) => isIntact(e, e.index, 1))).toBe(true);
+  });
+
+  it("stores an entry past LARGE_WRITE_BYTES intact, in order with the saves around it", async () => {
+    const s = await openStorage({ dir: await temp.make() });
+    const data = new Uint8Array(LARGE_WRITE_BYTES + 3).map((_, i) => (i * 13) % 251);
+    const order: number[] = [];
+    const saves = [
+      s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: makeEntries(1, 2, 1), snapshot: null }),
+      s.save({ hardState: null, entries: [{ term: 1, index: 3, type: EntryType.ENTRY_TYPE_NORMAL, data }], snapshot: null }),
+      s.save({ hardState: { term: 1, vote: 1, commit: 3 }, entries: makeEntries(4, 4, 1), snapshot: null }),
+    ].map((p, i) => p.then(() => order.push(i)));
+    await Promise.all(saves);
+    expect(order).toEqual([0, 1, 2]);
+    const again = await reopen(s);
+    expect(again.lastIndex()).toBe(4);
+    expect(again.initialState().hardState.commit).toBe(3);
+    const [big] = again.entries(3, 4, Number.MAX_SAFE_INTEGER);
+    expect(Buffer.from(big?.data ?? []).equals(Buffer.from(data))).toBe(true);
   });
 
   it("truncates a conflicting suffix and replaces it, in the cache and on disk", async () => {
