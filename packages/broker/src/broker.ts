@@ -159,6 +159,30 @@ export class Broker {
     return this.s.now;
   }
 
+  /**
+   * The earliest log time at which applying a Tick would change something: the message at a
+   * queue's head expiring, an unused queue reaching its x-expires, or dispatch an earlier apply
+   * left for the next one (due at once: 0). Infinity when nothing waits on time, so an idle
+   * leader need not write to the log at all. Idle producers are no deadline: the first command
+   * after their idle time forgets them (dedup windows are bounded by count as well).
+   */
+  nextDeadline(): number {
+    const s = this.s;
+    if (s.backlog.size > 0) return 0;
+    let next = Number.POSITIVE_INFINITY;
+    for (const v of s.vhosts.values()) {
+      for (const q of v.queues.values()) {
+        if (q.deleted) continue;
+        const h = q.peekHead();
+        if (h !== undefined && h.expiresAt !== 0 && h.expiresAt < next) next = h.expiresAt;
+        const ttl = q.args.expiresMs;
+        // The sweep removes the queue once now - lastUsedAt > ttl.
+        if (ttl !== null && q.consumers.length === 0 && q.lastUsedAt + ttl + 1 < next) next = q.lastUsedAt + ttl + 1;
+      }
+    }
+    return next;
+  }
+
   /** The limits in force at the last applied entry. Replaced, never changed in place, by SetClusterSettings. */
   settings(): Readonly<BrokerLimits> {
     return this.s.settings;

@@ -76,6 +76,7 @@ export type BrokerView = Pick<
   | "listExchanges"
   | "listBindings"
   | "lastTimestamp"
+  | "nextDeadline"
   | "settings"
   | "machineVersion"
   | "user"
@@ -511,7 +512,8 @@ export class RaftDriver {
   private leaderDuties(): void {
     const now = this.clock.now();
     const last = Math.max(this.pipeline.lastProposalAt, this.idleSince);
-    if (now - last >= this.config.idleTickMs && this.pipeline.pending === 0) {
+    // Only when something waits on time: an idle cluster writes nothing.
+    if (now - last >= this.config.idleTickMs && this.pipeline.pending === 0 && now >= this.state.broker.nextDeadline()) {
       this.idleSince = now;
       this.pipeline.submit([{ tick: {} }], null);
     }

@@ -143,22 +143,34 @@ describe("raft driver (single node)", () => {
     await second.stop();
   });
 
-  it("proposes a Tick when idle, so log time advances without traffic", async () => {
+  it("proposes a Tick when idle only once an expiry is due, and nothing while none is", async () => {
     const dir = mkdtempSync(join(tmpdir(), "raftmq-driver-"));
     dirs.push(dir);
     const clock = new ManualClock();
     const { driver, stop } = await startDriver(dir, [], clock);
     await submit(driver, [{ declareQueue: { name: "t" } }]);
-    const before = driver.broker.lastTimestamp();
-    const applied = driver.appliedIndex;
-    // Just short of the idle interval (50 ms): no Tick yet.
-    clock.advance(40);
+    const idle = driver.appliedIndex;
+    // Four idle intervals (50 ms each) with nothing that expires: the log stays as it is.
+    for (let i = 0; i < 4; i++) {
+      clock.advance(50);
+      for (let j = 0; j < 10; j++) await turn();
+    }
+    expect(driver.appliedIndex).toBe(idle);
+
+    await submit(driver, [{ publish: { routingKey: "t", body: new Uint8Array([1]), properties: { expiration: "100" } } }]);
+    const published = driver.appliedIndex;
+    const at = driver.broker.lastTimestamp();
+    expect(driver.broker.nextDeadline()).toBe(at + 101);
+    // Idle for longer than the interval, but the message expires only at +101 ms.
+    clock.advance(60);
     for (let i = 0; i < 20; i++) await turn();
-    expect(driver.appliedIndex).toBe(applied);
-    clock.advance(20);
+    expect(driver.appliedIndex).toBe(published);
+    clock.advance(50);
     const until = Date.now() + 5000;
-    while (driver.appliedIndex === applied && Date.now() < until) await turn();
-    expect(driver.broker.lastTimestamp()).toBe(before + 60);
+    while (driver.appliedIndex === published && Date.now() < until) await turn();
+    expect(driver.broker.lastTimestamp()).toBe(at + 110);
+    expect(driver.broker.queueInfo("t")?.messagesReady).toBe(0);
+    expect(driver.broker.nextDeadline()).toBe(Number.POSITIVE_INFINITY);
     await stop();
   });
 
