@@ -1,8 +1,32 @@
-// Every bound the state machine enforces, with defaults and the range each may be set to. They
-// decide results, and results must agree across nodes, so the limits in force are replicated state
-// (cluster-settings.ts): a cluster starts from these defaults and changes them through the log.
+// Every bound the state machine enforces, and the bounds on one client request the front end
+// enforces, with defaults and the range each may be set to. They decide results, and results must
+// agree across nodes, so the limits in force are replicated state (cluster-settings.ts): a cluster
+// starts from these defaults and changes them through the log.
 
-export interface BrokerLimits {
+/**
+ * What one client request may carry. Only the front end reads these, before proposing
+ * (packages/server request-limits.ts); apply never does, so an entry accepted under one value
+ * applies alike under any other, and old entries apply as they always did. Replicated all the same
+ * because they decide whether a request is accepted, which must not depend on the node asked.
+ */
+export interface RequestLimitSettings {
+  /** Messages in one Publish or PublishStream request. */
+  maxMessagesPerPublish: number;
+  /** UTF-8 bytes of each string property of a message (AMQP's shortstr) and of a death entry. */
+  maxPropertyStringBytes: number;
+  /** Bytes of one header, binding argument or subscription argument value. */
+  maxHeaderValueBytes: number;
+  /** Bytes of one binding's or subscription's arguments, keys and values together. */
+  maxArgumentsBytes: number;
+  /** What a whole message may carry beyond maxMessageBytes: properties, headers, deaths and names. */
+  messageOverheadBytes: number;
+  /** Death entries (x-death) a client may publish with one message. */
+  maxDeaths: number;
+  /** Routing keys of one published death entry. */
+  maxDeathRoutingKeys: number;
+}
+
+export interface BrokerLimits extends RequestLimitSettings {
   /** Largest message body accepted by a publish. */
   maxMessageBytes: number;
   maxQueues: number;
@@ -47,6 +71,13 @@ export const defaultLimits: Readonly<BrokerLimits> = Object.freeze({
   maxProducers: 10_000,
   producerIdleMs: 10 * 60 * 1000,
   timerIntervalMs: 1000,
+  maxMessagesPerPublish: 10_000,
+  maxPropertyStringBytes: 255,
+  maxHeaderValueBytes: 64 * 1024,
+  maxArgumentsBytes: 4 * 1024,
+  messageOverheadBytes: 64 * 1024,
+  maxDeaths: 64,
+  maxDeathRoutingKeys: 64,
 });
 
 export interface LimitRange {
@@ -59,7 +90,8 @@ const MiB = 1024 * 1024;
 /**
  * What each limit may be set to. The upper ends keep one node's memory and one apply's work
  * bounded whatever an operator sets: dedup memory is window × producers results, and a message
- * must fit, with room to spare, in the 64 MiB gRPC messages that node and SDK accept.
+ * (maxMessageBytes + messageOverheadBytes, 48 MiB at most) must fit, with room to spare, in the
+ * 64 MiB gRPC messages that node and SDK accept. A request limit of 0 refuses what it counts.
  */
 export const limitRanges: Readonly<Record<keyof BrokerLimits, LimitRange>> = Object.freeze({
   maxMessageBytes: { min: 1, max: 32 * MiB },
@@ -76,6 +108,14 @@ export const limitRanges: Readonly<Record<keyof BrokerLimits, LimitRange>> = Obj
   maxProducers: { min: 1, max: 1_000_000 },
   producerIdleMs: { min: 1000, max: 30 * 24 * 60 * 60 * 1000 },
   timerIntervalMs: { min: 1, max: 60 * 60 * 1000 },
+  maxMessagesPerPublish: { min: 1, max: 100_000 },
+  maxPropertyStringBytes: { min: 1, max: 64 * 1024 },
+  maxHeaderValueBytes: { min: 1, max: 16 * MiB },
+  // Every node holds arguments as long as their binding or consumer lives.
+  maxArgumentsBytes: { min: 0, max: MiB },
+  messageOverheadBytes: { min: 0, max: 16 * MiB },
+  maxDeaths: { min: 0, max: 4096 },
+  maxDeathRoutingKeys: { min: 0, max: 4096 },
 });
 
 /** Why `value` cannot be limit `key`, or null when it can. */
@@ -95,6 +135,20 @@ export function resolveLimits(limits: Partial<BrokerLimits> | undefined): Broker
 }
 
 export const limitKeys: readonly (keyof BrokerLimits)[] = Object.freeze(Object.keys(limitRanges) as (keyof BrokerLimits)[]);
+
+// A key missing here, or one that is no request limit, fails to compile.
+const requestLimitFlags: Readonly<Record<keyof RequestLimitSettings, true>> = {
+  maxMessagesPerPublish: true,
+  maxPropertyStringBytes: true,
+  maxHeaderValueBytes: true,
+  maxArgumentsBytes: true,
+  messageOverheadBytes: true,
+  maxDeaths: true,
+  maxDeathRoutingKeys: true,
+};
+
+/** The settings only the front end reads (RequestLimitSettings). */
+export const requestLimitKeys: readonly (keyof RequestLimitSettings)[] = Object.freeze(Object.keys(requestLimitFlags) as (keyof RequestLimitSettings)[]);
 
 // Defaults outside their own ranges would make a fresh cluster hold settings no SetClusterSettings
 // could restore: refuse to load instead.

@@ -324,7 +324,7 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
       if (version > MACHINE_VERSION) {
         return invalidArgument(`machine_version ${version} is newer than this node applies (up to ${MACHINE_VERSION}): upgrade every node first`);
       }
-      return settingsError(c.settings);
+      return settingsError(c.settings, version);
     }
     case "addUser": {
       const c = command.addUser ?? {};

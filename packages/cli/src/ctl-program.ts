@@ -5,6 +5,7 @@ import { addAccessCommands } from "./ctl-access-commands.ts";
 import { addClusterCommands } from "./ctl-cluster-commands.ts";
 import { ADDRESSES_ENV, addSecurityOptions, defaultAddresses, positiveInteger } from "./ctl-context.ts";
 import { addMessageCommands } from "./ctl-message-commands.ts";
+import { addSettingsCommand } from "./ctl-settings-command.ts";
 import { addTopologyCommands } from "./ctl-topology-commands.ts";
 
 export function buildCtlProgram(): Command {
@@ -21,6 +22,7 @@ export function buildCtlProgram(): Command {
     .showHelpAfterError();
 
   addClusterCommands(program);
+  addSettingsCommand(program);
   addTopologyCommands(program);
   addMessageCommands(program);
   addAccessCommands(program);

@@ -1,4 +1,4 @@
-export { connect, type GetResult, type HandledConsumer, type MemberInfo, type NodeStatus, RaftmqClient } from "./raftmq-client.ts";
+export { CLUSTER_SETTING_NAMES, type ClusterSettingValues, type ClusterSettingsInForce, connect, type GetResult, type HandledConsumer, type MemberInfo, type NodeStatus, RaftmqClient } from "./raftmq-client.ts";
 export { type ClientOptions, type ConnectOptions, DEFAULT_CLIENT_OPTIONS } from "./client-options.ts";
 export { AUTHORIZATION_METADATA_KEY, type Credentials, DEFAULT_VHOST, type SecurityOptions, type TlsOptions, VHOST_METADATA_KEY } from "./connection-security.ts";
 export type { Permissions, UserInfo, WhoAmI } from "./access-types.ts";

@@ -64,6 +64,38 @@ export interface NodeStatus {
   version: string;
 }
 
+/** Cluster settings by name: the fields of ClusterSettings (command.proto), in camelCase. */
+export type ClusterSettingValues = Record<string, number>;
+
+/** The names Cluster.SetSettings takes; a name outside them would be dropped unseen on the wire. */
+export const CLUSTER_SETTING_NAMES: readonly string[] = Object.freeze(
+  // The generated class declares each field on its prototype as null; methods are functions.
+  Object.entries(v1.ClusterSettings.prototype as unknown as Record<string, unknown>)
+    .filter(([, v]) => v === null)
+    .map(([k]) => k),
+);
+
+export interface ClusterSettingsInForce {
+  /** The node that answered, and so whose applied state this is. */
+  address: string;
+  nodeId: number;
+  /** The state-machine version in force. */
+  machineVersion: number;
+  /** The highest version that node's code applies. */
+  maxMachineVersion: number;
+  settings: ClusterSettingValues;
+}
+
+function settingValuesFromWire(s: raftmq.v1.ClusterSettings.$Properties | null | undefined): ClusterSettingValues {
+  const out: ClusterSettingValues = {};
+  if (s == null) return out;
+  for (const name of CLUSTER_SETTING_NAMES) {
+    const v = (s as Record<string, unknown>)[name];
+    if (typeof v === "number") out[name] = v;
+  }
+  return out;
+}
+
 export interface GetResult {
   body: Buffer;
   properties: MessageProperties;
@@ -297,6 +329,26 @@ export class RaftmqClient {
     const r = await this.connection.unary(cluster.TransferLeadership, { to });
     await this.connection.refresh();
     return Number(r.leaderId);
+  }
+
+  /** The cluster settings in force, as the node at `address` (the leader, when known) has applied them. */
+  async settings(address?: string): Promise<ClusterSettingsInForce> {
+    const at = address ?? this.connection.address;
+    const r = await this.connection.unary(cluster.Status, v1.StatusRequest.create(), { address: at });
+    return { address: at, nodeId: Number(r.nodeId ?? 0), machineVersion: r.machineVersion ?? 0, maxMachineVersion: r.maxMachineVersion ?? 0, settings: settingValuesFromWire(r.settings) };
+  }
+
+  /**
+   * Changes the named settings through the log (Cluster.SetSettings); the others keep their values.
+   * `machineVersion` is the state-machine version the change is meant under: by default the one
+   * in force; a higher one moves the cluster to it, once every member's code applies it.
+   */
+  async setSettings(settings: ClusterSettingValues, machineVersion?: number): Promise<{ machineVersion: number; settings: ClusterSettingValues }> {
+    const unknown = Object.keys(settings).filter((name) => !CLUSTER_SETTING_NAMES.includes(name));
+    if (unknown.length > 0) throw new RangeError(`no cluster setting ${unknown.join(", ")}; the settings are ${CLUSTER_SETTING_NAMES.join(", ")}`);
+    const version = machineVersion ?? (await this.settings()).machineVersion;
+    const r = await this.connection.unary(cluster.SetSettings, { machineVersion: version, settings });
+    return { machineVersion: r.machineVersion ?? 0, settings: settingValuesFromWire(r.settings) };
   }
 
   async triggerSnapshot(): Promise<number> {

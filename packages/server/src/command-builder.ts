@@ -3,13 +3,10 @@
 import { type BrokerLimits, type Command, commandKind, defaultLimits, MACHINE_VERSION, validateCommand, versionGateError } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
-import { defaultRequestLimits, limitMessage, type RequestLimits, requestLimitError } from "./request-limits.ts";
+import { limitMessage, requestLimitError } from "./request-limits.ts";
 
 type V1 = typeof raftmq.v1;
 type Props<K extends keyof V1> = V1[K] extends { prototype: infer P } ? Partial<P> : never;
-
-/** Messages in one Publish request (request-limits.ts: maxMessagesPerPublish). */
-export const MAX_MESSAGES_PER_PUBLISH = defaultRequestLimits.maxMessagesPerPublish;
 
 /** The vhost field of a command: empty for the default vhost, so such commands read as before vhosts. */
 function vhostField(vhost: string): { vhost?: string } {
@@ -23,29 +20,21 @@ export function consumerIdOf(sessionId: string, consumerTag: string): string {
 export class CommandBuilder {
   private readonly limitsInForce: () => Readonly<BrokerLimits>;
 
-  /**
-   * `limits`: the cluster's limits as this node has applied them (they change through the log).
-   * Checks against them here spare the log most bad commands; apply checks again under the limits
-   * in force at the command's own entry, which decide.
-   */
   private readonly machineVersion: () => number;
 
   /**
+   * `limits`: the cluster's settings as this node has applied them (they change through the log).
+   * The request limits among them (request-limits.ts) are checked here only, never by apply; the
+   * broker's are checked here to spare the log most bad commands, and again by apply under the
+   * values in force at the command's own entry, which decide.
+   *
    * `machineVersion`: the state-machine version this node has applied. A command the version in
    * force cannot apply is refused here, before it reaches the log: code of an older version would
    * apply it differently (a vhost field it does not know, say).
    */
-  /** What one client request may carry (request-limits.ts); checked here only, never by apply. */
-  private readonly requestLimits: Readonly<RequestLimits>;
-
-  constructor(
-    limits: Readonly<BrokerLimits> | (() => Readonly<BrokerLimits>) = defaultLimits,
-    machineVersion: () => number = () => MACHINE_VERSION,
-    requestLimits: Readonly<RequestLimits> = defaultRequestLimits,
-  ) {
+  constructor(limits: Readonly<BrokerLimits> | (() => Readonly<BrokerLimits>) = defaultLimits, machineVersion: () => number = () => MACHINE_VERSION) {
     this.limitsInForce = typeof limits === "function" ? limits : () => limits;
     this.machineVersion = machineVersion;
-    this.requestLimits = requestLimits;
   }
 
   get limits(): Readonly<BrokerLimits> {
@@ -61,7 +50,7 @@ export class CommandBuilder {
     const kind = commandKind(command);
     const limits = this.limits;
     const error =
-      requestLimitError(command, limits, this.requestLimits) ??
+      requestLimitError(command, limits) ??
       validateCommand(command, limits) ??
       (kind === null ? null : versionGateError(kind, command, this.machineVersion()));
     if (error !== null) throw new CommandFailedError(context === "" ? error : { code: error.code, message: `${context}: ${error.message}` });
@@ -126,7 +115,7 @@ export class CommandBuilder {
     const inVhost = vhostField(vhost);
     const messages = r.messages ?? [];
     if (messages.length === 0) throw new InvalidRequestError("a publish request needs at least one message");
-    const max = this.requestLimits.maxMessagesPerPublish;
+    const max = this.limits.maxMessagesPerPublish;
     if (messages.length > max) throw new InvalidRequestError(limitMessage("maxMessagesPerPublish", "", messages.length, max));
     const out: Command[] = new Array(messages.length);
     for (let i = 0; i < messages.length; i++) {

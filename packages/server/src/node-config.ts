@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { DEFAULT_CONSUME_MAX_PENDING_BYTES } from "./bounded-stream-writer.ts";
+import { DEFAULT_MAX_METADATA_BYTES, FORWARDED_METADATA_HEADROOM_BYTES, MAX_METADATA_BYTES_RANGE } from "./http2-limits.ts";
 import type { ClientCertAuth } from "./security/node-security.ts";
 import {
   applyHostAlias,
@@ -86,6 +87,10 @@ export interface NodeConfig {
   consumerTimeoutMs: number;
   /** Calls (streams) one client connection may have open at once (HTTP/2 max concurrent streams). */
   maxStreamsPerConnection: number;
+  /** Bytes of metadata one call may carry on the client port, as HTTP/2 counts a header list. */
+  maxMetadataBytes: number;
+  /** Publish requests one PublishStream may have awaiting confirms. */
+  publishStreamWindow: number;
 }
 
 /** The environment variable that holds the bootstrap administrator's password (never a flag). */
@@ -232,7 +237,7 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     defaultText: String(DEFAULT_CONSUME_MAX_PENDING_BYTES),
     parse: integer("consume-max-pending-bytes", 64 * 1024, 1024 * MiB),
   },
-  { key: "idleTickMs", name: "idle-tick-ms", description: "an idle leader proposes a Tick this often, so expiries happen", defaultText: "1000", parse: integer("idle-tick-ms", 10) },
+  { key: "idleTickMs", name: "idle-tick-ms", description: "while a message or queue expiry is due, an idle leader proposes a Tick at most this often, so it happens; with none due it proposes nothing", defaultText: "1000", parse: integer("idle-tick-ms", 10) },
   {
     key: "learnerPromoteLag",
     name: "learner-promote-lag",
@@ -350,6 +355,22 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     description: "calls one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client until one ends",
     defaultText: "1000",
     parse: integer("max-streams-per-connection", 1, 1_000_000),
+  },
+  {
+    key: "maxMetadataBytes",
+    name: "max-metadata-bytes",
+    description:
+      `bytes of metadata one call may carry on the client port, counted as HTTP/2 counts a header list (name + value + 32 per entry, pseudo-headers included); the peer port allows ${FORWARDED_METADATA_HEADROOM_BYTES} more for what a forwarded call adds. ` +
+      "A call over it is refused by HTTP/2 before any handler runs (grpc-js clients see RESOURCE_EXHAUSTED); keep it the same on every node",
+    defaultText: String(DEFAULT_MAX_METADATA_BYTES),
+    parse: integer("max-metadata-bytes", MAX_METADATA_BYTES_RANGE.min, MAX_METADATA_BYTES_RANGE.max),
+  },
+  {
+    key: "publishStreamWindow",
+    name: "publish-stream-window",
+    description: "publish requests one PublishStream may have awaiting confirms; one more ends the stream with RESOURCE_EXHAUSTED",
+    defaultText: "4096",
+    parse: integer("publish-stream-window", 1, 1_000_000),
   },
   { key: "auditLog", name: "audit-log", description: 'where audit events go, one JSON line each: a file path, or "log" for the node\'s log', defaultText: "log", parse: text("audit-log") },
 ];

@@ -13,6 +13,7 @@ import { clusterHandlers, nodeReady } from "./cluster-service.ts";
 import { CommandBuilder } from "./command-builder.ts";
 import { ConsumerSessions } from "./consumer-sessions.ts";
 import { GrpcIntrospection } from "./grpc-introspection.ts";
+import { FORWARDED_METADATA_HEADROOM_BYTES, limitMetadataBytes } from "./http2-limits.ts";
 import { toGrpcFailure } from "./grpc-status.ts";
 import { LeaderForwarder } from "./leader-forwarder.ts";
 import { aliasAddress, BOOTSTRAP_ADMIN_PASSWORD_ENV, ConfigError, type NodeConfig } from "./node-config.ts";
@@ -40,10 +41,10 @@ import { MemberLookup } from "./security/member-lookup.ts";
 export const RAFTMQ_VERSION = "0.1.0";
 
 const MiB = 1024 * 1024;
+/** Largest gRPC message a node's servers receive or send. */
+export const MAX_GRPC_MESSAGE_BYTES = 64 * MiB;
 /** Consume streams one node serves at once. */
-const MAX_SESSIONS = 10_000;
-/** PublishStream requests awaiting confirms on one stream. */
-const MAX_STREAM_WINDOW = 4096;
+export const MAX_SESSIONS = 10_000;
 /** Applied entries behind commit that still count as caught up for /readyz. */
 const READY_LAG = 1000;
 
@@ -221,8 +222,8 @@ export class RaftmqNode {
       },
     });
     const options: grpc.ServerOptions = {
-      "grpc.max_send_message_length": 64 * MiB,
-      "grpc.max_receive_message_length": 64 * MiB,
+      "grpc.max_send_message_length": MAX_GRPC_MESSAGE_BYTES,
+      "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
       // A client that vanished without closing (a cut network, a frozen process) is noticed by
       // the pings it no longer answers: its streams end and its consumers go away.
       "grpc.keepalive_time_ms": config.clientKeepaliveMs,
@@ -231,6 +232,8 @@ export class RaftmqNode {
     };
     this.clientServer = new grpc.Server(options);
     this.peerServer = new grpc.Server(transport.serverOptions());
+    limitMetadataBytes(this.clientServer, config.maxMetadataBytes);
+    limitMetadataBytes(this.peerServer, config.maxMetadataBytes + FORWARDED_METADATA_HEADROOM_BYTES);
     const builder = new CommandBuilder(
       () => this.driver.broker.settings(),
       () => this.driver.broker.machineVersion(),
@@ -242,7 +245,7 @@ export class RaftmqNode {
       sessions: this.sessions,
       forwarder: this.forwarder,
       leaderWaitMs,
-      maxStreamWindow: MAX_STREAM_WINDOW,
+      maxStreamWindow: config.publishStreamWindow,
       consumerTimeoutMs: config.consumerTimeoutMs,
       log,
       metrics: this.metrics,
@@ -259,6 +262,7 @@ export class RaftmqNode {
     ];
     if (config.clientPlaintextPort !== 0) {
       this.plaintextServer = new grpc.Server(options);
+      limitMetadataBytes(this.plaintextServer, config.maxMetadataBytes);
       servers.push([this.plaintextServer, clientGate]);
       this.introspection.addToServer(this.plaintextServer);
     }

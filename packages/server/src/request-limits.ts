@@ -1,7 +1,8 @@
 // Bounds on what one client request may carry, checked by the front end before a command is
-// proposed. They live here and not in the state machine because apply must answer old log entries
-// exactly as before: a name or a message accepted then must still apply the same way on replay.
-import type { BrokerError, BrokerLimits, Command } from "@raftmq/broker";
+// proposed. The values in force are cluster settings (RequestLimitSettings, replicated through the
+// log) so every node accepts and refuses alike; but only this module reads them, never apply,
+// which must answer old log entries exactly as before: a message accepted then still applies.
+import type { BrokerError, BrokerLimits, Command, RequestLimitSettings } from "@raftmq/broker";
 import { accessLimits, commandKind, defaultLimits } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 
@@ -10,18 +11,7 @@ type HeaderValue = raftmq.v1.HeaderValue.$Properties;
 type Death = raftmq.v1.Death.$Properties;
 type Publish = raftmq.v1.Publish.$Properties;
 
-/** The limits this module checks; the broker checks the rest of the table under cluster settings. */
-export interface RequestLimits {
-  maxMessagesPerPublish: number;
-  maxPropertyStringBytes: number;
-  maxHeaderValueBytes: number;
-  maxArgumentsBytes: number;
-  messageOverheadBytes: number;
-  maxDeaths: number;
-  maxDeathRoutingKeys: number;
-}
-
-export type RequestLimitName = keyof RequestLimits;
+export type RequestLimitName = keyof RequestLimitSettings;
 
 export interface RequestLimitRow {
   readonly name: RequestLimitName | "maxNameBytes" | "nameCharacters" | "maxBodyBytes" | "maxHeaders" | "maxAccessNameBytes";
@@ -29,18 +19,17 @@ export interface RequestLimitRow {
   readonly default: number | string;
   readonly unit: "bytes" | "UTF-8 bytes" | "entries" | "messages" | "rule";
   readonly bounds: string;
-  /** "front end": here, before proposing. "broker": validateCommand, under `setting` in force when there is one. */
+  /** "front end": here, before proposing. "broker": validateCommand, before proposing and again in apply. */
   readonly checkedBy: "front end" | "broker";
+  /** The cluster setting whose value in force decides; none for a fixed limit. */
   readonly setting?: keyof BrokerLimits;
   /** The error's text; {field}, {got} and {limit} stand for the values of one refusal. */
   readonly error: string;
 }
 
-const KiB = 1024;
-
 /**
- * Every bound on a request, one row each. Rows checked by the broker are listed so the table is
- * complete; their defaults are the cluster settings' defaults, and the values in force decide.
+ * Every bound on a request's content, one row each, front end and broker alike; the defaults are
+ * the cluster settings' defaults, and the values in force decide. limits-table.ts adds the rest.
  */
 export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   {
@@ -73,7 +62,8 @@ export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   },
   {
     name: "maxMessagesPerPublish",
-    default: 10_000,
+    default: defaultLimits.maxMessagesPerPublish,
+    setting: "maxMessagesPerPublish",
     unit: "messages",
     bounds: "Messages in one Publish or PublishStream request.",
     checkedBy: "front end",
@@ -90,7 +80,8 @@ export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   },
   {
     name: "maxPropertyStringBytes",
-    default: 255,
+    default: defaultLimits.maxPropertyStringBytes,
+    setting: "maxPropertyStringBytes",
     unit: "UTF-8 bytes",
     bounds:
       "Each string property of a message (content_type, content_encoding, correlation_id, reply_to, expiration, message_id, type, user_id, app_id; AMQP's shortstr) and each string of a death entry (queue, reason, exchange, each routing key, original_expiration).",
@@ -108,7 +99,8 @@ export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   },
   {
     name: "maxHeaderValueBytes",
-    default: 64 * KiB,
+    default: defaultLimits.maxHeaderValueBytes,
+    setting: "maxHeaderValueBytes",
     unit: "bytes",
     bounds: "The string (UTF-8) or bytes value of one message header, binding argument or subscription argument.",
     checkedBy: "front end",
@@ -116,7 +108,8 @@ export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   },
   {
     name: "maxArgumentsBytes",
-    default: 4 * KiB,
+    default: defaultLimits.maxArgumentsBytes,
+    setting: "maxArgumentsBytes",
     unit: "bytes",
     bounds:
       "Keys and values of one binding's or one subscription's arguments together. Every node holds them as long as the binding or consumer lives, and a headers exchange matches them on every publish.",
@@ -125,7 +118,8 @@ export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   },
   {
     name: "messageOverheadBytes",
-    default: 64 * KiB,
+    default: defaultLimits.messageOverheadBytes,
+    setting: "messageOverheadBytes",
     unit: "bytes",
     bounds:
       "What a whole message may carry beyond the cluster's maxMessageBytes in force: body + properties + headers + deaths + exchange, routing key and producer id ≤ maxMessageBytes + this. " +
@@ -135,7 +129,8 @@ export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   },
   {
     name: "maxDeaths",
-    default: 64,
+    default: defaultLimits.maxDeaths,
+    setting: "maxDeaths",
     unit: "entries",
     bounds:
       "Death entries (x-death) a client may publish with a message. Re-publishing a dead-lettered message with its history is allowed, as in RabbitMQ; only longer histories are refused.",
@@ -144,7 +139,8 @@ export const REQUEST_LIMITS: readonly RequestLimitRow[] = Object.freeze([
   },
   {
     name: "maxDeathRoutingKeys",
-    default: 64,
+    default: defaultLimits.maxDeathRoutingKeys,
+    setting: "maxDeathRoutingKeys",
     unit: "entries",
     bounds: "Routing keys of one published death entry.",
     checkedBy: "front end",
@@ -157,25 +153,6 @@ function row(name: RequestLimitRow["name"]): RequestLimitRow {
   if (r === undefined) throw new Error(`request limit ${name} has no row in REQUEST_LIMITS`);
   return r;
 }
-
-function frontEndDefault(name: RequestLimitName): number {
-  const r = row(name);
-  if (typeof r.default !== "number" || r.checkedBy !== "front end" || !Number.isSafeInteger(r.default) || r.default < 1) {
-    throw new Error(`request limit ${name} must be a front-end row with a positive integer default`);
-  }
-  return r.default;
-}
-
-// Built from the table, so the table cannot say one thing while the code checks another.
-export const defaultRequestLimits: Readonly<RequestLimits> = Object.freeze({
-  maxMessagesPerPublish: frontEndDefault("maxMessagesPerPublish"),
-  maxPropertyStringBytes: frontEndDefault("maxPropertyStringBytes"),
-  maxHeaderValueBytes: frontEndDefault("maxHeaderValueBytes"),
-  maxArgumentsBytes: frontEndDefault("maxArgumentsBytes"),
-  messageOverheadBytes: frontEndDefault("messageOverheadBytes"),
-  maxDeaths: frontEndDefault("maxDeaths"),
-  maxDeathRoutingKeys: frontEndDefault("maxDeathRoutingKeys"),
-});
 
 /** The error text of `name` with one refusal's values filled in. */
 export function limitMessage(name: RequestLimitRow["name"], field: string, got: string | number, limit: string | number): string {
@@ -231,7 +208,7 @@ function headersBytes(hs: readonly Header[]): number {
   return n;
 }
 
-function headerValuesError(field: string, hs: readonly Header[], limits: Readonly<RequestLimits>): BrokerError | null {
+function headerValuesError(field: string, hs: readonly Header[], limits: Readonly<RequestLimitSettings>): BrokerError | null {
   for (let i = 0; i < hs.length; i++) {
     const h = hs[i] as Header;
     const bytes = valueBytes(h.value);
@@ -240,7 +217,7 @@ function headerValuesError(field: string, hs: readonly Header[], limits: Readonl
   return null;
 }
 
-function argumentsError(field: string, args: readonly Header[] | null | undefined, limits: Readonly<RequestLimits>): BrokerError | null {
+function argumentsError(field: string, args: readonly Header[] | null | undefined, limits: Readonly<RequestLimitSettings>): BrokerError | null {
   const hs = args ?? [];
   const e = headerValuesError(field, hs, limits);
   if (e !== null) return e;
@@ -260,7 +237,7 @@ const propertyStrings = [
   ["appId", "app_id"],
 ] as const;
 
-function deathsError(deaths: readonly Death[], limits: Readonly<RequestLimits>): BrokerError | null {
+function deathsError(deaths: readonly Death[], limits: Readonly<RequestLimitSettings>): BrokerError | null {
   if (deaths.length > limits.maxDeaths) return refuse("maxDeaths", "properties.deaths", deaths.length, limits.maxDeaths);
   for (let i = 0; i < deaths.length; i++) {
     const d = deaths[i] as Death;
@@ -294,7 +271,7 @@ export function messageBytes(p: Publish): number {
   return n;
 }
 
-function publishError(p: Publish, broker: Readonly<BrokerLimits>, limits: Readonly<RequestLimits>): BrokerError | null {
+function publishError(p: Publish, limits: Readonly<BrokerLimits>): BrokerError | null {
   const props = p.properties ?? {};
   // Counts first: they bound the work of the loops below.
   const e = nameCharactersError("producer id", p.producerId) ?? deathsError(props.deaths ?? [], limits);
@@ -305,16 +282,16 @@ function publishError(p: Publish, broker: Readonly<BrokerLimits>, limits: Readon
   }
   const he = headerValuesError("properties.headers", props.headers ?? [], limits);
   if (he !== null) return he;
-  const limit = broker.maxMessageBytes + limits.messageOverheadBytes;
+  const limit = limits.maxMessageBytes + limits.messageOverheadBytes;
   const bytes = messageBytes(p);
   return bytes > limit ? refuse("messageOverheadBytes", "the message", bytes, limit) : null;
 }
 
 /**
  * Why `command` goes beyond what a client request may carry, or null. Runs before validateCommand,
- * which checks the broker's rows of the table; `broker` is the cluster's limits in force.
+ * which checks the broker's rows of the table; `limits` are the cluster's settings in force.
  */
-export function requestLimitError(command: Command, broker: Readonly<BrokerLimits>, limits: Readonly<RequestLimits> = defaultRequestLimits): BrokerError | null {
+export function requestLimitError(command: Command, limits: Readonly<BrokerLimits>): BrokerError | null {
   const kind = commandKind(command);
   switch (kind) {
     case "declareExchange": {
@@ -337,7 +314,7 @@ export function requestLimitError(command: Command, broker: Readonly<BrokerLimit
       return nameCharactersError("routing key", c.routingKey) ?? argumentsError("binding arguments", c.arguments, limits);
     }
     case "publish":
-      return publishError(command.publish ?? {}, broker, limits);
+      return publishError(command.publish ?? {}, limits);
     case "subscribe": {
       const c = command.subscribe ?? {};
       return nameCharactersError("consumer tag", c.consumerTag) ?? argumentsError("consumer arguments", c.arguments, limits);
@@ -346,24 +323,4 @@ export function requestLimitError(command: Command, broker: Readonly<BrokerLimit
       // References to what exists (unbind, delete, cancel, settle, ...) and commands the node makes.
       return null;
   }
-}
-
-function cell(s: string): string {
-  return s.replaceAll("|", "\\|").replaceAll("\n", " ");
-}
-
-function defaultCell(r: RequestLimitRow): string {
-  if (typeof r.default === "string") return r.default;
-  const kib = r.unit.endsWith("bytes") && r.default >= KiB && r.default % KiB === 0 ? ` (${r.default % (KiB * KiB) === 0 ? `${r.default / KiB / KiB} MiB` : `${r.default / KiB} KiB`})` : "";
-  const setting = r.setting === undefined ? "" : `; cluster setting \`${r.setting}\``;
-  return `${r.default} ${r.unit}${kib}${setting}`;
-}
-
-/** The table as Markdown, for docs/input-limits.md. */
-export function requestLimitsMarkdown(): string {
-  const lines = ["| Limit | Default | Bounds | Checked by | Error |", "| --- | --- | --- | --- | --- |"];
-  for (const r of REQUEST_LIMITS) {
-    lines.push(`| \`${r.name}\` | ${cell(defaultCell(r))} | ${cell(r.bounds)} | ${r.checkedBy} | ${cell(`\`${r.error}\``)} |`);
-  }
-  return `${lines.join("\n")}\n`;
 }

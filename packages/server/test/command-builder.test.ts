@@ -1,9 +1,8 @@
-import { defaultLimits, MACHINE_VERSION, validateCommand } from "@raftmq/broker";
+import { Broker, defaultLimits, MACHINE_VERSION, validateCommand } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
 import { CommandBuilder, consumerIdOf } from "../src/command-builder.ts";
 import { CommandFailedError, InvalidRequestError } from "../src/node-errors.ts";
-import { defaultRequestLimits } from "../src/request-limits.ts";
 
 const b = new CommandBuilder();
 
@@ -87,10 +86,37 @@ describe("command builder", () => {
   });
 
   it("takes request limits other than the defaults", () => {
-    const strict = new CommandBuilder(defaultLimits, () => MACHINE_VERSION, { ...defaultRequestLimits, maxMessagesPerPublish: 2, maxDeaths: 0 });
+    const strict = new CommandBuilder({ ...defaultLimits, maxMessagesPerPublish: 2, maxDeaths: 0 });
     expect(failure(() => strict.publish({ messages: [{}, {}, {}] }))).toMatchObject({ name: "InvalidRequestError", message: expect.stringMatching(/limit is 2 \(maxMessagesPerPublish\)/) });
     expect(failure(() => strict.publish({ messages: [{ routingKey: "q", properties: { deaths: [{ queue: "q" }] } }] }))).toMatchObject({
       message: "properties.deaths has 1 entries; the limit is 0 (maxDeaths)",
     });
+  });
+
+  it("checks the request limits the node's broker has applied: a 200-byte message_id is refused once they are lowered, and accepted once raised", () => {
+    const broker = new Broker();
+    let index = 0;
+    const apply = (settings: raftmq.v1.ClusterSettings.$Properties) => {
+      const out = broker.apply({ setClusterSettings: { machineVersion: MACHINE_VERSION, settings } }, { index: ++index, timestamp: 0 });
+      if (!out.result.ok) throw new Error(out.result.error.message);
+    };
+    const builder = new CommandBuilder(
+      () => broker.settings(),
+      () => broker.machineVersion(),
+    );
+    const message = { messages: [{ routingKey: "q", properties: { messageId: "m".repeat(200) } }] };
+    expect(builder.publish(message)).toHaveLength(1);
+
+    apply({ maxPropertyStringBytes: 100 });
+    expect(failure(() => builder.publish(message))).toMatchObject({ code: "INVALID_ARGUMENT", message: "properties.message_id is 200 UTF-8 bytes; the limit is 100 (maxPropertyStringBytes)" });
+
+    apply({ maxPropertyStringBytes: 1000 });
+    expect(builder.publish(message)).toHaveLength(1);
+    const longer = { messages: [{ routingKey: "q", properties: { messageId: "m".repeat(1001) } }] };
+    expect(failure(() => builder.publish(longer))).toMatchObject({ message: expect.stringMatching(/the limit is 1000 \(maxPropertyStringBytes\)$/) });
+
+    apply({ maxMessagesPerPublish: 1, maxDeaths: 0 });
+    expect(failure(() => builder.publish({ messages: [{ routingKey: "q" }, { routingKey: "q" }] }))).toMatchObject({ message: expect.stringMatching(/limit is 1 \(maxMessagesPerPublish\)/) });
+    expect(failure(() => builder.publish({ messages: [{ routingKey: "q", properties: { deaths: [{ queue: "q" }] } }] }))).toMatchObject({ message: "properties.deaths has 1 entries; the limit is 0 (maxDeaths)" });
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, envName, NODE_OPTIONS, parseInitialCluster, resolveNodeConfig } from "../src/node-config.ts";
+import { buildCommand, ConfigError, envName, NODE_OPTIONS, parseInitialCluster, resolveNodeConfig } from "../src/node-config.ts";
 
 function configFile(content: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), "raftmq-config-"));
@@ -133,3 +133,23 @@ describe("client connection options", () => {
   });
 });
 
+
+describe("request metadata and the PublishStream window", () => {
+  it("default to 16 KiB of metadata and 4096 requests awaiting confirms, as --help says", () => {
+    expect(resolveNodeConfig(["--insecure"], {})).toMatchObject({ maxMetadataBytes: 16_384, publishStreamWindow: 4096 });
+    const help = buildCommand().helpInformation().replace(/\s+/g, " ");
+    expect(help).toMatch(/--max-metadata-bytes <value> bytes of metadata one call may carry on the client port, .* RESOURCE_EXHAUSTED.* \(env RAFTMQ_MAX_METADATA_BYTES, default 16384\)/);
+    expect(help).toMatch(/--publish-stream-window <value> publish requests one PublishStream may have awaiting confirms; .*\(env RAFTMQ_PUBLISH_STREAM_WINDOW, default 4096\)/);
+    expect(help).toMatch(/--consume-max-pending-bytes <value> .*\(env RAFTMQ_CONSUME_MAX_PENDING_BYTES, default 16777216\)/);
+  });
+
+  it("are set by flag, environment or file, within their ranges", () => {
+    expect(resolveNodeConfig(["--insecure", "--max-metadata-bytes", "65536", "--publish-stream-window", "8"], {})).toMatchObject({ maxMetadataBytes: 65_536, publishStreamWindow: 8 });
+    expect(resolveNodeConfig(["--insecure"], { RAFTMQ_MAX_METADATA_BYTES: "8192" }).maxMetadataBytes).toBe(8192);
+    expect(resolveNodeConfig(["--insecure", "--config", configFile({ "max-metadata-bytes": 1_048_576 })], {}).maxMetadataBytes).toBe(1_048_576);
+    // Below 8 KiB, Basic credentials of the longest allowed kind would no longer fit.
+    expect(() => resolveNodeConfig(["--insecure", "--max-metadata-bytes", "8191"], {})).toThrow("max-metadata-bytes must be an integer in [8192, 1048576], got \"8191\"");
+    expect(() => resolveNodeConfig(["--insecure", "--max-metadata-bytes", "1048577"], {})).toThrow(/max-metadata-bytes must be an integer/);
+    expect(() => resolveNodeConfig(["--insecure", "--publish-stream-window", "0"], {})).toThrow(/publish-stream-window must be an integer in \[1, 1000000\]/);
+  });
+});

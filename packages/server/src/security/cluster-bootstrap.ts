@@ -3,7 +3,7 @@
 // without users. Both are ordinary commands through the log; the administrator's password is
 // hashed here, so only its hash is proposed. Several nodes may try at once: the user is created
 // only if no user exists, whichever node's command is applied first.
-import { MACHINE_VERSION, settingsToProto } from "@raftmq/broker";
+import { ACCESS_CONTROL_VERSION, MACHINE_VERSION, settingsToProto } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import type { Logger } from "pino";
 import { hashPassword } from "../access/password-hash.ts";
@@ -52,7 +52,7 @@ export class ClusterBootstrap {
       if (!driver.isLeader) return;
       if (driver.broker.machineVersion() < MACHINE_VERSION) await this.upgradeMachine();
       const admin = this.options.admin;
-      if (admin !== null && driver.broker.userCount === 0 && driver.broker.machineVersion() >= MACHINE_VERSION) await this.createAdmin(admin);
+      if (admin !== null && driver.broker.userCount === 0 && driver.broker.machineVersion() >= ACCESS_CONTROL_VERSION) await this.createAdmin(admin);
     } catch (err) {
       if (this.stopped) return;
       log.warn({ event: "bootstrap-retry", err: err instanceof Error ? err.message : String(err) }, "cluster bootstrap step failed; retrying while this node leads");
