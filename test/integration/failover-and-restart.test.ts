@@ -39,6 +39,9 @@ describe("failures", () => {
     const survivors = ids.filter((id) => id !== leader).map(client);
     const next = await waitForLeader(survivors);
     expect(next).not.toBe(leader);
+    // A follower saw the dead leader's streams close and campaigned at once, without waiting out
+    // its election timeout.
+    expect(ids.filter((id) => id !== leader).some((id) => harness.eventCount(id, "leader-stream-closed") > 0)).toBe(true);
 
     // After the grace period the new leader downs the orphaned session: its 20 messages return.
     const drained = new TestConsumer(client(consumerNode), "jobs", { prefetch: 200, tag: "drain" });

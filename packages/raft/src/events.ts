@@ -13,4 +13,5 @@ export type RaftEvent =
   | { kind: "leadership-transfer-started"; id: number; term: number; to: number }
   | { kind: "leadership-transfer-aborted"; id: number; term: number; to: number }
   | { kind: "vote-granted"; id: number; term: number; to: number; preVote: boolean }
-  | { kind: "vote-rejected"; id: number; term: number; to: number; preVote: boolean; reason: "lease" | "log" | "voted" };
+  | { kind: "vote-rejected"; id: number; term: number; to: number; preVote: boolean; reason: "lease" | "log" | "voted" }
+  | { kind: "leader-unreachable"; id: number; term: number; leaderId: number };

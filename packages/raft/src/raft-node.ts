@@ -266,6 +266,35 @@ export class RaftNode {
     });
   }
 
+  /**
+   * This node's connection to `id` closed: its process died, or the network cut it. A follower
+   * whose leader that is stops vouching for the leader's lease, so it no longer ignores pre-votes
+   * and votes, and a peer that saw the same can win an election without waiting out a timeout.
+   * Answers whether `id` was this node's leader; the caller may then campaign(). A leader that is
+   * alive is not deposed by this: the voters that still hear from it keep ignoring candidates,
+   * and it ignores them itself.
+   */
+  leaderUnreachable(id: number): boolean {
+    return this.guard(() => {
+      if (this.role !== "follower" || id === NONE || this.leaderId !== id) return false;
+      this.electionElapsed = Math.max(this.electionElapsed, this.cfg.electionTick);
+      this.emit({ kind: "leader-unreachable", id: this.id, term: this.term, leaderId: id });
+      return true;
+    });
+  }
+
+  /**
+   * After leaderUnreachable(id): campaigns (pre-vote first, where configured) unless leader `id`
+   * has been heard from since or another leader is known. Answers whether it campaigned.
+   */
+  campaignIfLeaderSilent(id: number): boolean {
+    return this.guard(() => {
+      if (this.role !== "follower" || id === NONE || this.leaderId !== id || this.electionElapsed < this.cfg.electionTick) return false;
+      this.hup(false);
+      return this.role !== "follower";
+    });
+  }
+
   reportSnapshot(id: number, ok: boolean): void {
     this.guard(() => {
       const pr = this.progress.get(id);

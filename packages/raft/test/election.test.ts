@@ -112,6 +112,57 @@ describe("pre-vote", () => {
   });
 });
 
+describe("a leader's connections closing", () => {
+  it("followers that both saw their leader's connection close elect a new leader without waiting out a timeout", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.stabilize();
+    c.elect(1);
+    c.tickAndStabilize(3);
+    const term = c.raft(1).status().term;
+    c.isolate(1); // the leader's process is gone
+    expect(c.raft(2).leaderUnreachable(1)).toBe(true);
+    expect(c.raft(3).leaderUnreachable(1)).toBe(true);
+    expect(c.raft(2).campaignIfLeaderSilent(1)).toBe(true);
+    c.stabilize(); // no tick at all
+    expect(c.leaders().filter((id) => id !== 1)).toEqual([2]);
+    expect(c.raft(3).status()).toMatchObject({ leaderId: 2, term: term + 1 });
+  });
+
+  it("one follower alone seeing the connection close does not disturb a live leader", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.stabilize();
+    c.elect(1);
+    c.tickAndStabilize(3);
+    const term = c.raft(1).status().term;
+    // Only the link between 1 and 2 is cut; 3 still hears from the leader.
+    c.dropIf = (m) => (m.from === 1 && m.to === 2) || (m.from === 2 && m.to === 1);
+    expect(c.raft(2).leaderUnreachable(1)).toBe(true);
+    expect(c.raft(2).campaignIfLeaderSilent(1)).toBe(true);
+    c.stabilize();
+    c.tickAndStabilize(3);
+    expect(c.leaders()).toEqual([1]);
+    expect(c.raft(1).status().term).toBe(term);
+    expect(c.raft(3).status()).toMatchObject({ leaderId: 1, term });
+    // Once the link is back, node 2 follows the same leader in the same term.
+    c.heal();
+    c.tickAndStabilize(3);
+    expect(c.raft(2).status()).toMatchObject({ leaderId: 1, term });
+  });
+
+  it("does nothing for a peer that is not the leader, on a leader, or once the leader was heard from again", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.stabilize();
+    c.elect(1);
+    expect(c.raft(2).leaderUnreachable(3)).toBe(false);
+    expect(c.raft(1).leaderUnreachable(2)).toBe(false);
+    expect(c.raft(2).campaignIfLeaderSilent(1)).toBe(false); // never marked: the lease holds
+    expect(c.raft(2).leaderUnreachable(1)).toBe(true);
+    c.tickAndStabilize(1); // a heartbeat from 1 arrives
+    expect(c.raft(2).campaignIfLeaderSilent(1)).toBe(false);
+    expect(c.leaders()).toEqual([1]);
+  });
+});
+
 describe("check-quorum", () => {
   it("a leader that hears from no majority for an election timeout steps down", () => {
     const events: RaftEvent[] = [];

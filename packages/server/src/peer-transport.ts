@@ -91,6 +91,11 @@ export interface PeerTransportOptions {
   onUnknownSender?: (peerId: number) => void;
   /** For logs and metrics. */
   onPeerState?: (peerId: number, state: PeerState) => void;
+  /**
+   * A stream a peer opened to this node ended, for whatever reason (its process died and the
+   * kernel closed the connection, the network cut it, it shut down).
+   */
+  onInboundClosed?: (peerId: number) => void;
   /** Messages to this peer could not be delivered; Raft should probe it again (reportUnreachable). */
   onUnreachable?: (peerId: number) => void;
   /**
@@ -412,6 +417,7 @@ export class PeerTransport {
   private readonly onRefused: ((remote: string, peerId: number, reason: string) => void) | undefined;
   private readonly onUnknownSender: ((peerId: number) => void) | undefined;
   private readonly onPeerState: ((peerId: number, state: PeerState) => void) | undefined;
+  private readonly onInboundClosed: ((peerId: number) => void) | undefined;
   private readonly onUnreachable: ((peerId: number) => void) | undefined;
   private readonly onFrameRejected: ((peerId: number, reason: string) => void) | undefined;
   private readonly maxMessageBytes: number;
@@ -459,6 +465,7 @@ export class PeerTransport {
     this.onRefused = options.onRefused;
     this.onUnknownSender = options.onUnknownSender;
     this.onPeerState = options.onPeerState;
+    this.onInboundClosed = options.onInboundClosed;
     this.onUnreachable = options.onUnreachable;
     this.onFrameRejected = options.onFrameRejected;
     const d = PEER_TRANSPORT_DEFAULTS;
@@ -901,14 +908,25 @@ export class PeerTransport {
     // Headers at once tell the sender the stream is accepted before any ack is due.
     call.sendMetadata(new grpc.Metadata());
     call.on("data", (frame: Uint8Array) => this.receiveFrame(stream, frame));
-    call.on("end", () => this.finishInbound(stream));
+    let reported = false;
+    const closed = (): void => {
+      if (reported || this.closed) return;
+      reported = true;
+      if (stream.peerId !== 0) this.onInboundClosed?.(stream.peerId);
+    };
+    call.on("end", () => {
+      this.finishInbound(stream);
+      closed();
+    });
     call.on("cancelled", () => {
       stream.finished = true;
       this.inbound.delete(stream);
+      closed();
     });
     call.on("error", () => {
       stream.finished = true;
       this.inbound.delete(stream);
+      closed();
     });
   }
 

@@ -125,6 +125,9 @@ export class RaftDriver {
   private readonly leadership: LeadershipWatch;
   private readonly peers: PeerBook;
   private idleSince = 0;
+  private readonly random: () => number;
+  /** The leader whose streams were seen to close, while the campaign that follows is pending. */
+  private lostLeader = 0;
   /** Proposals already added to the metrics counter. */
   private countedProposals = 0;
   /** When the next automatic snapshot is due and how much log it keeps. */
@@ -137,6 +140,7 @@ export class RaftDriver {
     this.storage = storage;
     this.log = logger;
     this.hooks = hooks;
+    this.random = options.random ?? Math.random;
     this.metrics = options.metrics;
     this.clock = options.clock ?? systemClock;
     this.leadership = new LeadershipWatch(this.clock);
@@ -173,7 +177,7 @@ export class RaftDriver {
         heartbeatTick: config.heartbeatTicks,
         maxCommittedBytesPerReady: MAX_COMMITTED_BYTES_PER_READY,
         applied: snapshot.meta.index,
-        random: options.random ?? Math.random,
+        random: this.random,
         logger: (event) => this.onRaftEvent(event),
       },
       storage,
@@ -486,6 +490,38 @@ export class RaftDriver {
       this.fail(err instanceof Error ? err : new Error(String(err)));
       return;
     }
+    this.kick();
+  }
+
+  /**
+   * A stream a peer opened to this node closed. When that peer is this follower's leader (whose
+   * process died, or whose connection was cut), the follower stops vouching for its lease and,
+   * after a random delay of up to one tick (so that followers that saw the same rarely split
+   * their votes), starts a pre-vote instead of waiting out its election timeout. Pre-vote and
+   * check-quorum still decide: voters that still hear from a live leader ignore the candidate.
+   */
+  peerStreamClosed(peerId: number): void {
+    if (this.stopped || this.lostLeader === peerId) return;
+    try {
+      if (!this.raft.leaderUnreachable(peerId)) return;
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.lostLeader = peerId;
+    this.clock.after(Math.floor(this.random() * this.config.tickMs), () => {
+      this.lostLeader = 0;
+      if (this.stopped) return;
+      // Someone else may have won meanwhile, or the leader was heard from again.
+      try {
+        if (!this.raft.campaignIfLeaderSilent(peerId)) return;
+      } catch (err) {
+        this.fail(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      this.log.info({ event: "leader-stream-closed", leader: peerId, term: this.raft.status().term }, `the stream from leader ${peerId} closed: campaigning`);
+      this.kick();
+    });
     this.kick();
   }
 

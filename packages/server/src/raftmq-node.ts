@@ -169,6 +169,7 @@ export class RaftmqNode {
       onUnknownSender: (peerId) => this.memberLookup.find(peerId),
       onPeerState: (peerId, state) => log.info({ event: "peer", peer: peerId, state }, `peer ${peerId} ${state}`),
       onUnreachable: (peerId) => this.driver.unreachable(peerId),
+      onInboundClosed: (peerId) => this.driver.peerStreamClosed(peerId),
       onFrameRejected: (peerId, reason) => log.warn({ event: "peer-frame-rejected", peer: peerId, reason }, `a frame from peer ${peerId} was refused: ${reason}`),
       maxBatchBytes: 4 * MiB,
     });
