@@ -40,10 +40,25 @@ export function brokerErrorStatus(code: BrokerErrorCode): grpc.status {
   }
 }
 
+/**
+ * Characters of a status message that are sent. It travels percent-encoded in the HTTP/2 trailers,
+ * which peers bound (gRPC C-core: 8 KiB of metadata); a message echoing a long name from the
+ * request would keep the status from arriving at all. 512 characters encode to at most 4.5 KiB.
+ */
+export const MAX_STATUS_DETAILS_CHARS = 512;
+
+/** `details` cut to MAX_STATUS_DETAILS_CHARS, never inside a surrogate pair. */
+export function statusDetails(details: string): string {
+  if (details.length <= MAX_STATUS_DETAILS_CHARS) return details;
+  const high = details.charCodeAt(MAX_STATUS_DETAILS_CHARS - 1);
+  const end = high >= 0xd800 && high <= 0xdbff ? MAX_STATUS_DETAILS_CHARS - 1 : MAX_STATUS_DETAILS_CHARS;
+  return `${details.slice(0, end)}… (${details.length - end} more characters)`;
+}
+
 function failure(code: grpc.status, details: string, leader = ""): GrpcFailure {
   const metadata = new grpc.Metadata();
   if (leader !== "") metadata.set(LEADER_METADATA_KEY, leader);
-  return { code, details, metadata };
+  return { code, details: statusDetails(details), metadata };
 }
 
 export function fromBrokerError(error: BrokerError): GrpcFailure {

@@ -2,7 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError, ProposalDroppedError } from "@raftmq/raft";
 import { StorageFailedError } from "@raftmq/storage";
 import { describe, expect, it } from "vitest";
-import { LEADER_METADATA_KEY, toGrpcFailure } from "../src/grpc-status.ts";
+import { LEADER_METADATA_KEY, MAX_STATUS_DETAILS_CHARS, toGrpcFailure } from "../src/grpc-status.ts";
 import { CommandFailedError, InvalidRequestError, NodeUnavailableError, OutcomeUnknownError, OverloadedError } from "../src/node-errors.ts";
 
 describe("gRPC status mapping", () => {
@@ -38,5 +38,15 @@ describe("gRPC status mapping", () => {
     expect(toGrpcFailure(new ProposalDroppedError("invalid-conf-change", "node 4 is not a member")).code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(toGrpcFailure(new StorageFailedError("/data", "disk full")).code).toBe(grpc.status.UNAVAILABLE);
     expect(toGrpcFailure(new Error("boom"))).toMatchObject({ code: grpc.status.INTERNAL, details: "internal error: boom" });
+  });
+
+  it("cuts a long message, which would not fit the trailers, and never inside a surrogate pair", () => {
+    const long = toGrpcFailure(new InvalidRequestError(`queue "${"é".repeat(200_000)}" refused`)).details;
+    expect(long.length).toBeLessThan(MAX_STATUS_DETAILS_CHARS + 40);
+    expect(long).toMatch(/… \(\d+ more characters\)$/);
+    const emoji = toGrpcFailure(new InvalidRequestError(`x${"😀".repeat(MAX_STATUS_DETAILS_CHARS)}`)).details;
+    expect(emoji.startsWith(`x${"😀".repeat(MAX_STATUS_DETAILS_CHARS / 2 - 1)}…`)).toBe(true);
+    expect(() => encodeURI(emoji)).not.toThrow();
+    expect(toGrpcFailure(new InvalidRequestError("short")).details).toBe("short");
   });
 });
