@@ -14,6 +14,8 @@ import { ConnectionSecurity } from "./connection-security.ts";
 const MAX_KNOWN_ADDRESSES = 64;
 /** Leader hints followed in a row without a pause, so two confused nodes cannot bounce a call forever. */
 const MAX_HINTS_IN_A_ROW = 3;
+/** Retries of one call made at once because a refresh found the leader, before backing off. */
+export const MAX_QUICK_RETRIES = 2;
 /** Failures kept for the message of an UnavailableError. */
 const MAX_REPORTED_ATTEMPTS = 8;
 /**
@@ -49,6 +51,8 @@ export class ClusterConnection {
   private refreshing: Promise<Attempt[]> | null = null;
   private closed = false;
   private reportedDedupWindow: number | undefined;
+  /** Whether the last refresh found a node that leads or names a reachable leader. */
+  private leaderFound = false;
 
   constructor(
     seeds: readonly string[],
@@ -107,6 +111,11 @@ export class ClusterConnection {
   }
 
   /** Follows a leader hint from trailing metadata. */
+  /** True when the last refresh found the leader: a retry can go there at once. */
+  get leaderKnown(): boolean {
+    return this.leaderFound;
+  }
+
   useLeader(address: string): void {
     this.remember(address);
     this.current = address;
@@ -137,6 +146,7 @@ export class ClusterConnection {
     const backoff = new Backoff({ initialMs: this.options.backoffInitialMs, maxMs: this.options.backoffMaxMs });
     const attempts: Attempt[] = [];
     let hints = 0;
+    let quick = 0;
     for (;;) {
       const address = this.current;
       try {
@@ -153,6 +163,13 @@ export class ClusterConnection {
           continue;
         }
         hints = 0;
+        // Ask the members first: when one leads or names the leader, go there at once. The
+        // backoff is for while nobody does (an election under way, the cluster down).
+        if (quick < MAX_QUICK_RETRIES) {
+          quick++;
+          await this.refresh();
+          if (this.leaderFound) continue;
+        }
         const delay = backoff.next();
         if (Date.now() + delay > until) {
           throw new UnavailableError(`${what} did not succeed within ${this.options.retryTimeoutMs} ms`, { attempts });
@@ -187,13 +204,17 @@ export class ClusterConnection {
         answers = [...answers, ...more.answers];
         failures = [...failures, ...more.failures];
       }
-      if (answers.length === 0) return failures;
+      if (answers.length === 0) {
+        this.leaderFound = false;
+        return failures;
+      }
       const windows = answers.map((a) => a.status.settings?.dedupWindow ?? 0).filter((w) => w > 0);
       if (windows.length > 0) this.reportedDedupWindow = Math.min(...windows);
       const reachable = new Set(answers.map((a) => a.address));
       const selfLeader = answers.find((a) => a.status.role === "leader");
       const hinted = answers.map((a) => a.status.leaderClientAddress ?? "").find((l) => l !== "" && reachable.has(l));
       this.current = selfLeader?.address ?? hinted ?? answers[0]?.address ?? this.current;
+      this.leaderFound = selfLeader !== undefined || hinted !== undefined;
       return [];
     };
     this.refreshing = run().finally(() => {

@@ -21,7 +21,7 @@ import {
   StaleDeliveryError,
   UnavailableError,
 } from "./client-errors.ts";
-import type { ClusterConnection } from "./cluster-connection.ts";
+import { type ClusterConnection, MAX_QUICK_RETRIES } from "./cluster-connection.ts";
 import { type Headers, headersToWire, type MessageProperties, propertiesFromWire, type QueueArguments, queueArgumentsToWire } from "./message-types.ts";
 
 /** The broker's prefetch field is 32-bit; more than this in flight to one consumer helps nobody. */
@@ -121,6 +121,8 @@ export class Consumer implements AsyncIterable<Delivery> {
   private subscribed = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private failingSince = 0;
+  /** Stream failures since the last subscription: the first is retried at once where a leader is known. */
+  private failures = 0;
   private readonly backoff: Backoff;
   private readonly counters = { delivered: 0, resubscribes: 0 };
   private readonly endWaiters: (() => void)[] = [];
@@ -276,6 +278,7 @@ export class Consumer implements AsyncIterable<Delivery> {
         this.pauseIfFull();
         if (this.sentPrefetch !== this.options.prefetch) this.sendPrefetch(call);
         this.failingSince = 0;
+        this.failures = 0;
         this.backoff.reset();
         this.firstSubscribe?.resolve();
         this.firstSubscribe = null;
@@ -399,21 +402,34 @@ export class Consumer implements AsyncIterable<Delivery> {
       this.fail(new UnavailableError(`could not subscribe again for ${this.connection.options.retryTimeoutMs} ms; last error: ${err.details}`, { address }));
       return;
     }
+    this.failures++;
+    this.resubscribe(this.failures <= MAX_QUICK_RETRIES ? 0 : this.backoff.next());
+  }
+
+  /**
+   * Subscribes again after `delay`, once a refresh finds the leader; while nobody leads or names
+   * one (an election under way), it asks again after the next backoff delay.
+   */
+  private resubscribe(delay: number): void {
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.connection
         .refresh()
         .catch(() => [])
         .then(() => {
-          if (this.closed || this.failure !== null || this.call !== null) return;
+          if (this.closed || this.failure !== null || this.call !== null || this.reconnectTimer !== null) return;
           if (this.connection.isClosed) {
             this.fail(new ClosedError("the client"));
+            return;
+          }
+          if (!this.connection.leaderKnown && Date.now() - this.failingSince <= this.connection.options.retryTimeoutMs) {
+            this.resubscribe(this.backoff.next());
             return;
           }
           this.counters.resubscribes++;
           this.open();
         });
-    }, this.backoff.next());
+    }, delay);
   }
 
   private endCall(): void {

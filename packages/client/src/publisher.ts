@@ -20,7 +20,7 @@ import {
   type RaftmqError,
   UnavailableError,
 } from "./client-errors.ts";
-import type { ClusterConnection } from "./cluster-connection.ts";
+import { type ClusterConnection, MAX_QUICK_RETRIES } from "./cluster-connection.ts";
 import { type Body, type MessageProperties, outboundMessage } from "./message-types.ts";
 
 /**
@@ -130,6 +130,8 @@ export class Publisher {
   private watchdog: NodeJS.Timeout | null = null;
   private flushScheduled = false;
   private failingSince = 0;
+  /** Stream failures since the last confirm: the first is retried at once where a leader is known. */
+  private failures = 0;
   private closed = false;
   private readonly backoff: Backoff;
   private readonly idleWaiters: (() => void)[] = [];
@@ -315,6 +317,7 @@ export class Publisher {
     if (entry === undefined) return;
     s.inFlight.delete(Number(r.clientSequence));
     this.failingSince = 0;
+    this.failures = 0;
     this.backoff.reset();
     const confirms = r.confirms ?? [];
     entry.batch.forEach((p, i) => {
@@ -380,14 +383,28 @@ export class Publisher {
       );
       return;
     }
-    const delay = this.backoff.next();
+    this.failures++;
+    this.reconnect(this.failures <= MAX_QUICK_RETRIES ? 0 : this.backoff.next());
+  }
+
+  /**
+   * Opens the stream again after `delay`, once a refresh finds the leader; while nobody leads or
+   * names one (an election under way), it asks again after the next backoff delay.
+   */
+  private reconnect(delay: number): void {
     this.reconnectTimer = setTimeout(() => {
       void this.connection
         .refresh()
         .catch(() => [])
         .then(() => {
           this.reconnectTimer = null;
-          if (!this.closed && this.stream === null && this.unsent.length > 0) this.open();
+          if (this.closed || this.stream !== null || this.unsent.length === 0) return;
+          const waiting = Date.now() - this.failingSince <= this.connection.options.retryTimeoutMs;
+          if (!this.connection.leaderKnown && waiting) {
+            this.reconnect(this.backoff.next());
+            return;
+          }
+          this.open();
         });
     }, delay);
   }
