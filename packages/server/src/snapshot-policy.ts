@@ -52,7 +52,9 @@ export class SnapshotPolicy {
 
   /**
    * A snapshot is being captured at the newest applied entry: answers how many entries below
-   * it to keep, and starts counting towards the next one.
+   * it to keep, and starts counting towards the next one. The sizes stay: entries kept below
+   * this snapshot are still in the log, and a snapshot taken soon after (one asked for, say)
+   * keeps them too instead of compacting the log down to the entries since this one.
    */
   captured(): number {
     let keep = 0;
@@ -62,7 +64,6 @@ export class SnapshotPolicy {
       if (bytes > this.limits.keepBytes) break;
       keep++;
     }
-    this.sizes = [];
     this.appliedBytes = 0;
     return keep;
   }

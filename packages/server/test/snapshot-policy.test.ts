@@ -56,9 +56,13 @@ describe("SnapshotPolicy", () => {
     expect(policy.due(2)).toBe(true);
     expect(policy.captured()).toBe(0);
     expect(policy.bytesSinceSnapshot).toBe(0);
-    // Entries from before the capture are not kept below the next snapshot.
+    // A snapshot soon after keeps what the one before kept, within the limits: two 100-byte
+    // entries, not the 6,000-byte ones (keepBytes is 2,500).
     policy.applied(100);
-    expect(policy.captured()).toBe(1);
+    policy.applied(100);
+    expect(policy.captured()).toBe(2);
+    applyAll(policy, [100, 100, 100, 100]);
+    expect(policy.captured()).toBe(5);
     applyAll(policy, [6_000, 6_000]);
     policy.restored(500);
     expect(policy.bytesSinceSnapshot).toBe(0);
