@@ -18,6 +18,8 @@ export interface ChaosClusterOptions {
   readonly network?: NamespaceNetwork;
   /** "tls": mutual TLS between the nodes, TLS and authentication for the clients (default: RAFTMQ_TEST_SECURITY, else insecure). */
   readonly security?: HarnessSecurity;
+  /** Flags every node gets on top of the harness's own (client keepalive, say). */
+  readonly nodeFlags?: readonly string[];
 }
 
 /** A node process that exited without the harness asking it to. */
@@ -52,7 +54,7 @@ export class ChaosCluster {
     const net = options.network;
     this.harness = new ClusterHarness(
       options.name ?? "chaos",
-      NODE_FLAGS,
+      [...NODE_FLAGS, ...(options.nodeFlags ?? [])],
       net === undefined ? undefined : { host: (id) => net.host(id), wrap: (id, command, args) => net.wrap(id, command, args) },
       options.security,
     );

@@ -66,6 +66,26 @@ export { cutsOf, describePartition, type Partition, PARTITION_SHAPES, type Parti
 export { NetCommandError } from "./net/run-command.ts";
 export { RUN_RECORD_FILE, type RunRecord, readRunRecord, RunRecordError } from "./run-record.ts";
 export { Nemesis } from "./nemesis.ts";
-export { type ChaosOptions, type ChaosRunResult, HISTORY_FILE, runChaos } from "./run-chaos.ts";
+export {
+  CHAOS_CLIENT_KEEPALIVE_MS,
+  CHAOS_CLIENT_KEEPALIVE_TIMEOUT_MS,
+  type ChaosOptions,
+  type ChaosRunResult,
+  DEFAULT_VANISHERS,
+  HISTORY_FILE,
+  runChaos,
+} from "./run-chaos.ts";
+export {
+  checkConsumerLiveness,
+  describeLiveness,
+  judgeQueues,
+  LIVENESS_MARGIN_MS,
+  type LivenessCheck,
+  type LivenessCheckOptions,
+  livenessSettleMs,
+  type QueueConsumers,
+  wrongQueues,
+} from "./consumer-liveness.ts";
+export { planVanishers, VANISH_KINDS, VANISHER_PREFETCH, type VanisherPlan, type VanisherReport, type VanisherTarget, type VanishKind, VanishingConsumers } from "./vanishing-consumers.ts";
 export { SeededRandom } from "./seeded-random.ts";
 export { DEFAULT_WORKLOAD, Workload, type WorkloadOptions, type WorkloadStats } from "./workload.ts";

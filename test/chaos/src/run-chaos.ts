@@ -1,6 +1,6 @@
 // One chaos run: start a real cluster, run the workload while the nemesis breaks things, heal,
-// drain, check the history, and leave history.jsonl, summary.json, timeline.svg and the node
-// logs in the run folder.
+// drain, check the history and the consumers every queue still lists, and leave history.jsonl,
+// summary.json, timeline.svg, run.json and the node logs in the run folder.
 //
 //   pnpm chaos --time 60 --nemesis all --seed 7 --nodes 3 --out runs/7
 //
@@ -13,9 +13,11 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import type { RaftmqClient } from "@raftmq/client";
 import { ChaosCluster, type NodeCrash } from "./chaos-cluster.ts";
 import { type CheckHistoryFileResult, checkHistoryFile } from "./check-history.ts";
 import type { CheckResult } from "./checker.ts";
+import { checkConsumerLiveness, describeLiveness, type LivenessCheck, livenessSettleMs } from "./consumer-liveness.ts";
 import { isNetworkNemesis, type Nemesis as NemesisName, NEMESES, parseNemeses, planFaults } from "./fault-schedule.ts";
 import { HistoryRecorder } from "./history-recorder.ts";
 import { Nemesis } from "./nemesis.ts";
@@ -25,6 +27,7 @@ import { netLayout } from "./net/net-layout.ts";
 import { probeNetworkSupport } from "./net/network-support.ts";
 import { writeRunRecord } from "./run-record.ts";
 import { SeededRandom } from "./seeded-random.ts";
+import { planVanishers, type VanisherReport, type VanishKind, VanishingConsumers } from "./vanishing-consumers.ts";
 import { DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from "./workload.ts";
 
 export const HISTORY_FILE = "history.jsonl";
@@ -32,6 +35,17 @@ export const HISTORY_FILE = "history.jsonl";
 const HEALED_LEADER_TIMEOUT_MS = 30_000;
 const FIRST_LEADER_TIMEOUT_MS = 20_000;
 export const MAX_RUN_SECONDS = 24 * 3600;
+/**
+ * A chaos run's nodes ping their clients far more often than the defaults (10 s, 5 s), so a
+ * vanished consumer is downed within seconds and the liveness check can wait little.
+ */
+export const CHAOS_CLIENT_KEEPALIVE_MS = 1000;
+export const CHAOS_CLIENT_KEEPALIVE_TIMEOUT_MS = 1000;
+export const DEFAULT_VANISHERS = 3;
+/** Each vanisher is a node process of its own (and, when cut, a namespace of its own). */
+export const MAX_VANISHERS = 50;
+/** The node's own bounds on its keepalive flags (node-config.ts). */
+const KEEPALIVE_RANGE = { min: 100, max: 3_600_000 } as const;
 
 export interface ChaosOptions {
   /** Seconds of workload under faults (the heal and drain come after). */
@@ -54,6 +68,13 @@ export interface ChaosOptions {
    * nemeses (runChaosInNamespaces sets it up from the root namespace).
    */
   readonly network?: NamespaceNetwork;
+  /** The nodes' --client-keepalive-ms and --client-keepalive-timeout-ms (default 1 s each). */
+  readonly clientKeepaliveMs?: number;
+  readonly clientKeepaliveTimeoutMs?: number;
+  /** How long the liveness check waits for the queues to list exactly the open consumers; default keepalive + timeout + 10 s, at most 60 s. */
+  readonly livenessSettleMs?: number;
+  /** Consumer processes that vanish without closing during the faults (default 3). */
+  readonly vanishers?: number;
 }
 
 export interface ChaosRunResult {
@@ -64,6 +85,9 @@ export interface ChaosRunResult {
   readonly crashes: readonly NodeCrash[];
   readonly nemesisErrors: readonly string[];
   readonly faults: number;
+  /** The consumer-liveness checks: with the kept consumers open, then with every stream closed. */
+  readonly liveness: readonly LivenessCheck[];
+  readonly vanishers: readonly VanisherReport[];
   /** One line for a log: seed, nemeses and the figures that matter. */
   readonly summaryLine: string;
 }
@@ -75,19 +99,38 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
+  const keepaliveMs = options.clientKeepaliveMs ?? CHAOS_CLIENT_KEEPALIVE_MS;
+  const keepaliveTimeoutMs = options.clientKeepaliveTimeoutMs ?? CHAOS_CLIENT_KEEPALIVE_TIMEOUT_MS;
+  for (const [name, v] of [
+    ["client keepalive", keepaliveMs],
+    ["client keepalive timeout", keepaliveTimeoutMs],
+  ] as const) {
+    if (!(Number.isInteger(v) && v >= KEEPALIVE_RANGE.min && v <= KEEPALIVE_RANGE.max)) throw new RangeError(`${name} must be ${KEEPALIVE_RANGE.min}..${KEEPALIVE_RANGE.max} ms, got ${v}`);
+  }
+  const vanisherCount = options.vanishers ?? DEFAULT_VANISHERS;
+  if (!(Number.isInteger(vanisherCount) && vanisherCount >= 0 && vanisherCount <= MAX_VANISHERS)) throw new RangeError(`vanishers must be 0..${MAX_VANISHERS}, got ${vanisherCount}`);
+  const settleMs = options.livenessSettleMs ?? livenessSettleMs(keepaliveMs, keepaliveTimeoutMs);
+  if (!(settleMs >= 0)) throw new RangeError(`liveness settle time must be >= 0 ms, got ${settleMs}`);
   const historyPath = join(outDir, HISTORY_FILE);
   const recorder = await HistoryRecorder.open(historyPath);
   const cluster = new ChaosCluster({
     nodes: options.nodes,
     logDir: outDir,
     name: `chaos-${options.seed}`,
+    nodeFlags: ["--client-keepalive-ms", String(keepaliveMs), "--client-keepalive-timeout-ms", String(keepaliveTimeoutMs)],
     ...(options.network === undefined ? {} : { network: options.network }),
     ...(options.security === undefined ? {} : { security: options.security }),
   });
-  options.onCleanup?.(() => cluster.cleanup());
+  let vanishers: VanishingConsumers | undefined;
+  const cleanup = async () => {
+    vanishers?.kill();
+    await cluster.cleanup();
+  };
+  options.onCleanup?.(cleanup);
   const nemesis = new Nemesis(cluster, recorder, say);
   let checked: CheckHistoryFileResult;
   let faults = 0;
+  const liveness: LivenessCheck[] = [];
   try {
     await cluster.start();
     const first = await cluster.waitForLeader(FIRST_LEADER_TIMEOUT_MS);
@@ -101,19 +144,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
       const first = seedsRng.pick(all);
       return [first, ...all.filter((a) => a !== first)];
     };
-    const workload = new Workload({ ...DEFAULT_WORKLOAD, ...options.workload }, recorder, seeds, options.seed, () => cluster.clientOptions());
+    const workloadOptions = { ...DEFAULT_WORKLOAD, ...options.workload };
+    const workload = new Workload(workloadOptions, recorder, seeds, options.seed, () => cluster.clientOptions());
     await workload.setup();
     workload.start();
 
     const schedule = planFaults(options.seed, options.nemeses, options.timeSec * 1000);
     faults = schedule.length;
     say(`${schedule.length} faults planned from seed ${options.seed} (${options.nemeses.join(",") || "none"}) over ${options.timeSec} s`);
+    // A cut needs the client's own namespace; without the namespace network clients only freeze or die.
+    const kinds: VanishKind[] = options.network === undefined ? ["freeze", "kill"] : ["freeze", "cut", "kill"];
+    const vanisherPlans = planVanishers(options.seed, vanisherCount, schedule, options.timeSec * 1000, kinds, workloadOptions.queues);
+    vanishers = new VanishingConsumers(vanisherPlans, cluster, recorder, say);
+    vanishers.start();
     const faulting = nemesis.run(schedule);
     await Promise.race([faulting, sleep(options.timeSec * 1000)]);
     // Even a schedule that ended early leaves the workload running its full time.
     await sleep(Math.max(0, options.timeSec * 1000 - recorder.now()));
     nemesis.stop();
     await faulting;
+    await vanishers.stop();
     await nemesis.heal();
     const healed = await cluster.waitForLeader(HEALED_LEADER_TIMEOUT_MS);
     say(healed === undefined ? `no leader ${HEALED_LEADER_TIMEOUT_MS} ms after the heal` : `healed; leader n${healed}`);
@@ -121,29 +171,72 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     await workload.stop();
     say(`workload stopped: ${workload.stats.publishes} publishes, ${workload.stats.deliveries} deliveries; draining`);
     await workload.drain();
+    // Frozen vanishers stay frozen through both checks: their connections are still up.
+    const open = await consumerLiveness(cluster, "open", () => workload.openConsumers(), settleMs);
+    liveness.push(open);
+    say(`consumer liveness with the kept consumers open: ${describeLiveness([open])}`);
+    await workload.closeKept();
+    const closed = await consumerLiveness(cluster, "closed", () => workload.openConsumers(), settleMs);
+    liveness.push(closed);
+    say(`consumer liveness with every stream closed: ${describeLiveness([closed])}`);
+    vanishers.kill();
     await recorder.close();
     checked = await checkHistoryFile(historyPath, { orderScope: "consumer", ...(options.out === undefined ? {} : { out: options.out }) });
   } finally {
     await recorder.close().catch(() => undefined);
-    await cluster.cleanup();
+    await cleanup();
   }
   const crashes = [...cluster.crashes];
   for (const c of crashes) say(`node n${c.id} crashed: exit code ${c.code}, signal ${c.signal}; see ${join(outDir, `node-${c.id}.log`)}`);
-  const valid = checked.result.valid && crashes.length === 0;
-  const result = {
+  const valid = checked.result.valid && crashes.length === 0 && liveness.every((l) => l.valid);
+  const result: ChaosRunResult = {
     valid,
     check: checked.result,
     outDir,
     crashes,
-    nemesisErrors: [...nemesis.errors],
+    nemesisErrors: [...nemesis.errors, ...(vanishers?.errors ?? [])],
     faults,
-    summaryLine: summaryLine(options, checked.result, valid, crashes.length),
+    liveness,
+    vanishers: vanishers?.report() ?? [],
+    summaryLine: summaryLine(options, checked.result, valid, crashes.length, liveness),
   };
-  await writeRunRecord(outDir, { valid, crashes, nemesisErrors: result.nemesisErrors, faults, summaryLine: result.summaryLine });
+  await writeRunRecord(outDir, {
+    valid,
+    crashes,
+    nemesisErrors: result.nemesisErrors,
+    faults,
+    summaryLine: result.summaryLine,
+    liveness: result.liveness,
+    vanishers: result.vanishers,
+  });
   return result;
 }
 
-function summaryLine(options: ChaosOptions, r: CheckResult, valid: boolean, crashes: number): string {
+/** One liveness check through an admin client of the live members, opened again when a call fails. */
+async function consumerLiveness(cluster: ChaosCluster, phase: string, expected: () => ReadonlyMap<string, number>, settleMs: number): Promise<LivenessCheck> {
+  let admin: RaftmqClient | undefined;
+  try {
+    return await checkConsumerLiveness({
+      phase,
+      expected,
+      settleMs,
+      listQueues: async () => {
+        admin ??= await cluster.admin();
+        try {
+          return await admin.listQueues();
+        } catch (err) {
+          admin.close();
+          admin = undefined;
+          throw err;
+        }
+      },
+    });
+  } finally {
+    admin?.close();
+  }
+}
+
+function summaryLine(options: ChaosOptions, r: CheckResult, valid: boolean, crashes: number, liveness: readonly LivenessCheck[]): string {
   return [
     `seed ${options.seed}`,
     `nodes ${options.nodes}`,
@@ -159,6 +252,7 @@ function summaryLine(options: ChaosOptions, r: CheckResult, valid: boolean, cras
     `longest unavailability ${(r.longestUnavailabilityMs / 1000).toFixed(1)} s`,
     `faults ${r.faults.length}`,
     `crashes ${crashes}`,
+    describeLiveness(liveness),
   ].join(" ");
 }
 
@@ -171,7 +265,15 @@ const USAGE = `usage: pnpm chaos [--time s] [--nemesis ${NEMESES.join(",")}|all|
   --out       run folder (default runs/chaos-<seed>)
   --security  tls (mutual TLS between nodes, TLS and authentication for clients) or insecure
               (default: env RAFTMQ_TEST_SECURITY, else insecure)
-exit status: 0 valid, 1 invalid (lost, unexpected, unmarked duplicate, order, crash), 2 bad arguments
+  --client-keepalive-ms          the nodes ping their clients this often (default ${CHAOS_CLIENT_KEEPALIVE_MS})
+  --client-keepalive-timeout-ms  and down a client that does not answer within this (default ${CHAOS_CLIENT_KEEPALIVE_TIMEOUT_MS})
+  --liveness-settle-ms           how long the end-of-run consumer check waits for every queue to list
+                                 exactly the open consumers (default keepalive + timeout + 10000,
+                                 at most 60000)
+  --vanishers                    consumer processes that vanish without closing during the faults:
+                                 frozen, killed, or cut off in a namespace of their own (default ${DEFAULT_VANISHERS})
+exit status: 0 valid, 1 invalid (lost, unexpected, unmarked duplicate, order, crash, a queue listing
+             consumers that are gone or unacked messages they held), 2 bad arguments
 `;
 
 interface CliArgs {
@@ -193,6 +295,10 @@ export function parseCli(argv: readonly string[]): CliArgs {
       nodes: { type: "string", default: "3" },
       out: { type: "string" },
       security: { type: "string" },
+      "client-keepalive-ms": { type: "string" },
+      "client-keepalive-timeout-ms": { type: "string" },
+      "liveness-settle-ms": { type: "string" },
+      vanishers: { type: "string" },
       "in-hub": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -214,7 +320,20 @@ export function parseCli(argv: readonly string[]): CliArgs {
   }
   const security = values.security ?? defaultSecurity();
   if (security !== "tls" && security !== "insecure") throw new RangeError("--security must be tls or insecure");
-  return { help: values.help === true, nemesisText: values.nemesis, inHub, options: { timeSec, nemeses, seed, nodes, outDir, security } };
+  const ms = (flag: string, text: string | undefined, min: number, max: number): number | undefined => {
+    if (text === undefined) return undefined;
+    const v = Number(text);
+    if (!(Number.isInteger(v) && v >= min && v <= max)) throw new RangeError(`--${flag} must be an integer in [${min}, ${max}]`);
+    return v;
+  };
+  const tuning = {
+    clientKeepaliveMs: ms("client-keepalive-ms", values["client-keepalive-ms"], KEEPALIVE_RANGE.min, KEEPALIVE_RANGE.max),
+    clientKeepaliveTimeoutMs: ms("client-keepalive-timeout-ms", values["client-keepalive-timeout-ms"], KEEPALIVE_RANGE.min, KEEPALIVE_RANGE.max),
+    livenessSettleMs: ms("liveness-settle-ms", values["liveness-settle-ms"], 0, MAX_RUN_SECONDS * 1000),
+    vanishers: ms("vanishers", values.vanishers, 0, MAX_VANISHERS),
+  };
+  const defined = Object.fromEntries(Object.entries(tuning).filter(([, v]) => v !== undefined)) as { [K in keyof typeof tuning]?: number };
+  return { help: values.help === true, nemesisText: values.nemesis, inHub, options: { timeSec, nemeses, seed, nodes, outDir, security, ...defined } };
 }
 
 /** Drops the network nemeses, with one line saying why, when this machine cannot run them. */

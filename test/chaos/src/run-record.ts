@@ -1,8 +1,11 @@
 // run.json in the run folder: what a run found beyond the history (node crashes, nemesis errors,
-// the verdict line), so a process that did not run the cluster itself can report the run.
+// the consumer-liveness checks, the vanished consumers, the verdict line), so a process that did
+// not run the cluster itself can report the run.
 
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { LivenessCheck, QueueConsumers } from "./consumer-liveness.ts";
+import { VANISH_KINDS, type VanisherReport } from "./vanishing-consumers.ts";
 
 export const RUN_RECORD_FILE = "run.json";
 
@@ -12,6 +15,9 @@ export interface RunRecord {
   readonly nemesisErrors: readonly string[];
   readonly faults: number;
   readonly summaryLine: string;
+  /** Absent in the records of runs made before the check existed: read as none. */
+  readonly liveness: readonly LivenessCheck[];
+  readonly vanishers: readonly VanisherReport[];
 }
 
 export class RunRecordError extends Error {
@@ -50,5 +56,57 @@ function parseRunRecord(v: unknown, path: string): RunRecord {
     if (typeof r.id !== "number" || !(code === null || typeof code === "number") || !(signal === null || typeof signal === "string")) throw bad("a crash needs id, code and signal");
     return { id: r.id, code, signal };
   });
-  return { valid: o.valid, crashes, nemesisErrors: o.nemesisErrors, faults: o.faults, summaryLine: o.summaryLine };
+  const list = (key: string): unknown[] => {
+    const v = o[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw bad(`${key} must be a list`);
+    return v;
+  };
+  const liveness = list("liveness").map((c) => parseLivenessCheck(c, bad));
+  const vanishers = list("vanishers").map((v) => parseVanisherReport(v, bad));
+  return { valid: o.valid, crashes, nemesisErrors: o.nemesisErrors, faults: o.faults, summaryLine: o.summaryLine, liveness, vanishers };
+}
+
+type Bad = (what: string) => RunRecordError;
+
+function fields(v: unknown, what: string, bad: Bad): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad(`${what} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0;
+}
+
+function parseLivenessCheck(v: unknown, bad: Bad): LivenessCheck {
+  const o = fields(v, "a liveness check", bad);
+  if (typeof o.phase !== "string" || typeof o.valid !== "boolean" || !isCount(o.elapsedMs) || !isCount(o.settleMs)) throw bad("a liveness check needs phase, valid, elapsedMs and settleMs");
+  if (o.error !== undefined && typeof o.error !== "string") throw bad("a liveness check's error must be a string");
+  if (!Array.isArray(o.queues)) throw bad("a liveness check's queues must be a list");
+  const queues = o.queues.map((q: unknown): QueueConsumers => {
+    const r = fields(q, "a liveness queue", bad);
+    if (typeof r.queue !== "string" || !isCount(r.listed) || !isCount(r.expected) || !isCount(r.unacked)) throw bad("a liveness queue needs queue, listed, expected and unacked");
+    return { queue: r.queue, listed: r.listed, expected: r.expected, unacked: r.unacked };
+  });
+  return { phase: o.phase, valid: o.valid, elapsedMs: o.elapsedMs, settleMs: o.settleMs, queues, ...(o.error === undefined ? {} : { error: o.error }) };
+}
+
+function parseVanisherReport(v: unknown, bad: Bad): VanisherReport {
+  const o = fields(v, "a vanisher", bad);
+  const kind = VANISH_KINDS.find((k) => k === o.kind);
+  const target = o.target === "leader" || o.target === "follower" ? o.target : undefined;
+  if (typeof o.name !== "string" || kind === undefined || target === undefined || typeof o.queue !== "string" || !isCount(o.delivered) || !isCount(o.heldAtVanish)) {
+    throw bad("a vanisher needs name, kind, target, queue, delivered and heldAtVanish");
+  }
+  if ((o.node !== undefined && !isCount(o.node)) || (o.vanishedAt !== undefined && !isCount(o.vanishedAt))) throw bad("a vanisher's node and vanishedAt must be numbers");
+  return {
+    name: o.name,
+    kind,
+    target,
+    queue: o.queue,
+    delivered: o.delivered,
+    heldAtVanish: o.heldAtVanish,
+    ...(o.node === undefined ? {} : { node: o.node }),
+    ...(o.vanishedAt === undefined ? {} : { vanishedAt: o.vanishedAt }),
+  };
 }

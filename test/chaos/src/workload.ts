@@ -1,6 +1,7 @@
 // The chaos workload through the SDK: pipelined producers with confirms and idempotent producer
 // ids publish unique integers to several queues; consumers with manual acks read them; at the
-// end a drain reads every queue until it is empty. Every step goes to the history.
+// end a drain reads every queue until it is empty. Every step goes to the history. Some
+// consumers stay attached past the drain, so the liveness check can ask for exactly those.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Consumer, ClosedError, connect, type Delivery, PublishNackError, type RaftmqClient } from "@raftmq/client";
@@ -12,6 +13,8 @@ export interface WorkloadOptions {
   readonly producers: number;
   /** Consumers per queue. */
   readonly consumersPerQueue: number;
+  /** Of those, how many stay attached through stop() and the drain, until closeKept(). */
+  readonly keptOpenPerQueue: number;
   /** Publishes per second per producer. */
   readonly ratePerProducer: number;
   /** Publishes a producer has awaiting confirms at most. */
@@ -28,6 +31,7 @@ export const DEFAULT_WORKLOAD: Readonly<WorkloadOptions> = {
   queues: ["chaos-a", "chaos-b", "chaos-c"],
   producers: 3,
   consumersPerQueue: 2,
+  keptOpenPerQueue: 1,
   ratePerProducer: 100,
   window: 32,
   prefetch: 16,
@@ -56,8 +60,13 @@ export class Workload {
   readonly #rng: SeededRandom;
   #nextValue = 1;
   #stopping = false;
-  readonly #tasks: Promise<void>[] = [];
-  readonly #consumers = new Set<Consumer>();
+  #closingKept = false;
+  readonly #producers: Promise<void>[] = [];
+  /** Consumer tasks stop() ends, and the kept ones closeKept() ends. */
+  readonly #closing: Promise<void>[] = [];
+  readonly #kept: Promise<void>[] = [];
+  /** Subscribed SDK consumers: the streams this workload holds open. */
+  readonly #consumers = new Map<Consumer, { readonly queue: string; readonly kept: boolean }>();
   readonly stats: WorkloadStats = { publishes: 0, deliveries: 0, consumerRestarts: 0 };
 
   readonly #auth: () => object;
@@ -66,6 +75,7 @@ export class Workload {
   constructor(options: WorkloadOptions, recorder: HistoryRecorder, seeds: Seeds, seed: number, auth: () => object = () => ({})) {
     this.#auth = auth;
     if (options.queues.length === 0 || options.producers < 1 || options.consumersPerQueue < 1) throw new RangeError("workload needs queues, producers and consumers");
+    if (!(options.keptOpenPerQueue >= 0 && options.keptOpenPerQueue <= options.consumersPerQueue)) throw new RangeError(`keptOpenPerQueue must be 0..${options.consumersPerQueue}, got ${options.keptOpenPerQueue}`);
     if (options.window < 1 || options.window > 4096) throw new RangeError(`window must be 1..4096, got ${options.window}`);
     this.#options = options;
     this.#recorder = recorder;
@@ -84,18 +94,35 @@ export class Workload {
   }
 
   start(): void {
-    for (let i = 1; i <= this.#options.producers; i++) this.#tasks.push(this.#produce(`p${i}`, this.#rng.int(0, 2 ** 31 - 1)));
+    for (let i = 1; i <= this.#options.producers; i++) this.#producers.push(this.#produce(`p${i}`, this.#rng.int(0, 2 ** 31 - 1)));
     let n = 0;
     for (const queue of this.#options.queues) {
-      for (let i = 0; i < this.#options.consumersPerQueue; i++) this.#tasks.push(this.#consume(`c${++n}`, queue));
+      for (let i = 0; i < this.#options.consumersPerQueue; i++) {
+        const kept = i < this.#options.keptOpenPerQueue;
+        (kept ? this.#kept : this.#closing).push(this.#consume(`c${++n}`, queue, kept));
+      }
     }
   }
 
-  /** Stops publishing, waits for outstanding confirms (up to flushTimeoutMs) and closes the consumers. */
+  /** Stops publishing, waits for outstanding confirms (up to flushTimeoutMs) and closes the consumers but the kept ones. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    for (const c of this.#consumers) void c.close();
-    await Promise.all(this.#tasks);
+    for (const [c, { kept }] of this.#consumers) if (!kept) void c.close();
+    await Promise.all([...this.#producers, ...this.#closing]);
+  }
+
+  /** Closes the consumers stop() left attached. */
+  async closeKept(): Promise<void> {
+    this.#closingKept = true;
+    for (const [c, { kept }] of this.#consumers) if (kept) void c.close();
+    await Promise.all(this.#kept);
+  }
+
+  /** Subscribed consumers per queue: the streams the workload holds open right now. */
+  openConsumers(): Map<string, number> {
+    const open = new Map<string, number>();
+    for (const { queue } of this.#consumers.values()) open.set(queue, (open.get(queue) ?? 0) + 1);
+    return open;
   }
 
   /** Reads every queue until it stays empty; records each delivery with phase "drain". */
@@ -152,21 +179,23 @@ export class Workload {
     }
   }
 
-  async #consume(process: string, queue: string): Promise<void> {
-    while (!this.#stopping) {
-      const client = await this.#connectRetrying();
+  async #consume(process: string, queue: string, kept: boolean): Promise<void> {
+    const done = () => (kept ? this.#closingKept : this.#stopping);
+    while (!done()) {
+      const client = await this.#connectRetrying(undefined, done);
       if (client === undefined) return;
+      let consumer: Consumer | undefined;
       try {
-        const consumer = await client.consume(queue, { prefetch: this.#options.prefetch });
-        this.#consumers.add(consumer);
-        if (this.#stopping) void consumer.close();
+        consumer = await client.consume(queue, { prefetch: this.#options.prefetch });
+        this.#consumers.set(consumer, { queue, kept });
+        if (done()) void consumer.close();
         for await (const d of consumer) this.#deliver(process, queue, d, undefined);
-        this.#consumers.delete(consumer);
       } catch {
         // The SDK gave up resubscribing (a long fault): start over with a new client.
         this.stats.consumerRestarts += 1;
         await sleep(200);
       } finally {
+        if (consumer !== undefined) this.#consumers.delete(consumer);
         client.close();
       }
     }
@@ -233,13 +262,13 @@ export class Workload {
     }
   }
 
-  /** Connects, retrying until `deadline` (ms since the epoch) or, without one, until stop(). */
-  async #connectRetrying(deadline?: number): Promise<RaftmqClient | undefined> {
+  /** Connects, retrying until `deadline` (ms since the epoch) or, without one, until `over` says so (default: stop()). */
+  async #connectRetrying(deadline?: number, over = () => this.#stopping): Promise<RaftmqClient | undefined> {
     for (;;) {
       try {
         return await connect(this.#seeds(), { ...CLIENT_OPTIONS, ...this.#auth() });
       } catch {
-        if (deadline === undefined ? this.#stopping : Date.now() > deadline) return undefined;
+        if (deadline === undefined ? over() : Date.now() > deadline) return undefined;
         await sleep(200);
       }
     }

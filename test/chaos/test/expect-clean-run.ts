@@ -1,7 +1,9 @@
 // What every real chaos run in the tests must show: confirms happened, and nothing confirmed was
 // lost, nothing unexpected or failed-but-delivered turned up, no duplicate went unmarked, no node
-// crashed, and the run says it is valid.
+// crashed, every queue listed exactly the consumers still open (and then none), and the run says
+// it is valid.
 import { expect } from "vitest";
+import { describeLiveness } from "../src/consumer-liveness.ts";
 import type { ChaosRunResult } from "../src/run-chaos.ts";
 
 export function expectCleanRun(run: ChaosRunResult): void {
@@ -11,5 +13,7 @@ export function expectCleanRun(run: ChaosRunResult): void {
   expect(run.check.failedDelivered).toEqual([]);
   expect(run.check.duplicateCounts.notRedelivered).toBe(0);
   expect(run.crashes).toEqual([]);
+  expect(run.liveness.map((l) => l.phase)).toEqual(["open", "closed"]);
+  expect(describeLiveness(run.liveness)).toMatch(/^consumers exact/);
   expect(run.valid).toBe(true);
 }

@@ -9,8 +9,8 @@ import { describe, expect, it } from "vitest";
 import { NETWORK_NEMESES, parseNemeses, planFaults } from "../src/fault-schedule.ts";
 import type { NemesisOp } from "../src/history.ts";
 import { runChaosInNamespaces } from "../src/net/hub-runner.ts";
-import { commandLine, healCommands, LIMITS, lossCommands, nodeSetupCommands, partitionCommands, slowCommands } from "../src/net/net-commands.ts";
-import { hubNetns, netLayout, newNetLayout, nodeAddress, nodeNetns, ownerPid } from "../src/net/net-layout.ts";
+import { clientCutCommands, clientSetupCommands, commandLine, healCommands, LIMITS, lossCommands, nodeSetupCommands, partitionCommands, slowCommands } from "../src/net/net-commands.ts";
+import { clientAddress, hubNetns, MAX_CLIENT_ID, MAX_NODE_ID, netLayout, newNetLayout, nodeAddress, nodeNetns, ownerPid } from "../src/net/net-layout.ts";
 import { listNetns, parseNetnsList } from "../src/net/netns-cleanup.ts";
 import { probeNetworkSupport } from "../src/net/network-support.ts";
 import { cutsOf, describePartition, PARTITION_SHAPES, type Partition, type PartitionShape, partitionOf, reachableFrom } from "../src/net/partition.ts";
@@ -154,6 +154,14 @@ describe("namespace layout", () => {
     expect(() => netLayout("Bad Name", 1)).toThrow(RangeError);
   });
 
+  it("client namespaces take addresses above every node's", () => {
+    const layout = netLayout("p", 7);
+    expect(nodeAddress(layout, MAX_NODE_ID)).toBe("10.203.7.199");
+    expect(clientAddress(layout, 1)).toBe("10.203.7.201");
+    expect(clientAddress(layout, MAX_CLIENT_ID)).toBe("10.203.7.254");
+    expect(() => clientAddress(layout, MAX_CLIENT_ID + 1)).toThrow(RangeError);
+  });
+
   it("reads `ip netns list` with and without ids", () => {
     expect(parseNetnsList("b-hub (id: 3)\na-n1\n\n")).toEqual(["a-n1", "b-hub"]);
   });
@@ -172,6 +180,23 @@ describe("network fault command lines", () => {
       ["ip", "-n", ns(2), "link", "set", "lo", "up"],
       ["ip", "-n", ns(2), "addr", "add", "10.203.7.12/24", "dev", "eth0"],
       ["ip", "-n", ns(2), "link", "set", "eth0", "up"],
+    ]);
+  });
+
+  it("a client namespace joins the bridge like a node's; cutting it drops everything inside it", () => {
+    const c = "raftmq-chaos-1-a-c3";
+    expect(clientSetupCommands(layout, 3).map(commandLine)).toEqual([
+      ["ip", "netns", "add", c],
+      ["ip", "link", "add", "veth-c3", "type", "veth", "peer", "name", "eth0", "netns", c],
+      ["ip", "link", "set", "veth-c3", "master", "br0"],
+      ["ip", "link", "set", "veth-c3", "up"],
+      ["ip", "-n", c, "link", "set", "lo", "up"],
+      ["ip", "-n", c, "addr", "add", "10.203.7.203/24", "dev", "eth0"],
+      ["ip", "-n", c, "link", "set", "eth0", "up"],
+    ]);
+    expect(clientCutCommands(layout, 3).map(commandLine)).toEqual([
+      ["ip", "netns", "exec", c, "iptables", "-w", "-A", "INPUT", "-j", "DROP"],
+      ["ip", "netns", "exec", c, "iptables", "-w", "-A", "OUTPUT", "-j", "DROP"],
     ]);
   });
 

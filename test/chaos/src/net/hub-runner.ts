@@ -29,6 +29,11 @@ export interface NamespaceRunOptions {
   readonly nodes: number;
   readonly outDir: string;
   readonly security?: "tls" | "insecure";
+  /** Passed on to the runner as they are (see ChaosOptions). */
+  readonly clientKeepaliveMs?: number;
+  readonly clientKeepaliveTimeoutMs?: number;
+  readonly livenessSettleMs?: number;
+  readonly vanishers?: number;
   /** Every line the runner prints (faults, progress, the summary table); default stdout. */
   readonly say?: (line: string) => void;
   /** Hears the cleanup as soon as the namespaces exist, so an interrupt can remove them. */
@@ -83,6 +88,7 @@ export async function runChaosInNamespaces(options: NamespaceRunOptions): Promis
       "--out",
       outDir,
       ...(options.security === undefined ? [] : ["--security", options.security]),
+      ...tuningArgs(options),
       "--in-hub",
       inHubArg(layout),
     ];
@@ -96,10 +102,30 @@ export async function runChaosInNamespaces(options: NamespaceRunOptions): Promis
     const record = await readRunRecord(outDir);
     const { ops } = await readHistory(join(outDir, HISTORY_FILE));
     const result = check(ops, { orderScope: "consumer" });
-    return { valid: record.valid, check: result, outDir, crashes: record.crashes, nemesisErrors: record.nemesisErrors, faults: record.faults, summaryLine: record.summaryLine };
+    return {
+      valid: record.valid,
+      check: result,
+      outDir,
+      crashes: record.crashes,
+      nemesisErrors: record.nemesisErrors,
+      faults: record.faults,
+      liveness: record.liveness,
+      vanishers: record.vanishers,
+      summaryLine: record.summaryLine,
+    };
   } finally {
     await cleanup();
   }
+}
+
+function tuningArgs(options: NamespaceRunOptions): string[] {
+  const flags = [
+    ["--client-keepalive-ms", options.clientKeepaliveMs],
+    ["--client-keepalive-timeout-ms", options.clientKeepaliveTimeoutMs],
+    ["--liveness-settle-ms", options.livenessSettleMs],
+    ["--vanishers", options.vanishers],
+  ] as const;
+  return flags.flatMap(([flag, v]) => (v === undefined ? [] : [flag, String(v)]));
 }
 
 function forwardLines(child: ChildProcess, say: (line: string) => void): void {

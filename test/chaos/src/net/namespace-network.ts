@@ -1,9 +1,10 @@
 // The network of one run, seen from inside its hub namespace: builds the bridge and a namespace
 // per node, tells the harness where each node lives, and puts partitions, loss and slow links
-// on the nodes' traffic (and takes them off again).
+// on the nodes' traffic (and takes them off again). Client namespaces hold consumer processes
+// whose own network the run cuts for good (a client that vanishes).
 
-import { hubSetupCommands, healCommands, lossCommands, netemProbeCommands, nodeSetupCommands, partitionCommands, type SlowLink, slowCommands } from "./net-commands.ts";
-import { type NetLayout, nodeAddress, nodeNetns } from "./net-layout.ts";
+import { clientCutCommands, clientSetupCommands, hubSetupCommands, healCommands, lossCommands, netemProbeCommands, nodeSetupCommands, partitionCommands, type SlowLink, slowCommands } from "./net-commands.ts";
+import { clientNetns, type NetLayout, nodeAddress, nodeNetns } from "./net-layout.ts";
 import { type Partition, reachableFrom } from "./partition.ts";
 import { exec, runCommands } from "./run-command.ts";
 
@@ -30,6 +31,7 @@ export class NamespaceNetwork {
   /** The kernel has netem, so slow links get delay as well as a rate limit. */
   readonly netem: boolean;
   readonly #nodes = new Set<number>();
+  #clients = 0;
 
   private constructor(layout: NetLayout, netem: boolean) {
     this.layout = layout;
@@ -51,6 +53,23 @@ export class NamespaceNetwork {
     if (this.#nodes.has(id)) return;
     await runCommands(nodeSetupCommands(this.layout, id));
     this.#nodes.add(id);
+  }
+
+  /** Makes a new client namespace on the bridge; returns its number. */
+  async addClient(): Promise<number> {
+    const k = ++this.#clients;
+    await runCommands(clientSetupCommands(this.layout, k));
+    return k;
+  }
+
+  /** The command that runs `command args` inside client `k`'s namespace (ip execs, same pid). */
+  wrapClient(k: number, command: string, args: readonly string[]): { command: string; args: string[] } {
+    return { command: "ip", args: ["netns", "exec", clientNetns(this.layout, k), command, ...args] };
+  }
+
+  /** Drops everything in and out of client `k`'s namespace; heal() leaves it cut (the client is gone). */
+  async cutClient(k: number): Promise<void> {
+    await runCommands(clientCutCommands(this.layout, k));
   }
 
   nodes(): number[] {

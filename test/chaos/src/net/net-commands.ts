@@ -3,7 +3,7 @@
 // which is the hub namespace; never the root namespace.
 
 import { cutsOf, type Partition } from "./partition.ts";
-import { BRIDGE, hubAddress, hubIface, hubNetns, type NetLayout, NODE_IFACE, nodeAddress, nodeNetns } from "./net-layout.ts";
+import { BRIDGE, clientAddress, clientNetns, hubAddress, hubClientIface, hubIface, hubNetns, type NetLayout, NODE_IFACE, nodeAddress, nodeNetns } from "./net-layout.ts";
 
 export interface NetCommand {
   /** Run inside this namespace (`ip netns exec`); undefined: where the runner is. */
@@ -48,16 +48,35 @@ export function hubSetupCommands(layout: NetLayout): NetCommand[] {
 
 /** A node namespace with one veth pair: eth0 inside it, the other end on the hub's bridge. */
 export function nodeSetupCommands(layout: NetLayout, id: number): NetCommand[] {
-  const ns = nodeNetns(layout, id);
-  const veth = hubIface(id);
+  return endpointSetupCommands(nodeNetns(layout, id), hubIface(id), nodeAddress(layout, id));
+}
+
+/** A client namespace, joined to the bridge the same way as a node's. */
+export function clientSetupCommands(layout: NetLayout, k: number): NetCommand[] {
+  return endpointSetupCommands(clientNetns(layout, k), hubClientIface(k), clientAddress(layout, k));
+}
+
+function endpointSetupCommands(ns: string, veth: string, address: string): NetCommand[] {
   return [
     { argv: ["ip", "netns", "add", ns] },
     { argv: ["ip", "link", "add", veth, "type", "veth", "peer", "name", NODE_IFACE, "netns", ns] },
     { argv: ["ip", "link", "set", veth, "master", BRIDGE] },
     { argv: ["ip", "link", "set", veth, "up"] },
     { argv: ["ip", "-n", ns, "link", "set", "lo", "up"] },
-    { argv: ["ip", "-n", ns, "addr", "add", `${nodeAddress(layout, id)}/24`, "dev", NODE_IFACE] },
+    { argv: ["ip", "-n", ns, "addr", "add", `${address}/24`, "dev", NODE_IFACE] },
     { argv: ["ip", "-n", ns, "link", "set", NODE_IFACE, "up"] },
+  ];
+}
+
+/**
+ * Cuts client `k` off: every packet in or out of its namespace is dropped, so the nodes see its
+ * connections go silent (no FIN, no RST), as when a client machine loses its network.
+ */
+export function clientCutCommands(layout: NetLayout, k: number): NetCommand[] {
+  const netns = clientNetns(layout, k);
+  return [
+    { netns, argv: ["iptables", "-w", "-A", "INPUT", "-j", "DROP"] },
+    { netns, argv: ["iptables", "-w", "-A", "OUTPUT", "-j", "DROP"] },
   ];
 }
 

@@ -10,7 +10,10 @@ export const BRIDGE = "br0";
 export const NODE_IFACE = "eth0";
 /** Node addresses are SUBNET.<HOST_OFFSET + id>; the hub is SUBNET.1. */
 const HOST_OFFSET = 10;
-export const MAX_NODE_ID = 254 - HOST_OFFSET;
+/** Client namespaces (consumers whose link to the cluster gets cut) are SUBNET.<CLIENT_OFFSET + k>. */
+const CLIENT_OFFSET = 200;
+export const MAX_NODE_ID = CLIENT_OFFSET - HOST_OFFSET - 1;
+export const MAX_CLIENT_ID = 254 - CLIENT_OFFSET;
 /** Namespace names become file names under /run/netns; keep them short and plain. */
 const PREFIX_PATTERN = /^[a-z0-9-]{1,48}$/;
 
@@ -54,6 +57,23 @@ export function hubIface(id: number): string {
   return `veth-n${id}`;
 }
 
+/** The namespace of client `k`: one consumer process whose whole network can be cut. */
+export function clientNetns(layout: NetLayout, k: number): string {
+  checkClient(k);
+  return `${layout.prefix}-c${k}`;
+}
+
+export function clientAddress(layout: NetLayout, k: number): string {
+  checkClient(k);
+  return `10.203.${layout.subnet}.${CLIENT_OFFSET + k}`;
+}
+
+/** The hub's end of client `k`'s veth pair. */
+export function hubClientIface(k: number): string {
+  checkClient(k);
+  return `veth-c${k}`;
+}
+
 /** The pid a namespace name was made by, when it is one of ours. */
 export function ownerPid(netns: string): number | undefined {
   const m = new RegExp(`^${NETNS_BASE}-(\\d+)-`).exec(netns);
@@ -62,4 +82,8 @@ export function ownerPid(netns: string): number | undefined {
 
 function checkId(id: number): void {
   if (!Number.isInteger(id) || id < 1 || id > MAX_NODE_ID) throw new RangeError(`node id must be 1..${MAX_NODE_ID} in a namespace run, got ${id}`);
+}
+
+function checkClient(k: number): void {
+  if (!Number.isInteger(k) || k < 1 || k > MAX_CLIENT_ID) throw new RangeError(`client id must be 1..${MAX_CLIENT_ID}, got ${k}`);
 }
