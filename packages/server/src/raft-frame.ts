@@ -15,8 +15,9 @@ const MESSAGE_ENTRIES = 7;
 const ENTRY_DATA = 4;
 
 /**
- * Below this much entry data in a frame, the generated encoder is used as it is: its copies cost
- * less than assembling pieces.
+ * A frame is assembled only when one of its entries carries at least this much data; otherwise
+ * the generated encoder is used as it is: for many small entries its copies cost less than
+ * assembling pieces.
  */
 export const ASSEMBLE_FROM_BYTES = 64 * 1024;
 
@@ -24,9 +25,9 @@ const NO_ENTRIES: Entry[] = [];
 
 /** The frame carrying `messages` of Raft group `groupId`; decodes as MessageBatch.encode's would. */
 export function encodeFrame(groupId: number, messages: readonly Message[]): Uint8Array {
-  let entryBytes = 0;
-  for (const m of messages) for (const e of m.entries) entryBytes += e.data.byteLength;
-  if (entryBytes < ASSEMBLE_FROM_BYTES) return raftmq.v1.MessageBatch.encode({ groupId, messages: messages as Message[] }).finish();
+  let largest = 0;
+  for (const m of messages) for (const e of m.entries) if (e.data.byteLength > largest) largest = e.data.byteLength;
+  if (largest < ASSEMBLE_FROM_BYTES) return raftmq.v1.MessageBatch.encode({ groupId, messages: messages as Message[] }).finish();
 
   const pieces: Uint8Array[] = [];
   let total = 0;

@@ -490,8 +490,9 @@ describe("PeerTransport", () => {
       a.transport.send([numbered(1, 2, seq++)]);
       return b.received.length > 0;
     });
-    expect(a.states).toContain("2:connected");
+    // Both lanes: the control lane may carry a message before the bulk lane is up.
     await waitFor("connected", () => a.transport.stats()[2]?.connected === true);
+    expect(a.states).toContain("2:connected");
     a.transport.send(range(0, 10).map((s) => numbered(1, 2, 5_000 + s)));
     const later = (): number[] => sequencesFrom(b, 1).filter((s) => s >= 5_000);
     await waitFor("later messages", () => later().length === 10);
@@ -527,7 +528,8 @@ describe("PeerTransport", () => {
       a.transport.send([numbered(1, 2, seq++)]);
       return restarted.received.length > 0;
     });
-    expect(a.states.filter((s) => s === "2:connected").length).toBe(2);
+    // Connected once at the start and once again after the restart (both lanes each time).
+    await waitFor("both lanes again", () => a.states.filter((s) => s === "2:connected").length === 2);
     // And the other way round, on the restarted node's new stream.
     restarted.transport.send([numbered(2, 1, 42)]);
     await waitFor("the answer", () => a.received.some((m) => m.commit === 42));
