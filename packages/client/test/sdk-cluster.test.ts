@@ -238,6 +238,43 @@ describe("publish and consume", () => {
     await p.close();
   });
 
+  it("coalesces acks into multiple acks, never covering a delivery the application has not settled", async () => {
+    const p = await queueWithMessages("sdk-coalesce", 200);
+    const consumer = await client.consume("sdk-coalesce", { prefetch: 200 });
+    let held: Delivery | undefined;
+    let n = 0;
+    for await (const d of consumer) {
+      n++;
+      // The 105th stays unsettled while everything after it is acked.
+      if (n === 105) held = d;
+      else d.ack();
+      if (n === 200) break;
+    }
+    const stats = consumer.stats();
+    expect(stats.settlements).toBe(199);
+    // The first 104 in a handful of multiple acks; the 95 above the unsettled one each alone.
+    expect(stats.settlementRequests).toBeLessThan(199);
+    expect(stats.settlementRequests).toBeGreaterThanOrEqual(96);
+    await eventually("199 acks applied", async () => (await client.queueInfo("sdk-coalesce")).messagesUnacked <= 1);
+    const info = await client.queueInfo("sdk-coalesce");
+    // Nothing covered the held delivery: it is still out, then back when the stream ends.
+    expect(info.messagesUnacked + info.messagesReady).toBe(1);
+    expect(held).toBeDefined();
+
+    const one = await client.consume("sdk-coalesce", { prefetch: 10, ackDelayMs: null });
+    for await (const d of one) {
+      expect(d.text()).toBe("104");
+      d.ack();
+      break;
+    }
+    expect(one.stats()).toMatchObject({ settlements: 1, settlementRequests: 1 });
+    await eventually("empty", async () => {
+      const i = await client.queueInfo("sdk-coalesce");
+      return i.messagesReady + i.messagesUnacked === 0;
+    });
+    await p.close();
+  });
+
   it("subscribes to a backlog when its prefetch is larger than its buffer", async () => {
     const p = await queueWithMessages("sdk-backlog", 300);
     // The broker sends a prefetch's worth of deliveries ahead of the subscription's confirmation:
