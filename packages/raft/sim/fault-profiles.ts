@@ -32,6 +32,13 @@ export interface FaultProfile {
    * seed can prove it still catches it. No named profile sets it.
    */
   unsafeCommitPreviousTerm?: boolean;
+  /**
+   * Followers learn at once when their connections to the leader close (it crashed, or a
+   * partition cut them from it), as a node does from its transport: RaftNode.leaderUnreachable,
+   * then campaignIfLeaderSilent within a tick. Only the LEADER_LOSS_PROFILES set it, so the seeds
+   * of FAULT_PROFILES keep their runs.
+   */
+  leaderLossDetection?: boolean;
 }
 
 const base: FaultProfile = {
@@ -87,9 +94,17 @@ export const FAULT_PROFILES: readonly FaultProfile[] = [
   },
 ];
 
+/** Profiles where followers hear of a lost leader at once (the node's fast failover). */
+export const LEADER_LOSS_PROFILES: readonly FaultProfile[] = ["crashes", "partitions", "leader-churn", "chaos"].map((name) => {
+  const profile = FAULT_PROFILES.find((p) => p.name === name);
+  if (profile === undefined) throw new Error(`no fault profile ${name}`);
+  return { ...profile, name: `${name}-leader-loss`, leaderLossDetection: true };
+});
+
 export function profileNamed(name: string): FaultProfile {
-  const found = FAULT_PROFILES.find((p) => p.name === name);
-  if (found === undefined) throw new Error(`unknown fault profile "${name}"; known: ${FAULT_PROFILES.map((p) => p.name).join(", ")}`);
+  const all = [...FAULT_PROFILES, ...LEADER_LOSS_PROFILES];
+  const found = all.find((p) => p.name === name);
+  if (found === undefined) throw new Error(`unknown fault profile "${name}"; known: ${all.map((p) => p.name).join(", ")}`);
   return found;
 }
 

@@ -51,6 +51,8 @@ export interface SimResult {
   snapshotsInstalled: number;
   readsAnswered: number;
   ticksToRecover: number;
+  /** Campaigns started because a follower heard its leader's connections close. */
+  leaderLossCampaigns: number;
 }
 
 export class SimulationFailure extends Error {
@@ -141,7 +143,9 @@ export class Simulation {
   /** Read id -> the highest index applied anywhere when the read was issued. */
   private readonly pendingReads = new Map<number, number>();
   private partitionUntil = 0;
-  private readonly stats = { crashes: 0, partitions: 0, confChanges: 0, snapshotsInstalled: 0, acknowledged: 0, reads: 0 };
+  private readonly stats = { crashes: 0, partitions: 0, confChanges: 0, snapshotsInstalled: 0, acknowledged: 0, reads: 0, leaderLossCampaigns: 0 };
+  /** Followers that heard their leader's connections close: they campaign at `at` unless they heard from it since. */
+  private leaderLoss: { node: SimNode; raft: RaftNode; leader: number; at: number }[] = [];
   private healed = false;
 
   constructor(private readonly options: SimOptions) {
@@ -180,6 +184,7 @@ export class Simulation {
         snapshotsInstalled: this.stats.snapshotsInstalled,
         readsAnswered: this.stats.reads,
         ticksToRecover: recovered,
+        leaderLossCampaigns: this.stats.leaderLossCampaigns,
       };
     } catch (error) {
       if (error instanceof SimulationFailure) throw error;
@@ -271,6 +276,30 @@ export class Simulation {
     node.downUntil = this.now + randomInt(this.random, this.profile.restartTicks[0], this.profile.restartTicks[1] + 1);
     this.stats.crashes++;
     this.log(`crash     node ${node.id} (down until tick ${node.downUntil})`);
+    this.connectionsClosed(node.id, this.live());
+  }
+
+  /** `observers` saw their connections to `peer` close (leaderLossDetection profiles only). */
+  private connectionsClosed(peer: number, observers: readonly SimNode[]): void {
+    if (this.profile.leaderLossDetection !== true) return;
+    for (const node of observers) {
+      const raft = node.raft;
+      if (raft === null || node.id === peer || !raft.leaderUnreachable(peer)) continue;
+      // The node waits a random part of a tick: here this tick's end or the next one's.
+      this.leaderLoss.push({ node, raft, leader: peer, at: this.now + randomInt(this.random, 0, 2) });
+    }
+  }
+
+  private campaignOnLeaderLoss(): void {
+    if (this.leaderLoss.length === 0) return;
+    const due = this.leaderLoss.filter((l) => l.at <= this.now);
+    this.leaderLoss = this.leaderLoss.filter((l) => l.at > this.now);
+    for (const { node, raft, leader } of due) {
+      // A node that crashed meanwhile has another RaftNode, or none.
+      if (node.raft !== raft || !raft.campaignIfLeaderSilent(leader)) continue;
+      this.stats.leaderLossCampaigns++;
+      this.log(`campaign  node ${node.id}: the connections to leader ${leader} closed`);
+    }
   }
 
   private live(): SimNode[] {
@@ -307,6 +336,7 @@ export class Simulation {
       }
     }
     for (const node of this.live()) node.raft?.tick();
+    this.campaignOnLeaderLoss();
     if (this.trace !== undefined && this.now % 25 === 0) {
       const leader = this.leader();
       const st = leader?.raft?.status();
@@ -444,6 +474,7 @@ export class Simulation {
     if (kind === 0 && leader !== null) {
       this.network.partition([[leader.id], this.ids.filter((id) => id !== leader.id)]);
       this.log(`partition leader ${leader.id} isolated until tick ${this.partitionUntil}`);
+      this.connectionsClosed(leader.id, this.live());
     } else if (kind === 1) {
       const bridge = shuffled[0] ?? 0;
       const rest = shuffled.slice(1);
@@ -456,6 +487,8 @@ export class Simulation {
       const b = shuffled.slice(cut);
       this.network.partition([a, b]);
       this.log(`partition [${a}] | [${b}] until tick ${this.partitionUntil}`);
+      // The side without the leader sees its connections to it close, the leader alive or not.
+      if (leader !== null) this.connectionsClosed(leader.id, this.live().filter((n) => a.includes(leader.id) !== a.includes(n.id)));
     }
   }
 
