@@ -1,20 +1,12 @@
 import { Broker, defaultLimits, MACHINE_VERSION, validateCommand } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
+import { failure } from "./command-failure.ts";
 import { CommandBuilder, consumerIdOf } from "../src/command-builder.ts";
-import { CommandFailedError, InvalidRequestError } from "../src/node-errors.ts";
+import { InvalidRequestError } from "../src/node-errors.ts";
 
 const b = new CommandBuilder();
 
-function failure(fn: () => unknown): { name: string; message: string; code?: string } {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CommandFailedError) return { name: err.name, message: err.message, code: err.error.code };
-    if (err instanceof Error) return { name: err.name, message: err.message };
-  }
-  throw new Error("expected a failure");
-}
 
 describe("command builder", () => {
   it("maps a publish request to one Publish command per message", () => {

@@ -3,8 +3,8 @@
 import { type BrokerLimits, type Command, defaultLimits, requestLimitKeys } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
+import { failure } from "./command-failure.ts";
 import { CommandBuilder } from "../src/command-builder.ts";
-import { CommandFailedError } from "../src/node-errors.ts";
 import { messageBytes, REQUEST_LIMITS, requestLimitError } from "../src/request-limits.ts";
 
 type Message = raftmq.v1.OutboundMessage.$Properties;
@@ -15,15 +15,6 @@ const b = new CommandBuilder();
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-function failure(fn: () => unknown): { name: string; message: string; code?: string } {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CommandFailedError) return { name: err.name, message: err.message, code: err.error.code };
-    if (err instanceof Error) return { name: err.name, message: err.message };
-  }
-  throw new Error("expected a failure");
-}
 
 function refused(fn: () => unknown, message: RegExp): void {
   expect(failure(fn)).toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(message) });
