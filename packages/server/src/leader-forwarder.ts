@@ -89,11 +89,14 @@ export class LeaderForwarder {
     });
     upstream.on("drain", () => call.resume());
     call.on("end", () => upstream.end());
-    call.on("cancelled", () => {
+    // The client went away, or this node ended the stream with a status of its own (its access
+    // gate refused a request): that status stands, not the CANCELLED of the leader-side call.
+    const stop = () => {
       finished = true;
       upstream.cancel();
-    });
-    call.on("error", () => upstream.cancel());
+    };
+    call.on("cancelled", stop);
+    call.on("error", stop);
     upstream.on("data", (response: R) => {
       if (!finished) call.write(response);
     });
