@@ -203,6 +203,8 @@ export class TestConsumer {
   readonly received: ConsumedMessage[] = [];
   readonly errors: string[] = [];
   sessionId = "";
+  /** Deliveries per stream message, in arrival order. */
+  readonly messageSizes: number[] = [];
   ended: Promise<{ code: number; details: string }>;
   private readonly stream: ReturnType<TestClient["consume"]>;
   private subscribedResolve!: () => void;
@@ -211,7 +213,7 @@ export class TestConsumer {
   constructor(
     client: TestClient,
     queue: string,
-    options: { prefetch: number; tag?: string; ack?: boolean; ackEvery?: number } = { prefetch: 100 },
+    options: { prefetch: number; tag?: string; ack?: boolean; ackEvery?: number; batch?: boolean } = { prefetch: 100 },
   ) {
     const tag = options.tag ?? "c1";
     const ack = options.ack ?? true;
@@ -229,15 +231,19 @@ export class TestConsumer {
         case "subscribed":
           this.subscribedResolve();
           return;
-        case "delivery": {
-          const d = r.delivery;
-          if (d == null) return;
-          const seq = Number(new TextDecoder().decode(d.body ?? new Uint8Array()));
-          const deliveryTag = Number(d.deliveryTag);
-          this.received.push({ seq, redelivered: d.redelivered ?? false, deliveryTag });
-          if (ack && ++unacked >= ackEvery) {
-            unacked = 0;
-            this.stream.write({ ack: { consumerTag: tag, deliveryTag, multiple: ackEvery > 1 } });
+        case "delivery":
+        case "deliveries": {
+          const batch = r.kind === "delivery" ? [r.delivery] : (r.deliveries?.deliveries ?? []);
+          this.messageSizes.push(batch.length);
+          for (const d of batch) {
+            if (d == null) continue;
+            const seq = Number(new TextDecoder().decode(d.body ?? new Uint8Array()));
+            const deliveryTag = Number(d.deliveryTag);
+            this.received.push({ seq, redelivered: d.redelivered ?? false, deliveryTag });
+            if (ack && ++unacked >= ackEvery) {
+              unacked = 0;
+              this.stream.write({ ack: { consumerTag: tag, deliveryTag, multiple: ackEvery > 1 } });
+            }
           }
           return;
         }
@@ -252,7 +258,7 @@ export class TestConsumer {
       this.stream.on("error", () => {});
       this.stream.on("status", (s) => resolve({ code: s.code, details: s.details }));
     });
-    this.stream.write({ subscribe: { queue, prefetch: options.prefetch, consumerTag: tag } });
+    this.stream.write({ subscribe: { queue, prefetch: options.prefetch, consumerTag: tag, batchDeliveries: options.batch ?? false } });
   }
 
   cancel(): void {

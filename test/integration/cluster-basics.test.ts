@@ -93,6 +93,23 @@ describe("a 3-node cluster", () => {
     expect(empty.delivery).toBeFalsy();
   });
 
+  it("sends a consumer that asks for batches the deliveries of one apply in one stream message, and one each to a consumer that does not", async () => {
+    const follower = followers[0] as number;
+    for (const batch of [true, false]) {
+      const queue = `batches-${batch}`;
+      await client(follower).call("DeclareQueue", { name: queue });
+      await client(follower).call("Publish", { messages: Array.from({ length: 20 }, (_, i) => ({ exchange: "", routingKey: queue, body: new TextEncoder().encode(String(i)) })) });
+      // The subscription's apply hands out the whole backlog, as far as the prefetch allows.
+      const consumer = new TestConsumer(client(follower), queue, { prefetch: 20, tag: "b", ack: false, batch });
+      await eventually("20 deliveries", async () => (consumer.received.length === 20 ? true : undefined));
+      expect(consumer.received.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(consumer.received.map((m) => m.deliveryTag)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(consumer.messageSizes).toEqual(batch ? [20] : Array.from({ length: 20 }, () => 1));
+      consumer.end();
+      await consumer.ended;
+    }
+  });
+
   it("lists queues, exchanges and bindings linearizably on any node", async () => {
     const follower = followers[1] as number;
     await client(follower).call("DeclareExchange", { name: "events", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC, durable: true });

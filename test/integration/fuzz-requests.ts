@@ -222,7 +222,7 @@ const tags = fc.oneof(
   { weight: 1, arbitrary: many([32, 33, 10_000], (i) => `t${i}`) },
 );
 const password = fc.oneof(text, fc.string({ minLength: 1_000, maxLength: 1_100 }));
-const subscription = message<raftmq.v1.Subscription.$Properties>({ queue: queueName, prefetch: u32, noAck: boolean, exclusive: boolean, consumerTag: text, arguments: headers });
+const subscription = message<raftmq.v1.Subscription.$Properties>({ queue: queueName, prefetch: u32, noAck: boolean, exclusive: boolean, consumerTag: text, arguments: headers, batchDeliveries: boolean });
 const setPrefetch = message<raftmq.v1.SetPrefetchRequest.$Properties>({ consumerTag: text, prefetch: u32 });
 
 type Arbitraries<D> = { readonly [M in keyof D]: fc.Arbitrary<object> };

@@ -37,10 +37,10 @@ export interface ConsumeOptions {
   /** Deliveries buffered for a slow reader before the stream is paused (matters with noAck). */
   maxBuffered: number;
   /**
-   * Acks are held this long (0: until the end of the current event-loop turn) and sent together:
-   * a run of them with no unsettled delivery below becomes one `multiple` ack, one command in
-   * the broker's log instead of one each. null sends every ack at once. A nack or reject, or
-   * closing, sends the held acks first. The default, 5 ms, was chosen by measurement: draining
+   * Acks are held this long (0: until the end of the current event-loop turn), or until half
+   * the prefetch is held, and sent together: a run of them with no unsettled delivery below
+   * becomes one `multiple` ack, one command in the broker's log instead of one each. null sends
+   * every ack at once. A nack or reject, or closing, sends the held acks first. The default, 5 ms, was chosen by measurement: draining
    * a backlog with prefetch 256 ran at about 1.0x (null), 1.15x (0), 1.7x (2 ms), 1.7–2.0x
    * (5 ms) and 1.2x (10 ms) the speed of acking each at once.
    */
@@ -249,7 +249,7 @@ export class Consumer implements AsyncIterable<Delivery> {
   private subscribe(call: ConsumeCall): void {
     this.sentPrefetch = this.options.prefetch;
     call.write({
-      subscribe: { queue: this.queueName, prefetch: this.options.prefetch, noAck: this.options.noAck, exclusive: this.options.exclusive, consumerTag: this.options.consumerTag },
+      subscribe: { queue: this.queueName, prefetch: this.options.prefetch, noAck: this.options.noAck, exclusive: this.options.exclusive, consumerTag: this.options.consumerTag, batchDeliveries: true },
     });
   }
 
@@ -312,6 +312,9 @@ export class Consumer implements AsyncIterable<Delivery> {
         return;
       case "delivery":
         if (r.delivery != null) this.push(this.makeDelivery(call, generation, r.delivery));
+        return;
+      case "deliveries":
+        for (const d of r.deliveries?.deliveries ?? []) this.push(this.makeDelivery(call, generation, d));
         return;
       case "cancelled":
         this.fail(new ConsumerCancelledError(r.cancelled?.consumerTag ?? this.consumerTag, r.cancelled?.reason ?? ""));
@@ -391,6 +394,13 @@ export class Consumer implements AsyncIterable<Delivery> {
       this.heldCall = call;
     }
     this.heldAcks.push(deliveryTag);
+    // The broker sends no more than the prefetch ahead: once half of it is held, the acks go at
+    // once, so the broker has credit for the next half while this one is read (draining with
+    // prefetch 256 ran about 1.3x as fast as with the delay alone, and faster than at a quarter).
+    if (this.options.prefetch > 0 && this.heldAcks.length >= Math.max(1, this.options.prefetch >> 1)) {
+      this.sendHeldAcks();
+      return;
+    }
     if (this.ackTimer !== null) return;
     const delay = this.options.ackDelayMs ?? 0;
     this.ackTimer = delay === 0 ? setImmediate(() => this.sendHeldAcks()) : setTimeout(() => this.sendHeldAcks(), delay);

@@ -275,6 +275,23 @@ describe("publish and consume", () => {
     await p.close();
   });
 
+  it("sends held acks as soon as half the prefetch is held, without waiting out the delay", async () => {
+    const p = await queueWithMessages("sdk-half", 8);
+    const consumer = await client.consume("sdk-half", { prefetch: 8, ackDelayMs: 1000 });
+    const iterator = consumer[Symbol.asyncIterator]();
+    const requests: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const d = (await iterator.next()).value as Delivery;
+      d.ack();
+      requests.push(consumer.stats().settlementRequests);
+    }
+    // Three held; the fourth is half the prefetch: one multiple ack for all four, sent at once.
+    expect(requests).toEqual([0, 0, 0, 1]);
+    expect(consumer.stats().settlements).toBe(4);
+    await consumer.close();
+    await p.close();
+  });
+
   it("subscribes to a backlog when its prefetch is larger than its buffer", async () => {
     const p = await queueWithMessages("sdk-backlog", 300);
     // The broker sends a prefetch's worth of deliveries ahead of the subscription's confirmation:

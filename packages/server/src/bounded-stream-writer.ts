@@ -67,6 +67,14 @@ export class BoundedStreamWriter {
 /** An estimate of a response's encoded size: bodies dominate, names are counted, the rest is overhead. */
 export function responseBytes(response: ConsumeResponse): number {
   const d = response.delivery;
-  if (d == null) return RESPONSE_OVERHEAD;
+  if (d != null) return deliveryBytes(d);
+  const batch = response.deliveries?.deliveries;
+  if (batch == null) return RESPONSE_OVERHEAD;
+  let bytes = RESPONSE_OVERHEAD;
+  for (const b of batch) bytes += deliveryBytes(b);
+  return bytes;
+}
+
+function deliveryBytes(d: raftmq.v1.Delivery.$Properties): number {
   return RESPONSE_OVERHEAD + (d.body?.byteLength ?? 0) + (d.exchange?.length ?? 0) + (d.routingKey?.length ?? 0) + (d.queue?.length ?? 0) + (d.consumerTag?.length ?? 0);
 }

@@ -19,11 +19,15 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   let ended = false;
   const writer = new BoundedStreamWriter(call, sessions.maxPendingBytes);
   let moreWanted = false;
+  /** Consumer tags of this stream whose subscription asked for batch_deliveries. */
+  const batchedTags = new Set<string>();
   const sessionId = sessions.open({
+    batched: (consumerTag) => batchedTags.has(consumerTag),
     write: (response) => {
       if (ended) return;
       const d = response.delivery;
       if (d != null) unacked.delivered(d.consumerTag ?? "", Number(d.deliveryTag ?? 0));
+      for (const b of response.deliveries?.deliveries ?? []) unacked.delivered(b.consumerTag ?? "", Number(b.deliveryTag ?? 0));
       const slow = writer.write(response);
       if (slow !== null) {
         ctx.log.warn({ session: sessionId, pendingBytes: slow.pendingBytes, limit: slow.maxPendingBytes }, "ending a slow consumer's stream");
@@ -125,6 +129,8 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
           const s = r.subscribe ?? {};
           const tag = s.consumerTag ?? "";
           if (s.noAck !== true) unacked.tracked.add(tag);
+          if (s.batchDeliveries === true) batchedTags.add(tag);
+          else batchedTags.delete(tag);
           submit(builder.subscribe(sessionId, s, vhostOf(call.metadata)), tag, () => {
             if (!ended) call.write({ subscribed: tag });
           });

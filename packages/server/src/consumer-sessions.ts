@@ -5,8 +5,17 @@ import type { raftmq } from "@raftmq/proto";
 import { DEFAULT_CONSUME_MAX_PENDING_BYTES } from "./bounded-stream-writer.ts";
 import type { GrpcFailure } from "./grpc-status.ts";
 
+type Delivery = raftmq.v1.Delivery.$Properties;
+
+/** Deliveries per `deliveries` message at most; a longer run goes out in several. */
+export const MAX_BATCH_DELIVERIES = 256;
+/** Body bytes per `deliveries` message at most (a larger single message still goes alone). */
+export const MAX_BATCH_BODY_BYTES = 1024 * 1024;
+
 export interface SessionSink {
   write(response: raftmq.v1.ConsumeResponse.$Properties): void;
+  /** Whether the session's consumer `consumerTag` takes its deliveries in batches. */
+  batched(consumerTag: string): boolean;
   /**
    * A no_ack consumer of the session had its share of one apply and its queue holds more: the
    * next applied command delivers more, so the sink asks for one when its stream has room.
@@ -14,6 +23,13 @@ export interface SessionSink {
   deliveryPaused(): void;
   /** Ends the stream: OK when `failure` is null. */
   end(failure: GrpcFailure | null): void;
+}
+
+/** Deliveries to one consumer waiting to go out together. */
+interface Run {
+  consumerTag: string;
+  deliveries: Delivery[];
+  bodyBytes: number;
 }
 
 export class ConsumerSessions {
@@ -52,42 +68,72 @@ export class ConsumerSessions {
     return this.sessions.has(sessionId);
   }
 
-  /** Sends the effects meant for local consumers; the rest are dropped (their sessions went away). */
+  /**
+   * Sends the effects meant for local consumers; the rest are dropped (their sessions went away).
+   * A run of deliveries to one consumer that takes batches goes out as one `deliveries` message
+   * (bounded by MAX_BATCH_DELIVERIES and MAX_BATCH_BODY_BYTES); each stream still sees its
+   * effects in the order the state machine produced them.
+   */
   route(effects: readonly Effect[]): void {
+    const runs = new Map<SessionSink, Run>();
+    const flush = (sink: SessionSink) => {
+      const run = runs.get(sink);
+      if (run === undefined) return;
+      runs.delete(sink);
+      sink.write(run.deliveries.length === 1 ? { delivery: run.deliveries[0] } : { deliveries: { deliveries: run.deliveries } });
+    };
     for (const effect of effects) {
       switch (effect.kind) {
         case "deliver": {
           const sink = this.sessions.get(effect.consumer.sessionId);
           if (sink === undefined) continue;
           const m = effect.message;
-          sink.write({
-            delivery: {
-              consumerTag: effect.consumer.consumerTag,
-              deliveryTag: effect.deliveryTag,
-              queue: effect.queue,
-              exchange: m.exchange,
-              routingKey: m.routingKey,
-              redelivered: effect.redelivered,
-              deliveryCount: effect.deliveryCount,
-              properties: m.properties,
-              body: m.body,
-            },
-          });
+          const tag = effect.consumer.consumerTag;
+          const delivery: Delivery = {
+            consumerTag: tag,
+            deliveryTag: effect.deliveryTag,
+            queue: effect.queue,
+            exchange: m.exchange,
+            routingKey: m.routingKey,
+            redelivered: effect.redelivered,
+            deliveryCount: effect.deliveryCount,
+            properties: m.properties,
+            body: m.body,
+          };
           this.delivered++;
+          const bodyBytes = m.body.byteLength;
+          const run = runs.get(sink);
+          if (run !== undefined && run.consumerTag === tag && run.deliveries.length < MAX_BATCH_DELIVERIES && run.bodyBytes + bodyBytes <= MAX_BATCH_BODY_BYTES) {
+            run.deliveries.push(delivery);
+            run.bodyBytes += bodyBytes;
+            continue;
+          }
+          flush(sink);
+          if (sink.batched(tag)) runs.set(sink, { consumerTag: tag, deliveries: [delivery], bodyBytes });
+          else sink.write({ delivery });
           continue;
         }
-        case "consumerCancelled":
-          this.sessions.get(effect.consumer.sessionId)?.write({ cancelled: { consumerTag: effect.consumer.consumerTag, reason: cancelReason(effect) } });
+        case "consumerCancelled": {
+          const sink = this.sessions.get(effect.consumer.sessionId);
+          if (sink === undefined) continue;
+          flush(sink);
+          sink.write({ cancelled: { consumerTag: effect.consumer.consumerTag, reason: cancelReason(effect) } });
           continue;
-        case "deliveryPaused":
-          this.sessions.get(effect.consumer.sessionId)?.deliveryPaused();
+        }
+        case "deliveryPaused": {
+          const sink = this.sessions.get(effect.consumer.sessionId);
+          if (sink === undefined) continue;
+          flush(sink);
+          sink.deliveryPaused();
           continue;
+        }
         default: {
           const never: never = effect;
           throw new Error(`unknown effect ${JSON.stringify(never)}`);
         }
       }
     }
+    for (const sink of [...runs.keys()]) flush(sink);
   }
 
   /** Ends every stream with `failure` (leadership lost, node stopping). */

@@ -1,11 +1,11 @@
 import type { Effect } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
-import { ConsumerSessions } from "../src/consumer-sessions.ts";
+import { ConsumerSessions, MAX_BATCH_BODY_BYTES, MAX_BATCH_DELIVERIES } from "../src/consumer-sessions.ts";
 import { toGrpcFailure } from "../src/grpc-status.ts";
 import { NodeUnavailableError } from "../src/node-errors.ts";
 
-function sink() {
+function sink(batchedTags: string[] = []) {
   const written: raftmq.v1.ConsumeResponse.$Properties[] = [];
   const ended: (number | null)[] = [];
   const paused = { count: 0 };
@@ -14,6 +14,7 @@ function sink() {
     ended,
     paused,
     write: (r: raftmq.v1.ConsumeResponse.$Properties) => written.push(r),
+    batched: (tag: string) => batchedTags.includes(tag),
     deliveryPaused: () => paused.count++,
     end: (f: { code: number } | null) => ended.push(f?.code ?? null),
   };
@@ -56,6 +57,44 @@ describe("consumer sessions", () => {
     const sa = sessions.open(a) as string;
     sessions.route([{ kind: "deliver", consumer: { id: "opaque", sessionId: sa, consumerTag: "t" }, deliveryTag: 1, queue: "q", message, redelivered: false, deliveryCount: 1 }]);
     expect(a.written).toEqual([{ delivery: expect.objectContaining({ consumerTag: "t" }) }]);
+  });
+
+  it("sends a run of deliveries to a consumer that takes batches as one message, in order, bounded in count and bytes", () => {
+    const sessions = new ConsumerSessions("1.boot", 10);
+    const a = sink(["batched"]);
+    const sa = sessions.open(a) as string;
+    const deliver = (tag: string, deliveryTag: number, body = message.body): Effect => ({ kind: "deliver", consumer: consumerOf(sa, tag), deliveryTag, queue: "q", message: { ...message, body }, redelivered: false, deliveryCount: 1 });
+    const big = new Uint8Array(MAX_BATCH_BODY_BYTES);
+    const effects: Effect[] = [
+      deliver("batched", 1),
+      deliver("batched", 2),
+      deliver("single", 1),
+      deliver("single", 2),
+      deliver("batched", 3),
+      { kind: "consumerCancelled", consumer: consumerOf(sa, "single"), reason: "queueDeleted", queue: "q" },
+      ...Array.from({ length: MAX_BATCH_DELIVERIES + 1 }, (_, i) => deliver("batched", 4 + i)),
+      deliver("batched", 1000, big),
+      deliver("batched", 1001),
+    ];
+    sessions.route(effects);
+    const shape = a.written.map((r) => {
+      if (r.delivery) return `${r.delivery.consumerTag}:${r.delivery.deliveryTag}`;
+      if (r.deliveries) return `${r.deliveries.deliveries?.[0]?.consumerTag}:[${r.deliveries.deliveries?.map((d) => d.deliveryTag).join(",")}]`;
+      return `cancelled:${r.cancelled?.consumerTag}`;
+    });
+    const full = Array.from({ length: MAX_BATCH_DELIVERIES }, (_, i) => 4 + i).join(",");
+    expect(shape).toEqual([
+      "batched:[1,2]",
+      "single:1",
+      "single:2",
+      "batched:3",
+      "cancelled:single",
+      `batched:[${full}]`,
+      `batched:${4 + MAX_BATCH_DELIVERIES}`,
+      "batched:1000",
+      "batched:1001",
+    ]);
+    expect(sessions.delivered).toBe(effects.length - 1);
   });
 
   it("bounds the number of sessions and ends them all with one status", () => {
