@@ -261,6 +261,11 @@ export class TestConsumer {
     this.stream.write({ subscribe: { queue, prefetch: options.prefetch, consumerTag: tag, batchDeliveries: options.batch ?? false } });
   }
 
+  /** Settles deliveries by hand (for consumers made with ack: false). */
+  ack(deliveryTag: number, multiple: boolean, tag = "c1"): void {
+    this.stream.write({ ack: { consumerTag: tag, deliveryTag, multiple } });
+  }
+
   cancel(): void {
     this.stream.cancel();
   }
