@@ -82,8 +82,9 @@ describe("raft driver (single node)", () => {
     dirs.push(dir);
     const { driver, storage, stop } = await startDriver(dir);
     await submit(driver, [{ declareQueue: { name: "big" } }]);
+    // Enough messages that encoding takes many turns, even next to a slow disk's sync.
     const body = new Uint8Array(4096).fill(7);
-    for (let i = 0; i < 10; i++) await submit(driver, Array.from({ length: 500 }, () => ({ publish: { routingKey: "big", body } })));
+    for (let i = 0; i < 40; i++) await submit(driver, Array.from({ length: 500 }, () => ({ publish: { routingKey: "big", body } })));
     const before = driver.appliedIndex;
     const snapshot = driver.triggerSnapshot();
     // Commands submitted while the pieces are encoded are answered before the encoding ends.
@@ -118,10 +119,10 @@ describe("raft driver (single node)", () => {
     // The snapshot holds the state at the index it was taken at, not what was applied after.
     expect(index).toBe(before);
     expect(driver.appliedIndex).toBeGreaterThan(index);
-    expect(driver.broker.queueInfo("big")?.messagesReady).toBe(5000 + late.length);
+    expect(driver.broker.queueInfo("big")?.messagesReady).toBe(20_000 + late.length);
     const stored = storage.snapshot();
     expect(stored.meta.index).toBe(index);
-    expect(NodeState.restore(stored.data, []).broker.queueInfo("big")?.messagesReady).toBe(5000);
+    expect(NodeState.restore(stored.data, []).broker.queueInfo("big")?.messagesReady).toBe(20_000);
     await stop();
   });
 
