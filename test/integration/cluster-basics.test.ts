@@ -110,6 +110,36 @@ describe("a 3-node cluster", () => {
     }
   });
 
+  it("proposes the single acks a stream sends together as one command per consumer, and answers an unknown tag among them alone", async () => {
+    const follower = followers[0] as number;
+    await client(follower).call("DeclareQueue", { name: "ack-each" });
+    await client(follower).call("Publish", { messages: Array.from({ length: 300 }, (_, i) => ({ routingKey: "ack-each", body: new TextEncoder().encode(String(i)) })) });
+    const consumer = new TestConsumer(client(follower), "ack-each", { prefetch: 300, tag: "each", ack: false });
+    await eventually("300 deliveries", async () => (consumer.received.length === 300 ? true : undefined));
+    const spec = harness.specs.find((x) => x.id === leader);
+    const proposed = async () => {
+      const res = await fetch(`http://127.0.0.1:${spec?.httpPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      const m = /^raftmq_proposed_commands_total ([0-9.e+]+)$/m.exec(await res.text());
+      return Number(m?.[1]);
+    };
+    const before = await proposed();
+    // 300 single acks written at once, an unknown tag among them.
+    for (const m of consumer.received.slice(0, 150)) consumer.ack(m.deliveryTag, false, "each");
+    consumer.ack(9999, false, "each");
+    for (const m of consumer.received.slice(150)) consumer.ack(m.deliveryTag, false, "each");
+    await eventually("every ack applied", async () => {
+      const q = (await client(leader).call("QueueInfo", { name: "ack-each" })).queue;
+      return Number(q?.messagesUnacked) === 0 && Number(q?.messagesReady) === 0 ? true : undefined;
+    });
+    await eventually("the unknown tag's error", async () => (consumer.errors.length > 0 ? true : undefined));
+    expect(consumer.errors).toEqual([expect.stringMatching(/^9: unknown delivery tag 9999 on consumer .*each$/)]);
+    // One Ack each would be 301 commands; gathered per turn they are a handful.
+    expect(Number.isFinite(before)).toBe(true);
+    expect((await proposed()) - before).toBeLessThan(60);
+    consumer.end();
+    await consumer.ended;
+  });
+
   it("lists queues, exchanges and bindings linearizably on any node", async () => {
     const follower = followers[1] as number;
     await client(follower).call("DeclareExchange", { name: "events", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC, durable: true });

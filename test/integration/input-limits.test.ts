@@ -1,6 +1,7 @@
 // No request hurts the cluster: 1 MiB of metadata answers RESOURCE_EXHAUSTED on a client port and
 // on a peer port, metadata just under --max-metadata-bytes is served (forwarded to the leader
 // too), the nodes serve on; and a request limit changed with raftmqctl is in force on every node.
+import { MACHINE_VERSION } from "@raftmq/broker";
 import { brokerServiceDefinition, type Client, clusterServiceDefinition, connectClient, GrpcStatus, Metadata, type MethodDefinition } from "@raftmq/server";
 import { afterAll, describe, expect, it } from "vitest";
 import { killAll, run } from "../../packages/cli/test/cli-process.ts";
@@ -178,7 +179,7 @@ describe("a request limit changed with raftmqctl", () => {
     expect(await answers(300)).toEqual(["OK", "OK", "OK"]);
 
     const shown = JSON.parse(await ctl(["settings", "--json"])) as { machineVersion: number; settings: Record<string, number> };
-    expect(shown).toMatchObject({ machineVersion: 3, settings: { maxPropertyStringBytes: 1000, maxDeaths: 64, maxMessageBytes: 16 * 1024 * 1024 } });
+    expect(shown).toMatchObject({ machineVersion: MACHINE_VERSION, settings: { maxPropertyStringBytes: 1000, maxDeaths: 64, maxMessageBytes: 16 * 1024 * 1024 } });
     expect(await ctl(["settings"])).toMatch(/│ maxPropertyStringBytes\s+│ 1000\s+│/);
   });
 

@@ -317,6 +317,10 @@ export class Broker {
         const c = command.ack ?? {};
         return this.settle("ack", c.consumerId ?? "", c.sessionId ?? "", int64(c.deliveryTag), c.multiple ?? false, "ack");
       }
+      case "ackTags": {
+        const c = command.ackTags ?? {};
+        return this.ackTags(c.consumerId ?? "", (c.deliveryTags ?? []).map(int64));
+      }
       case "nack": {
         const c = command.nack ?? {};
         return this.settle("nack", c.consumerId ?? "", c.sessionId ?? "", int64(c.deliveryTag), c.multiple ?? false, c.requeue ? "requeue" : "reject");
@@ -716,6 +720,27 @@ export class Broker {
     }
     this.maybeForgetSession(session);
     return { ok: true, kind, settled: tags.length };
+  }
+
+  /** Each tag as a single ack of it would settle it; the tags the consumer does not hold are listed. */
+  private ackTags(consumerId: string, tags: number[]): CommandResult {
+    const c = this.s.consumers.get(consumerId);
+    if (c === undefined) return fail(notFound(`no consumer "${consumerId}"`));
+    const unknown: number[] = [];
+    let settled = 0;
+    for (const t of tags) {
+      const m = c.inflight.get(t);
+      if (m === undefined) {
+        unknown.push(t);
+        continue;
+      }
+      c.inflight.delete(t);
+      this.settleOne(c.queue, m, "ack");
+      settled++;
+    }
+    if (settled > 0) this.markDirty(c.queue);
+    if (c.cancelled && c.inflight.size === 0) this.forgetConsumer(c);
+    return { ok: true, kind: "ackTags", settled, unknown };
   }
 
   private settleOne(q: Queue, m: QueuedMessage, action: SettleAction): void {

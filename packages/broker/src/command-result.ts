@@ -18,6 +18,8 @@ export type CommandOk =
   | { ok: true; kind: "cancel" }
   | { ok: true; kind: "setPrefetch" }
   | { ok: true; kind: "ack"; settled: number }
+  /** unknown: the tags the consumer did not hold, in the command's order; each of them settled nothing. */
+  | { ok: true; kind: "ackTags"; settled: number; unknown: number[] }
   | { ok: true; kind: "nack"; settled: number }
   | { ok: true; kind: "reject"; settled: number }
   | GetResult

@@ -11,6 +11,6 @@ export { accessLimits, type BrokerLimits, defaultLimits, type LimitRange, limitK
 export { MACHINE_VERSION, UnsupportedMachineVersionError } from "./machine-version.ts";
 export type { Overflow, QueueArgs } from "./queue.ts";
 export { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
-export { type Command, type CommandKind, commandKind, validateCommand } from "./validate-command.ts";
-export { ACCESS_CONTROL_VERSION, versionGateError } from "./version-gate.ts";
+export { type Command, type CommandKind, commandKind, MAX_ACK_TAGS, validateCommand } from "./validate-command.ts";
+export { ACCESS_CONTROL_VERSION, ACK_TAGS_VERSION, versionGateError } from "./version-gate.ts";
 export { DEFAULT_VHOST } from "./vhost.ts";

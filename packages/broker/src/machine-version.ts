@@ -8,13 +8,14 @@
  * command (a new rule, a changed default or bound) goes under a new version, and apply branches on
  * the version in force until the old one is no longer supported.
  */
-export const MACHINE_VERSION = 3;
+export const MACHINE_VERSION = 4;
 
 // What each version applies:
 //   1  exchanges, queues, bindings, consumers, idempotent producers, cluster settings.
 //   2  virtual hosts, users and permissions (version-gate.ts refuses them under 1).
 //   3  the request limits among the cluster settings (cluster-settings.ts refuses them in entries
 //      of 2 and older). Apply answers every command as under 2: only the front end reads them.
+//   4  AckTags, many single acks of one consumer in one command (version-gate.ts refuses it under 3).
 
 /** The version of a state that never applied SetClusterSettings, and of snapshots written before versions. */
 export const INITIAL_MACHINE_VERSION = 1;

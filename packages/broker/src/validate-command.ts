@@ -47,6 +47,7 @@ const kinds: readonly CommandKind[] = [
   "leaderTookOffice",
   "setClusterSettings",
   ...accessCommandKinds,
+  "ackTags",
 ];
 
 /** The operation a command carries, or null when it carries none or more than one. */
@@ -82,6 +83,8 @@ export function commandVhostField(kind: CommandKind, command: Command): string {
 
 const utf8 = new TextEncoder();
 const MAX_INT32 = 2 ** 31 - 1;
+/** Delivery tags in one AckTags command at most. */
+export const MAX_ACK_TAGS = 4096;
 
 function nameError(what: string, value: string | null | undefined, limits: BrokerLimits, required: boolean): BrokerError | null {
   const v = value ?? "";
@@ -300,6 +303,14 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
       return settleTargetError(command.ack ?? {}, limits);
     case "nack":
       return settleTargetError(command.nack ?? {}, limits);
+    case "ackTags": {
+      const c = command.ackTags ?? {};
+      const tags = c.deliveryTags ?? [];
+      if (tags.length === 0) return invalidArgument("ack_tags needs at least one delivery tag");
+      if (tags.length > MAX_ACK_TAGS) return invalidArgument(`ack_tags carries ${tags.length} delivery tags; at most ${MAX_ACK_TAGS}`);
+      for (const t of tags) if (int64(t) === 0) return invalidArgument("ack_tags names delivery tag 0; tags start at 1");
+      return nameError("consumer id", c.consumerId, limits, true);
+    }
     case "reject": {
       const c = command.reject ?? {};
       if (int64(c.deliveryTag) === 0) return invalidArgument("reject needs a delivery tag");

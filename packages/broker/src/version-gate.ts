@@ -9,6 +9,8 @@ import { DEFAULT_VHOST } from "./vhost.ts";
 
 /** Users, vhosts and permissions: the new command kinds and any vhost but "/". */
 export const ACCESS_CONTROL_VERSION = 2;
+/** AckTags: many single acks of one consumer in one command. */
+export const ACK_TAGS_VERSION = 4;
 
 const accessKinds: ReadonlySet<CommandKind> = new Set(accessCommandKinds);
 
@@ -24,6 +26,7 @@ function needs(what: string, version: number, inForce: number): BrokerError {
 
 /** Why the version in force cannot apply this command, or null when it can. */
 export function versionGateError(kind: CommandKind, command: Command, inForce: number): BrokerError | null {
+  if (kind === "ackTags" && inForce < ACK_TAGS_VERSION) return needs("ack_tags", ACK_TAGS_VERSION, inForce);
   if (inForce >= ACCESS_CONTROL_VERSION) return null;
   if (accessKinds.has(kind)) return needs(snakeCase(kind), ACCESS_CONTROL_VERSION, inForce);
   const vhost = commandVhostField(kind, command);

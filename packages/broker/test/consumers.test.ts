@@ -42,6 +42,33 @@ describe("consumers", () => {
     expect(d.run({ ack: { consumerId: "ghost", deliveryTag: 1 } }).result).toMatchObject({ ok: false, error: { code: "NOT_FOUND" } });
   });
 
+  it("ack_tags settles each named tag as a single ack would, lists the tags it does not hold, and frees credit once", () => {
+    const d = new Driver();
+    d.upgrade();
+    d.queue("q");
+    for (const b of ["1", "2", "3", "4", "5", "6"]) d.publish("", "q", b);
+    d.subscribe("c1", "q", 4);
+    const out = d.ok({ ackTags: { consumerId: "c1", deliveryTags: [3, 1, 9, 3] } });
+    expect(out.result).toEqual({ ok: true, kind: "ackTags", settled: 2, unknown: [9, 3] });
+    // Two slots freed in one apply: the next two messages go out in it.
+    expect(bodies(out.effects)).toEqual(["5", "6"]);
+    expect(d.broker.queueInfo("q")).toMatchObject({ messagesReady: 0, messagesUnacknowledged: 4 });
+    // Tag 2 is still held: a multiple ack of 4 settles 2 and 4 only.
+    expect(d.ok({ ack: { consumerId: "c1", deliveryTag: 4, multiple: true } }).result).toMatchObject({ settled: 2 });
+    expect(d.run({ ackTags: { consumerId: "ghost", deliveryTags: [1] } }).result).toMatchObject({ ok: false, error: { code: "NOT_FOUND" } });
+  });
+
+  it("ack_tags is refused while an older state-machine version is in force, and changes nothing", () => {
+    const d = new Driver();
+    d.upgrade(3);
+    d.queue("q");
+    d.publish("", "q", "1");
+    d.subscribe("c1", "q");
+    const out = d.run({ ackTags: { consumerId: "c1", deliveryTags: [1] } });
+    expect(out.result).toMatchObject({ ok: false, error: { code: "PRECONDITION_FAILED", message: expect.stringContaining("ack_tags needs state-machine version 4") } });
+    expect(d.broker.queueInfo("q")).toMatchObject({ messagesUnacknowledged: 1 });
+  });
+
   it("nack with requeue puts messages back at their original place, redelivered, count kept", () => {
     const d = new Driver();
     d.queue("q");

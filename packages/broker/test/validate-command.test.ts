@@ -1,6 +1,6 @@
 import { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
-import { Broker, defaultLimits, validateCommand } from "../src/index.ts";
+import { Broker, defaultLimits, MAX_ACK_TAGS, validateCommand } from "../src/index.ts";
 
 const limits = { ...defaultLimits, maxHeaders: 2 };
 
@@ -29,6 +29,11 @@ describe("validateCommand rejects bad input before it reaches the log", () => {
     const cmd = raftmq.v1.Command.decode(raftmq.v1.Command.encode({ publish: { routingKey: "q", body: new Uint8Array([1]) } }).finish());
     expect(validateCommand(cmd, limits)).toBeNull();
     expect(validateCommand({ ack: { consumerId: "c", deliveryTag: 3, multiple: true } }, limits)).toBeNull();
+    expect(validateCommand({ ackTags: { consumerId: "c", deliveryTags: [1, 2] } }, limits)).toBeNull();
+    expect(validateCommand({ ackTags: { consumerId: "c", deliveryTags: [] } }, limits)?.message).toBe("ack_tags needs at least one delivery tag");
+    expect(validateCommand({ ackTags: { consumerId: "c", deliveryTags: [1, 0] } }, limits)?.message).toBe("ack_tags names delivery tag 0; tags start at 1");
+    expect(validateCommand({ ackTags: { consumerId: "c", deliveryTags: Array.from({ length: MAX_ACK_TAGS + 1 }, (_, i) => i + 1) } }, limits)?.message).toMatch(/at most 4096/);
+    expect(validateCommand({ ackTags: { consumerId: "", deliveryTags: [1] } }, limits)?.code).toBe("INVALID_ARGUMENT");
   });
 
   it("apply re-checks: an invalid command in an entry answers an error and changes nothing", () => {

@@ -5,9 +5,12 @@
 import { vhostOf } from "./security/access-gate.ts";
 import type * as grpc from "@grpc/grpc-js";
 import type { raftmq } from "@raftmq/proto";
+import type { CommandResult } from "@raftmq/broker";
+import { AckGatherer } from "./ack-gatherer.ts";
 import { BoundedStreamWriter } from "./bounded-stream-writer.ts";
 import type { BrokerServiceContext } from "./broker-service.ts";
 import { propose } from "./call-routing.ts";
+import { unknownDeliveryTag } from "./command-builder.ts";
 import { toGrpcFailure, toServiceError } from "./grpc-status.ts";
 import { CommandFailedError, InvalidRequestError, NodeUnavailableError, OverloadedError } from "./node-errors.ts";
 
@@ -89,12 +92,12 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
     const f = toGrpcFailure(err);
     call.write({ error: { code: f.code, message: f.details, consumerTag } });
   };
-  const submit = (command: Command, consumerTag: string, onOk?: () => void) => {
+  const submit = (command: Command, consumerTag: string, onOk?: (result: CommandResult | undefined) => void) => {
     propose(driver, [command]).then(
       (results) => {
         const r = results[0];
         if (r !== undefined && !r.ok) reportError(new CommandFailedError(r.error), consumerTag);
-        else onOk?.();
+        else onOk?.(r);
       },
       (err: unknown) => {
         if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
@@ -102,7 +105,26 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
       },
     );
   };
+  // Single acks gathered per consumer within a turn, once every node applies AckTags.
+  const acks = new AckGatherer((consumerTag, tags) => {
+    try {
+      if (tags.length === 1) {
+        submit(builder.settle(sessionId, "ack", { consumerTag, deliveryTag: tags[0] }), consumerTag);
+        return;
+      }
+      submit(builder.ackTags(sessionId, consumerTag, tags), consumerTag, (r) => {
+        // Each tag the consumer did not hold answers as its own ack would have.
+        if (r?.ok !== true || r.kind !== "ackTags") return;
+        for (const tag of r.unknown) reportError(new CommandFailedError(unknownDeliveryTag(tag, sessionId, consumerTag)), consumerTag);
+      });
+    } catch (err) {
+      if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
+      else reportError(err, consumerTag);
+    }
+  });
   const closeSession = (failure: ReturnType<typeof toGrpcFailure> | null) => {
+    // Acks that arrived before the end count, as RabbitMQ applies those read before a channel closes.
+    if (!ended) acks.flush();
     if (timeoutTimer !== null) clearInterval(timeoutTimer);
     const wasOpen = sessions.close(sessionId);
     if (!ended) {
@@ -123,6 +145,9 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   call.on("data", (r: raftmq.v1.ConsumeRequest) => {
     if (ended) return;
     const kind = r.kind;
+    const ackTag = kind === "ack" ? Number(r.ack?.deliveryTag ?? 0) : 0;
+    const single = kind === "ack" && r.ack?.multiple !== true && (r.ack?.consumerTag ?? "") !== "" && Number.isSafeInteger(ackTag) && ackTag > 0 && builder.acksInBatches();
+    if (!single) acks.flush();
     try {
       switch (kind) {
         case "subscribe": {
@@ -144,7 +169,8 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
         case "reject": {
           const s = r[kind] ?? {};
           unacked.settled(s.consumerTag ?? "", Number(s.deliveryTag ?? 0), s.multiple === true);
-          submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "");
+          if (single) acks.add(s.consumerTag ?? "", ackTag);
+          else submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "");
           if (kind === "ack") ctx.metrics?.acked.inc();
           return;
         }
