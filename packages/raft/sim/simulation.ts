@@ -285,8 +285,9 @@ export class Simulation {
     for (const node of observers) {
       const raft = node.raft;
       if (raft === null || node.id === peer || !raft.leaderUnreachable(peer)) continue;
-      // The node waits a random part of a tick: here this tick's end or the next one's.
-      this.leaderLoss.push({ node, raft, leader: peer, at: this.now + randomInt(this.random, 0, 2) });
+      // The node waits by its campaign rank (two ticks a place here, where time moves in ticks),
+      // plus a random part of a tick: this tick's end or the next one's.
+      this.leaderLoss.push({ node, raft, leader: peer, at: this.now + 2 * raft.campaignRank(peer) + randomInt(this.random, 0, 2) });
     }
   }
 

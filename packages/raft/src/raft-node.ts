@@ -284,6 +284,18 @@ export class RaftNode {
   }
 
   /**
+   * This node's place, from 0, among the voters that may take over from leader `id` (every voter
+   * but `id`, in id order). Hosts stagger their campaigns after leaderUnreachable(id) by it: two
+   * followers that saw the same connection close and campaigned at the same moment would split
+   * the vote, and the cluster would wait out a whole election timeout.
+   */
+  campaignRank(id: number): number {
+    let rank = 0;
+    for (const v of this.membership.confState().voters) if (v !== id && v < this.id) rank++;
+    return rank;
+  }
+
+  /**
    * After leaderUnreachable(id): campaigns (pre-vote first, where configured) unless leader `id`
    * has been heard from since or another leader is known. Answers whether it campaigned.
    */

@@ -149,6 +149,22 @@ describe("a leader's connections closing", () => {
     expect(c.raft(2).status()).toMatchObject({ leaderId: 1, term });
   });
 
+  it("ranks the voters that may take over from a lost leader by id, so hosts can stagger their campaigns", () => {
+    const c = new Cluster([1, 2, 3, 4, 5]);
+    c.stabilize();
+    c.elect(3);
+    expect([1, 2, 4, 5].map((id) => c.raft(id).campaignRank(3))).toEqual([0, 1, 2, 3]);
+    // Two followers that campaign at the same moment split the vote: nobody leads in the new term.
+    const three = new Cluster([1, 2, 3]);
+    three.stabilize();
+    three.elect(1);
+    three.isolate(1);
+    for (const id of [2, 3]) expect(three.raft(id).leaderUnreachable(1)).toBe(true);
+    for (const id of [2, 3]) expect(three.raft(id).campaignIfLeaderSilent(1)).toBe(true);
+    three.stabilize();
+    expect(three.leaders().filter((id) => id !== 1)).toEqual([]);
+  });
+
   it("does nothing for a peer that is not the leader, on a leader, or once the leader was heard from again", () => {
     const c = new Cluster([1, 2, 3]);
     c.stabilize();

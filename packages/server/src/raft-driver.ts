@@ -495,9 +495,12 @@ export class RaftDriver {
 
   /**
    * A stream a peer opened to this node closed. When that peer is this follower's leader (whose
-   * process died, or whose connection was cut), the follower stops vouching for its lease and,
-   * after a random delay of up to one tick (so that followers that saw the same rarely split
-   * their votes), starts a pre-vote instead of waiting out its election timeout. Pre-vote and
+   * process died, or whose connection was cut), the follower stops vouching for its lease and
+   * starts a pre-vote instead of waiting out its election timeout, after a delay set by its
+   * campaign rank: half a tick per voter of a lower id, plus a random quarter tick. The
+   * followers that saw the same close then campaign one after another, and the first to win
+   * has the others follow it instead of splitting the vote (which cost a whole election timeout
+   * in about one kill in ten when every follower waited a random part of one tick). Pre-vote and
    * check-quorum still decide: voters that still hear from a live leader ignore the candidate.
    */
   peerStreamClosed(peerId: number): void {
@@ -509,7 +512,8 @@ export class RaftDriver {
       return;
     }
     this.lostLeader = peerId;
-    this.clock.after(Math.floor(this.random() * this.config.tickMs), () => {
+    const delayMs = (this.raft.campaignRank(peerId) * this.config.tickMs) / 2 + (this.random() * this.config.tickMs) / 4;
+    this.clock.after(Math.floor(delayMs), () => {
       this.lostLeader = 0;
       if (this.stopped) return;
       // Someone else may have won meanwhile, or the leader was heard from again.
