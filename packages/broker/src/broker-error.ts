@@ -19,6 +19,11 @@ export function preconditionFailed(message: string): BrokerError {
   return { code: "PRECONDITION_FAILED", message };
 }
 
+/** A settlement of a delivery its consumer does not hold (never delivered, or settled already). */
+export function unknownDeliveryTag(deliveryTag: number, consumerId: string): BrokerError {
+  return preconditionFailed(`unknown delivery tag ${deliveryTag} on consumer ${consumerId}`);
+}
+
 export function resourceExhausted(message: string): BrokerError {
   return { code: "RESOURCE_EXHAUSTED", message };
 }

@@ -16,7 +16,7 @@ import {
   type User,
   type UserPermissions,
 } from "./access-control.ts";
-import { type BrokerError, invariant, notFound, preconditionFailed, resourceExhausted } from "./broker-error.ts";
+import { type BrokerError, invariant, notFound, preconditionFailed, resourceExhausted, unknownDeliveryTag } from "./broker-error.ts";
 import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import { settingsFromProto } from "./cluster-settings.ts";
@@ -698,7 +698,7 @@ export class Broker {
       const c = this.s.consumers.get(consumerId);
       if (c === undefined) return fail(notFound(`no consumer "${consumerId}"`));
       const tags = pickTags(c.inflight, tag, multiple);
-      if (tags === null) return fail(preconditionFailed(`unknown delivery tag ${tag} on consumer ${consumerId}`));
+      if (tags === null) return fail(unknownDeliveryTag(tag, consumerId));
       for (const t of tags) {
         const m = c.inflight.get(t);
         invariant(m !== undefined, "picked tag is in flight");

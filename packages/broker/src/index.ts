@@ -1,6 +1,6 @@
 export type { Permissions, User, UserPermissions } from "./access-control.ts";
 export type { BrokerError, BrokerErrorCode } from "./broker-error.ts";
-export { BrokerInvariantError } from "./broker-error.ts";
+export { BrokerInvariantError, unknownDeliveryTag } from "./broker-error.ts";
 export type { BrokerMessage, MessageProperties } from "./broker-message.ts";
 export { type ApplyMeta, type BindingInfo, Broker, type ExchangeInfo, type QueueInfo } from "./broker.ts";
 export { REQUEST_LIMITS_VERSION, settingsToProto } from "./cluster-settings.ts";

@@ -1,6 +1,6 @@
 // Maps client API requests onto broker Commands and validates them before anything is proposed.
 // Kept apart from the gRPC handlers so other front ends (AMQP) build the same commands.
-import { ACK_TAGS_VERSION, type BrokerError, type BrokerLimits, type Command, commandKind, defaultLimits, MACHINE_VERSION, validateCommand, versionGateError } from "@raftmq/broker";
+import { ACK_TAGS_VERSION, type BrokerLimits, type Command, commandKind, defaultLimits, MACHINE_VERSION, validateCommand, versionGateError } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
 import { limitMessage, requestLimitError } from "./request-limits.ts";
@@ -11,11 +11,6 @@ type Props<K extends keyof V1> = V1[K] extends { prototype: infer P } ? Partial<
 /** The vhost field of a command: empty for the default vhost, so such commands read as before vhosts. */
 function vhostField(vhost: string): { vhost?: string } {
   return vhost === "/" || vhost === "" ? {} : { vhost };
-}
-
-/** What the state machine answers an ack of a tag its consumer does not hold. */
-export function unknownDeliveryTag(deliveryTag: number, sessionId: string, consumerTag: string): BrokerError {
-  return { code: "PRECONDITION_FAILED", message: `unknown delivery tag ${deliveryTag} on consumer ${consumerIdOf(sessionId, consumerTag)}` };
 }
 
 export function consumerIdOf(sessionId: string, consumerTag: string): string {

@@ -5,12 +5,12 @@
 import { vhostOf } from "./security/access-gate.ts";
 import type * as grpc from "@grpc/grpc-js";
 import type { raftmq } from "@raftmq/proto";
-import type { CommandResult } from "@raftmq/broker";
+import { type CommandResult, unknownDeliveryTag } from "@raftmq/broker";
 import { AckGatherer } from "./ack-gatherer.ts";
 import { BoundedStreamWriter } from "./bounded-stream-writer.ts";
 import type { BrokerServiceContext } from "./broker-service.ts";
 import { propose } from "./call-routing.ts";
-import { unknownDeliveryTag } from "./command-builder.ts";
+import { consumerIdOf } from "./command-builder.ts";
 import { toGrpcFailure, toServiceError } from "./grpc-status.ts";
 import { CommandFailedError, InvalidRequestError, NodeUnavailableError, OverloadedError } from "./node-errors.ts";
 
@@ -115,7 +115,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
       submit(builder.ackTags(sessionId, consumerTag, tags), consumerTag, (r) => {
         // Each tag the consumer did not hold answers as its own ack would have.
         if (r?.ok !== true || r.kind !== "ackTags") return;
-        for (const tag of r.unknown) reportError(new CommandFailedError(unknownDeliveryTag(tag, sessionId, consumerTag)), consumerTag);
+        for (const tag of r.unknown) reportError(new CommandFailedError(unknownDeliveryTag(tag, consumerIdOf(sessionId, consumerTag))), consumerTag);
       });
     } catch (err) {
       if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
