@@ -50,14 +50,20 @@ const kinds: readonly CommandKind[] = [
   "ackTags",
 ];
 
-/** The operation a command carries, or null when it carries none or more than one. */
+const kindSet: ReadonlySet<string> = new Set(kinds);
+
+/**
+ * The operation a command carries, or null when it carries none or more than one. Only own
+ * properties count: a decoded command holds just the fields on the wire (the defaults live on
+ * its prototype), and one built in code just those it names, so this looks at one key, not at
+ * every kind, on each of the several checks a command goes through.
+ */
 export function commandKind(command: Command): CommandKind | null {
   let found: CommandKind | null = null;
-  for (const k of kinds) {
-    if (command[k] != null) {
-      if (found !== null) return null;
-      found = k;
-    }
+  for (const k of Object.keys(command)) {
+    if (!kindSet.has(k) || command[k as CommandKind] == null) continue;
+    if (found !== null) return null;
+    found = k as CommandKind;
   }
   return found;
 }

@@ -1,6 +1,6 @@
 import { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
-import { Broker, defaultLimits, MAX_ACK_TAGS, validateCommand } from "../src/index.ts";
+import { Broker, commandKind, defaultLimits, MAX_ACK_TAGS, validateCommand } from "../src/index.ts";
 
 const limits = { ...defaultLimits, maxHeaders: 2 };
 
@@ -24,6 +24,17 @@ describe("validateCommand rejects bad input before it reaches the log", () => {
       expect(validateCommand(cmd, limits)).toMatchObject({ code: "INVALID_ARGUMENT" });
     });
   }
+
+  it("names the one operation of a command, built in code or decoded, and none when two are set", () => {
+    expect(commandKind({ tick: {}, cancel: undefined, ack: null })).toBe("tick");
+    expect(commandKind(raftmq.v1.Command.decode(raftmq.v1.Command.encode({ ackTags: { consumerId: "c", deliveryTags: [1] } }).finish()))).toBe("ackTags");
+    expect(commandKind({ tick: {}, cancel: { consumerId: "c" } })).toBeNull();
+    expect(commandKind({})).toBeNull();
+    // Two operations on the wire (two messages concatenated merge into one): the last one stands,
+    // as proto3 merges a oneof, and every node decodes the entry alike.
+    const two = new Uint8Array([...raftmq.v1.Command.encode({ tick: {} }).finish(), ...raftmq.v1.Command.encode({ cancel: { consumerId: "c" } }).finish()]);
+    expect(commandKind(raftmq.v1.Command.decode(two))).toBe("cancel");
+  });
 
   it("accepts well-formed commands, including decoded ones with default 64-bit fields", () => {
     const cmd = raftmq.v1.Command.decode(raftmq.v1.Command.encode({ publish: { routingKey: "q", body: new Uint8Array([1]) } }).finish());
