@@ -136,6 +136,14 @@ export async function waitForLeader(clients: TestClient[], timeoutMs = 30_000): 
   );
 }
 
+/** The leader `clients` agree on once it is not `old`: survivors name a dead leader until they elect another. */
+export function waitForNewLeader(clients: TestClient[], old: number): Promise<number> {
+  return eventually("a new leader", async () => {
+    const id = await waitForLeader(clients);
+    return id === old ? undefined : id;
+  });
+}
+
 export interface PublishOutcome {
   confirmed: number[];
   nacked: number[];
@@ -205,6 +213,7 @@ export class TestConsumer {
   sessionId = "";
   /** Deliveries per stream message, in arrival order. */
   readonly messageSizes: number[] = [];
+  private readonly tag: string;
   ended: Promise<{ code: number; details: string }>;
   private readonly stream: ReturnType<TestClient["consume"]>;
   private subscribedResolve!: () => void;
@@ -216,6 +225,7 @@ export class TestConsumer {
     options: { prefetch: number; tag?: string; ack?: boolean; ackEvery?: number; batch?: boolean } = { prefetch: 100 },
   ) {
     const tag = options.tag ?? "c1";
+    this.tag = tag;
     const ack = options.ack ?? true;
     const ackEvery = options.ackEvery ?? 1;
     this.subscribed = new Promise((r) => {
@@ -262,8 +272,8 @@ export class TestConsumer {
   }
 
   /** Settles deliveries by hand (for consumers made with ack: false). */
-  ack(deliveryTag: number, multiple: boolean, tag = "c1"): void {
-    this.stream.write({ ack: { consumerTag: tag, deliveryTag, multiple } });
+  ack(deliveryTag: number, multiple: boolean): void {
+    this.stream.write({ ack: { consumerTag: this.tag, deliveryTag, multiple } });
   }
 
   cancel(): void {

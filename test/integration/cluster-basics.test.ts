@@ -124,9 +124,9 @@ describe("a 3-node cluster", () => {
     };
     const before = await proposed();
     // 300 single acks written at once, an unknown tag among them.
-    for (const m of consumer.received.slice(0, 150)) consumer.ack(m.deliveryTag, false, "each");
-    consumer.ack(9999, false, "each");
-    for (const m of consumer.received.slice(150)) consumer.ack(m.deliveryTag, false, "each");
+    for (const m of consumer.received.slice(0, 150)) consumer.ack(m.deliveryTag, false);
+    consumer.ack(9999, false);
+    for (const m of consumer.received.slice(150)) consumer.ack(m.deliveryTag, false);
     await eventually("every ack applied", async () => {
       const q = (await client(leader).call("QueueInfo", { name: "ack-each" })).queue;
       return Number(q?.messagesUnacked) === 0 && Number(q?.messagesReady) === 0 ? true : undefined;

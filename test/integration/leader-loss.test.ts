@@ -3,7 +3,7 @@
 // (100 ticks of 50 ms), long enough that no follower's timer can fire first and take the fast
 // path's place under a loaded machine.
 import { describe, expect, it } from "vitest";
-import { eventually, waitForLeader } from "./broker-test-client.ts";
+import { eventually, waitForLeader, waitForNewLeader } from "./broker-test-client.ts";
 import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
 const { harness, ids, client } = useThreeNodeCluster("leader-loss", ["--tick-ms", "50", "--election-ticks", "100", "--log-level", "info"]);
@@ -15,11 +15,7 @@ describe("losing the leader", () => {
     const survivors = ids.filter((id) => id !== leader);
 
     await harness.stop(leader, "SIGKILL");
-    // The survivors name the dead leader until they have elected another.
-    const next = await eventually("a new leader", async () => {
-      const id = await waitForLeader(survivors.map(client));
-      return id === leader ? undefined : id;
-    });
+    const next = await waitForNewLeader(survivors.map(client), leader);
     expect(Number((await client(next).call("Status", {})).term)).toBeGreaterThan(before);
     // The log line may reach the harness a little after the new leader answers.
     await eventually("a survivor's leader-stream-closed line", async () => (survivors.some((id) => harness.eventCount(id, "leader-stream-closed") > 0) ? true : undefined), 5_000);

@@ -3,7 +3,7 @@
 // 60 are either all settled or all redelivered, never some of each, none is lost and none comes
 // twice; the 40 the consumer never got are delivered once.
 import { describe, expect, it } from "vitest";
-import { eventually, sleep, TestConsumer, waitForLeader } from "./broker-test-client.ts";
+import { eventually, sleep, TestConsumer, waitForLeader, waitForNewLeader } from "./broker-test-client.ts";
 import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
 const { harness, ids, clients, client } = useThreeNodeCluster("settle-interrupted");
@@ -19,16 +19,13 @@ describe("settlements interrupted by a leader kill", () => {
     const holder = new TestConsumer(client(follower), queue, { prefetch: 60, tag: "holder", ack: false, batch: true });
     await eventually("60 held deliveries", async () => (holder.received.length === 60 ? true : undefined));
     expect(holder.received.map((m) => m.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i));
-    holder.ack(60, true, "holder");
+    holder.ack(60, true);
     if (delayMs > 0) await sleep(delayMs);
     await harness.stop(leader, "SIGKILL");
     await holder.ended;
 
     const survivors = ids.filter((id) => id !== leader).map(client);
-    await eventually("a new leader", async () => {
-      const id = await waitForLeader(survivors);
-      return id === leader ? undefined : id;
-    });
+    await waitForNewLeader(survivors, leader);
     // The holder's session is downed after the grace period: what it still held comes back.
     const drain = new TestConsumer(client(follower), queue, { prefetch: 200, tag: "drain" });
     await drain.subscribed;

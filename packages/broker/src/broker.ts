@@ -699,14 +699,7 @@ export class Broker {
       if (c === undefined) return fail(notFound(`no consumer "${consumerId}"`));
       const tags = pickTags(c.inflight, tag, multiple);
       if (tags === null) return fail(unknownDeliveryTag(tag, consumerId));
-      for (const t of tags) {
-        const m = c.inflight.get(t);
-        invariant(m !== undefined, "picked tag is in flight");
-        c.inflight.delete(t);
-        this.settleOne(c.queue, m, action);
-      }
-      this.markDirty(c.queue);
-      if (c.cancelled && c.inflight.size === 0) this.forgetConsumer(c);
+      this.settleHeld(c, tags, action);
       return { ok: true, kind, settled: tags.length };
     }
     const session = this.s.sessions.get(sessionId);
@@ -722,25 +715,33 @@ export class Broker {
     return { ok: true, kind, settled: tags.length };
   }
 
-  /** Each tag as a single ack of it would settle it; the tags the consumer does not hold are listed. */
+  /**
+   * Each tag as a single ack of it would settle it, in order; the tags the consumer does not hold
+   * (a tag named twice is held the first time only) are listed.
+   */
   private ackTags(consumerId: string, tags: number[]): CommandResult {
     const c = this.s.consumers.get(consumerId);
     if (c === undefined) return fail(notFound(`no consumer "${consumerId}"`));
+    const held = new Set<number>();
     const unknown: number[] = [];
-    let settled = 0;
+    for (const t of tags) {
+      if (c.inflight.has(t) && !held.has(t)) held.add(t);
+      else unknown.push(t);
+    }
+    if (held.size > 0) this.settleHeld(c, [...held], "ack");
+    return { ok: true, kind: "ackTags", settled: held.size, unknown };
+  }
+
+  /** Settles deliveries the consumer holds, then dispatches, and forgets a cancelled consumer that holds nothing more. */
+  private settleHeld(c: Consumer, tags: readonly number[], action: SettleAction): void {
     for (const t of tags) {
       const m = c.inflight.get(t);
-      if (m === undefined) {
-        unknown.push(t);
-        continue;
-      }
+      invariant(m !== undefined, "a settled tag is in flight");
       c.inflight.delete(t);
-      this.settleOne(c.queue, m, "ack");
-      settled++;
+      this.settleOne(c.queue, m, action);
     }
-    if (settled > 0) this.markDirty(c.queue);
+    this.markDirty(c.queue);
     if (c.cancelled && c.inflight.size === 0) this.forgetConsumer(c);
-    return { ok: true, kind: "ackTags", settled, unknown };
   }
 
   private settleOne(q: Queue, m: QueuedMessage, action: SettleAction): void {

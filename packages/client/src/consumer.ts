@@ -40,9 +40,10 @@ export interface ConsumeOptions {
    * Acks are held this long (0: until the end of the current event-loop turn), or until half
    * the prefetch is held, and sent together: a run of them with no unsettled delivery below
    * becomes one `multiple` ack, one command in the broker's log instead of one each. null sends
-   * every ack at once. A nack or reject, or closing, sends the held acks first. The default, 5 ms, was chosen by measurement: draining
-   * a backlog with prefetch 256 ran at about 1.0x (null), 1.15x (0), 1.7x (2 ms), 1.7–2.0x
-   * (5 ms) and 1.2x (10 ms) the speed of acking each at once.
+   * every ack at once. A nack or reject, or closing, sends the held acks first. The default,
+   * 5 ms, was chosen by measurement: draining a backlog with prefetch 256 ran at about 1.0x
+   * (null), 1.15x (0), 1.7x (2 ms), 1.7–2.0x (5 ms) and 1.2x (10 ms) the speed of acking each
+   * at once.
    */
   ackDelayMs: number | null;
   /**

@@ -145,8 +145,8 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   call.on("data", (r: raftmq.v1.ConsumeRequest) => {
     if (ended) return;
     const kind = r.kind;
-    const ackTag = kind === "ack" ? Number(r.ack?.deliveryTag ?? 0) : 0;
-    const single = kind === "ack" && r.ack?.multiple !== true && (r.ack?.consumerTag ?? "") !== "" && Number.isSafeInteger(ackTag) && ackTag > 0 && builder.acksInBatches();
+    const ackTag = builder.acksInBatches() ? gatherableAckTag(r) : 0;
+    const single = ackTag > 0;
     if (!single) acks.flush();
     try {
       switch (kind) {
@@ -193,6 +193,14 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   call.on("end", () => closeSession(null));
   call.on("cancelled", () => closeSession(null));
   call.on("error", () => closeSession(null));
+}
+
+/** The delivery tag of a single ack that may go into an AckTags command, or 0 for any other request. */
+function gatherableAckTag(r: raftmq.v1.ConsumeRequest): number {
+  const a = r.kind === "ack" ? r.ack : null;
+  if (a == null || a.multiple === true || (a.consumerTag ?? "") === "") return 0;
+  const tag = Number(a.deliveryTag ?? 0);
+  return Number.isSafeInteger(tag) && tag > 0 ? tag : 0;
 }
 
 /**

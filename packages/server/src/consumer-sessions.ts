@@ -133,7 +133,7 @@ export class ConsumerSessions {
         }
       }
     }
-    for (const sink of [...runs.keys()]) flush(sink);
+    for (const sink of runs.keys()) flush(sink);
   }
 
   /** Ends every stream with `failure` (leadership lost, node stopping). */
