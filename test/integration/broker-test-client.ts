@@ -210,6 +210,10 @@ export interface ConsumedMessage {
 export class TestConsumer {
   readonly received: ConsumedMessage[] = [];
   readonly errors: string[] = [];
+  /** The delivery tag each error in `errors` names (0 when it names none). */
+  readonly errorTags: number[] = [];
+  /** The kind of every stream message, in arrival order. */
+  readonly kinds: string[] = [];
   sessionId = "";
   /** Deliveries per stream message, in arrival order. */
   readonly messageSizes: number[] = [];
@@ -234,6 +238,7 @@ export class TestConsumer {
     this.stream = client.consume();
     let unacked = 0;
     this.stream.on("data", (r: raftmq.v1.ConsumeResponse) => {
+      this.kinds.push(r.kind ?? "");
       switch (r.kind) {
         case "session":
           this.sessionId = r.session?.sessionId ?? "";
@@ -259,6 +264,7 @@ export class TestConsumer {
         }
         case "error":
           this.errors.push(`${r.error?.code}: ${r.error?.message}`);
+          this.errorTags.push(Number(r.error?.deliveryTag ?? 0));
           return;
         default:
           return;

@@ -105,6 +105,9 @@ describe("a 3-node cluster", () => {
       expect(consumer.received.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i));
       expect(consumer.received.map((m) => m.deliveryTag)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       expect(consumer.messageSizes).toEqual(batch ? [20] : Array.from({ length: 20 }, () => 1));
+      // The apply that subscribes also delivers, yet the client hears of the subscription first.
+      expect(consumer.kinds.slice(0, 3)).toEqual(["session", "subscribed", batch ? "deliveries" : "delivery"]);
+      expect(consumer.kinds.filter((k) => k === "subscribed")).toEqual(["subscribed"]);
       consumer.end();
       await consumer.ended;
     }
@@ -133,6 +136,7 @@ describe("a 3-node cluster", () => {
     });
     await eventually("the unknown tag's error", async () => (consumer.errors.length > 0 ? true : undefined));
     expect(consumer.errors).toEqual([expect.stringMatching(/^9: unknown delivery tag 9999 on consumer .*each$/)]);
+    expect(consumer.errorTags).toEqual([9999]);
     // One Ack each would be 301 commands; gathered per turn they are a handful.
     expect(Number.isFinite(before)).toBe(true);
     expect((await proposed()) - before).toBeLessThan(60);

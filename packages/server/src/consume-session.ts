@@ -24,13 +24,28 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   let moreWanted = false;
   /** Consumer tags of this stream whose subscription asked for batch_deliveries. */
   const batchedTags = new Set<string>();
+  /**
+   * Consumer tags whose subscribe was proposed and not yet answered. The apply that subscribes a
+   * consumer can deliver to it before the proposal's answer comes back, so the first delivery
+   * writes `subscribed` ahead of itself: a client sees `subscribed` before any delivery.
+   */
+  const awaitingSubscribed = new Set<string>();
+  const writeSubscribed = (tag: string) => {
+    if (!awaitingSubscribed.delete(tag) || ended) return;
+    call.write({ subscribed: tag });
+  };
   const sessionId = sessions.open({
     batched: (consumerTag) => batchedTags.has(consumerTag),
     write: (response) => {
       if (ended) return;
       const d = response.delivery;
-      if (d != null) unacked.delivered(d.consumerTag ?? "", Number(d.deliveryTag ?? 0));
-      for (const b of response.deliveries?.deliveries ?? []) unacked.delivered(b.consumerTag ?? "", Number(b.deliveryTag ?? 0));
+      if (d != null) {
+        writeSubscribed(d.consumerTag ?? "");
+        unacked.delivered(d.consumerTag ?? "", Number(d.deliveryTag ?? 0));
+      }
+      const batch = response.deliveries?.deliveries ?? [];
+      if (batch.length > 0) writeSubscribed(batch[0]?.consumerTag ?? "");
+      for (const b of batch) unacked.delivered(b.consumerTag ?? "", Number(b.deliveryTag ?? 0));
       const slow = writer.write(response);
       if (slow !== null) {
         ctx.log.warn({ session: sessionId, pendingBytes: slow.pendingBytes, limit: slow.maxPendingBytes }, "ending a slow consumer's stream");
@@ -87,21 +102,24 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
         )
       : null;
   timeoutTimer?.unref();
-  const reportError = (err: unknown, consumerTag: string) => {
+  const reportError = (err: unknown, consumerTag: string, deliveryTag = 0) => {
     if (ended) return;
     const f = toGrpcFailure(err);
-    call.write({ error: { code: f.code, message: f.details, consumerTag } });
+    call.write({ error: { code: f.code, message: f.details, consumerTag, deliveryTag } });
   };
-  const submit = (command: Command, consumerTag: string, onOk?: (result: CommandResult | undefined) => void) => {
+  const submit = (command: Command, consumerTag: string, onOk?: (result: CommandResult | undefined) => void, deliveryTag = 0, onFailed?: () => void) => {
     propose(driver, [command]).then(
       (results) => {
         const r = results[0];
-        if (r !== undefined && !r.ok) reportError(new CommandFailedError(r.error), consumerTag);
-        else onOk?.(r);
+        if (r !== undefined && !r.ok) {
+          onFailed?.();
+          reportError(new CommandFailedError(r.error), consumerTag, deliveryTag);
+        } else onOk?.(r);
       },
       (err: unknown) => {
+        onFailed?.();
         if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
-        else reportError(err, consumerTag);
+        else reportError(err, consumerTag, deliveryTag);
       },
     );
   };
@@ -109,13 +127,13 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   const acks = new AckGatherer((consumerTag, tags) => {
     try {
       if (tags.length === 1) {
-        submit(builder.settle(sessionId, "ack", { consumerTag, deliveryTag: tags[0] }), consumerTag);
+        submit(builder.settle(sessionId, "ack", { consumerTag, deliveryTag: tags[0] }), consumerTag, undefined, tags[0]);
         return;
       }
       submit(builder.ackTags(sessionId, consumerTag, tags), consumerTag, (r) => {
         // Each tag the consumer did not hold answers as its own ack would have.
         if (r?.ok !== true || r.kind !== "ackTags") return;
-        for (const tag of r.unknown) reportError(new CommandFailedError(unknownDeliveryTag(tag, consumerIdOf(sessionId, consumerTag))), consumerTag);
+        for (const tag of r.unknown) reportError(new CommandFailedError(unknownDeliveryTag(tag, consumerIdOf(sessionId, consumerTag))), consumerTag, tag);
       });
     } catch (err) {
       if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
@@ -156,9 +174,14 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
           if (s.noAck !== true) unacked.tracked.add(tag);
           if (s.batchDeliveries === true) batchedTags.add(tag);
           else batchedTags.delete(tag);
-          submit(builder.subscribe(sessionId, s, vhostOf(call.metadata)), tag, () => {
-            if (!ended) call.write({ subscribed: tag });
-          });
+          awaitingSubscribed.add(tag);
+          submit(
+            builder.subscribe(sessionId, s, vhostOf(call.metadata)),
+            tag,
+            () => writeSubscribed(tag),
+            0,
+            () => awaitingSubscribed.delete(tag),
+          );
           return;
         }
         case "cancel":
@@ -170,7 +193,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
           const s = r[kind] ?? {};
           unacked.settled(s.consumerTag ?? "", Number(s.deliveryTag ?? 0), s.multiple === true);
           if (single) acks.add(s.consumerTag ?? "", ackTag);
-          else submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "");
+          else submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "", undefined, Number(s.deliveryTag ?? 0));
           if (kind === "ack") ctx.metrics?.acked.inc();
           return;
         }
