@@ -1,6 +1,7 @@
 // Automatic snapshots by size: with large entries the log is snapshotted and compacted after a
 // number of bytes, long before the entry count, and keeps only a bounded number of bytes below
-// the snapshot; nothing confirmed is lost across a restart from it.
+// the snapshot; nothing confirmed is lost across a restart from it. The members of a cluster,
+// which apply the same entries, take their snapshots at different indexes.
 import { afterAll, describe, expect, it } from "vitest";
 import { eventually, publishRange, TestClient } from "./broker-test-client.ts";
 import { ClusterHarness } from "./cluster-harness.ts";
@@ -8,11 +9,16 @@ import { testAuth } from "./three-node-cluster.ts";
 
 const FLAGS = ["--tick-ms", "50", "--log-level", "info", "--snapshot-entries", "1000000", "--snapshot-bytes", "1000000", "--snapshot-keep-entries", "1000", "--snapshot-keep-bytes", "150000"];
 const harness = new ClusterHarness("snapshot-policy", FLAGS);
+const SPREAD_ENTRIES = 1_000;
+const spreadHarness = new ClusterHarness("snapshot-spread", ["--tick-ms", "50", "--log-level", "info", "--snapshot-entries", String(SPREAD_ENTRIES), "--snapshot-keep-entries", "10"]);
 let client: TestClient | null = null;
+let spreadClient: TestClient | null = null;
 
 afterAll(async () => {
   client?.close();
+  spreadClient?.close();
   await harness.cleanup();
+  await spreadHarness.cleanup();
 });
 
 interface SnapshotLine {
@@ -21,9 +27,9 @@ interface SnapshotLine {
   logStart: number;
 }
 
-function snapshotLines(): SnapshotLine[] {
-  return harness
-    .logs(1)
+function snapshotLines(h: ClusterHarness = harness, id = 1): SnapshotLine[] {
+  return h
+    .logs(id)
     .split("\n")
     .filter((line) => line.includes('"event":"snapshot"'))
     .map((line) => JSON.parse(line) as SnapshotLine);
@@ -67,5 +73,29 @@ describe("automatic snapshots", () => {
       }
     });
     expect(Number(info.queue?.messagesReady)).toBe(total);
+  });
+});
+
+describe("automatic snapshots in a cluster", () => {
+  it("are taken by each member at an index of its own, between --snapshot-entries and a quarter more", async () => {
+    await spreadHarness.plan(3);
+    await spreadHarness.startAll(3);
+    await spreadHarness.adminReady();
+    spreadClient = new TestClient(spreadHarness.clientAddress(1), testAuth(spreadHarness));
+    const c = spreadClient;
+    await c.callRetrying("DeclareQueue", { name: "spread" });
+    // One message per request, one request at a time: about one entry each, applied one by one.
+    const published = await publishRange(c, { exchange: "", routingKey: "spread", producerId: "p-spread", from: 0, to: 1_300, perRequest: 1, window: 1 });
+    expect(published.confirmed.length).toBe(1_300);
+    const firsts = await eventually("a snapshot on every member", async () => {
+      const found = [1, 2, 3].map((id) => snapshotLines(spreadHarness, id)[0]?.index);
+      return found.every((index) => index !== undefined) ? (found as number[]) : undefined;
+    });
+    for (const index of firsts) {
+      expect(index).toBeGreaterThanOrEqual(SPREAD_ENTRIES);
+      expect(index).toBeLessThanOrEqual(SPREAD_ENTRIES * 1.25 + 10);
+    }
+    // Each member drew its own stretch (in 250 steps): all three alike would be a 1 in 62,500 chance.
+    expect(new Set(firsts).size).toBeGreaterThan(1);
   });
 });

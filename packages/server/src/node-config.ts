@@ -208,11 +208,11 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     defaultText: "100000",
     parse: integer("max-pending-commands", 1),
   },
-  { key: "snapshotEntries", name: "snapshot-entries", description: "applied entries between automatic snapshots", defaultText: "10000", parse: integer("snapshot-entries", 1) },
+  { key: "snapshotEntries", name: "snapshot-entries", description: "applied entries between automatic snapshots (each node waits 1 to 1.25 times this, drawn anew each time, so that members do not snapshot at once)", defaultText: "10000", parse: integer("snapshot-entries", 1) },
   {
     key: "snapshotBytes",
     name: "snapshot-bytes",
-    description: "bytes of applied entries between automatic snapshots (or twice the last snapshot's size, if larger)",
+    description: "bytes of applied entries between automatic snapshots (or twice the last snapshot's size, if larger; stretched like snapshot-entries)",
     defaultText: "536870912",
     parse: integer("snapshot-bytes", 1),
   },

@@ -150,6 +150,7 @@ export class RaftDriver {
     this.snapshotPolicy = new SnapshotPolicy(
       { entries: config.snapshotEntries, bytes: config.snapshotBytes, keepEntries: config.snapshotKeepEntries, keepBytes: config.snapshotKeepBytes },
       snapshot.data.length,
+      () => this.random(),
     );
     this.snapshots = new LocalSnapshots({
       host: {

@@ -4,6 +4,12 @@
 // out at most once for every two of its sizes in log: snapshots add at most half again to what
 // the log writes. Entries kept below a snapshot (for followers slightly behind) are bounded by
 // count and by bytes: with large entries a count alone keeps gigabytes.
+//
+// The members of a cluster apply the same entries, so thresholds alone would have all of them
+// snapshot at the same index, at the same moment; while two of three are busy storing a
+// snapshot, nothing commits. Each node therefore stretches both thresholds by a factor drawn
+// anew after every snapshot, between 1 and 1 + SNAPSHOT_SPREAD (hashicorp/raft staggers its
+// snapshot interval the same way).
 
 export interface SnapshotLimits {
   /** Applied entries between automatic snapshots. */
@@ -16,19 +22,32 @@ export interface SnapshotLimits {
   keepBytes: number;
 }
 
+/** How far past its thresholds a node may take a snapshot, as a fraction of them. */
+export const SNAPSHOT_SPREAD = 0.25;
+
 export class SnapshotPolicy {
   /** Sizes of the newest applied entries, oldest first; the newest keepEntries at least. */
   private sizes: number[] = [];
   /** Bytes applied since the last snapshot. */
   private appliedBytes = 0;
 
+  /** This round's factor on both thresholds, in [1, 1 + SNAPSHOT_SPREAD). */
+  private stretch = 1;
+
   constructor(
     private readonly limits: SnapshotLimits,
     private lastSnapshotBytes: number,
+    /** Uniform in [0, 1): where in the spread each round's thresholds fall; 0 takes them as they are. */
+    private readonly random: () => number = () => 0,
   ) {
     for (const [key, value] of Object.entries(limits)) {
       if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`snapshot limit ${key} must be a non-negative integer, got ${value}`);
     }
+    this.drawStretch();
+  }
+
+  private drawStretch(): void {
+    this.stretch = 1 + SNAPSHOT_SPREAD * this.random();
   }
 
   /** An entry of `bytes` was applied. */
@@ -47,7 +66,8 @@ export class SnapshotPolicy {
   /** Whether a snapshot is due, `entriesSinceSnapshot` entries after the last one. */
   due(entriesSinceSnapshot: number): boolean {
     if (entriesSinceSnapshot <= 0) return false;
-    return entriesSinceSnapshot >= this.limits.entries || this.appliedBytes >= Math.max(this.limits.bytes, 2 * this.lastSnapshotBytes);
+    const bytes = Math.max(this.limits.bytes, 2 * this.lastSnapshotBytes);
+    return entriesSinceSnapshot >= this.limits.entries * this.stretch || this.appliedBytes >= bytes * this.stretch;
   }
 
   /**
@@ -65,6 +85,7 @@ export class SnapshotPolicy {
       keep++;
     }
     this.appliedBytes = 0;
+    this.drawStretch();
     return keep;
   }
 
@@ -78,5 +99,6 @@ export class SnapshotPolicy {
     this.sizes = [];
     this.appliedBytes = 0;
     this.lastSnapshotBytes = bytes;
+    this.drawStretch();
   }
 }

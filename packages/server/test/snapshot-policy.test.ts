@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SnapshotPolicy } from "../src/snapshot-policy.ts";
+import { SNAPSHOT_SPREAD, SnapshotPolicy } from "../src/snapshot-policy.ts";
 
 const limits = { entries: 100, bytes: 10_000, keepEntries: 5, keepBytes: 2_500 };
 
@@ -22,6 +22,26 @@ describe("SnapshotPolicy", () => {
     expect(byBytes.bytesSinceSnapshot).toBe(10_000);
     expect(byBytes.due(3)).toBe(true);
     expect(byBytes.due(0)).toBe(false);
+  });
+
+  it("stretches both thresholds by a factor drawn anew after each snapshot, so members that apply the same entries snapshot apart", () => {
+    const draws = [0.999, 0.5, 0];
+    const policy = new SnapshotPolicy(limits, 0, () => draws.shift() ?? 0);
+    // Drawn at 0.999: due after just under 1 + SNAPSHOT_SPREAD times each threshold.
+    const stretchedEntries = Math.ceil(limits.entries * (1 + SNAPSHOT_SPREAD * 0.999));
+    expect(policy.due(stretchedEntries - 1)).toBe(false);
+    expect(policy.due(stretchedEntries)).toBe(true);
+    applyAll(policy, [limits.bytes]);
+    expect(policy.due(1)).toBe(false);
+    policy.applied(Math.ceil(limits.bytes * SNAPSHOT_SPREAD * 0.999));
+    expect(policy.due(2)).toBe(true);
+    // The next round draws 0.5, the one after it 0: the thresholds as configured.
+    policy.captured();
+    expect(policy.due(limits.entries * (1 + SNAPSHOT_SPREAD * 0.5) - 1)).toBe(false);
+    expect(policy.due(limits.entries * (1 + SNAPSHOT_SPREAD * 0.5))).toBe(true);
+    policy.restored(0);
+    expect(policy.due(limits.entries - 1)).toBe(false);
+    expect(policy.due(limits.entries)).toBe(true);
   });
 
   it("waits for twice as many bytes as the last snapshot held when that is more", () => {
