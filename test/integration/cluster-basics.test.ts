@@ -144,6 +144,29 @@ describe("a 3-node cluster", () => {
     await consumer.ended;
   });
 
+  it("answers a retry older than the producer's dedup window with its own confirm status, alone or in a batch, and enqueues nothing", async () => {
+    const c = client(leader);
+    await c.call("DeclareQueue", { name: "window-passed" });
+    const window = Number((await c.call("Status", {})).settings?.dedupWindow);
+    expect(window).toBeGreaterThan(0);
+    const total = window + 10;
+    const published = await publishRange(c, { exchange: "", routingKey: "window-passed", producerId: "p-window", from: 0, to: total, perRequest: 100, window: 4 });
+    // Sequences 1 … total: the window covers the newest `window` of them, 11 … total.
+    expect(published.confirmed.length).toBe(total);
+    const message = (sequence: number) => ({ routingKey: "window-passed", body: new TextEncoder().encode(String(sequence)), producerId: "p-window", sequence });
+    // Alone: a confirm, not a status, since the broker neither took nor refused it.
+    const alone = await c.call("Publish", { messages: [message(1)] });
+    expect(alone.confirms).toEqual([expect.objectContaining({ status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN, reason: expect.stringMatching(/^outcome unknown to the broker: sequence 1 of producer "p-window" is older than its dedup window/) })]);
+    // In a batch, beside a retry the window still covers (a duplicate) and a new sequence.
+    const batch = await c.call("Publish", { messages: [message(2), message(total), message(total + 1)] });
+    expect(batch.confirms.map((x) => [x.status, x.duplicate ?? false])).toEqual([
+      [raftmq.v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN, false],
+      [raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK, true],
+      [raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK, false],
+    ]);
+    expect(Number((await c.call("QueueInfo", { name: "window-passed" })).queue?.messagesReady)).toBe(total + 1);
+  });
+
   it("lists queues, exchanges and bindings linearizably on any node", async () => {
     const follower = followers[1] as number;
     await client(follower).call("DeclareExchange", { name: "events", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC, durable: true });

@@ -1,6 +1,6 @@
 // Typed errors a command can answer with. Each maps to one gRPC status at the edge.
 
-export type BrokerErrorCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PRECONDITION_FAILED" | "RESOURCE_EXHAUSTED";
+export type BrokerErrorCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PRECONDITION_FAILED" | "RESOURCE_EXHAUSTED" | "OUTCOME_UNKNOWN";
 
 export interface BrokerError {
   code: BrokerErrorCode;
@@ -17,6 +17,15 @@ export function notFound(message: string): BrokerError {
 
 export function preconditionFailed(message: string): BrokerError {
   return { code: "PRECONDITION_FAILED", message };
+}
+
+/**
+ * Nothing was done now, and the broker cannot tell whether an earlier attempt of the same request
+ * took effect: a retried publish whose sequence its producer's dedup window no longer covers.
+ * Not a refusal, and no retry can tell either.
+ */
+export function outcomeUnknown(message: string): BrokerError {
+  return { code: "OUTCOME_UNKNOWN", message };
 }
 
 /** A settlement of a delivery its consumer does not hold (never delivered, or settled already). */

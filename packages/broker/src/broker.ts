@@ -16,7 +16,7 @@ import {
   type User,
   type UserPermissions,
 } from "./access-control.ts";
-import { type BrokerError, invariant, notFound, preconditionFailed, resourceExhausted, unknownDeliveryTag } from "./broker-error.ts";
+import { type BrokerError, invariant, notFound, outcomeUnknown, preconditionFailed, resourceExhausted, unknownDeliveryTag } from "./broker-error.ts";
 import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import { settingsFromProto } from "./cluster-settings.ts";
@@ -566,8 +566,8 @@ export class Broker {
       if (seen.kind === "duplicate") return { ...seen.result, duplicate: true };
       if (seen.kind === "tooOld") {
         return fail(
-          preconditionFailed(
-            `sequence ${sequence} of producer "${producerId}" is older than its dedup window (sequences up to ${seen.evictedUpTo} are forgotten)`,
+          outcomeUnknown(
+            `outcome unknown to the broker: sequence ${sequence} of producer "${producerId}" is older than its dedup window (sequences up to ${seen.evictedUpTo} are forgotten); it was not enqueued now, and whether an earlier attempt enqueued it cannot be known`,
           ),
         );
       }

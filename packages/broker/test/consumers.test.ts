@@ -302,7 +302,7 @@ describe("idempotent publish", () => {
     const d = new Driver(undefined, { dedupWindow: 2, producerIdleMs: 1000 });
     d.queue("q");
     for (const seq of [1, 2, 3]) d.publish("", "q", "a", { producerId: "p", sequence: seq });
-    expect(d.publish("", "q", "a", { producerId: "p", sequence: 1 }).result).toMatchObject({ ok: false, error: { code: "PRECONDITION_FAILED" } });
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 1 }).result).toMatchObject({ ok: false, error: { code: "OUTCOME_UNKNOWN" } });
     expect(d.publish("", "q", "a", { producerId: "p", sequence: 3 }).result).toMatchObject({ duplicate: true });
     d.tick(d.now + 5000);
     expect(d.publish("", "q", "a", { producerId: "p", sequence: 3 }).result).toMatchObject({ duplicate: false });

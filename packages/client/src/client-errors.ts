@@ -90,6 +90,20 @@ export class PublishOutcomeUnknownError extends UnavailableError {
   }
 }
 
+/**
+ * The broker no longer remembers this message's sequence (it is older than the producer's dedup
+ * window), so it cannot tell whether an earlier attempt enqueued it. It was not enqueued now,
+ * and publishing it again cannot tell either: the application decides, from its own records.
+ */
+export class DedupWindowPassedError extends PublishOutcomeUnknownError {
+  override name = "DedupWindowPassedError";
+
+  constructor(details: string, producerId: string, sequence: number, context: ErrorContext = {}) {
+    super(details, producerId, sequence, context);
+    this.message = `${details} (message ${sequence} of producer ${producerId})`;
+  }
+}
+
 /** The client or publisher was closed while the call was pending. */
 export class ClosedError extends RaftmqError {
   override name = "ClosedError";

@@ -18,6 +18,7 @@ export {
   ClosedError,
   ConsumerCancelledError,
   DeadlineExceededError,
+  DedupWindowPassedError,
   InvalidArgumentError,
   type NackKind,
   NotFoundError,

@@ -11,6 +11,7 @@ import { Backoff } from "./backoff.ts";
 import {
   ClosedError,
   DeadlineExceededError,
+  DedupWindowPassedError,
   isAccessError,
   errorFromStatus,
   NotLeaderError,
@@ -326,6 +327,8 @@ export class Publisher {
         p.reject(new UnavailableError(`the broker answered ${confirms.length} confirms for ${entry.batch.length} messages`, { address: s.address }));
       } else if (c.status === raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK) {
         p.resolve({ routedQueues: c.routedQueues ?? [], duplicate: c.duplicate ?? false, sequence: p.sequence });
+      } else if (c.status === raftmq.v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN) {
+        p.reject(new DedupWindowPassedError(c.reason ?? "", this.producerId, p.sequence, { address: s.address }));
       } else {
         p.reject(nackError(c.reason ?? ""));
       }

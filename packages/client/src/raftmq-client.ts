@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { raftmq } from "@raftmq/proto";
 import { accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 import { type Permissions, permissionsFromWire, type UserInfo, userInfoFromWire, type WhoAmI, whoAmIFromWire } from "./access-types.ts";
-import { isAccessError, nackError, PermissionDeniedError, UnavailableError } from "./client-errors.ts";
+import { DedupWindowPassedError, isAccessError, nackError, PermissionDeniedError, UnavailableError } from "./client-errors.ts";
 import { type ConnectOptions, checkAddresses, resolveClientOptions } from "./client-options.ts";
 import { ClusterConnection } from "./cluster-connection.ts";
 import { ConnectionSecurity } from "./connection-security.ts";
@@ -259,6 +259,7 @@ export class RaftmqClient {
     const r = await this.connection.unary(broker.Publish, request, { retryDeadline: true });
     const c = r.confirms?.[0];
     if (c === undefined) throw new UnavailableError("the broker answered a publish without a confirm", { address: this.connection.address });
+    if (c.status === v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN) throw new DedupWindowPassedError(c.reason ?? "", this.producerId, sequence, { address: this.connection.address });
     if (c.status !== v1.ConfirmStatus.CONFIRM_STATUS_ACK) throw nackError(c.reason ?? "");
     return { routedQueues: c.routedQueues ?? [], duplicate: c.duplicate ?? false, sequence };
   }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterHarness, freePorts } from "../../../test/integration/cluster-harness.ts";
 import {
   connect,
+  DedupWindowPassedError,
   type Delivery,
   InvalidArgumentError,
   NotFoundError,
@@ -199,6 +200,25 @@ describe("publish and consume", () => {
     const fresh = await again.publish("", "sdk-idempotent", "100");
     expect(fresh.duplicate).toBe(false);
     expect((await client.queueInfo("sdk-idempotent")).messagesReady).toBe(101);
+    await again.close();
+  });
+
+  it("rejects a retry older than the producer's dedup window as of unknown outcome: neither enqueued nor refused", async () => {
+    await client.declareQueue("sdk-window-passed");
+    const first = client.createPublisher();
+    const dedupWindow = (await client.settings()).settings.dedupWindow ?? 0;
+    expect(dedupWindow).toBeGreaterThan(0);
+    const total = dedupWindow + 10;
+    await Promise.all(Array.from({ length: total }, (_, i) => first.publish("", "sdk-window-passed", String(i))));
+    await first.close();
+    // Sequence 1 has fallen out of the window: the broker cannot tell whether it was enqueued.
+    const again = client.createPublisher({ producerId: first.producerId, firstSequence: 1 });
+    const err = await again.publish("", "sdk-window-passed", "0").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DedupWindowPassedError);
+    expect(err).not.toBeInstanceOf(PublishNackError);
+    expect((err as DedupWindowPassedError).sequence).toBe(1);
+    expect((err as DedupWindowPassedError).message).toMatch(/outcome unknown to the broker: sequence 1 of producer .* is older than its dedup window/);
+    expect((await client.queueInfo("sdk-window-passed")).messagesReady).toBe(total);
     await again.close();
   });
 

@@ -128,9 +128,10 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       const commands = builder.publish(r, vhostOf(call.metadata));
       const results = await propose(driver, commands);
       ctx.metrics?.published.inc(commands.length);
-      // A single message that failed answers with the failure's status, like a failed command.
+      // A single message that failed answers with the failure's status, like a failed command;
+      // one of unknown outcome has its own confirm status instead, as in a batch.
       const only = results[0];
-      if (results.length === 1 && only !== undefined && !only.ok) throw new CommandFailedError(only.error);
+      if (results.length === 1 && only !== undefined && !only.ok && only.error.code !== "OUTCOME_UNKNOWN") throw new CommandFailedError(only.error);
       return { confirms: results.map(confirmOf), clientSequence: r.clientSequence ?? 0 };
     }),
     PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest, raftmq.v1.PublishResponse.$Properties>) => {

@@ -33,6 +33,8 @@ export function brokerErrorStatus(code: BrokerErrorCode): grpc.status {
       return grpc.status.FAILED_PRECONDITION;
     case "RESOURCE_EXHAUSTED":
       return grpc.status.RESOURCE_EXHAUSTED;
+    case "OUTCOME_UNKNOWN":
+      return grpc.status.UNKNOWN;
     default: {
       const never: never = code;
       return never;
