@@ -107,7 +107,9 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
     const f = toGrpcFailure(err);
     call.write({ error: { code: f.code, message: f.details, consumerTag, deliveryTag } });
   };
-  const submit = (command: Command, consumerTag: string, onOk?: (result: CommandResult | undefined) => void, deliveryTag = 0, onFailed?: () => void) => {
+  /** Proposes one command of the stream; a failure is reported naming the consumer (and delivery) it concerns. */
+  const submit = (command: Command, consumerTag: string, then: { deliveryTag?: number; onOk?: (result: CommandResult | undefined) => void; onFailed?: () => void } = {}) => {
+    const { deliveryTag = 0, onOk, onFailed } = then;
     propose(driver, [command]).then(
       (results) => {
         const r = results[0];
@@ -127,13 +129,15 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   const acks = new AckGatherer((consumerTag, tags) => {
     try {
       if (tags.length === 1) {
-        submit(builder.settle(sessionId, "ack", { consumerTag, deliveryTag: tags[0] }), consumerTag, undefined, tags[0]);
+        submit(builder.settle(sessionId, "ack", { consumerTag, deliveryTag: tags[0] }), consumerTag, { deliveryTag: tags[0] });
         return;
       }
-      submit(builder.ackTags(sessionId, consumerTag, tags), consumerTag, (r) => {
-        // Each tag the consumer did not hold answers as its own ack would have.
-        if (r?.ok !== true || r.kind !== "ackTags") return;
-        for (const tag of r.unknown) reportError(new CommandFailedError(unknownDeliveryTag(tag, consumerIdOf(sessionId, consumerTag))), consumerTag, tag);
+      submit(builder.ackTags(sessionId, consumerTag, tags), consumerTag, {
+        onOk: (r) => {
+          // Each tag the consumer did not hold answers as its own ack would have.
+          if (r?.ok !== true || r.kind !== "ackTags") return;
+          for (const tag of r.unknown) reportError(new CommandFailedError(unknownDeliveryTag(tag, consumerIdOf(sessionId, consumerTag))), consumerTag, tag);
+        },
       });
     } catch (err) {
       if (err instanceof NodeUnavailableError) closeSession(toGrpcFailure(err));
@@ -174,14 +178,9 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
           if (s.noAck !== true) unacked.tracked.add(tag);
           if (s.batchDeliveries === true) batchedTags.add(tag);
           else batchedTags.delete(tag);
+          const command = builder.subscribe(sessionId, s, vhostOf(call.metadata));
           awaitingSubscribed.add(tag);
-          submit(
-            builder.subscribe(sessionId, s, vhostOf(call.metadata)),
-            tag,
-            () => writeSubscribed(tag),
-            0,
-            () => awaitingSubscribed.delete(tag),
-          );
+          submit(command, tag, { onOk: () => writeSubscribed(tag), onFailed: () => awaitingSubscribed.delete(tag) });
           return;
         }
         case "cancel":
@@ -193,7 +192,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
           const s = r[kind] ?? {};
           unacked.settled(s.consumerTag ?? "", Number(s.deliveryTag ?? 0), s.multiple === true);
           if (single) acks.add(s.consumerTag ?? "", ackTag);
-          else submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "", undefined, Number(s.deliveryTag ?? 0));
+          else submit(builder.settle(sessionId, kind, s), s.consumerTag ?? "", { deliveryTag: Number(s.deliveryTag ?? 0) });
           if (kind === "ack") ctx.metrics?.acked.inc();
           return;
         }
