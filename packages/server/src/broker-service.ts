@@ -11,7 +11,7 @@ import type { LeaderForwarder } from "./leader-forwarder.ts";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
 import { leaderUnary, linearizableUnary, propose, routeWrite } from "./call-routing.ts";
 import { consumeStream } from "./consume-session.ts";
-import { confirmOf, publishStream } from "./publish-stream.ts";
+import { confirmOf, isOutcomeUnknown, publishStream } from "./publish-stream.ts";
 import type { NodeMetrics } from "./node-metrics.ts";
 import type { RaftDriver } from "./raft-driver.ts";
 import { brokerServiceDefinition } from "@raftmq/proto/grpc";
@@ -131,7 +131,7 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       // A single message that failed answers with the failure's status, like a failed command;
       // one of unknown outcome has its own confirm status instead, as in a batch.
       const only = results[0];
-      if (results.length === 1 && only !== undefined && !only.ok && only.error.code !== "OUTCOME_UNKNOWN") throw new CommandFailedError(only.error);
+      if (results.length === 1 && only !== undefined && !only.ok && !isOutcomeUnknown(only)) throw new CommandFailedError(only.error);
       return { confirms: results.map(confirmOf), clientSequence: r.clientSequence ?? 0 };
     }),
     PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest, raftmq.v1.PublishResponse.$Properties>) => {

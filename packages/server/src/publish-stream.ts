@@ -12,14 +12,16 @@ import { OverloadedError } from "./node-errors.ts";
 
 type Command = raftmq.v1.Command.$Properties;
 
-/**
- * One Confirm per publish result; stateful failures become NACKs with the reason, except a retry
- * the broker can no longer judge, which is neither acknowledged nor refused.
- */
+/** A retry the broker can no longer judge: neither acknowledged nor refused, it has a confirm status of its own. */
+export function isOutcomeUnknown(result: CommandResult | undefined): boolean {
+  return result !== undefined && !result.ok && result.error.code === "OUTCOME_UNKNOWN";
+}
+
+/** One Confirm per publish result; stateful failures become NACKs with the reason, except those of unknown outcome. */
 export function confirmOf(result: CommandResult | undefined): raftmq.v1.Confirm.$Properties {
   const { ACK, NACK } = { ACK: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK, NACK: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_NACK };
   if (result === undefined) return { status: NACK, reason: "no result" };
-  if (!result.ok && result.error.code === "OUTCOME_UNKNOWN") return { status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN, reason: result.error.message };
+  if (!result.ok && isOutcomeUnknown(result)) return { status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN, reason: result.error.message };
   if (!result.ok) return { status: NACK, reason: `${result.error.code}: ${result.error.message}` };
   if (result.kind !== "publish") return { status: NACK, reason: `unexpected ${result.kind} result` };
   if (result.rejectedBy !== undefined) return { status: NACK, routedQueues: result.routedQueues, duplicate: result.duplicate, reason: `REJECT_PUBLISH queue=${result.rejectedBy}` };
