@@ -3,7 +3,7 @@
 // the snapshot; nothing confirmed is lost across a restart from it. The members of a cluster,
 // which apply the same entries, take their snapshots at different indexes.
 import { afterAll, describe, expect, it } from "vitest";
-import { eventually, publishRange, TestClient } from "./broker-test-client.ts";
+import { eventually, publishRange, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { ClusterHarness } from "./cluster-harness.ts";
 import { testAuth } from "./three-node-cluster.ts";
 
@@ -12,11 +12,11 @@ const harness = new ClusterHarness("snapshot-policy", FLAGS);
 const SPREAD_ENTRIES = 1_000;
 const spreadHarness = new ClusterHarness("snapshot-spread", ["--tick-ms", "50", "--log-level", "info", "--snapshot-entries", String(SPREAD_ENTRIES), "--snapshot-keep-entries", "10"]);
 let client: TestClient | null = null;
-let spreadClient: TestClient | null = null;
+let spreadClients: TestClient[] = [];
 
 afterAll(async () => {
   client?.close();
-  spreadClient?.close();
+  for (const c of spreadClients) c.close();
   await harness.cleanup();
   await spreadHarness.cleanup();
 });
@@ -80,9 +80,10 @@ describe("automatic snapshots in a cluster", () => {
   it("are taken by each member at an index of its own, between --snapshot-entries and a quarter more", async () => {
     await spreadHarness.plan(3);
     await spreadHarness.startAll(3);
-    await spreadHarness.adminReady();
-    spreadClient = new TestClient(spreadHarness.clientAddress(1), testAuth(spreadHarness));
-    const c = spreadClient;
+    spreadClients = [1, 2, 3].map((id) => new TestClient(spreadHarness.clientAddress(id), testAuth(spreadHarness)));
+    // Every member answers, so with TLS every member has applied the bootstrap administrator.
+    const leader = await waitForLeader(spreadClients);
+    const c = spreadClients[leader - 1] as TestClient;
     await c.callRetrying("DeclareQueue", { name: "spread" });
     // One message per request, one request at a time: about one entry each, applied one by one.
     const published = await publishRange(c, { exchange: "", routingKey: "spread", producerId: "p-spread", from: 0, to: 1_300, perRequest: 1, window: 1 });
