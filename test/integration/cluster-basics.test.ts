@@ -167,6 +167,46 @@ describe("a 3-node cluster", () => {
     expect(Number((await c.call("QueueInfo", { name: "window-passed" })).queue?.messagesReady)).toBe(total + 1);
   });
 
+  it("answers a marked retry of an evicted producer as of unknown outcome, and an unmarked one as new", async () => {
+    const c = client(followers[0] as number);
+    await c.call("DeclareQueue", { name: "evicted-retry" });
+    const status = await c.call("Status", {});
+    const maxProducers = Number(status.settings?.maxProducers);
+    const message = (producerId: string, retry: boolean) => ({ routingKey: "evicted-retry", body: new TextEncoder().encode(producerId), producerId, sequence: 1, retry });
+    const first = await c.call("Publish", { messages: [message("p-evicted", false)] });
+    expect(first.confirms[0]?.status).toBe(raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK);
+    // While remembered, a marked retry is a duplicate.
+    expect((await c.call("Publish", { messages: [message("p-evicted", true)] })).confirms[0]).toMatchObject({ status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK, duplicate: true });
+    await c.call("SetSettings", { machineVersion: status.machineVersion, settings: { maxProducers: 1 } });
+    try {
+      // The newest producer is the only one remembered.
+      await c.call("Publish", { messages: [message("p-newer", false)] });
+      const retried = await c.call("Publish", { messages: [message("p-evicted", true)] });
+      expect(retried.confirms).toEqual([
+        expect.objectContaining({
+          status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN,
+          reason: expect.stringMatching(/^outcome unknown to the broker: retry of sequence 1: the broker has no record of producer "p-evicted" \(.*evicted past 1 producers/),
+        }),
+      ]);
+      expect(Number((await c.call("QueueInfo", { name: "evicted-retry" })).queue?.messagesReady)).toBe(2);
+      // Unmarked, the same pair is taken as a new message: the mark is what tells a retry.
+      expect((await c.call("Publish", { messages: [message("p-evicted", false)] })).confirms[0]).toMatchObject({ status: raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK, duplicate: false });
+      expect(Number((await c.call("QueueInfo", { name: "evicted-retry" })).queue?.messagesReady)).toBe(3);
+    } finally {
+      await c.call("SetSettings", { machineVersion: status.machineVersion, settings: { maxProducers } });
+    }
+  });
+
+  it("says in the raftmq-outcome trailer that a refused call changed nothing", async () => {
+    try {
+      await client(followers[0] as number).call("DeclareQueue", { name: "" .padEnd(300, "q") });
+      throw new Error("a 300-character queue name was accepted");
+    } catch (err) {
+      if (!isServiceError(err)) throw err;
+      expect([err.code, err.metadata.get("raftmq-outcome")]).toEqual([GrpcStatus.INVALID_ARGUMENT, ["not-applied"]]);
+    }
+  });
+
   it("lists queues, exchanges and bindings linearizably on any node", async () => {
     const follower = followers[1] as number;
     await client(follower).call("DeclareExchange", { name: "events", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC, durable: true });

@@ -209,6 +209,7 @@ const outbound = message<raftmq.v1.OutboundMessage.$Properties>({
   body: bytes,
   producerId: text,
   sequence: u64,
+  retry: boolean,
 });
 /** Around maxMessagesPerPublish (10,000): empty messages, so the request stays small. */
 const outbounds = fc.oneof({ weight: 15, arbitrary: fc.array(outbound, { maxLength: 6 }) }, { weight: 1, arbitrary: many([10_000, 10_001], () => ({})) });

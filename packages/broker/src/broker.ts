@@ -30,7 +30,7 @@ import { queueArgumentsFromProto } from "./queue-arguments.ts";
 import { Consumer, Queue, type QueueArgs } from "./queue.ts";
 import { decodeState, decodeStatePieces, encodeState, encodeStatePieces } from "./snapshot.ts";
 import { type Command, type CommandKind, commandKind, noOperationError, parseExpiration, validateCommandOfKind } from "./validate-command.ts";
-import { versionGateError } from "./version-gate.ts";
+import { PRODUCER_RETRY_VERSION, versionGateError } from "./version-gate.ts";
 import { builtinExchanges, DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 type Header = raftmq.v1.Header.$Properties;
@@ -571,6 +571,15 @@ export class Broker {
           ),
         );
       }
+      if ((c.retry ?? false) && s.machineVersion >= PRODUCER_RETRY_VERSION && seen.kind !== "new") {
+        const why =
+          seen.kind === "unseen"
+            ? `the broker has no record of producer "${producerId}" (its state expired after ${s.settings.producerIdleMs} ms without a publish, was evicted past ${s.settings.maxProducers} producers, or it never published)`
+            : `producer "${producerId}" has no record of sequences below ${seen.lowest} since its state was last forgotten`;
+        return fail(
+          outcomeUnknown(`outcome unknown to the broker: retry of sequence ${sequence}: ${why}; it was not enqueued now, and whether an earlier attempt enqueued it cannot be known`),
+        );
+      }
     }
     const vh = this.vhostNamed(c.vhost);
     if (vh === undefined) return fail(noVhost(c.vhost));
@@ -800,6 +809,8 @@ export class Broker {
     }
     const settings = Object.freeze(settingsFromProto(c.settings, s.settings));
     s.settings = settings;
+    // From here on every node answers retries from `lowest`: start it from the state all share.
+    if (s.machineVersion < PRODUCER_RETRY_VERSION && version >= PRODUCER_RETRY_VERSION) s.dedup.resetLowest();
     s.machineVersion = version;
     s.dedup.configure(settings.dedupWindow, settings.maxProducers, settings.producerIdleMs);
     // Raised dispatch limits take effect now, not on each queue's next publish or ack.

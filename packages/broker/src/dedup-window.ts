@@ -8,10 +8,19 @@ export interface ProducerState {
   readonly results: Map<number, PublishResult>;
   /** Highest sequence that fell out of the window; -1 when none has. */
   evictedUpTo: number;
+  /**
+   * Lowest sequence recorded since the broker last had no record of this producer. A retry below
+   * it that is not in the window may have been applied before the producer was forgotten.
+   */
+  lowest: number;
 }
 
 export type DedupLookup =
   | { kind: "new" }
+  /** No record of the producer: never seen, or forgotten (idle expiry, eviction by count). */
+  | { kind: "unseen" }
+  /** Not recorded since the producer was last unseen, and below everything that was. */
+  | { kind: "belowRecord"; lowest: number }
   | { kind: "duplicate"; result: PublishResult }
   | { kind: "tooOld"; evictedUpTo: number };
 
@@ -58,17 +67,26 @@ export class DedupWindows {
 
   lookup(producerId: string, sequence: number): DedupLookup {
     const p = this.#producers.get(producerId);
-    if (p === undefined) return { kind: "new" };
+    if (p === undefined) return { kind: "unseen" };
     const r = p.results.get(sequence);
     if (r !== undefined) return { kind: "duplicate", result: r };
     if (sequence <= p.evictedUpTo) return { kind: "tooOld", evictedUpTo: p.evictedUpTo };
+    if (sequence < p.lowest) return { kind: "belowRecord", lowest: p.lowest };
     return { kind: "new" };
+  }
+
+  /**
+   * Sets every producer's `lowest` to the lowest sequence in its window: the record a state that
+   * did not track it (older code, an older snapshot) shares with every other node.
+   */
+  resetLowest(): void {
+    for (const p of this.#producers.values()) p.lowest = lowestKey(p.results);
   }
 
   record(producerId: string, sequence: number, result: PublishResult, now: number): void {
     let p = this.#producers.get(producerId);
     if (p === undefined) {
-      p = { lastSeenAt: now, results: new Map(), evictedUpTo: -1 };
+      p = { lastSeenAt: now, results: new Map(), evictedUpTo: -1, lowest: sequence };
       if (this.#producers.size >= this.maxProducers) {
         const oldest = this.#producers.keys().next();
         if (oldest.done !== true) this.#producers.delete(oldest.value);
@@ -82,6 +100,7 @@ export class DedupWindows {
       this.#newest = producerId;
     }
     p.lastSeenAt = now;
+    if (sequence < p.lowest) p.lowest = sequence;
     p.results.set(sequence, result);
     this.trim(p);
   }
@@ -103,4 +122,11 @@ export class DedupWindows {
       if (id === this.#newest) this.#newest = undefined;
     }
   }
+}
+
+/** The lowest key of a window; -1 for an empty one (every sequence is at least 0). */
+export function lowestKey(results: ReadonlyMap<number, unknown>): number {
+  let lowest = Number.POSITIVE_INFINITY;
+  for (const k of results.keys()) if (k < lowest) lowest = k;
+  return lowest === Number.POSITIVE_INFINITY ? -1 : lowest;
 }

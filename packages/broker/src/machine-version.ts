@@ -8,7 +8,7 @@
  * command (a new rule, a changed default or bound) goes under a new version, and apply branches on
  * the version in force until the old one is no longer supported.
  */
-export const MACHINE_VERSION = 4;
+export const MACHINE_VERSION = 5;
 
 // What each version applies:
 //   1  exchanges, queues, bindings, consumers, idempotent producers, cluster settings.
@@ -16,6 +16,8 @@ export const MACHINE_VERSION = 4;
 //   3  the request limits among the cluster settings (cluster-settings.ts refuses them in entries
 //      of 2 and older). Apply answers every command as under 2: only the front end reads them.
 //   4  AckTags, many single acks of one consumer in one command (version-gate.ts refuses it under 3).
+//   5  Publish.retry: a retry of a producer with no record, or below its record, answers
+//      OUTCOME_UNKNOWN instead of enqueuing (ignored under 4).
 
 /** The version of a state that never applied SetClusterSettings, and of snapshots written before versions. */
 export const INITIAL_MACHINE_VERSION = 1;

@@ -8,6 +8,7 @@ import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import { settingsFromProto, settingsToProto } from "./cluster-settings.ts";
 import type { PublishResult } from "./command-result.ts";
+import { lowestKey } from "./dedup-window.ts";
 import { Exchange, type ExchangeType } from "./exchange.ts";
 import { type BrokerLimits, limitKeys, limitRangeError } from "./limits.ts";
 import { INITIAL_MACHINE_VERSION, requireMachineVersion } from "./machine-version.ts";
@@ -175,6 +176,7 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     id,
     lastSeenAtMs: p.lastSeenAt,
     evictedUpTo: p.evictedUpTo,
+    lowestSequence: p.lowest,
     entries: [...p.results].map(([sequence, r]) => ({
       sequence,
       routedQueues: r.routedQueues,
@@ -444,7 +446,8 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
       if (str(e.rejectedBy) !== "") r.rejectedBy = str(e.rejectedBy);
       results.set(num(e.sequence), r);
     }
-    s.dedup.restore(str(p.id), { lastSeenAt: num(p.lastSeenAtMs), results, evictedUpTo: num(p.evictedUpTo) });
+    const lowest = p.lowestSequence == null ? lowestKey(results) : num(p.lowestSequence);
+    s.dedup.restore(str(p.id), { lastSeenAt: num(p.lastSeenAtMs), results, evictedUpTo: num(p.evictedUpTo), lowest });
   }
   for (const u of list(snap.users)) {
     const name = str(u.name);

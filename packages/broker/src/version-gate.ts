@@ -11,6 +11,11 @@ import { DEFAULT_VHOST } from "./vhost.ts";
 export const ACCESS_CONTROL_VERSION = 2;
 /** AckTags: many single acks of one consumer in one command. */
 export const ACK_TAGS_VERSION = 4;
+/**
+ * Publish.retry: a retry the broker has no record of (its producer forgotten, or the sequence below
+ * what was recorded since) answers OUTCOME_UNKNOWN. Older versions ignore the field.
+ */
+export const PRODUCER_RETRY_VERSION = 5;
 
 const accessKinds: ReadonlySet<CommandKind> = new Set(accessCommandKinds);
 

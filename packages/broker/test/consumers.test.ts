@@ -305,7 +305,98 @@ describe("idempotent publish", () => {
     expect(d.publish("", "q", "a", { producerId: "p", sequence: 1 }).result).toMatchObject({ ok: false, error: { code: "OUTCOME_UNKNOWN" } });
     expect(d.publish("", "q", "a", { producerId: "p", sequence: 3 }).result).toMatchObject({ duplicate: true });
     d.tick(d.now + 5000);
+    // Unmarked, a resend of a forgotten producer is taken as a new message (the mark says otherwise).
     expect(d.publish("", "q", "a", { producerId: "p", sequence: 3 }).result).toMatchObject({ duplicate: false });
     expect(d.broker.queueInfo("q")?.messagesReady).toBe(4);
+  });
+
+  const unknown = { ok: false, error: { code: "OUTCOME_UNKNOWN" } };
+
+  it("a retry from a producer forgotten by idle expiry answers an unknown outcome and enqueues nothing", () => {
+    const d = new Driver(undefined, { producerIdleMs: 1000 });
+    d.upgrade();
+    d.queue("q");
+    d.publish("", "q", "a", { producerId: "p", sequence: 1 });
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 1, retry: true }).result).toMatchObject({ duplicate: true });
+    d.tick(d.now + 5000);
+    const retry = d.publish("", "q", "a", { producerId: "p", sequence: 1, retry: true }).result;
+    expect(retry).toMatchObject(unknown);
+    expect(retry.ok ? "" : retry.error.message).toMatch(/^outcome unknown to the broker: retry of sequence 1: the broker has no record of producer "p" \(its state expired after 1000 ms/);
+    expect(d.broker.queueInfo("q")?.messagesReady).toBe(1);
+    // Nothing was recorded by the refused retry: the producer's next new message starts its record.
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 2 }).result).toMatchObject({ ok: true, duplicate: false });
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 1, retry: true }).result).toMatchObject(unknown);
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 2, retry: true }).result).toMatchObject({ duplicate: true });
+    expect(d.broker.queueInfo("q")?.messagesReady).toBe(2);
+  });
+
+  it("a retry from a producer evicted past max_producers answers an unknown outcome", () => {
+    const d = new Driver(undefined, { maxProducers: 2 });
+    d.upgrade();
+    d.queue("q");
+    for (const p of ["a", "b", "c"]) d.publish("", "q", "m", { producerId: p, sequence: 7 });
+    expect(d.publish("", "q", "m", { producerId: "a", sequence: 7, retry: true }).result).toMatchObject(unknown);
+    expect(d.publish("", "q", "m", { producerId: "b", sequence: 7, retry: true }).result).toMatchObject({ duplicate: true });
+    expect(d.publish("", "q", "m", { producerId: "c", sequence: 7, retry: true }).result).toMatchObject({ duplicate: true });
+    expect(d.broker.queueInfo("q")?.messagesReady).toBe(3);
+  });
+
+  it("a retry below what was recorded since the producer was forgotten is unknown; a new lower sequence is not", () => {
+    const d = new Driver(undefined, { producerIdleMs: 1000 });
+    d.upgrade();
+    d.queue("q");
+    for (const seq of [1, 2, 3]) d.publish("", "q", "a", { producerId: "p", sequence: seq });
+    d.tick(d.now + 5000);
+    d.publish("", "q", "a", { producerId: "p", sequence: 5 });
+    // Sent before the producer was forgotten, retried after: it may be in the queue already.
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 3, retry: true }).result).toMatchObject(unknown);
+    // Concurrent publishes may be applied out of order: an unmarked lower sequence is new.
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 4 }).result).toMatchObject({ ok: true, duplicate: false });
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 4, retry: true }).result).toMatchObject({ duplicate: true });
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 3, retry: true }).result).toMatchObject(unknown);
+    // A retry above the record that was never applied is new.
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 6, retry: true }).result).toMatchObject({ ok: true, duplicate: false });
+    expect(d.broker.queueInfo("q")?.messagesReady).toBe(6);
+  });
+
+  it("under state-machine version 4 the retry mark changes nothing", () => {
+    const d = new Driver(undefined, { producerIdleMs: 1000 });
+    d.upgrade(4);
+    d.queue("q");
+    d.publish("", "q", "a", { producerId: "p", sequence: 1 });
+    d.tick(d.now + 5000);
+    expect(d.publish("", "q", "a", { producerId: "p", sequence: 1, retry: true }).result).toMatchObject({ ok: true, duplicate: false });
+    expect(d.broker.queueInfo("q")?.messagesReady).toBe(2);
+  });
+
+  it("moving to version 5 starts each producer's record at the lowest sequence of its window, on every node alike", () => {
+    // Code that did not track the record (a node of version 4) knows only the window, {5, 8} here:
+    // so the record starts there for every node, not at 3, which this node saw.
+    const d = new Driver(undefined, { dedupWindow: 2, producerIdleMs: 60_000 });
+    d.upgrade(4);
+    d.queue("q");
+    for (const seq of [3, 5, 8]) d.publish("", "q", "a", { producerId: "p", sequence: seq });
+    const restored = new Driver(Broker.restore(d.broker.snapshot()));
+    restored.index = d.index;
+    for (const x of [d, restored]) {
+      x.upgrade(5);
+      expect(x.publish("", "q", "a", { producerId: "p", sequence: 4, retry: true }).result).toMatchObject(unknown);
+      expect(x.publish("", "q", "a", { producerId: "p", sequence: 9, retry: true }).result).toMatchObject({ ok: true, duplicate: false });
+    }
+    expect(Buffer.from(restored.broker.snapshot()).equals(Buffer.from(d.broker.snapshot()))).toBe(true);
+  });
+
+  it("a snapshot carries each producer's record", () => {
+    const d = new Driver(undefined, { producerIdleMs: 1000 });
+    d.upgrade();
+    d.queue("q");
+    d.publish("", "q", "a", { producerId: "p", sequence: 1 });
+    d.tick(d.now + 5000);
+    d.publish("", "q", "a", { producerId: "p", sequence: 9 });
+    const restored = new Driver(Broker.restore(d.broker.snapshot()));
+    restored.index = d.index;
+    restored.now = d.now;
+    expect(restored.publish("", "q", "a", { producerId: "p", sequence: 1, retry: true }).result).toMatchObject(unknown);
+    expect(restored.publish("", "q", "a", { producerId: "p", sequence: 9, retry: true }).result).toMatchObject({ duplicate: true });
   });
 });

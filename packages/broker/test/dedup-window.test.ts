@@ -57,8 +57,8 @@ describe("DedupWindows", () => {
 
   it("restores producers in snapshot order, the last restored being the newest", () => {
     const d = new DedupWindows(8, 2, 60_000);
-    d.restore("x", { lastSeenAt: 0, results: new Map([[1, result]]), evictedUpTo: -1 });
-    d.restore("y", { lastSeenAt: 1, results: new Map(), evictedUpTo: -1 });
+    d.restore("x", { lastSeenAt: 0, results: new Map([[1, result]]), evictedUpTo: -1, lowest: 1 });
+    d.restore("y", { lastSeenAt: 1, results: new Map(), evictedUpTo: -1, lowest: -1 });
     d.record("x", 2, result, 2);
     d.record("z", 1, result, 3);
     expect([...d.producers.keys()]).toEqual(["x", "z"]);

@@ -3,12 +3,16 @@
 import * as grpc from "@grpc/grpc-js";
 
 export const LEADER_METADATA_KEY = "raftmq-leader";
+/** Trailing metadata: "not-applied" when the failed call changed nothing, "unknown" when it may have. */
+export const OUTCOME_METADATA_KEY = "raftmq-outcome";
 
 export interface ErrorContext {
   /** The node that answered (host:port), when known. */
   address?: string;
   /** The leader's client address from trailing metadata, when the node knew it. */
   leaderAddress?: string;
+  /** The node said the failed call changed nothing (trailer raftmq-outcome: not-applied). */
+  notApplied?: boolean;
 }
 
 /** Base of every error the SDK throws on purpose. */
@@ -18,6 +22,11 @@ export class RaftmqError extends Error {
   readonly details: string;
   readonly address: string | undefined;
   readonly leaderAddress: string | undefined;
+  /**
+   * The node said the failed call changed nothing, so resending it is not a retry. False when it
+   * may have been applied, or when the answer did not say (a broken connection, an older node).
+   */
+  readonly notApplied: boolean;
 
   constructor(code: grpc.status, details: string, context: ErrorContext = {}) {
     super(context.address === undefined ? details : `${details} (at ${context.address})`);
@@ -25,6 +34,7 @@ export class RaftmqError extends Error {
     this.details = details;
     this.address = context.address;
     this.leaderAddress = context.leaderAddress;
+    this.notApplied = context.notApplied ?? false;
   }
 }
 
@@ -91,9 +101,10 @@ export class PublishOutcomeUnknownError extends UnavailableError {
 }
 
 /**
- * The broker no longer remembers this message's sequence (it is older than the producer's dedup
- * window), so it cannot tell whether an earlier attempt enqueued it. It was not enqueued now,
- * and publishing it again cannot tell either: the application decides, from its own records.
+ * The broker no longer remembers this resent message: its sequence is older than the producer's
+ * dedup window, or the producer's state was evicted or expired. So it cannot tell whether an
+ * earlier attempt enqueued it. It was not enqueued now, and publishing it again cannot tell
+ * either: the application decides, from its own records.
  */
 export class DedupWindowPassedError extends PublishOutcomeUnknownError {
   override name = "DedupWindowPassedError";
@@ -161,16 +172,20 @@ function isStatusError(err: unknown): err is Error & { code: number; details?: s
   return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
 }
 
-export function leaderFromMetadata(metadata: grpc.Metadata | undefined): string | undefined {
-  const value = metadata?.get(LEADER_METADATA_KEY)[0];
+function metadataText(metadata: grpc.Metadata | undefined, key: string): string | undefined {
+  const value = metadata?.get(key)[0];
   if (value === undefined) return undefined;
   const text = typeof value === "string" ? value : value.toString("utf8");
   return text === "" ? undefined : text;
 }
 
+export function leaderFromMetadata(metadata: grpc.Metadata | undefined): string | undefined {
+  return metadataText(metadata, LEADER_METADATA_KEY);
+}
+
 /** The one mapping from a gRPC status to a typed error. */
 export function errorFromStatus(code: grpc.status, details: string, metadata: grpc.Metadata | undefined, address?: string): RaftmqError {
-  const context: ErrorContext = { address, leaderAddress: leaderFromMetadata(metadata) };
+  const context: ErrorContext = { address, leaderAddress: leaderFromMetadata(metadata), notApplied: metadataText(metadata, OUTCOME_METADATA_KEY) === "not-applied" };
   switch (code) {
     case grpc.status.NOT_FOUND:
       return new NotFoundError(code, details, context);

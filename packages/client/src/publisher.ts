@@ -273,7 +273,11 @@ export class Publisher {
       this.counters.requests++;
       s.inFlight.set(id, { sentAt: Date.now(), batch });
       for (const p of batch) {
-        if (p.sends > 0) this.counters.resent++;
+        if (p.sends > 0) {
+          this.counters.resent++;
+          // Sent on a stream that failed without its confirm: that attempt may have been applied.
+          p.message.retry = true;
+        }
         p.sends++;
       }
       s.call.write({ clientSequence: id, messages: batch.map((p) => p.message) });

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { raftmq } from "@raftmq/proto";
 import { accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 import { type Permissions, permissionsFromWire, type UserInfo, userInfoFromWire, type WhoAmI, whoAmIFromWire } from "./access-types.ts";
-import { DedupWindowPassedError, isAccessError, nackError, PermissionDeniedError, UnavailableError } from "./client-errors.ts";
+import { DedupWindowPassedError, fromGrpcError, isAccessError, nackError, PermissionDeniedError, RaftmqError, UnavailableError } from "./client-errors.ts";
 import { type ConnectOptions, checkAddresses, resolveClientOptions } from "./client-options.ts";
 import { ClusterConnection } from "./cluster-connection.ts";
 import { ConnectionSecurity } from "./connection-security.ts";
@@ -249,14 +249,27 @@ export class RaftmqClient {
 
   /**
    * Publishes one message and resolves on its confirm. A retry after an unknown outcome (node
-   * down, deadline) repeats the same producer id and sequence, so it never enqueues twice.
+   * down, deadline) repeats the same producer id and sequence, marked as a retry, so it never
+   * enqueues twice: the broker answers the original confirm, or an outcome it cannot know.
    */
   async publish(exchange: string, routingKey: string, body: Body, options: PublishOptions = {}): Promise<PublishConfirm> {
     const sequence = this.nextSequence++;
-    const request = {
-      messages: [outboundMessage(exchange, routingKey, body, options, this.producerId, sequence)],
-    };
-    const r = await this.connection.unary(broker.Publish, request, { retryDeadline: true });
+    const message = outboundMessage(exchange, routingKey, body, options, this.producerId, sequence);
+    const request = { messages: [message] };
+    const r = await this.connection.retrying(
+      broker.Publish.path,
+      async (address) => {
+        try {
+          return await this.connection.unaryOnce(address, broker.Publish, request);
+        } catch (raw) {
+          const err = fromGrpcError(raw, address);
+          // An attempt the node did not say it left unapplied may have enqueued the message.
+          if (!(err instanceof RaftmqError && err.notApplied)) message.retry = true;
+          throw err;
+        }
+      },
+      true,
+    );
     const c = r.confirms?.[0];
     if (c === undefined) throw new UnavailableError("the broker answered a publish without a confirm", { address: this.connection.address });
     if (c.status === v1.ConfirmStatus.CONFIRM_STATUS_OUTCOME_UNKNOWN) throw new DedupWindowPassedError(c.reason ?? "", this.producerId, sequence, { address: this.connection.address });

@@ -23,9 +23,20 @@ function text(metadata: grpc.Metadata, key: string): string | undefined {
   return v === undefined ? undefined : v.toString();
 }
 
+/** A failure the fake answers a unary Publish with; `outcome` goes in the raftmq-outcome trailer. */
+export interface PublishFailure {
+  code: grpc.status;
+  details: string;
+  outcome?: "not-applied" | "unknown";
+}
+
 export class FakeNode {
   readonly calls: RecordedCall[] = [];
   gate: Gate = () => null;
+  /** Every unary Publish request, in order. */
+  readonly publishes: raftmq.v1.PublishRequest.$Properties[] = [];
+  /** The answer to the n-th Publish (0-based): a failure, or null to confirm it. */
+  publishAnswer: (n: number) => PublishFailure | null = () => null;
   address = "";
   private readonly server = new grpc.Server();
 
@@ -64,6 +75,19 @@ export class FakeNode {
     } satisfies Untyped);
     this.server.addService(brokerServiceDefinition, {
       DeclareQueue: this.unary("Broker/DeclareQueue", (r: raftmq.v1.DeclareQueueRequest.$Properties) => ({ name: r.name ?? "" })),
+      Publish: (call: grpc.ServerUnaryCall<raftmq.v1.PublishRequest.$Properties, raftmq.v1.PublishResponse.$Properties>, callback: grpc.sendUnaryData<raftmq.v1.PublishResponse.$Properties>) => {
+        this.record("Broker/Publish", call);
+        // A copy: the request as it was sent on this attempt.
+        this.publishes.push(structuredClone(call.request));
+        const failure = this.publishAnswer(this.publishes.length - 1);
+        if (failure === null) {
+          callback(null, { confirms: (call.request.messages ?? []).map(() => ({ status: 1, routedQueues: ["q"] })) });
+          return;
+        }
+        const metadata = new grpc.Metadata();
+        if (failure.outcome !== undefined) metadata.set("raftmq-outcome", failure.outcome);
+        callback({ code: failure.code, details: failure.details, metadata });
+      },
       PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest.$Properties, raftmq.v1.PublishResponse.$Properties>) => {
         const refusal = this.gate(this.record("Broker/PublishStream", call));
         if (refusal !== null) {

@@ -130,6 +130,8 @@ export class CommandBuilder {
           producerId: m.producerId ?? "",
           sequence: m.sequence ?? 0,
           ...inVhost,
+          // Only a retry of an idempotent producer is marked: the field costs nothing otherwise.
+          ...((m.retry ?? false) && (m.producerId ?? "") !== "" ? { retry: true } : {}),
         },
       };
       out[i] = messages.length === 1 ? this.checked(command) : this.checked(command, `message ${i}`);

@@ -16,6 +16,14 @@ import {
 
 export const LEADER_METADATA_KEY = "raftmq-leader";
 export const FORWARDED_METADATA_KEY = "raftmq-forwarded";
+/**
+ * Whether a failed call changed anything: "not-applied" when nothing it asked for was proposed (or
+ * a command was applied as a failure that changes nothing), "unknown" when it may have been
+ * applied. A client resending a publish marks the resend `retry` unless every earlier attempt was
+ * answered "not-applied".
+ */
+export const OUTCOME_METADATA_KEY = "raftmq-outcome";
+export type CallOutcome = "not-applied" | "unknown";
 
 export interface GrpcFailure {
   code: grpc.status;
@@ -57,53 +65,54 @@ export function statusDetails(details: string): string {
   return `${details.slice(0, end)}… (${details.length - end} more characters)`;
 }
 
-function failure(code: grpc.status, details: string, leader = ""): GrpcFailure {
+function failure(code: grpc.status, details: string, outcome: CallOutcome | null, leader = ""): GrpcFailure {
   const metadata = new grpc.Metadata();
   if (leader !== "") metadata.set(LEADER_METADATA_KEY, leader);
+  if (outcome !== null) metadata.set(OUTCOME_METADATA_KEY, outcome);
   return { code, details: statusDetails(details), metadata };
 }
 
 export function fromBrokerError(error: BrokerError): GrpcFailure {
-  return failure(brokerErrorStatus(error.code), error.message);
+  return failure(brokerErrorStatus(error.code), error.message, error.code === "OUTCOME_UNKNOWN" ? "unknown" : "not-applied");
 }
 
 /** Maps any error thrown on the request path; unknown errors become INTERNAL. */
 export function toGrpcFailure(err: unknown): GrpcFailure {
   if (err instanceof CommandFailedError) return fromBrokerError(err.error);
-  if (err instanceof InvalidRequestError) return failure(grpc.status.INVALID_ARGUMENT, err.message);
-  if (err instanceof UnauthenticatedError) return failure(grpc.status.UNAUTHENTICATED, err.message);
-  if (err instanceof AccessDeniedError) return failure(grpc.status.PERMISSION_DENIED, err.message);
+  if (err instanceof InvalidRequestError) return failure(grpc.status.INVALID_ARGUMENT, err.message, "not-applied");
+  if (err instanceof UnauthenticatedError) return failure(grpc.status.UNAUTHENTICATED, err.message, "not-applied");
+  if (err instanceof AccessDeniedError) return failure(grpc.status.PERMISSION_DENIED, err.message, "not-applied");
   if (err instanceof NodeUnavailableError) {
     const hint = err.leaderClientAddress === "" ? "retry shortly" : `retry, or call the leader at ${err.leaderClientAddress}`;
-    return failure(grpc.status.UNAVAILABLE, `${err.message}; ${hint}`, err.leaderClientAddress);
+    return failure(grpc.status.UNAVAILABLE, `${err.message}; ${hint}`, "not-applied", err.leaderClientAddress);
   }
-  if (err instanceof OutcomeUnknownError) return failure(grpc.status.UNAVAILABLE, err.message);
-  if (err instanceof OverloadedError) return failure(grpc.status.RESOURCE_EXHAUSTED, err.message);
-  if (err instanceof NodeStoppingError) return failure(grpc.status.UNAVAILABLE, `${err.message}; retry on another node`);
-  if (err instanceof NotLeaderError) return failure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`);
+  if (err instanceof OutcomeUnknownError) return failure(grpc.status.UNAVAILABLE, err.message, "unknown");
+  if (err instanceof OverloadedError) return failure(grpc.status.RESOURCE_EXHAUSTED, err.message, "not-applied");
+  if (err instanceof NodeStoppingError) return failure(grpc.status.UNAVAILABLE, `${err.message}; retry on another node`, "unknown");
+  if (err instanceof NotLeaderError) return failure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`, "not-applied");
   if (err instanceof ProposalDroppedError) {
     switch (err.reason) {
       case "too-large":
-        return failure(grpc.status.INVALID_ARGUMENT, `${err.message}: send fewer or smaller messages per call`);
+        return failure(grpc.status.INVALID_ARGUMENT, `${err.message}: send fewer or smaller messages per call`, "not-applied");
       case "invalid-conf-change":
       case "conf-change-pending":
       case "not-a-member":
-        return failure(grpc.status.FAILED_PRECONDITION, err.message);
+        return failure(grpc.status.FAILED_PRECONDITION, err.message, "not-applied");
       case "uncommitted-limit":
       case "leadership-transfer":
-        return failure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`);
+        return failure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`, "not-applied");
       default: {
         const never: never = err.reason;
-        return failure(grpc.status.INTERNAL, String(never));
+        return failure(grpc.status.INTERNAL, String(never), null);
       }
     }
   }
   if (err instanceof StorageFailedError || err instanceof CorruptionError) {
-    return failure(grpc.status.UNAVAILABLE, `this node's storage failed (${err.message}); call another node`);
+    return failure(grpc.status.UNAVAILABLE, `this node's storage failed (${err.message}); call another node`, "unknown");
   }
-  if (err instanceof RaftInvariantError) return failure(grpc.status.INTERNAL, `${err.message}; the node is stopping`);
+  if (err instanceof RaftInvariantError) return failure(grpc.status.INTERNAL, `${err.message}; the node is stopping`, "unknown");
   const message = err instanceof Error ? err.message : String(err);
-  return failure(grpc.status.INTERNAL, `internal error: ${message}`);
+  return failure(grpc.status.INTERNAL, `internal error: ${message}`, null);
 }
 
 /** The shape grpc-js accepts as a call's error. */

@@ -63,10 +63,22 @@ const SETTING_ROWS: readonly SettingRow[] = [
     unit: "entries",
     bounds: "Sequences remembered per idempotent producer.",
     checkedBy: "broker",
-    error: "PRECONDITION_FAILED for a retry older than the window (it can no longer be told from a new message)",
+    error: "confirm status OUTCOME_UNKNOWN (not enqueued now; whether an earlier attempt was cannot be known) for a retry older than the window",
   },
-  { setting: "maxProducers", unit: "entries", bounds: "Idempotent producers remembered at once.", checkedBy: "broker", error: "none: the least recently seen is forgotten" },
-  { setting: "producerIdleMs", unit: "ms", bounds: "Log time after which an unseen producer is forgotten.", checkedBy: "broker", error: "none: the producer is forgotten" },
+  {
+    setting: "maxProducers",
+    unit: "entries",
+    bounds: "Idempotent producers remembered at once.",
+    checkedBy: "broker",
+    error: "none: the least recently seen is forgotten; a later resend of it marked `retry` gets confirm status OUTCOME_UNKNOWN, an unmarked one is enqueued as new",
+  },
+  {
+    setting: "producerIdleMs",
+    unit: "ms",
+    bounds: "Log time after which an unseen producer is forgotten.",
+    checkedBy: "broker",
+    error: "none: the producer is forgotten; a later resend of it marked `retry` gets confirm status OUTCOME_UNKNOWN, an unmarked one is enqueued as new",
+  },
   { setting: "timerIntervalMs", unit: "ms", bounds: "Log time between sweeps of every queue for TTL and x-expires.", checkedBy: "broker", error: "none" },
 ];
 

@@ -381,7 +381,10 @@ export class RaftDriver {
         this.countedProposals = this.pipeline.proposals;
       }
     } else if (this.pipeline.hasQueued) {
-      this.pipeline.failAll(new NodeUnavailableError("this node is no longer the leader", this.leaderClientAddress()));
+      this.pipeline.failAll(
+        new NodeUnavailableError("this node is no longer the leader", this.leaderClientAddress()),
+        new OutcomeUnknownError("leadership changed before the command was applied"),
+      );
     }
   }
 

@@ -2,8 +2,8 @@ import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError, ProposalDroppedError } from "@raftmq/raft";
 import { StorageFailedError } from "@raftmq/storage";
 import { describe, expect, it } from "vitest";
-import { LEADER_METADATA_KEY, MAX_STATUS_DETAILS_CHARS, toGrpcFailure } from "../src/grpc-status.ts";
-import { CommandFailedError, InvalidRequestError, NodeUnavailableError, OutcomeUnknownError, OverloadedError } from "../src/node-errors.ts";
+import { LEADER_METADATA_KEY, MAX_STATUS_DETAILS_CHARS, OUTCOME_METADATA_KEY, toGrpcFailure } from "../src/grpc-status.ts";
+import { AccessDeniedError, CommandFailedError, InvalidRequestError, NodeStoppingError, NodeUnavailableError, OutcomeUnknownError, OverloadedError, UnauthenticatedError } from "../src/node-errors.ts";
 
 describe("gRPC status mapping", () => {
   it("maps each broker error code to its status", () => {
@@ -38,6 +38,27 @@ describe("gRPC status mapping", () => {
     expect(toGrpcFailure(new ProposalDroppedError("invalid-conf-change", "node 4 is not a member")).code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(toGrpcFailure(new StorageFailedError("/data", "disk full")).code).toBe(grpc.status.UNAVAILABLE);
     expect(toGrpcFailure(new Error("boom"))).toMatchObject({ code: grpc.status.INTERNAL, details: "internal error: boom" });
+  });
+
+  it("says in a trailer whether the failed call may have been applied", () => {
+    const cases: [unknown, string[]][] = [
+      [new NodeUnavailableError("no leader is known"), ["not-applied"]],
+      [new NodeUnavailableError("not the leader", "10.0.0.1:7600"), ["not-applied"]],
+      [new NotLeaderError(2), ["not-applied"]],
+      [new InvalidRequestError("bad"), ["not-applied"]],
+      [new OverloadedError("full"), ["not-applied"]],
+      [new UnauthenticatedError("who"), ["not-applied"]],
+      [new AccessDeniedError("no"), ["not-applied"]],
+      [new ProposalDroppedError("too-large"), ["not-applied"]],
+      [new ProposalDroppedError("uncommitted-limit"), ["not-applied"]],
+      [new CommandFailedError({ code: "NOT_FOUND", message: "no queue" }), ["not-applied"]],
+      [new CommandFailedError({ code: "OUTCOME_UNKNOWN", message: "forgotten" }), ["unknown"]],
+      [new OutcomeUnknownError("leadership changed"), ["unknown"]],
+      [new NodeStoppingError(), ["unknown"]],
+      [new StorageFailedError("/data", "disk full"), ["unknown"]],
+      [new Error("boom"), []],
+    ];
+    for (const [err, outcome] of cases) expect([String(err), toGrpcFailure(err).metadata.get(OUTCOME_METADATA_KEY)]).toEqual([String(err), outcome]);
   });
 
   it("cuts a long message, which would not fit the trailers, and never inside a surrogate pair", () => {
