@@ -12,6 +12,8 @@ export interface Outcome {
   details: string;
   /** The answer of a call that succeeded (the first answer, for a stream). */
   response?: unknown;
+  /** The trailers of a status that ended the call. */
+  metadata?: Metadata;
 }
 
 export interface Credentials {
@@ -34,7 +36,7 @@ export function unaryOutcome(client: Client, def: AnyMethod, request: unknown, m
   return new Promise((resolve) => {
     client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, request, metadata, { deadline: Date.now() + timeoutMs }, (err, value) => {
       if (err === null || err === undefined) resolve({ code: GrpcStatus.OK, details: "", response: value });
-      else resolve(isServiceError(err) ? { code: err.code, details: err.details } : { code: GrpcStatus.UNKNOWN, details: String(err) });
+      else resolve(isServiceError(err) ? { code: err.code, details: err.details, metadata: err.metadata } : { code: GrpcStatus.UNKNOWN, details: String(err) });
     });
   });
 }
@@ -60,9 +62,9 @@ export function streamOutcome(client: Client, def: AnyMethod, request: unknown, 
       if (o !== undefined) finish(o);
     });
     stream.on("error", () => {});
-    stream.on("status", (s: { code: GrpcStatus; details: string }) => {
+    stream.on("status", (s: { code: GrpcStatus; details: string; metadata: Metadata }) => {
       if (s.code === GrpcStatus.OK) finish({ code: GrpcStatus.UNKNOWN, details: "the stream ended with OK before answering the request" });
-      else finish({ code: s.code, details: s.details });
+      else finish({ code: s.code, details: s.details, metadata: s.metadata });
     });
     stream.write(request);
   });

@@ -89,9 +89,12 @@ export class TestClient {
     >;
   }
 
-  consume(): ClientDuplexStream<raftmq.v1.ConsumeRequest.$Properties, raftmq.v1.ConsumeResponse> {
+  /** A Consume stream; `extra` metadata goes with the call (raftmq-heartbeat-ms …). */
+  consume(extra: Record<string, string> = {}): ClientDuplexStream<raftmq.v1.ConsumeRequest.$Properties, raftmq.v1.ConsumeResponse> {
     const def = defs.Consume as unknown as MethodDefinition<unknown, unknown>;
-    return this.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, this.metadata()) as ClientDuplexStream<
+    const metadata = this.metadata();
+    for (const [k, v] of Object.entries(extra)) metadata.set(k, v);
+    return this.client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, metadata) as ClientDuplexStream<
       raftmq.v1.ConsumeRequest.$Properties,
       raftmq.v1.ConsumeResponse
     >;

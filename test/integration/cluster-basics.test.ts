@@ -2,8 +2,10 @@
 // one follower to a consumer on another node exactly once and in order, and refuses bad input.
 import { testAuth } from "./three-node-cluster.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, GrpcStatus, isServiceError, publishRange, raftmq, TestClient, TestConsumer, waitForLeader } from "./broker-test-client.ts";
+import { eventually, GrpcStatus, isServiceError, publishRange, raftmq, sleep, TestClient, TestConsumer, waitForLeader } from "./broker-test-client.ts";
 import { ClusterHarness } from "./cluster-harness.ts";
+import { decodeStatusDetails, google, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
+import type { Metadata } from "@raftmq/server";
 
 const harness = new ClusterHarness("basics");
 const clients = new Map<number, TestClient>();
@@ -197,14 +199,61 @@ describe("a 3-node cluster", () => {
     }
   });
 
-  it("says in the raftmq-outcome trailer that a refused call changed nothing", async () => {
-    try {
-      await client(followers[0] as number).call("DeclareQueue", { name: "" .padEnd(300, "q") });
-      throw new Error("a 300-character queue name was accepted");
-    } catch (err) {
-      if (!isServiceError(err)) throw err;
-      expect([err.code, err.metadata.get("raftmq-outcome")]).toEqual([GrpcStatus.INVALID_ARGUMENT, ["not-applied"]]);
+  it("gives a failed call standard structured details: google.rpc.Status with an ErrorInfo of reason and outcome", async () => {
+    const failed = async (call: Promise<unknown>) => {
+      try {
+        await call;
+      } catch (err) {
+        if (!isServiceError(err)) throw err;
+        const bytes = err.metadata.get(STATUS_DETAILS_METADATA_KEY)[0];
+        if (!(bytes instanceof Buffer)) throw new Error(`status ${err.code} "${err.details}" carries no grpc-status-details-bin`);
+        const status = google.rpc.Status.decode(bytes);
+        return { code: err.code, statusCode: status.code, details: decodeStatusDetails(bytes) };
+      }
+      throw new Error("the call succeeded");
+    };
+    const follower = client(followers[0] as number);
+    // Refused before anything is proposed, on the node called.
+    expect(await failed(follower.call("DeclareQueue", { name: "".padEnd(300, "q") }))).toEqual({
+      code: GrpcStatus.INVALID_ARGUMENT,
+      statusCode: GrpcStatus.INVALID_ARGUMENT,
+      details: { reason: "INVALID_ARGUMENT", outcome: "refused" },
+    });
+    // Refused by the broker on the leader, relayed by the follower.
+    expect(await failed(follower.call("Bind", { exchange: "no-such-exchange", queue: "no-such-queue", routingKey: "" }))).toEqual({
+      code: GrpcStatus.NOT_FOUND,
+      statusCode: GrpcStatus.NOT_FOUND,
+      details: { reason: "NOT_FOUND", outcome: "refused" },
+    });
+  });
+
+  it("sends heartbeats on an idle Consume stream at the interval the client asks for, through a follower too", async () => {
+    const watch = async (node: number, extra: Record<string, string>, forMs: number) => {
+      const stream = client(node).consume(extra);
+      const kinds: string[] = [];
+      let heartbeatMs = -1;
+      stream.on("data", (r: raftmq.v1.ConsumeResponse) => {
+        kinds.push(r.kind ?? "");
+        if (r.kind === "session") heartbeatMs = Number(r.session?.heartbeatMs ?? 0);
+      });
+      const status = new Promise<{ code: number; details: string; metadata: Metadata }>((resolve) => stream.on("status", resolve));
+      stream.on("error", () => {});
+      await sleep(forMs);
+      stream.end();
+      stream.cancel();
+      return { kinds, heartbeatMs, status: await status };
+    };
+    for (const node of [leader, followers[0] as number]) {
+      const asked = await watch(node, { "raftmq-heartbeat-ms": "200" }, 1100);
+      expect(asked.heartbeatMs).toBe(200);
+      expect(asked.kinds[0]).toBe("session");
+      expect(asked.kinds.filter((k) => k === "heartbeat").length).toBeGreaterThanOrEqual(3);
+      const none = await watch(node, {}, 700);
+      expect([none.heartbeatMs, none.kinds]).toEqual([0, ["session"]]);
     }
+    const refused = await watch(leader, { "raftmq-heartbeat-ms": "5" }, 300);
+    expect([refused.status.code, refused.status.details]).toEqual([GrpcStatus.INVALID_ARGUMENT, 'raftmq-heartbeat-ms must be one whole number of milliseconds from 100 to 60000, got ["5"]']);
+    expect(decodeStatusDetails(refused.status.metadata.get(STATUS_DETAILS_METADATA_KEY)[0] as Buffer)).toEqual({ reason: "INVALID_REQUEST", outcome: "refused" });
   });
 
   it("lists queues, exchanges and bindings linearizably on any node", async () => {

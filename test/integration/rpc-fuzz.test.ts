@@ -20,7 +20,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AUTHENTICATED_USER_METADATA_KEY, GrpcStatus, MalformedRequest, type Metadata, tlsCredentials } from "@raftmq/server";
 import { requirementsFor } from "../../packages/server/src/access/index.ts";
-import { statusDetails } from "../../packages/server/src/grpc-status.ts";
+import { detailsOf, statusDetails } from "../../packages/server/src/grpc-status.ts";
 import { type AnyMethod, type Credentials, callMetadata, describeOutcome, FailureSources, type Outcome, streamOutcome, unaryOutcome } from "./access-fixtures.ts";
 import { eventually, raftmq, sleep, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { ADMIN_USER, ClusterHarness } from "./cluster-harness.ts";
@@ -171,6 +171,10 @@ interface Shot {
 
 /** Answers no request should get, whatever it holds: collected, reported after the run. */
 const unexpected: string[] = [];
+/** Statuses without grpc-status-details-bin (google.rpc.Status with raftmq's ErrorInfo). */
+const unstructured: string[] = [];
+/** Each status code, reason and outcome the run met. */
+const statusDetailsSeen = new Set<string>();
 
 /** Sends one request as the administrator (when safe) and as `shot.caller`; checks what must hold for any request. */
 async function fire(shot: Shot, request: unknown): Promise<void> {
@@ -196,6 +200,13 @@ async function fire(shot: Shot, request: unknown): Promise<void> {
     if (who === "unprivileged" && needsTag(shot.service, shot.name)) expect(o.code === GrpcStatus.PERMISSION_DENIED || undecodable, what).toBe(true);
     if (who === "unprivileged" && shot.service === "Broker" && decodable) checkAgainstModel(base.path, decoded, shot.vhost, o, what);
     if (o.code === GrpcStatus.INTERNAL || o.code === GrpcStatus.UNKNOWN) unexpected.push(`${what}\n  request: ${JSON.stringify(decoded, jsonBytes).slice(0, 600)}`);
+    // A status that ends a call carries the standard structured details; an in-stream error of
+    // Consume (no trailers) is a CommandError of its own.
+    if (o.code !== GrpcStatus.OK && o.metadata !== undefined) {
+      const details = detailsOf(o.metadata);
+      if (details === null) unstructured.push(what);
+      else statusDetailsSeen.add(`${GrpcStatus[o.code]} ${details.reason} ${details.outcome}`);
+    }
   }
 }
 
@@ -488,6 +499,13 @@ describe(`random requests (seed ${SEED}, ${RUNS_PER_FAMILY} per family) against 
 
   it("answered nothing with INTERNAL or UNKNOWN (an error that escaped the status mapping)", () => {
     expect(unexpected).toEqual([]);
+  });
+
+  it("ended every failed call with structured details (google.rpc.Status: ErrorInfo with a reason and an outcome)", () => {
+    console.log(`status details seen: ${[...statusDetailsSeen].sort().join("; ")}`);
+    expect(unstructured.slice(0, 20)).toEqual([]);
+    // Refusals of input, of identity and of permission all came by.
+    for (const code of ["INVALID_ARGUMENT", "UNAUTHENTICATED", "PERMISSION_DENIED"]) expect([...statusDetailsSeen].some((s) => s.startsWith(`${code} `)), code).toBe(true);
   });
 
   it("keeps its leader, and a declare / publish / get round trip works afterwards", async () => {

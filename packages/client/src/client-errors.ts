@@ -1,18 +1,18 @@
 // Typed errors of the SDK. Every gRPC status becomes one of these in `fromGrpcError`, the one
 // place that maps them; each carries what a caller needs to act (code, details, leader address).
 import * as grpc from "@grpc/grpc-js";
+import { type CallOutcome, decodeStatusDetails, type ErrorDetails, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
 
 export const LEADER_METADATA_KEY = "raftmq-leader";
-/** Trailing metadata: "not-applied" when the failed call changed nothing, "unknown" when it may have. */
-export const OUTCOME_METADATA_KEY = "raftmq-outcome";
 
 export interface ErrorContext {
   /** The node that answered (host:port), when known. */
   address?: string;
   /** The leader's client address from trailing metadata, when the node knew it. */
   leaderAddress?: string;
-  /** The node said the failed call changed nothing (trailer raftmq-outcome: not-applied). */
-  notApplied?: boolean;
+  /** The node's structured details (google.rpc.ErrorInfo of domain raftmq.io), when it sent them. */
+  reason?: string;
+  outcome?: CallOutcome;
 }
 
 /** Base of every error the SDK throws on purpose. */
@@ -22,11 +22,14 @@ export class RaftmqError extends Error {
   readonly details: string;
   readonly address: string | undefined;
   readonly leaderAddress: string | undefined;
+  /** Why, from the node's ErrorInfo (NOT_LEADER, NO_LEADER, OUTCOME_UNKNOWN, NOT_FOUND, …); undefined when it sent none. */
+  readonly reason: string | undefined;
   /**
-   * The node said the failed call changed nothing, so resending it is not a retry. False when it
-   * may have been applied, or when the answer did not say (a broken connection, an older node).
+   * What the failed call did, from the node's ErrorInfo: nothing proposed (`not_applied`), applied
+   * as a refusal that changed nothing (`refused`), or maybe applied (`unknown`). Undefined when the
+   * answer did not say (a broken connection, a deadline, an older node): treat it as `unknown`.
    */
-  readonly notApplied: boolean;
+  readonly outcome: CallOutcome | undefined;
 
   constructor(code: grpc.status, details: string, context: ErrorContext = {}) {
     super(context.address === undefined ? details : `${details} (at ${context.address})`);
@@ -34,7 +37,13 @@ export class RaftmqError extends Error {
     this.details = details;
     this.address = context.address;
     this.leaderAddress = context.leaderAddress;
-    this.notApplied = context.notApplied ?? false;
+    this.reason = context.reason;
+    this.outcome = context.outcome;
+  }
+
+  /** The node said the failed call changed nothing, so sending it again is not a retry. */
+  get notApplied(): boolean {
+    return this.outcome === "not_applied" || this.outcome === "refused";
   }
 }
 
@@ -131,7 +140,8 @@ export class PublishNackError extends RaftmqError {
   readonly kind: NackKind;
   /** The queue that refused it (reject-publish). */
   readonly queue: string | undefined;
-  readonly reason: string;
+  /** The confirm's reason: "NO_ROUTE", "REJECT_PUBLISH queue=<name>", or an error message. */
+  override readonly reason: string;
 
   constructor(reason: string) {
     super(grpc.status.FAILED_PRECONDITION, `publish not confirmed: ${reason}`);
@@ -172,20 +182,27 @@ function isStatusError(err: unknown): err is Error & { code: number; details?: s
   return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
 }
 
-function metadataText(metadata: grpc.Metadata | undefined, key: string): string | undefined {
-  const value = metadata?.get(key)[0];
+export function leaderFromMetadata(metadata: grpc.Metadata | undefined): string | undefined {
+  const value = metadata?.get(LEADER_METADATA_KEY)[0];
   if (value === undefined) return undefined;
   const text = typeof value === "string" ? value : value.toString("utf8");
   return text === "" ? undefined : text;
 }
 
-export function leaderFromMetadata(metadata: grpc.Metadata | undefined): string | undefined {
-  return metadataText(metadata, LEADER_METADATA_KEY);
+/** The structured details of a status (google.rpc.Status in grpc-status-details-bin), when a node sent them. */
+export function detailsOf(metadata: grpc.Metadata | undefined): ErrorDetails | null {
+  const value = metadata?.get(STATUS_DETAILS_METADATA_KEY)[0];
+  return value instanceof Buffer ? decodeStatusDetails(value) : null;
 }
 
 /** The one mapping from a gRPC status to a typed error. */
 export function errorFromStatus(code: grpc.status, details: string, metadata: grpc.Metadata | undefined, address?: string): RaftmqError {
-  const context: ErrorContext = { address, leaderAddress: leaderFromMetadata(metadata), notApplied: metadataText(metadata, OUTCOME_METADATA_KEY) === "not-applied" };
+  const structured = detailsOf(metadata);
+  const context: ErrorContext = { address, leaderAddress: leaderFromMetadata(metadata) ?? structured?.leader };
+  if (structured !== null) {
+    context.reason = structured.reason;
+    context.outcome = structured.outcome;
+  }
   switch (code) {
     case grpc.status.NOT_FOUND:
       return new NotFoundError(code, details, context);

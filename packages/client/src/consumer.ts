@@ -47,13 +47,32 @@ export interface ConsumeOptions {
    */
   ackDelayMs: number | null;
   /**
+   * The broker sends a heartbeat this often; a stream silent for HEARTBEATS_MISSED intervals (a
+   * frozen node, a cut network that keeps the connection open) is taken as dead and subscribed
+   * again. null asks for none: an idle queue and a stalled stream then look alike.
+   */
+  heartbeatMs: number | null;
+  /**
    * Errors the broker reports for settlements; without it they end the iteration, except a
    * settlement caught in a leader change (UNAVAILABLE): its delivery comes back if it did not commit.
    */
   onError?: (err: RaftmqError) => void;
 }
 
-export const DEFAULT_CONSUME_OPTIONS: Readonly<Omit<ConsumeOptions, "consumerTag" | "onError">> = { prefetch: 100, noAck: false, exclusive: false, maxBuffered: 1000, ackDelayMs: 5 };
+export const DEFAULT_CONSUME_OPTIONS: Readonly<Omit<ConsumeOptions, "consumerTag" | "onError">> = {
+  prefetch: 100,
+  noAck: false,
+  exclusive: false,
+  maxBuffered: 1000,
+  ackDelayMs: 5,
+  heartbeatMs: 5000,
+};
+
+/** Heartbeat intervals a stream may be silent before it is taken as dead. */
+export const HEARTBEATS_MISSED = 3;
+const HEARTBEAT_METADATA_KEY = "raftmq-heartbeat-ms";
+const MIN_HEARTBEAT_MS = 100;
+const MAX_HEARTBEAT_MS = 60_000;
 
 /** The longest an ack may be held for coalescing: the broker's prefetch slot waits for it. */
 export const MAX_ACK_DELAY_MS = 1000;
@@ -110,6 +129,10 @@ export interface ConsumerStats {
   settlements: number;
   /** Settlement requests sent to the broker for them (fewer when acks are coalesced). */
   settlementRequests: number;
+  /** Heartbeats received. */
+  heartbeats: number;
+  /** Streams given up because they were silent for HEARTBEATS_MISSED heartbeat intervals. */
+  silentStreams: number;
 }
 
 type ConsumeCall = grpc.ClientDuplexStream<raftmq.v1.ConsumeRequest.$Properties, raftmq.v1.ConsumeResponse.$Properties>;
@@ -126,6 +149,9 @@ export function resolveConsumeOptions(options: Partial<ConsumeOptions>): Consume
   if (o.consumerTag === "") throw new RangeError("consumerTag must not be empty");
   if (o.ackDelayMs !== null && !(Number.isSafeInteger(o.ackDelayMs) && o.ackDelayMs >= 0 && o.ackDelayMs <= MAX_ACK_DELAY_MS)) {
     throw new RangeError(`ackDelayMs must be null or an integer in [0, ${MAX_ACK_DELAY_MS}], got ${o.ackDelayMs}`);
+  }
+  if (o.heartbeatMs !== null && !(Number.isSafeInteger(o.heartbeatMs) && o.heartbeatMs >= MIN_HEARTBEAT_MS && o.heartbeatMs <= MAX_HEARTBEAT_MS)) {
+    throw new RangeError(`heartbeatMs must be null or an integer in [${MIN_HEARTBEAT_MS}, ${MAX_HEARTBEAT_MS}], got ${o.heartbeatMs}`);
   }
   return o;
 }
@@ -147,7 +173,10 @@ export class Consumer implements AsyncIterable<Delivery> {
   /** Stream failures since the last subscription: the first is retried at once where a leader is known. */
   private failures = 0;
   private readonly backoff: Backoff;
-  private readonly counters = { delivered: 0, resubscribes: 0 };
+  private readonly counters = { delivered: 0, resubscribes: 0, heartbeats: 0, silentStreams: 0 };
+  /** When the current stream last said anything. */
+  private lastHeard = 0;
+  private silenceTimer: NodeJS.Timeout | null = null;
   private readonly endWaiters: (() => void)[] = [];
   /** Deliveries of the current stream not settled yet, by delivery tag (in the order they came). */
   private unsettled = new Map<number, { settled: boolean }>();
@@ -232,12 +261,16 @@ export class Consumer implements AsyncIterable<Delivery> {
   private open(): void {
     const def = brokerServiceDefinition.Consume;
     const address = this.connection.address;
-    const call = this.connection.channel(address).makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, this.connection.metadata()) as ConsumeCall;
+    const metadata = this.connection.metadata();
+    if (this.options.heartbeatMs !== null) metadata.set(HEARTBEAT_METADATA_KEY, String(this.options.heartbeatMs));
+    const call = this.connection.channel(address).makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, metadata) as ConsumeCall;
     this.call = call;
     this.subscribed = false;
     const generation = this.generation;
     call.on("data", (r: raftmq.v1.ConsumeResponse.$Properties) => {
-      if (this.call === call) this.onResponse(call, generation, r);
+      if (this.call !== call) return;
+      this.lastHeard = Date.now();
+      this.onResponse(call, generation, r);
     });
     call.on("error", () => {
       // Reported again by the status event.
@@ -299,7 +332,11 @@ export class Consumer implements AsyncIterable<Delivery> {
   private onResponse(call: ConsumeCall, generation: number, r: raftmq.v1.ConsumeResponse.$Properties): void {
     switch (r.kind) {
       case "session":
+        this.watchSilence(call, r.session?.heartbeatMs ?? 0);
         if (this.ownQueue !== null) this.declareOwnQueue(call, this.ownQueue, r.session?.sessionId ?? "");
+        return;
+      case "heartbeat":
+        this.counters.heartbeats++;
         return;
       case "subscribed":
         this.subscribed = true;
@@ -469,8 +506,30 @@ export class Consumer implements AsyncIterable<Delivery> {
     }
   }
 
+  /** Gives the stream up once it has been silent for HEARTBEATS_MISSED of the intervals the node announced (0: none). */
+  private watchSilence(call: ConsumeCall, heartbeatMs: number): void {
+    this.stopWatchingSilence();
+    if (heartbeatMs <= 0) return;
+    this.silenceTimer = setInterval(() => {
+      if (this.call !== call) return this.stopWatchingSilence();
+      // Paused, this side does not read: what the node sent waits in the buffers.
+      if (this.paused) this.lastHeard = Date.now();
+      if (Date.now() - this.lastHeard <= HEARTBEATS_MISSED * heartbeatMs) return;
+      this.counters.silentStreams++;
+      // Ends it with CANCELLED: subscribed again like any stream that broke.
+      call.cancel();
+    }, heartbeatMs);
+    this.silenceTimer.unref();
+  }
+
+  private stopWatchingSilence(): void {
+    if (this.silenceTimer !== null) clearInterval(this.silenceTimer);
+    this.silenceTimer = null;
+  }
+
   private onStreamEnd(call: ConsumeCall, address: string, status: grpc.StatusObject): void {
     if (this.call !== call) return;
+    this.stopWatchingSilence();
     this.call = null;
     this.paused = false;
     this.generation++;
@@ -540,6 +599,7 @@ export class Consumer implements AsyncIterable<Delivery> {
   private fail(err: Error): void {
     if (this.failure !== null || this.closed) return;
     this.failure = err;
+    this.stopWatchingSilence();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.endCall();
     this.finishWaiters();
@@ -557,6 +617,7 @@ export class Consumer implements AsyncIterable<Delivery> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopWatchingSilence();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.buffer.length = 0;
     const call = this.call;

@@ -1,7 +1,7 @@
 // A stand-in raftmq node for SDK tests that need no cluster: a grpc-js server with the real
 // service definitions, answering a few calls and recording the metadata each one carried.
 import * as grpc from "@grpc/grpc-js";
-import type { raftmq } from "@raftmq/proto";
+import { type CallOutcome, encodeStatusDetails, type raftmq, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
 import { accessServiceDefinition, brokerServiceDefinition, clusterServiceDefinition } from "@raftmq/proto/grpc";
 
 export interface RecordedCall {
@@ -23,11 +23,11 @@ function text(metadata: grpc.Metadata, key: string): string | undefined {
   return v === undefined ? undefined : v.toString();
 }
 
-/** A failure the fake answers a unary Publish with; `outcome` goes in the raftmq-outcome trailer. */
+/** A failure the fake answers a unary Publish with; `outcome` goes in its structured details, as a node sends them. */
 export interface PublishFailure {
   code: grpc.status;
   details: string;
-  outcome?: "not-applied" | "unknown";
+  outcome?: CallOutcome;
 }
 
 export class FakeNode {
@@ -85,7 +85,7 @@ export class FakeNode {
           return;
         }
         const metadata = new grpc.Metadata();
-        if (failure.outcome !== undefined) metadata.set("raftmq-outcome", failure.outcome);
+        if (failure.outcome !== undefined) metadata.set(STATUS_DETAILS_METADATA_KEY, encodeStatusDetails(failure.code, failure.details, { reason: "TEST", outcome: failure.outcome }));
         callback({ code: failure.code, details: failure.details, metadata });
       },
       PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest.$Properties, raftmq.v1.PublishResponse.$Properties>) => {

@@ -22,15 +22,22 @@ const protoCopies = join(out, "proto", "raftmq", "v1");
 mkdirSync(protoCopies, { recursive: true });
 for (const f of protos) copyFileSync(f, join(protoCopies, f.slice(protoDir.length + 1)));
 
-const newest = Math.max(...protos.map((f) => statSync(f).mtimeMs), statSync(import.meta.filename).mtimeMs);
-if (existsSync(js) && existsSync(dts) && statSync(js).mtimeMs > newest && statSync(dts).mtimeMs > newest) {
+// google.rpc.Status and its standard details (ErrorInfo, RetryInfo), which every error status
+// carries in grpc-status-details-bin, from the googleapis protos of google-proto-files.
+const googleRoot = join(pkg, "node_modules", "google-proto-files");
+const googleProtos = ["google/rpc/status.proto", "google/rpc/error_details.proto"].map((f) => join(googleRoot, f));
+const googleJs = join(out, "google-rpc.js");
+const googleDts = join(out, "google-rpc.d.ts");
+
+const outputs = [js, dts, googleJs, googleDts];
+const newest = Math.max(...[...protos, ...googleProtos].map((f) => statSync(f).mtimeMs), statSync(import.meta.filename).mtimeMs);
+if (outputs.every((f) => existsSync(f) && statSync(f).mtimeMs > newest)) {
   process.exit(0);
 }
 mkdirSync(out, { recursive: true });
 const bin = (name) => join(pkg, "node_modules", ".bin", name);
-execFileSync(
-  bin("pbjs"),
-  ["-p", protoRoot, "-t", "static-module", "-w", "es6", "--force-number", "--no-verify", "--no-delimited", "--no-service", "-o", js, ...protos],
-  { stdio: "inherit" },
-);
+const pbjs = ["-t", "static-module", "-w", "es6", "--force-number", "--no-verify", "--no-delimited", "--no-service"];
+execFileSync(bin("pbjs"), ["-p", protoRoot, ...pbjs, "-o", js, ...protos], { stdio: "inherit" });
 execFileSync(bin("pbts"), ["--no-comments", "-o", dts, js], { stdio: "inherit" });
+execFileSync(bin("pbjs"), ["-p", googleRoot, ...pbjs, "-o", googleJs, ...googleProtos], { stdio: "inherit" });
+execFileSync(bin("pbts"), ["--no-comments", "-o", googleDts, googleJs], { stdio: "inherit" });

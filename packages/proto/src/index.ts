@@ -1,5 +1,7 @@
 // Message classes generated from proto/raftmq/v1 (static protobufjs code).
 import "./long-as-number.ts";
 
+export { google } from "../gen/google-rpc.js";
 export { raftmq } from "../gen/raftmq.js";
 export { lengthDelimitedHeader, lengthPrefix, ownBytes, Reader, Writer } from "./wire.ts";
+export { type CallOutcome, decodeStatusDetails, ERROR_DOMAIN, type ErrorDetails, encodeStatusDetails, STATUS_DETAILS_METADATA_KEY } from "./status-details.ts";

@@ -16,9 +16,32 @@ import { CommandFailedError, InvalidRequestError, NodeUnavailableError, Overload
 
 type Command = raftmq.v1.Command.$Properties;
 
+export const HEARTBEAT_METADATA_KEY = "raftmq-heartbeat-ms";
+export const MIN_HEARTBEAT_MS = 100;
+export const MAX_HEARTBEAT_MS = 60_000;
+
+/** The heartbeat interval a Consume call asks for in its metadata: 0 for none. Throws InvalidRequestError for a bad value. */
+export function requestedHeartbeatMs(metadata: grpc.Metadata): number {
+  const values = metadata.get(HEARTBEAT_METADATA_KEY);
+  if (values.length === 0) return 0;
+  const text = String(values[0]);
+  const ms = /^\d{1,6}$/.test(text) ? Number(text) : Number.NaN;
+  if (values.length > 1 || !(ms >= MIN_HEARTBEAT_MS && ms <= MAX_HEARTBEAT_MS)) {
+    throw new InvalidRequestError(`${HEARTBEAT_METADATA_KEY} must be one whole number of milliseconds from ${MIN_HEARTBEAT_MS} to ${MAX_HEARTBEAT_MS}, got ${JSON.stringify(values.map(String))}`);
+  }
+  return ms;
+}
+
 /** A consuming session on the leader. */
 export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplexStream<raftmq.v1.ConsumeRequest, raftmq.v1.ConsumeResponse.$Properties>): void {
   const { driver, builder, sessions } = ctx;
+  let heartbeatMs: number;
+  try {
+    heartbeatMs = requestedHeartbeatMs(call.metadata);
+  } catch (err) {
+    call.emit("error", toServiceError(err));
+    return;
+  }
   let ended = false;
   const writer = new BoundedStreamWriter(call, sessions.maxPendingBytes);
   let moreWanted = false;
@@ -78,7 +101,16 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
     call.emit("error", toServiceError(new OverloadedError("this node has its limit of consuming sessions; retry later or on another cluster")));
     return;
   }
-  call.write({ session: { sessionId } });
+  call.write({ session: { sessionId, heartbeatMs } });
+  // Heartbeats go out at the interval whatever else is sent, except to a client that has not
+  // taken what it was given: it has something to read already.
+  const heartbeatTimer =
+    heartbeatMs > 0
+      ? setInterval(() => {
+          if (!ended && writer.pendingBytes === 0) call.write({ heartbeat: {} });
+        }, heartbeatMs)
+      : null;
+  heartbeatTimer?.unref();
 
   const unacked = new UnackedDeliveries();
   const timeoutMs = ctx.consumerTimeoutMs ?? 0;
@@ -148,6 +180,7 @@ export function consumeStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
     // Acks that arrived before the end count, as RabbitMQ applies those read before a channel closes.
     if (!ended) acks.flush();
     if (timeoutTimer !== null) clearInterval(timeoutTimer);
+    if (heartbeatTimer !== null) clearInterval(heartbeatTimer);
     const wasOpen = sessions.close(sessionId);
     if (!ended) {
       ended = true;

@@ -2,6 +2,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { BrokerError, BrokerErrorCode } from "@raftmq/broker";
 import { NotLeaderError, ProposalDroppedError, RaftInvariantError } from "@raftmq/raft";
+import { type CallOutcome, decodeStatusDetails, type ErrorDetails, encodeStatusDetails, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
 import { CorruptionError, StorageFailedError } from "@raftmq/storage";
 import {
   CommandFailedError,
@@ -16,14 +17,6 @@ import {
 
 export const LEADER_METADATA_KEY = "raftmq-leader";
 export const FORWARDED_METADATA_KEY = "raftmq-forwarded";
-/**
- * Whether a failed call changed anything: "not-applied" when nothing it asked for was proposed (or
- * a command was applied as a failure that changes nothing), "unknown" when it may have been
- * applied. A client resending a publish marks the resend `retry` unless every earlier attempt was
- * answered "not-applied".
- */
-export const OUTCOME_METADATA_KEY = "raftmq-outcome";
-export type CallOutcome = "not-applied" | "unknown";
 
 export interface GrpcFailure {
   code: grpc.status;
@@ -65,59 +58,129 @@ export function statusDetails(details: string): string {
   return `${details.slice(0, end)}… (${details.length - end} more characters)`;
 }
 
-function failure(code: grpc.status, details: string, outcome: CallOutcome | null, leader = ""): GrpcFailure {
+/** A moment for a client to wait before retrying what an election or a full pipeline refused. */
+export const RETRY_DELAY_MS = 100;
+
+/**
+ * A status with its structured details (google.rpc.Status in grpc-status-details-bin: ErrorInfo
+ * with reason and outcome, RetryInfo when retrying can help) and, when known, the leader's address
+ * in the raftmq-leader trailer as well.
+ */
+export function statusFailure(code: grpc.status, message: string, details: ErrorDetails): GrpcFailure {
+  const text = statusDetails(message);
   const metadata = new grpc.Metadata();
-  if (leader !== "") metadata.set(LEADER_METADATA_KEY, leader);
-  if (outcome !== null) metadata.set(OUTCOME_METADATA_KEY, outcome);
-  return { code, details: statusDetails(details), metadata };
+  if (details.leader !== undefined && details.leader !== "") metadata.set(LEADER_METADATA_KEY, details.leader);
+  metadata.set(STATUS_DETAILS_METADATA_KEY, encodeStatusDetails(code, text, details));
+  return { code, details: text, metadata };
 }
 
 export function fromBrokerError(error: BrokerError): GrpcFailure {
-  return failure(brokerErrorStatus(error.code), error.message, error.code === "OUTCOME_UNKNOWN" ? "unknown" : "not-applied");
+  const unknown = error.code === "OUTCOME_UNKNOWN";
+  return statusFailure(brokerErrorStatus(error.code), error.message, { reason: error.code, outcome: unknown ? "unknown" : "refused" });
 }
+
+const retry = { retryDelayMs: RETRY_DELAY_MS };
 
 /** Maps any error thrown on the request path; unknown errors become INTERNAL. */
 export function toGrpcFailure(err: unknown): GrpcFailure {
   if (err instanceof CommandFailedError) return fromBrokerError(err.error);
-  if (err instanceof InvalidRequestError) return failure(grpc.status.INVALID_ARGUMENT, err.message, "not-applied");
-  if (err instanceof UnauthenticatedError) return failure(grpc.status.UNAUTHENTICATED, err.message, "not-applied");
-  if (err instanceof AccessDeniedError) return failure(grpc.status.PERMISSION_DENIED, err.message, "not-applied");
+  if (err instanceof InvalidRequestError) return statusFailure(grpc.status.INVALID_ARGUMENT, err.message, { reason: "INVALID_REQUEST", outcome: "refused" });
+  if (err instanceof UnauthenticatedError) return statusFailure(grpc.status.UNAUTHENTICATED, err.message, { reason: "UNAUTHENTICATED", outcome: "refused" });
+  if (err instanceof AccessDeniedError) return statusFailure(grpc.status.PERMISSION_DENIED, err.message, { reason: "PERMISSION_DENIED", outcome: "refused" });
   if (err instanceof NodeUnavailableError) {
-    const hint = err.leaderClientAddress === "" ? "retry shortly" : `retry, or call the leader at ${err.leaderClientAddress}`;
-    return failure(grpc.status.UNAVAILABLE, `${err.message}; ${hint}`, "not-applied", err.leaderClientAddress);
+    const leader = err.leaderClientAddress;
+    const hint = leader === "" ? "retry shortly" : `retry, or call the leader at ${leader}`;
+    return statusFailure(grpc.status.UNAVAILABLE, `${err.message}; ${hint}`, { reason: leader === "" ? "NO_LEADER" : "NOT_LEADER", outcome: "not_applied", leader, ...(leader === "" ? retry : {}) });
   }
-  if (err instanceof OutcomeUnknownError) return failure(grpc.status.UNAVAILABLE, err.message, "unknown");
-  if (err instanceof OverloadedError) return failure(grpc.status.RESOURCE_EXHAUSTED, err.message, "not-applied");
-  if (err instanceof NodeStoppingError) return failure(grpc.status.UNAVAILABLE, `${err.message}; retry on another node`, "unknown");
-  if (err instanceof NotLeaderError) return failure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`, "not-applied");
+  if (err instanceof OutcomeUnknownError) return statusFailure(grpc.status.UNAVAILABLE, err.message, { reason: "OUTCOME_UNKNOWN", outcome: "unknown", ...retry });
+  if (err instanceof OverloadedError) return statusFailure(grpc.status.RESOURCE_EXHAUSTED, err.message, { reason: "OVERLOADED", outcome: "not_applied", ...retry });
+  if (err instanceof NodeStoppingError) return statusFailure(grpc.status.UNAVAILABLE, `${err.message}; retry on another node`, { reason: "NODE_STOPPING", outcome: "unknown" });
+  if (err instanceof NotLeaderError) return statusFailure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`, { reason: "NOT_LEADER", outcome: "not_applied", ...retry });
   if (err instanceof ProposalDroppedError) {
     switch (err.reason) {
       case "too-large":
-        return failure(grpc.status.INVALID_ARGUMENT, `${err.message}: send fewer or smaller messages per call`, "not-applied");
+        return statusFailure(grpc.status.INVALID_ARGUMENT, `${err.message}: send fewer or smaller messages per call`, { reason: "PROPOSAL_TOO_LARGE", outcome: "refused" });
       case "invalid-conf-change":
       case "conf-change-pending":
       case "not-a-member":
-        return failure(grpc.status.FAILED_PRECONDITION, err.message, "not-applied");
+        return statusFailure(grpc.status.FAILED_PRECONDITION, err.message, { reason: "MEMBERSHIP_CHANGE_REFUSED", outcome: "refused" });
       case "uncommitted-limit":
       case "leadership-transfer":
-        return failure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`, "not-applied");
+        return statusFailure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`, { reason: "PROPOSAL_DROPPED", outcome: "not_applied", ...retry });
       default: {
         const never: never = err.reason;
-        return failure(grpc.status.INTERNAL, String(never), null);
+        return statusFailure(grpc.status.INTERNAL, String(never), { reason: "INTERNAL", outcome: "unknown" });
       }
     }
   }
   if (err instanceof StorageFailedError || err instanceof CorruptionError) {
-    return failure(grpc.status.UNAVAILABLE, `this node's storage failed (${err.message}); call another node`, "unknown");
+    return statusFailure(grpc.status.UNAVAILABLE, `this node's storage failed (${err.message}); call another node`, { reason: "STORAGE_FAILED", outcome: "unknown" });
   }
-  if (err instanceof RaftInvariantError) return failure(grpc.status.INTERNAL, `${err.message}; the node is stopping`, "unknown");
+  if (err instanceof RaftInvariantError) return statusFailure(grpc.status.INTERNAL, `${err.message}; the node is stopping`, { reason: "INTERNAL", outcome: "unknown" });
   const message = err instanceof Error ? err.message : String(err);
-  return failure(grpc.status.INTERNAL, `internal error: ${message}`, null);
+  return statusFailure(grpc.status.INTERNAL, `internal error: ${message}`, { reason: "INTERNAL", outcome: "unknown" });
 }
 
-/** The shape grpc-js accepts as a call's error. */
-export function toServiceError(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string; message: string } {
-  const f = toGrpcFailure(err);
+/**
+ * A status on its way back from the leader to the client. The leader's own (it has details)
+ * passes as it is. One the transport made on the way (a refused connection, a reset stream, a
+ * protocol error: grpc-js says UNAVAILABLE, INTERNAL or UNKNOWN) says nothing a client can act on
+ * and may follow a request that was applied: it becomes UNAVAILABLE of unknown outcome, never
+ * INTERNAL. Other statuses of the framework (a deadline, a message over the size limit) keep their
+ * code and gain details.
+ */
+export function relayedFailure(status: { code: grpc.status; details: string; metadata?: grpc.Metadata }, leaderClientAddress: string): GrpcFailure {
+  if (status.metadata !== undefined && detailsOf(status.metadata) !== null) return { code: status.code, details: status.details, metadata: status.metadata };
+  const leader = leaderClientAddress;
+  switch (status.code) {
+    case grpc.status.UNAVAILABLE:
+    case grpc.status.INTERNAL:
+    case grpc.status.UNKNOWN:
+    case grpc.status.CANCELLED: {
+      const where = leader === "" ? "the leader" : `the leader (client address ${leader})`;
+      return statusFailure(grpc.status.UNAVAILABLE, `this node could not relay the call to ${where}: ${status.details}; the outcome is unknown; retry`, {
+        reason: "LEADER_UNREACHABLE",
+        outcome: "unknown",
+        leader,
+        ...retry,
+      });
+    }
+    case grpc.status.DEADLINE_EXCEEDED:
+      return statusFailure(status.code, status.details, { reason: "DEADLINE_EXCEEDED", outcome: "unknown", leader });
+    default:
+      return statusFailure(status.code, status.details, { reason: grpc.status[status.code] ?? "UNKNOWN", outcome: "refused", leader });
+  }
+}
+
+/** A relayed failure as the error a forwarded unary call rejects with. */
+export class RelayedStatusError extends Error implements grpc.ServiceError {
+  override name = "RelayedStatusError";
+  readonly code: grpc.status;
+  readonly details: string;
+  readonly metadata: grpc.Metadata;
+
+  constructor(failure: GrpcFailure) {
+    super(failure.details);
+    this.code = failure.code;
+    this.details = failure.details;
+    this.metadata = failure.metadata;
+  }
+}
+
+/** The raftmq details a status carries, or null (a status of grpc-js or of a transport, not of a node). */
+export function detailsOf(metadata: grpc.Metadata | undefined): ErrorDetails | null {
+  const bytes = metadata?.get(STATUS_DETAILS_METADATA_KEY)[0];
+  return bytes instanceof Buffer ? decodeStatusDetails(bytes) : null;
+}
+
+/**
+ * The shape grpc-js accepts as a call's error. `outcome` overrides what the details say the call
+ * did: a stream that fails with requests outstanding ends them all, some perhaps applied.
+ */
+export function toServiceError(err: unknown, outcome?: CallOutcome): Partial<grpc.StatusObject> & { code: grpc.status; details: string; message: string } {
+  let f = toGrpcFailure(err);
+  const details = outcome === undefined ? null : detailsOf(f.metadata);
+  if (outcome !== undefined && details !== null && details.outcome !== outcome) f = statusFailure(f.code, f.details, { ...details, outcome });
   return { code: f.code, details: f.details, message: f.details, metadata: f.metadata };
 }
 

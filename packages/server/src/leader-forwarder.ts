@@ -2,7 +2,7 @@
 // and relays the answer and the status back. Forwarded calls carry `raftmq-forwarded`, so a call
 // that lands on a node that is not the leader (anymore) is answered, never forwarded again.
 import * as grpc from "@grpc/grpc-js";
-import { FORWARDED_METADATA_KEY } from "./grpc-status.ts";
+import { FORWARDED_METADATA_KEY, RelayedStatusError, relayedFailure } from "./grpc-status.ts";
 
 const MiB = 1024 * 1024;
 
@@ -14,6 +14,8 @@ export interface ForwarderOptions {
   maxMessageBytes?: number;
   /** Deadline of a forwarded unary call. */
   unaryTimeoutMs?: number;
+  /** The leader's client address as this node knows it ("" when unknown), for relayed failures. */
+  leaderClientAddress?: () => string;
 }
 
 function forwardedMetadata(incoming: grpc.Metadata, selfId: number): grpc.Metadata {
@@ -73,7 +75,8 @@ export class LeaderForwarder {
         forwardedMetadata(metadata, this.options.selfId),
         { deadline },
         (err, value) => {
-          if (err !== null || value === undefined) reject(err ?? new Error("empty answer from the leader"));
+          if (err !== null) reject(new RelayedStatusError(relayedFailure(err, this.leaderClientAddress())));
+          else if (value === undefined) reject(new Error("empty answer from the leader"));
           else resolve(value);
         },
       );
@@ -105,8 +108,12 @@ export class LeaderForwarder {
       if (finished) return;
       finished = true;
       if (status.code === grpc.status.OK) call.end(status.metadata);
-      else call.emit("error", { code: status.code, details: status.details, metadata: status.metadata });
+      else call.emit("error", relayedFailure(status, this.leaderClientAddress()));
     });
+  }
+
+  private leaderClientAddress(): string {
+    return this.options.leaderClientAddress?.() ?? "";
   }
 
   close(): void {

@@ -41,7 +41,8 @@ export function publishStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   const fail = (err: unknown) => {
     if (ended) return;
     ended = true;
-    call.emit("error", toServiceError(err));
+    // Requests still awaiting confirms end with the stream: whatever the error, they may have been applied.
+    call.emit("error", toServiceError(err, outstanding > 0 ? "unknown" : undefined));
   };
   const maybeFinish = () => {
     if (!ended && inputDone && outstanding === 0) {

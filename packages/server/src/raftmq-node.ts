@@ -130,7 +130,12 @@ export class RaftmqNode {
       this.resolveExit = resolve;
     });
     this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS, config.consumeMaxPendingBytes);
-    this.forwarder = new LeaderForwarder({ selfId: config.nodeId, credentials: security.nodeChannelCredentials(), channelOptions: security.channelOptions });
+    this.forwarder = new LeaderForwarder({
+      selfId: config.nodeId,
+      credentials: security.nodeChannelCredentials(),
+      channelOptions: security.channelOptions,
+      leaderClientAddress: () => this.driver.leaderClientAddress(),
+    });
     this.metrics = new NodeMetrics({
       raft: () => {
         const s = this.driver.status();

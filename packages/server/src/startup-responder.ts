@@ -4,6 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { raftmq } from "@raftmq/proto";
 import { clusterServiceDefinition } from "@raftmq/proto/grpc";
+import { statusFailure } from "./grpc-status.ts";
 
 export class StartupResponder {
   private constructor(private readonly server: grpc.Server) {}
@@ -11,7 +12,7 @@ export class StartupResponder {
   static async listen(address: string, version: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<StartupResponder> {
     const server = new grpc.Server();
     const unavailable = (_call: unknown, callback: grpc.sendUnaryData<never>) =>
-      callback({ code: grpc.status.UNAVAILABLE, details: "this node is still deciding how to start; try another node" });
+      callback(statusFailure(grpc.status.UNAVAILABLE, "this node is still deciding how to start; try another node", { reason: "NODE_STARTING", outcome: "not_applied", retryDelayMs: 1000 }));
     const handlers: grpc.UntypedServiceImplementation = {};
     for (const name of Object.keys(clusterServiceDefinition)) handlers[name] = unavailable;
     handlers.Status = (_call: unknown, callback: grpc.sendUnaryData<raftmq.v1.StatusResponse.$Properties>) =>

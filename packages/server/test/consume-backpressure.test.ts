@@ -21,6 +21,8 @@ type Command = raftmq.v1.Command.$Properties;
 /** A server stream whose client takes nothing until told to: writes complete on release(). */
 class HeldStream extends Duplex {
   readonly written: Response[] = [];
+  /** The call's metadata, as a Consume call has it: none asked for. */
+  readonly metadata = new grpc.Metadata();
   private held: (() => void)[] = [];
   failure: { code: number; details: string } | null = null;
 

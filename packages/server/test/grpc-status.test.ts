@@ -2,7 +2,8 @@ import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError, ProposalDroppedError } from "@raftmq/raft";
 import { StorageFailedError } from "@raftmq/storage";
 import { describe, expect, it } from "vitest";
-import { LEADER_METADATA_KEY, MAX_STATUS_DETAILS_CHARS, OUTCOME_METADATA_KEY, toGrpcFailure } from "../src/grpc-status.ts";
+import { type ErrorDetails, google, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
+import { detailsOf, LEADER_METADATA_KEY, MAX_STATUS_DETAILS_CHARS, toGrpcFailure } from "../src/grpc-status.ts";
 import { AccessDeniedError, CommandFailedError, InvalidRequestError, NodeStoppingError, NodeUnavailableError, OutcomeUnknownError, OverloadedError, UnauthenticatedError } from "../src/node-errors.ts";
 
 describe("gRPC status mapping", () => {
@@ -40,25 +41,33 @@ describe("gRPC status mapping", () => {
     expect(toGrpcFailure(new Error("boom"))).toMatchObject({ code: grpc.status.INTERNAL, details: "internal error: boom" });
   });
 
-  it("says in a trailer whether the failed call may have been applied", () => {
-    const cases: [unknown, string[]][] = [
-      [new NodeUnavailableError("no leader is known"), ["not-applied"]],
-      [new NodeUnavailableError("not the leader", "10.0.0.1:7600"), ["not-applied"]],
-      [new NotLeaderError(2), ["not-applied"]],
-      [new InvalidRequestError("bad"), ["not-applied"]],
-      [new OverloadedError("full"), ["not-applied"]],
-      [new UnauthenticatedError("who"), ["not-applied"]],
-      [new AccessDeniedError("no"), ["not-applied"]],
-      [new ProposalDroppedError("too-large"), ["not-applied"]],
-      [new ProposalDroppedError("uncommitted-limit"), ["not-applied"]],
-      [new CommandFailedError({ code: "NOT_FOUND", message: "no queue" }), ["not-applied"]],
-      [new CommandFailedError({ code: "OUTCOME_UNKNOWN", message: "forgotten" }), ["unknown"]],
-      [new OutcomeUnknownError("leadership changed"), ["unknown"]],
-      [new NodeStoppingError(), ["unknown"]],
-      [new StorageFailedError("/data", "disk full"), ["unknown"]],
-      [new Error("boom"), []],
+  it("gives every failure structured details: a reason, what the call did, the leader and a retry delay where they apply", () => {
+    const cases: [unknown, ErrorDetails][] = [
+      [new NodeUnavailableError("no leader is known"), { reason: "NO_LEADER", outcome: "not_applied", retryDelayMs: 100 }],
+      [new NodeUnavailableError("not the leader", "10.0.0.1:7600"), { reason: "NOT_LEADER", outcome: "not_applied", leader: "10.0.0.1:7600" }],
+      [new NotLeaderError(2), { reason: "NOT_LEADER", outcome: "not_applied", retryDelayMs: 100 }],
+      [new InvalidRequestError("bad"), { reason: "INVALID_REQUEST", outcome: "refused" }],
+      [new OverloadedError("full"), { reason: "OVERLOADED", outcome: "not_applied", retryDelayMs: 100 }],
+      [new UnauthenticatedError("who"), { reason: "UNAUTHENTICATED", outcome: "refused" }],
+      [new AccessDeniedError("no"), { reason: "PERMISSION_DENIED", outcome: "refused" }],
+      [new ProposalDroppedError("too-large"), { reason: "PROPOSAL_TOO_LARGE", outcome: "refused" }],
+      [new ProposalDroppedError("uncommitted-limit"), { reason: "PROPOSAL_DROPPED", outcome: "not_applied", retryDelayMs: 100 }],
+      [new ProposalDroppedError("not-a-member"), { reason: "MEMBERSHIP_CHANGE_REFUSED", outcome: "refused" }],
+      [new CommandFailedError({ code: "NOT_FOUND", message: "no queue" }), { reason: "NOT_FOUND", outcome: "refused" }],
+      [new CommandFailedError({ code: "PRECONDITION_FAILED", message: "in use" }), { reason: "PRECONDITION_FAILED", outcome: "refused" }],
+      [new CommandFailedError({ code: "OUTCOME_UNKNOWN", message: "forgotten" }), { reason: "OUTCOME_UNKNOWN", outcome: "unknown" }],
+      [new OutcomeUnknownError("leadership changed"), { reason: "OUTCOME_UNKNOWN", outcome: "unknown", retryDelayMs: 100 }],
+      [new NodeStoppingError(), { reason: "NODE_STOPPING", outcome: "unknown" }],
+      [new StorageFailedError("/data", "disk full"), { reason: "STORAGE_FAILED", outcome: "unknown" }],
+      [new Error("boom"), { reason: "INTERNAL", outcome: "unknown" }],
     ];
-    for (const [err, outcome] of cases) expect([String(err), toGrpcFailure(err).metadata.get(OUTCOME_METADATA_KEY)]).toEqual([String(err), outcome]);
+    for (const [err, details] of cases) {
+      const f = toGrpcFailure(err);
+      expect([String(err), detailsOf(f.metadata)]).toEqual([String(err), details]);
+      // The Status inside names the same code and message as the status itself.
+      const status = google.rpc.Status.decode(f.metadata.get(STATUS_DETAILS_METADATA_KEY)[0] as Buffer);
+      expect([status.code, status.message]).toEqual([f.code, f.details]);
+    }
   });
 
   it("cuts a long message, which would not fit the trailers, and never inside a surrogate pair", () => {

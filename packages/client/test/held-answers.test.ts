@@ -1,8 +1,11 @@
-// Exactly-once enqueue when the broker forgets a producer: the SDK marks every resend whose earlier
-// attempt may have been applied, and the broker answers such a retry of a producer it no longer
-// remembers as of unknown outcome instead of enqueuing it again. A one-node cluster advertises its
-// client address on 127.0.0.2, where a proxy in this test holds the node's answers back: the
-// publish is applied, its confirm does not arrive, the producer is evicted, and the SDK resends.
+// The SDK when a node's answers are held back: a one-node cluster advertises its client address
+// on 127.0.0.2, where a proxy in this test can hold everything the node sends.
+// - Exactly-once enqueue when the broker forgets a producer: the SDK marks every resend whose
+//   earlier attempt may have been applied, and the broker answers such a retry of a producer it
+//   no longer remembers as of unknown outcome instead of enqueuing it again. The publish is
+//   applied, its confirm held, the producer evicted, and the SDK resends.
+// - A consumer whose stream falls silent (no heartbeat for a few intervals) gives it up and
+//   subscribes again, instead of waiting on it for ever.
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterHarness } from "../../../test/integration/cluster-harness.ts";
@@ -156,7 +159,7 @@ describe("the SDK's retry mark on a unary publish", () => {
     const node = new FakeNode();
     const address = await node.start();
     const failures = [
-      { code: grpc.status.UNAVAILABLE, details: "no leader is known", outcome: "not-applied" as const },
+      { code: grpc.status.UNAVAILABLE, details: "no leader is known", outcome: "not_applied" as const },
       { code: grpc.status.UNAVAILABLE, details: "connection reset" },
       { code: grpc.status.UNAVAILABLE, details: "leadership changed before the command was applied", outcome: "unknown" as const },
     ];
@@ -170,6 +173,41 @@ describe("the SDK's retry mark on a unary publish", () => {
     } finally {
       c.close();
       node.stop();
+    }
+  });
+});
+
+describe("a consumer whose stream falls silent", () => {
+  it("gives the stream up after missed heartbeats and subscribes again; what was published meanwhile arrives", async () => {
+    await direct.declareQueue("heartbeats");
+    const consumer = await client.consume("heartbeats", { heartbeatMs: 200 });
+    try {
+      proxy.holding = true;
+      await direct.publish("", "heartbeats", "while silent");
+      // Three intervals without a word, then the watchdog's next look.
+      const until = Date.now() + 5_000;
+      while (consumer.stats().silentStreams === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(consumer.stats().silentStreams).toBeGreaterThanOrEqual(1);
+      proxy.release();
+      const next = await Promise.race([consumer.next(), new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+      expect(next === null ? null : next.value?.text()).toBe("while silent");
+      expect(consumer.stats().resubscribes).toBeGreaterThanOrEqual(1);
+    } finally {
+      proxy.release();
+      await consumer.close();
+    }
+  });
+
+  it("keeps a stream that only idles: heartbeats arrive, nothing is given up", async () => {
+    await direct.declareQueue("idle");
+    const consumer = await client.consume("idle", { heartbeatMs: 100 });
+    try {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const { heartbeats, silentStreams, resubscribes } = consumer.stats();
+      expect(heartbeats).toBeGreaterThanOrEqual(5);
+      expect([silentStreams, resubscribes]).toEqual([0, 0]);
+    } finally {
+      await consumer.close();
     }
   });
 });
