@@ -1,5 +1,6 @@
 // Message classes generated from proto/raftmq/v1 (static protobufjs code).
 import "./long-as-number.ts";
+import "./oneof-setter.ts";
 
 export { google } from "../gen/google-rpc.js";
 export { raftmq } from "../gen/raftmq.js";
