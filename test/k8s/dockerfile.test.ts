@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DockerfileParser } from "dockerfile-ast";
 import { describe, expect, it } from "vitest";
-import { NODE_OPTIONS } from "@raftmq/server";
+import { NODE_OPTIONS, NODE_V8_FLAGS } from "@raftmq/server";
 import { DOCKER_DIR, DOCKERFILE, REPO_ROOT } from "./src/deploy-paths.ts";
 
 interface Step {
@@ -85,7 +85,7 @@ describe("Dockerfile", () => {
 
   it("runs the node through the raftmq CLI from the assembled folder, where the preStop script lies", () => {
     const entry = JSON.parse(steps("ENTRYPOINT").at(-1)?.content ?? "null") as unknown;
-    expect(entry).toEqual(["node", "/opt/raftmq/bin/raftmq.mjs", "node"]);
+    expect(entry).toEqual(["node", ...NODE_V8_FLAGS, "/opt/raftmq/bin/raftmq.mjs", "node"]);
     expect(runtime?.steps.find((s) => s.keyword === "WORKDIR")?.args).toEqual(["/opt/raftmq"]);
     expect(steps("COPY").map((s) => s.content)).toEqual(["/out ./"]);
     expect(readFileSync(DOCKERFILE, "utf8")).toMatch(/^COPY --from=build \/out \.\/$/m);

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { connect, type RaftmqClient } from "@raftmq/client";
-import { type DevCertificates, writeDevCertificates } from "@raftmq/server";
+import { type DevCertificates, NODE_V8_FLAGS, writeDevCertificates } from "@raftmq/server";
 import { DEV_ADDRESSES, DEV_HOST, DEV_PASSWORD, DEV_USER, type DevNode, devNodes } from "./dev-layout.ts";
 import { nodeMainPath, tsxLoaderUrl } from "./node-entry.ts";
 
@@ -73,7 +73,11 @@ function startNode(node: DevNode, options: DevClusterOptions, initialCluster: st
     options.logLevel,
   ];
   // Own process group: a Ctrl-C reaches dev alone, which then stops the nodes in order.
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, RAFTMQ_BOOTSTRAP_ADMIN_PASSWORD: DEV_PASSWORD } });
+  const child = spawn(process.execPath, [...NODE_V8_FLAGS, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    env: { ...process.env, RAFTMQ_BOOTSTRAP_ADMIN_PASSWORD: DEV_PASSWORD },
+  });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   const exited = new Promise<number | null>((res) =>

@@ -20,6 +20,7 @@ export { type ClusterCalls, type MemberStatus, planStatefulSetStart, StartupWait
 export { IDENTITY_RECORD_FILE, type IdentityRecord, readIdentityRecord } from "./identity-record.ts";
 export { type DataDirVerdict, inspectDataDir, wipeDataDir } from "./data-verification.ts";
 export { DATA_CORRUPT_EXIT_CODE } from "./corruption-exit.ts";
+export { NODE_V8_FLAGS } from "./runtime-flags.ts";
 export * from "./tls/index.ts";
 export { AUTHENTICATED_USER_METADATA_KEY, VHOST_METADATA_KEY } from "./security/access-gate.ts";
 export { accessServiceDefinition } from "@raftmq/proto/grpc";
