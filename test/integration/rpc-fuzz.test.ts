@@ -20,7 +20,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AUTHENTICATED_USER_METADATA_KEY, GrpcStatus, MalformedRequest, type Metadata, tlsCredentials } from "@raftmq/server";
 import { requirementsFor } from "../../packages/server/src/access/index.ts";
-import { detailsOf, statusDetails } from "../../packages/server/src/grpc-status.ts";
+import { statusDetailsOf } from "@raftmq/proto";
+import { statusDetails } from "../../packages/server/src/grpc-status.ts";
 import { type AnyMethod, type Credentials, callMetadata, describeOutcome, FailureSources, type Outcome, streamOutcome, unaryOutcome } from "./access-fixtures.ts";
 import { eventually, raftmq, sleep, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { ADMIN_USER, ClusterHarness } from "./cluster-harness.ts";
@@ -203,7 +204,7 @@ async function fire(shot: Shot, request: unknown): Promise<void> {
     // A status that ends a call carries the standard structured details; an in-stream error of
     // Consume (no trailers) is a CommandError of its own.
     if (o.code !== GrpcStatus.OK && o.metadata !== undefined) {
-      const details = detailsOf(o.metadata);
+      const details = statusDetailsOf(o.metadata);
       if (details === null) unstructured.push(what);
       else statusDetailsSeen.add(`${GrpcStatus[o.code]} ${details.reason} ${details.outcome}`);
     }

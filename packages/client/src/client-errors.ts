@@ -1,7 +1,7 @@
 // Typed errors of the SDK. Every gRPC status becomes one of these in `fromGrpcError`, the one
 // place that maps them; each carries what a caller needs to act (code, details, leader address).
 import * as grpc from "@grpc/grpc-js";
-import { type CallOutcome, decodeStatusDetails, type ErrorDetails, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
+import { type CallOutcome, statusDetailsOf } from "@raftmq/proto";
 
 export const LEADER_METADATA_KEY = "raftmq-leader";
 
@@ -189,15 +189,10 @@ export function leaderFromMetadata(metadata: grpc.Metadata | undefined): string 
   return text === "" ? undefined : text;
 }
 
-/** The structured details of a status (google.rpc.Status in grpc-status-details-bin), when a node sent them. */
-export function detailsOf(metadata: grpc.Metadata | undefined): ErrorDetails | null {
-  const value = metadata?.get(STATUS_DETAILS_METADATA_KEY)[0];
-  return value instanceof Buffer ? decodeStatusDetails(value) : null;
-}
 
 /** The one mapping from a gRPC status to a typed error. */
 export function errorFromStatus(code: grpc.status, details: string, metadata: grpc.Metadata | undefined, address?: string): RaftmqError {
-  const structured = detailsOf(metadata);
+  const structured = statusDetailsOf(metadata);
   const context: ErrorContext = { address, leaderAddress: leaderFromMetadata(metadata) ?? structured?.leader };
   if (structured !== null) {
     context.reason = structured.reason;

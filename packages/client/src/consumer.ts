@@ -4,7 +4,7 @@
 // StaleDeliveryError instead of being sent.
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import type { raftmq } from "@raftmq/proto";
+import { HEARTBEAT_METADATA_KEY, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, type raftmq } from "@raftmq/proto";
 import { brokerServiceDefinition } from "@raftmq/proto/grpc";
 import { Backoff } from "./backoff.ts";
 import {
@@ -70,9 +70,6 @@ export const DEFAULT_CONSUME_OPTIONS: Readonly<Omit<ConsumeOptions, "consumerTag
 
 /** Heartbeat intervals a stream may be silent before it is taken as dead. */
 export const HEARTBEATS_MISSED = 3;
-const HEARTBEAT_METADATA_KEY = "raftmq-heartbeat-ms";
-const MIN_HEARTBEAT_MS = 100;
-const MAX_HEARTBEAT_MS = 60_000;
 
 /** The longest an ack may be held for coalescing: the broker's prefetch slot waits for it. */
 export const MAX_ACK_DELAY_MS = 1000;

@@ -2,6 +2,7 @@
 // grpc-status-details-bin, with an ErrorInfo of domain "raftmq.io" that says why (reason) and
 // whether the failed call changed anything (outcome), and a RetryInfo when retrying shortly can
 // help. Standard gRPC clients decode it (grpcio-status, grpc-go's status.Details()).
+import type * as grpc from "@grpc/grpc-js";
 import { google } from "../gen/google-rpc.js";
 
 export const STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin";
@@ -76,3 +77,14 @@ export function decodeStatusDetails(bytes: Uint8Array): ErrorDetails | null {
   if (found !== null && retryDelayMs !== undefined) found.retryDelayMs = retryDelayMs;
   return found;
 }
+
+/** The raftmq details of a status's trailers, or null (a status of grpc-js or of a transport, not of a node). */
+export function statusDetailsOf(metadata: grpc.Metadata | undefined): ErrorDetails | null {
+  const bytes = metadata?.get(STATUS_DETAILS_METADATA_KEY)[0];
+  return bytes instanceof Uint8Array ? decodeStatusDetails(bytes) : null;
+}
+
+/** Consume call metadata asking for heartbeats at this interval, in milliseconds. */
+export const HEARTBEAT_METADATA_KEY = "raftmq-heartbeat-ms";
+export const MIN_HEARTBEAT_MS = 100;
+export const MAX_HEARTBEAT_MS = 60_000;

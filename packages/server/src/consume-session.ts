@@ -4,7 +4,7 @@
 // client falls too far behind its deliveries is ended (slow consumer).
 import { vhostOf } from "./security/access-gate.ts";
 import type * as grpc from "@grpc/grpc-js";
-import type { raftmq } from "@raftmq/proto";
+import { HEARTBEAT_METADATA_KEY, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, type raftmq } from "@raftmq/proto";
 import { type CommandResult, unknownDeliveryTag } from "@raftmq/broker";
 import { AckGatherer } from "./ack-gatherer.ts";
 import { BoundedStreamWriter } from "./bounded-stream-writer.ts";
@@ -15,10 +15,6 @@ import { toGrpcFailure, toServiceError } from "./grpc-status.ts";
 import { CommandFailedError, InvalidRequestError, NodeUnavailableError, OverloadedError } from "./node-errors.ts";
 
 type Command = raftmq.v1.Command.$Properties;
-
-export const HEARTBEAT_METADATA_KEY = "raftmq-heartbeat-ms";
-export const MIN_HEARTBEAT_MS = 100;
-export const MAX_HEARTBEAT_MS = 60_000;
 
 /** The heartbeat interval a Consume call asks for in its metadata: 0 for none. Throws InvalidRequestError for a bad value. */
 export function requestedHeartbeatMs(metadata: grpc.Metadata): number {

@@ -2,7 +2,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { BrokerError, BrokerErrorCode } from "@raftmq/broker";
 import { NotLeaderError, ProposalDroppedError, RaftInvariantError } from "@raftmq/raft";
-import { type CallOutcome, decodeStatusDetails, type ErrorDetails, encodeStatusDetails, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
+import { type CallOutcome, type ErrorDetails, encodeStatusDetails, STATUS_DETAILS_METADATA_KEY, statusDetailsOf } from "@raftmq/proto";
 import { CorruptionError, StorageFailedError } from "@raftmq/storage";
 import {
   CommandFailedError,
@@ -130,7 +130,7 @@ export function toGrpcFailure(err: unknown): GrpcFailure {
  * code and gain details.
  */
 export function relayedFailure(status: { code: grpc.status; details: string; metadata?: grpc.Metadata }, leaderClientAddress: string): GrpcFailure {
-  if (status.metadata !== undefined && detailsOf(status.metadata) !== null) return { code: status.code, details: status.details, metadata: status.metadata };
+  if (status.metadata !== undefined && statusDetailsOf(status.metadata) !== null) return { code: status.code, details: status.details, metadata: status.metadata };
   const leader = leaderClientAddress;
   switch (status.code) {
     case grpc.status.UNAVAILABLE:
@@ -167,11 +167,6 @@ export class RelayedStatusError extends Error implements grpc.ServiceError {
   }
 }
 
-/** The raftmq details a status carries, or null (a status of grpc-js or of a transport, not of a node). */
-export function detailsOf(metadata: grpc.Metadata | undefined): ErrorDetails | null {
-  const bytes = metadata?.get(STATUS_DETAILS_METADATA_KEY)[0];
-  return bytes instanceof Buffer ? decodeStatusDetails(bytes) : null;
-}
 
 /**
  * The shape grpc-js accepts as a call's error. `outcome` overrides what the details say the call
@@ -179,7 +174,7 @@ export function detailsOf(metadata: grpc.Metadata | undefined): ErrorDetails | n
  */
 export function toServiceError(err: unknown, outcome?: CallOutcome): Partial<grpc.StatusObject> & { code: grpc.status; details: string; message: string } {
   let f = toGrpcFailure(err);
-  const details = outcome === undefined ? null : detailsOf(f.metadata);
+  const details = outcome === undefined ? null : statusDetailsOf(f.metadata);
   if (outcome !== undefined && details !== null && details.outcome !== outcome) f = statusFailure(f.code, f.details, { ...details, outcome });
   return { code: f.code, details: f.details, message: f.details, metadata: f.metadata };
 }

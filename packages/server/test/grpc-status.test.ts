@@ -2,8 +2,8 @@ import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError, ProposalDroppedError } from "@raftmq/raft";
 import { StorageFailedError } from "@raftmq/storage";
 import { describe, expect, it } from "vitest";
-import { type ErrorDetails, google, STATUS_DETAILS_METADATA_KEY } from "@raftmq/proto";
-import { detailsOf, LEADER_METADATA_KEY, MAX_STATUS_DETAILS_CHARS, toGrpcFailure } from "../src/grpc-status.ts";
+import { type ErrorDetails, google, STATUS_DETAILS_METADATA_KEY, statusDetailsOf } from "@raftmq/proto";
+import { LEADER_METADATA_KEY, MAX_STATUS_DETAILS_CHARS, toGrpcFailure } from "../src/grpc-status.ts";
 import { AccessDeniedError, CommandFailedError, InvalidRequestError, NodeStoppingError, NodeUnavailableError, OutcomeUnknownError, OverloadedError, UnauthenticatedError } from "../src/node-errors.ts";
 
 describe("gRPC status mapping", () => {
@@ -63,7 +63,7 @@ describe("gRPC status mapping", () => {
     ];
     for (const [err, details] of cases) {
       const f = toGrpcFailure(err);
-      expect([String(err), detailsOf(f.metadata)]).toEqual([String(err), details]);
+      expect([String(err), statusDetailsOf(f.metadata)]).toEqual([String(err), details]);
       // The Status inside names the same code and message as the status itself.
       const status = google.rpc.Status.decode(f.metadata.get(STATUS_DETAILS_METADATA_KEY)[0] as Buffer);
       expect([status.code, status.message]).toEqual([f.code, f.details]);

@@ -4,7 +4,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePorts } from "../../../test/integration/cluster-harness.ts";
-import { detailsOf, LEADER_METADATA_KEY, relayedFailure, toGrpcFailure } from "../src/grpc-status.ts";
+import { statusDetailsOf } from "@raftmq/proto";
+import { LEADER_METADATA_KEY, relayedFailure, toGrpcFailure } from "../src/grpc-status.ts";
 import { LeaderForwarder } from "../src/leader-forwarder.ts";
 import { NodeUnavailableError } from "../src/node-errors.ts";
 
@@ -87,7 +88,7 @@ describe("failures on the way to the leader", () => {
       );
       expect(err?.code).toBe(grpc.status.UNAVAILABLE);
       expect(err?.details).toMatch(/^this node could not relay the call to the leader \(client address 127\.0\.0\.1:7601\): .*; the outcome is unknown; retry$/);
-      expect(detailsOf(err?.metadata)).toEqual({ reason: "LEADER_UNREACHABLE", outcome: "unknown", leader: "127.0.0.1:7601", retryDelayMs: 100 });
+      expect(statusDetailsOf(err?.metadata)).toEqual({ reason: "LEADER_UNREACHABLE", outcome: "unknown", leader: "127.0.0.1:7601", retryDelayMs: 100 });
       expect(err?.metadata.get(LEADER_METADATA_KEY)).toEqual(["127.0.0.1:7601"]);
     } finally {
       relay.close();
@@ -116,7 +117,7 @@ describe("failures on the way to the leader", () => {
         call.on("status", resolve);
       });
       expect(status.code).toBe(grpc.status.UNAVAILABLE);
-      expect(detailsOf(status.metadata)).toMatchObject({ reason: "LEADER_UNREACHABLE", outcome: "unknown" });
+      expect(statusDetailsOf(status.metadata)).toMatchObject({ reason: "LEADER_UNREACHABLE", outcome: "unknown" });
     } finally {
       c.close();
       relay.close();
@@ -129,6 +130,6 @@ describe("failures on the way to the leader", () => {
     const own = toGrpcFailure(new NodeUnavailableError("not the leader", "127.0.0.1:7602"));
     expect(relayedFailure(own, "127.0.0.1:7601")).toEqual(own);
     const tooLarge = relayedFailure({ code: grpc.status.RESOURCE_EXHAUSTED, details: "Received message larger than max", metadata: new grpc.Metadata() }, "");
-    expect([tooLarge.code, detailsOf(tooLarge.metadata)]).toEqual([grpc.status.RESOURCE_EXHAUSTED, { reason: "RESOURCE_EXHAUSTED", outcome: "refused" }]);
+    expect([tooLarge.code, statusDetailsOf(tooLarge.metadata)]).toEqual([grpc.status.RESOURCE_EXHAUSTED, { reason: "RESOURCE_EXHAUSTED", outcome: "refused" }]);
   });
 });
