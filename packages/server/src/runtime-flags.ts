@@ -6,6 +6,6 @@
 // MiB. A young node otherwise runs a full collection every ~100 ms under load (seen with
 // --trace-gc: eight to seventeen per node in the first 15 s, pausing 4-15 ms each), and each pause
 // holds up every message in flight. At a fixed 5,000 msg/s (publish to delivery, 3 nodes, fresh
-// clusters, two runs each), the median p99 went from 21.4 to 15.0 ms over 12 runs each; the
-// memory a node takes under load grows by at most that much.
+// clusters, two runs each, alternated), the median p99 went from 21.4 ms (12 runs) to 15.6 ms
+// (10 runs); the memory a node takes under load grows by at most that much.
 export const NODE_V8_FLAGS: readonly string[] = ["--initial-old-space-size=256"];
