@@ -1,11 +1,11 @@
 // What the access tests share: calls that carry their own credentials and vhost and always end in
-// an Outcome (a status, never a throw), proxies that give calls a source address of their own (so
+// an Outcome (a status, never a throw), relays (tcp-relay.ts) that give calls a source address of their own (so
 // deliberate login failures do not spend the rate-limit budget of 127.0.0.1), and a wait until
 // every node has applied an access change (a follower checks calls against its own copy).
-import { createServer, type Server, type Socket, connect } from "node:net";
 import type { ChannelCredentials, Client, MethodDefinition } from "@raftmq/server";
 import { GrpcStatus, Metadata } from "@raftmq/server";
 import { basicAuth, eventually, isServiceError, TestClient } from "./broker-test-client.ts";
+import { TcpRelay } from "./tcp-relay.ts";
 
 export interface Outcome {
   code: GrpcStatus;
@@ -92,62 +92,14 @@ export async function settle(admins: readonly TestClient[], timeoutMs = 10_000):
 }
 
 /**
- * A TCP relay on 127.0.0.1 whose connections reach `target` from `sourceAddress` (any address of
- * 127.0.0.0/8 works on Linux). TLS passes through untouched: the client still verifies the node.
- */
-export class SourceAddressProxy {
-  private readonly sockets = new Set<Socket>();
-
-  private constructor(
-    private readonly server: Server,
-    readonly address: string,
-    readonly sourceAddress: string,
-  ) {}
-
-  static start(target: { host: string; port: number }, sourceAddress: string): Promise<SourceAddressProxy> {
-    return new Promise((resolve, reject) => {
-      let proxy: SourceAddressProxy | undefined;
-      const server = createServer((inbound) => {
-        const outbound = connect({ host: target.host, port: target.port, localAddress: sourceAddress });
-        for (const s of [inbound, outbound]) {
-          proxy?.sockets.add(s);
-          s.on("close", () => proxy?.sockets.delete(s));
-          s.on("error", () => {
-            inbound.destroy();
-            outbound.destroy();
-          });
-        }
-        inbound.pipe(outbound);
-        outbound.pipe(inbound);
-      });
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const a = server.address();
-        if (a === null || typeof a === "string") {
-          reject(new Error("the proxy has no port"));
-          return;
-        }
-        proxy = new SourceAddressProxy(server, `127.0.0.1:${a.port}`, sourceAddress);
-        resolve(proxy);
-      });
-    });
-  }
-
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-/**
  * Clients for calls that are meant to fail authentication. A node refuses an address after 10
  * failures in 10 s, and counts failures per address, so each address here is given at most
  * `perAddress` failures per node and then a fresh one takes over. Addresses are 127.0.x.y with
  * y from 10 to 249 (127.0.0.1 to .9 stay out), about 60,000 of them.
  */
 export class FailureSources {
-  private readonly current = new Map<number, { client: TestClient; proxy: SourceAddressProxy; spent: number }>();
-  private readonly retired: { client: TestClient; proxy: SourceAddressProxy }[] = [];
+  private readonly current = new Map<number, { client: TestClient; proxy: TcpRelay; spent: number }>();
+  private readonly retired: { client: TestClient; proxy: TcpRelay }[] = [];
   private used = 0;
 
   constructor(
@@ -187,8 +139,8 @@ export class FailureSources {
     return `127.0.${middle}.${10 + (k % 240)}`;
   }
 
-  private async open(nodeId: number): Promise<{ client: TestClient; proxy: SourceAddressProxy; spent: number }> {
-    const proxy = await SourceAddressProxy.start(this.target(nodeId), this.freshAddress());
+  private async open(nodeId: number): Promise<{ client: TestClient; proxy: TcpRelay; spent: number }> {
+    const proxy = await TcpRelay.start({ target: this.target(nodeId), sourceAddress: this.freshAddress() });
     return { client: new TestClient(proxy.address, { channel: this.channel }), proxy, spent: 0 };
   }
 

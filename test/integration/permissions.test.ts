@@ -28,13 +28,13 @@ import {
   exactly,
   FailureSources,
   type Outcome,
-  SourceAddressProxy,
   settle,
   streamOutcome,
   unaryOutcome,
 } from "./access-fixtures.ts";
 import { eventually, raftmq, sleep, TestClient, waitForLeader } from "./broker-test-client.ts";
 import { ADMIN_USER, ClusterHarness, freePorts } from "./cluster-harness.ts";
+import { TcpRelay } from "./tcp-relay.ts";
 import { testAuth } from "./three-node-cluster.ts";
 
 const harness = new ClusterHarness("permissions", undefined, undefined, "tls");
@@ -740,12 +740,12 @@ describe("vhosts, users and messages across the cluster", () => {
     const certOnlyCert = await channelFor(certOnly.user, true);
     const ghostCert = await channelFor("no-such-user", true);
     const opened: TestClient[] = [];
-    const proxies: SourceAddressProxy[] = [];
+    const proxies: TcpRelay[] = [];
     const via = async (node: number, channel: typeof adminCert, failing = false) => {
       let address = harness.clientAddress(node);
       if (failing) {
         // Failed logins come from an address of their own, as everywhere in this file.
-        const proxy = await SourceAddressProxy.start({ host: harness.host(node), port: harness.spec(node).clientPort }, sources.freshAddress());
+        const proxy = await TcpRelay.start({ target: { host: harness.host(node), port: harness.spec(node).clientPort }, sourceAddress: sources.freshAddress() });
         proxies.push(proxy);
         address = proxy.address;
       }
@@ -800,7 +800,7 @@ describe("vhosts, users and messages across the cluster", () => {
     expect(refused.details).toBe("too many failed attempts from this address; retry later");
     // 127.0.0.1 is another address; and node 2 counts its own failures.
     expectOutcome(await call(1, "Access", "WhoAmI", {}, ADMIN()), GrpcStatus.OK, "the administrator from 127.0.0.1 on node 1");
-    const sameAddressOtherNode = await SourceAddressProxy.start({ host: harness.host(2), port: harness.spec(2).clientPort }, sourceAddress);
+    const sameAddressOtherNode = await TcpRelay.start({ target: { host: harness.host(2), port: harness.spec(2).clientPort }, sourceAddress });
     const other = new TestClient(sameAddressOtherNode.address, { channel: tlsCredentials(harness.clientOptions().tls?.ca ?? Buffer.alloc(0)) });
     try {
       expectOutcome(await callOn(other, "Access", "WhoAmI", {}, ADMIN()), GrpcStatus.OK, `the administrator from ${sourceAddress} on node 2`);

@@ -41,8 +41,8 @@ export class RaftmqError extends Error {
     this.outcome = context.outcome;
   }
 
-  /** The node said the failed call changed nothing, so sending it again is not a retry. */
-  get notApplied(): boolean {
+  /** The node said the failed call changed nothing (outcome not_applied or refused), so sending it again is not a retry. */
+  get changedNothing(): boolean {
     return this.outcome === "not_applied" || this.outcome === "refused";
   }
 }

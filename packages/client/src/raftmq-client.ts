@@ -264,7 +264,7 @@ export class RaftmqClient {
         } catch (raw) {
           const err = fromGrpcError(raw, address);
           // An attempt the node did not say it left unapplied may have enqueued the message.
-          if (!(err instanceof RaftmqError && err.notApplied)) message.retry = true;
+          if (!(err instanceof RaftmqError && err.changedNothing)) message.retry = true;
           throw err;
         }
       },

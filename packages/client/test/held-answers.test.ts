@@ -6,61 +6,17 @@
 //   applied, its confirm held, the producer evicted, and the SDK resends.
 // - A consumer whose stream falls silent (no heartbeat for a few intervals) gives it up and
 //   subscribes again, instead of waiting on it for ever.
-import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterHarness } from "../../../test/integration/cluster-harness.ts";
+import { TcpRelay } from "../../../test/integration/tcp-relay.ts";
 import * as grpc from "@grpc/grpc-js";
 import { connect, DedupWindowPassedError, type PublishConfirm, type RaftmqClient } from "../src/index.ts";
 import { FakeNode } from "./fake-node.ts";
 
-/** Forwards TCP from `listen` to `target`; while holding, the target's bytes wait in order. */
-class HoldingProxy {
-  private readonly server: Server;
-  private readonly held: { socket: Socket; chunk: Buffer }[] = [];
-  private readonly sockets = new Set<Socket>();
-  holding = false;
-
-  constructor(target: { host: string; port: number }) {
-    this.server = createServer((client) => {
-      const upstream = tcpConnect(target);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on("error", () => {});
-        s.on("close", () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.on("data", (chunk: Buffer) => upstream.write(chunk));
-      upstream.on("data", (chunk: Buffer) => {
-        if (this.holding) this.held.push({ socket: client, chunk });
-        else client.write(chunk);
-      });
-    });
-  }
-
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => resolve());
-    });
-  }
-
-  release(): void {
-    this.holding = false;
-    for (const { socket, chunk } of this.held.splice(0)) if (!socket.destroyed) socket.write(chunk);
-  }
-
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
-
 const PROXY_HOST = "127.0.0.2";
 const CALL_TIMEOUT_MS = 800;
 const harness = new ClusterHarness("publish-retry", ["--tick-ms", "50", "--log-level", "info"], undefined, "insecure");
-let proxy: HoldingProxy;
+let proxy: TcpRelay;
 /** Through the proxy: the only address the node advertises. */
 let client: RaftmqClient;
 /** Straight to the node, for what the test itself asks. */
@@ -70,8 +26,7 @@ let maxProducers = 0;
 beforeAll(async () => {
   await harness.plan(1);
   const spec = harness.spec(1);
-  proxy = new HoldingProxy({ host: "127.0.0.1", port: spec.clientPort });
-  await proxy.listen(PROXY_HOST, spec.clientPort);
+  proxy = await TcpRelay.start({ target: { host: "127.0.0.1", port: spec.clientPort }, listen: { host: PROXY_HOST, port: spec.clientPort } });
   const advertised = `1=127.0.0.1:${spec.peerPort}/${PROXY_HOST}:${spec.clientPort}`;
   await harness.start(1, { members: [1], flags: ["--initial-cluster", advertised] });
   direct = await connect([harness.clientAddress(1)]);
