@@ -1,4 +1,4 @@
-// The limits in force as the ClusterSettings message (command.proto): what SetClusterSettings
+// The limits in force as the ClusterSettings message (types.proto): what SetClusterSettings
 // changes and what a snapshot carries. Its fields are BrokerLimits' keys, one for one.
 import type { raftmq } from "@raftmq/proto";
 import { type BrokerError, invalidArgument } from "./broker-error.ts";

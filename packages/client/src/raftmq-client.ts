@@ -64,7 +64,7 @@ export interface NodeStatus {
   version: string;
 }
 
-/** Cluster settings by name: the fields of ClusterSettings (command.proto), in camelCase. */
+/** Cluster settings by name: the fields of ClusterSettings (types.proto), in camelCase. */
 export type ClusterSettingValues = Record<string, number>;
 
 /** The names Cluster.SetSettings takes; a name outside them would be dropped unseen on the wire. */

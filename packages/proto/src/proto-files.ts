@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 export const PROTO_INCLUDE_DIR = fileURLToPath(new URL("../gen/proto", import.meta.url));
 
 /** The contract's files, services first. */
-export const PROTO_FILES = ["raftmq/v1/broker.proto", "raftmq/v1/cluster.proto", "raftmq/v1/access.proto", "raftmq/v1/command.proto", "raftmq/v1/raft.proto"] as const;
+export const PROTO_FILES = ["raftmq/v1/broker.proto", "raftmq/v1/cluster.proto", "raftmq/v1/access.proto", "raftmq/v1/types.proto", "raftmq/v1/raft.proto"] as const;
 
 /** Throws with the fix when the copies are missing (the package was not generated). */
 export function assertProtoFilesPresent(): void {

@@ -28,7 +28,7 @@ def copy_without_optional(proto_root, names, dest):
 
 
 def generate(proto_root, out_dir):
-    names = ("command.proto", "broker.proto")
+    names = ("types.proto", "broker.proto")
     files = [os.path.join("raftmq", "v1", f) for f in names]
     import grpc_tools
 

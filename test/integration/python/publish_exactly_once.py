@@ -36,7 +36,7 @@ def generate(proto_root, google_root, out_dir):
 
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     protos = os.path.join(out_dir, "proto")
-    files = ["raftmq/v1/command.proto", "raftmq/v1/broker.proto"]
+    files = ["raftmq/v1/types.proto", "raftmq/v1/broker.proto"]
     copy_without_optional(proto_root, files, protos)
     code = protoc.main(["protoc", f"-I{protos}", f"-I{include}", f"--python_out={out_dir}", f"--grpc_python_out={out_dir}", *files])
     if code != 0:
