@@ -249,6 +249,7 @@ export class Simulation {
       applySliceMs: Number.POSITIVE_INFINITY,
       host: {
         beforeReady: () => undefined,
+        proposeWhileWriting: () => undefined,
         softState: (soft) => {
           if (soft.role === "leader") this.checker.checkLeaderCompleteness(node.id, raft.status().term, node.storage);
         },

@@ -176,6 +176,11 @@ export class RaftLog {
     return this.slice(lo, hi, maxBytes);
   }
 
+  /** The last index the application has confirmed persisted: entries up to it are on disk. */
+  lastStableIndex(): number {
+    return this.unstableOffset - 1;
+  }
+
   hasNextCommittedEntries(): boolean {
     return Math.max(this.applied + 1, this.firstIndex()) <= this.committed;
   }

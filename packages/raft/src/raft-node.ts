@@ -244,6 +244,53 @@ export class RaftNode {
     });
   }
 
+  /**
+   * While a Ready is out (its write in flight): the committed normal entries after those it
+   * handed out that were persisted before it, to apply now instead of after the write. A
+   * commit learned meanwhile (a follower's ack reaching the leader) then answers its clients
+   * without waiting for the unrelated write; advance() counts them as applied. Stops before a
+   * conf change, which takes effect through a Ready of its own, and at `maxCommittedBytesPerReady`.
+   */
+  committedWhileWriting(): Entry[] {
+    return this.guard(() => {
+      const handed = this.handedOut;
+      if (handed === null) throw new RaftUsageError("committedWhileWriting() called without a ready()");
+      if (handed.snapshotIndex > 0) return [];
+      const lo = Math.max(this.log.applied, handed.appliedTo) + 1;
+      const hi = Math.min(this.log.committed, this.log.lastStableIndex()) + 1;
+      if (lo >= hi || lo < this.log.firstIndex()) return [];
+      const out: Entry[] = [];
+      for (const entry of this.log.slice(lo, hi, this.cfg.maxCommittedBytesPerReady)) {
+        if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) break;
+        if (this.role === "leader") this.uncommittedSize = Math.max(0, this.uncommittedSize - entry.data.length);
+        out.push(entry);
+      }
+      const last = out[out.length - 1];
+      if (last !== undefined) handed.appliedTo = last.index;
+      return out;
+    });
+  }
+
+  /**
+   * While a Ready is out: a leader's appends of entries proposed since, to send now (§10.2.1: they
+   * need not wait for any write), so followers write the next entries while this node writes the
+   * previous ones. Only appends, and only while the term and vote handed out still stand; the rest
+   * waits for the next Ready.
+   */
+  appendsWhileWriting(): Message[] {
+    return this.guard(() => {
+      if (this.handedOut === null) throw new RaftUsageError("appendsWhileWriting() called without a ready()");
+      if (this.role !== "leader" || this.term !== this.prevHardState.term || this.vote !== this.prevHardState.vote) return [];
+      if (this.pendingBroadcast) this.bcastAppend();
+      if (this.msgs.length === 0) return [];
+      const appends: Message[] = [];
+      const rest: Message[] = [];
+      for (const m of this.msgs) (m.type === MessageType.MESSAGE_TYPE_APPEND_ENTRIES ? appends : rest).push(m);
+      this.msgs = rest;
+      return appends;
+    });
+  }
+
   advance(_ready: Ready): void {
     this.guard(() => {
       const handed = this.handedOut;

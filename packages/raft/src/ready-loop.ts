@@ -2,7 +2,9 @@
 // over injected storage, transport, clock and host. Production runs it on LevelDB, grpc-js and
 // real timers; the simulators run the same loop on their simulated disk, network and clock. It
 // knows nothing of Raft's rules beyond the Ready's contract: which messages wait for the disk is
-// the core's decision (Ready.messagesAfterPersist).
+// the core's decision (Ready.messagesAfterPersist). While a write is in flight it still applies
+// what commits and is on disk, and sends a leader's new appends (RaftNode.committedWhileWriting,
+// appendsWhileWriting): one write at a time, but neither commits nor replication wait for it.
 import type { RaftNode } from "./raft-node.ts";
 import type { Entry, HardState, Message, ReadState, Ready, Snapshot, SoftState } from "./types.ts";
 
@@ -35,6 +37,11 @@ export interface LoopClock {
 export interface LoopHost {
   /** Before each Ready is asked for: a leader hands its queued proposals to the core here. */
   beforeReady(): void;
+  /**
+   * While a cycle waits for its write: a leader may hand the core what was queued since, whose
+   * appends then leave at once (followers write them while this node finishes its write).
+   */
+  proposeWhileWriting(): void;
   softState(state: SoftState): void;
   /** Before anything of the Ready leaves: a member joining in it must be reachable first. */
   beforeSend(ready: Ready): void;
@@ -83,6 +90,13 @@ export class ReadyLoop {
   private again = false;
   private stopped = false;
   private cycling = false;
+  /**
+   * Set while a cycle waits for its write with everything it handed out applied. Run on each kick
+   * meanwhile: applies what commits and is already on disk, and lets a leader propose what was
+   * queued and send its appends, so that followers write the next entries while this node writes.
+   */
+  private whileWriting: (() => void) | null = null;
+  private whileWritingScheduled = false;
   /** The latest hard state handed out and not written yet: a new commit index alone rides along with the next write. */
   private unsavedHardState: HardState | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -110,6 +124,15 @@ export class ReadyLoop {
   kick(): void {
     if (this.running) {
       this.again = true;
+      if (this.whileWriting !== null && !this.whileWritingScheduled) {
+        this.whileWritingScheduled = true;
+        this.clock.defer(
+          this.guarded(() => {
+            this.whileWritingScheduled = false;
+            if (!this.stopped) this.whileWriting?.();
+          }),
+        );
+      }
       return;
     }
     if (this.stopped) return;
@@ -173,6 +196,7 @@ export class ReadyLoop {
 
   private halt(err: unknown): void {
     this.cycling = false;
+    this.whileWriting = null;
     this.settle();
     this.host.fail(err instanceof Error ? err : new Error(String(err)));
   }
@@ -217,6 +241,7 @@ export class ReadyLoop {
     const proceed = () => {
       if (proceeded || !synced || !passDone) return;
       proceeded = true;
+      this.whileWriting = null;
       afterSync();
     };
 
@@ -241,6 +266,17 @@ export class ReadyLoop {
       this.applyFrom(committed, 0, stored, (next) => {
         applied = next;
         passDone = true;
+        // Everything handed out is applied and the write is still out: entries that commit
+        // meanwhile, already on disk, are applied as they commit instead of after the write.
+        if (!synced && applied === committed.length && !this.stopped) {
+          this.whileWriting = () => {
+            for (const entry of this.raft.committedWhileWriting()) this.host.apply(entry);
+            this.host.proposeWhileWriting();
+            const appends = this.raft.appendsWhileWriting();
+            if (appends.length > 0) this.transport.send(appends);
+          };
+          this.whileWriting();
+        }
         proceed();
       });
     }
@@ -285,6 +321,7 @@ export class ReadyLoop {
   /** A cycle cut short by stop(): nothing more of it is done. */
   private abandon(done: () => void): void {
     this.cycling = false;
+    this.whileWriting = null;
     done();
   }
 }

@@ -3,6 +3,7 @@
 // simulators run this loop; these tests pin its ordering rules one at a time.
 import { describe, expect, it } from "vitest";
 import {
+  ConfChangeType,
   createMessage,
   createPrng,
   type Entry,
@@ -58,6 +59,7 @@ function rig(id: number, options: { faults?: LoopFaults; applySliceMs?: number; 
     faults: options.faults,
     host: {
       beforeReady: () => undefined,
+      proposeWhileWriting: () => undefined,
       softState: () => undefined,
       beforeSend: () => undefined,
       apply: (entry) => {
@@ -207,6 +209,107 @@ describe("a leader's appends lead its own write (Raft thesis §10.2.1)", () => {
     const appends = l.sent.filter((m) => m.type === T.MESSAGE_TYPE_APPEND_ENTRIES && m.entries.some((e) => e.index === noop));
     expect(appends.map((m) => m.to).sort()).toEqual([2, 3]);
     l.sync();
+    expect(l.fails).toEqual([]);
+  });
+});
+
+describe("what commits while a write is in flight", () => {
+  /** Node 1 elected in term 2, its no-op committed and applied, nothing in flight. */
+  function leader(): Rig {
+    const l = rig(1);
+    l.raft.campaign();
+    l.loop.kick();
+    l.runDeferred();
+    l.raft.step(createMessage({ type: T.MESSAGE_TYPE_PRE_VOTE_RESPONSE, from: 2, to: 1, term: 2 }));
+    l.loop.kick();
+    l.runDeferred();
+    l.sync();
+    l.raft.step(createMessage({ type: T.MESSAGE_TYPE_REQUEST_VOTE_RESPONSE, from: 2, to: 1, term: 2 }));
+    l.loop.kick();
+    l.runDeferred();
+    l.sync();
+    ack(l, l.raft.status().lastIndex);
+    expect(l.applied).toEqual([l.raft.status().lastIndex]);
+    expect(l.loop.busy).toBe(false);
+    l.applied.length = 0;
+    l.sent.length = 0;
+    return l;
+  }
+
+  function ack(l: Rig, index: number): void {
+    l.raft.step(createMessage({ type: T.MESSAGE_TYPE_APPEND_ENTRIES_RESPONSE, from: 2, to: 1, term: 2, logIndex: index }));
+    l.loop.kick();
+    l.runDeferred();
+  }
+
+  function propose(l: Rig, byte: number): number {
+    const { index } = l.raft.propose(new Uint8Array([byte]));
+    l.loop.kick();
+    l.runDeferred();
+    return index;
+  }
+
+  it("a leader applies an entry acked during a later entry's write without waiting for that write", () => {
+    const l = leader();
+    const a = propose(l, 1);
+    l.sync();
+    const b = propose(l, 2);
+    expect(l.writes[l.writes.length - 1]?.entries.map((e) => e.index)).toEqual([b]);
+    // B's write is in flight when the ack that commits A arrives.
+    ack(l, a);
+    expect(l.applied).toEqual([a]);
+    expect(l.loop.busy).toBe(true);
+    l.sync();
+    ack(l, b);
+    expect(l.applied).toEqual([a, b]);
+    expect(l.raft.status().applied).toBe(b);
+    expect(l.fails).toEqual([]);
+  });
+
+  it("a leader's appends of an entry proposed during a write leave before that write ends", () => {
+    const l = leader();
+    const a = propose(l, 1);
+    l.sent.length = 0;
+    const b = propose(l, 2);
+    // A's write is still in flight; B is not written yet, but its appends are on their way.
+    expect(l.writes[l.writes.length - 1]?.entries.map((e) => e.index)).toEqual([a]);
+    // Node 2 has acked, so its progress replicates; node 3 never answered and is probed instead.
+    const appendsOfB = () => l.sent.filter((m) => m.type === T.MESSAGE_TYPE_APPEND_ENTRIES && m.to === 2 && m.entries.some((e) => e.index === b));
+    expect(appendsOfB()).toHaveLength(1);
+    l.sync();
+    // B is written by the next cycle, and its appends are not sent twice.
+    expect(l.writes[l.writes.length - 1]?.entries.map((e) => e.index)).toEqual([b]);
+    expect(appendsOfB()).toHaveLength(1);
+    l.sync();
+    expect(l.fails).toEqual([]);
+  });
+
+  it("an entry not yet on disk waits for its write even once committed", () => {
+    const l = leader();
+    const a = propose(l, 1);
+    // The follower's ack commits A while A's own write is in flight: A is applied after the sync.
+    ack(l, a);
+    expect(l.applied).toEqual([]);
+    l.sync();
+    expect(l.applied).toEqual([a]);
+    expect(l.fails).toEqual([]);
+  });
+
+  it("a conf change waits for a Ready of its own, and what follows it too", () => {
+    const l = leader();
+    const c = l.raft.proposeConfChange({ type: ConfChangeType.CONF_CHANGE_TYPE_ADD_LEARNER, nodeId: 4, context: new Uint8Array(0) }).index;
+    l.loop.kick();
+    l.runDeferred();
+    l.sync();
+    const a = propose(l, 1);
+    l.sync();
+    const b = propose(l, 2);
+    ack(l, a);
+    expect(l.applied).toEqual([]);
+    l.sync();
+    expect(l.applied).toEqual([c, a]);
+    ack(l, b);
+    expect(l.applied).toEqual([c, a, b]);
     expect(l.fails).toEqual([]);
   });
 });

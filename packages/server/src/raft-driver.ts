@@ -202,6 +202,7 @@ export class RaftDriver {
       applySliceMs: APPLY_SLICE_MS,
       host: {
         beforeReady: () => this.beforeReady(),
+        proposeWhileWriting: () => this.proposeQueued(),
         softState: (soft) => this.onSoftState(soft.role, soft.leaderId),
         beforeSend: (rd) => {
           if (rd.hardState !== null) this.term = rd.hardState.term;
@@ -375,16 +376,22 @@ export class RaftDriver {
   private beforeReady(): void {
     this.snapshots.maybeStart();
     if (this.role === "leader") {
-      this.pipeline.flush();
-      if (this.pipeline.proposals > this.countedProposals) {
-        this.metrics?.proposals.inc(this.pipeline.proposals - this.countedProposals);
-        this.countedProposals = this.pipeline.proposals;
-      }
+      this.proposeQueued();
     } else if (this.pipeline.hasQueued) {
       this.pipeline.failAll(
         new NodeUnavailableError("this node is no longer the leader", this.leaderClientAddress()),
         new OutcomeUnknownError("leadership changed before the command was applied"),
       );
+    }
+  }
+
+  /** A leader's queued commands go into the core as entries. */
+  private proposeQueued(): void {
+    if (this.role !== "leader") return;
+    this.pipeline.flush();
+    if (this.pipeline.proposals > this.countedProposals) {
+      this.metrics?.proposals.inc(this.pipeline.proposals - this.countedProposals);
+      this.countedProposals = this.pipeline.proposals;
     }
   }
 

@@ -202,6 +202,9 @@ export class SimNode {
           if (this.role === "leader") pipeline.flush();
           else if (pipeline.hasQueued) pipeline.failAll(new NodeUnavailableError("this node is no longer the leader"));
         },
+        proposeWhileWriting: () => {
+          if (this.role === "leader") this.#pipeline?.flush();
+        },
         softState: (soft) => this.#onSoftState(soft.role, soft.leaderId),
         beforeSend: (rd) => {
           if (rd.hardState !== null) this.#term = rd.hardState.term;
