@@ -113,10 +113,10 @@ describe("the checker catches a node that promises too early", () => {
     ["ack-before-sync", 7],
     ["ack-before-sync", 11],
     ["ack-before-sync", 13],
+    ["send-before-sync", 6],
+    ["send-before-sync", 10],
     ["send-before-sync", 61],
-    ["send-before-sync", 182],
-    ["send-before-sync", 196],
-    ["confirm-before-commit", 2],
+    ["confirm-before-commit", 1],
     ["confirm-before-commit", 3],
     ["confirm-before-commit", 4],
   ];
