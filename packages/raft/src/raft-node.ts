@@ -272,6 +272,16 @@ export class RaftNode {
   }
 
   /**
+   * The hard state handed out last, with its commit raised to `applied`: what to persist once
+   * committedWhileWriting() applied entries past that commit (a snapshot at the applied index
+   * needs it on disk, and the next Ready would bring it only later).
+   */
+  hardStateCovering(applied: number): HardState {
+    const p = this.prevHardState;
+    return { term: p.term, vote: p.vote, commit: Math.max(p.commit, applied) };
+  }
+
+  /**
    * While a Ready is out: a leader's appends of entries proposed since, to send now (§10.2.1: they
    * need not wait for any write), so followers write the next entries while this node writes the
    * previous ones. Only appends, and only while the term and vote handed out still stand; the rest

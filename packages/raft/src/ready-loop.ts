@@ -270,7 +270,11 @@ export class ReadyLoop {
         // meanwhile, already on disk, are applied as they commit instead of after the write.
         if (!synced && applied === committed.length && !this.stopped) {
           this.whileWriting = () => {
-            for (const entry of this.raft.committedWhileWriting()) this.host.apply(entry);
+            const entries = this.raft.committedWhileWriting();
+            for (const entry of entries) this.host.apply(entry);
+            const last = entries[entries.length - 1];
+            // Their commit index rides along with the next write, like any new commit index.
+            if (last !== undefined) this.unsavedHardState = this.raft.hardStateCovering(last.index);
             this.host.proposeWhileWriting();
             const appends = this.raft.appendsWhileWriting();
             if (appends.length > 0) this.transport.send(appends);

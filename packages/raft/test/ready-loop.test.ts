@@ -259,6 +259,11 @@ describe("what commits while a write is in flight", () => {
     ack(l, a);
     expect(l.applied).toEqual([a]);
     expect(l.loop.busy).toBe(true);
+    // The commit index that covers A is not in any Ready yet: it waits to ride along with the
+    // next write, so that a snapshot at A's index finds it on disk.
+    const pending = l.loop.takeUnsavedHardState();
+    expect(pending?.commit).toBe(a);
+    expect(pending).toMatchObject({ term: 2, vote: 1 });
     l.sync();
     ack(l, b);
     expect(l.applied).toEqual([a, b]);

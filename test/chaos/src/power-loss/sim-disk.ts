@@ -95,6 +95,9 @@ export class SimDisk {
   snapshotAndCompact(index: number, confState: ConfState, data: Uint8Array, compactTo: number): void {
     const live = this.#liveStorage();
     if (this.#unsynced.length > 0) throw new DiskError("snapshot taken while a write is in flight");
+    // As RaftStorage: a restart must not find a snapshot above the stored commit index.
+    const commit = this.#durable.initialState().hardState.commit;
+    if (index > commit) throw new DiskError(`snapshot at ${index} is past the stored commit index ${commit}`);
     for (const storage of [live, this.#durable]) {
       storage.createSnapshot(index, confState, data);
       if (compactTo > storage.firstIndex()) storage.compact(compactTo);
