@@ -250,35 +250,31 @@ export class RaftNode {
    * commit learned meanwhile (a follower's ack reaching the leader) then answers its clients
    * without waiting for the unrelated write; advance() counts them as applied. Stops before a
    * conf change, which takes effect through a Ready of its own, and at `maxCommittedBytesPerReady`.
+   * With them comes the hard state to persist next: the one handed out last, its commit raised
+   * to the last of them (a snapshot at the applied index needs that commit on disk, and the next
+   * Ready would bring it only later); null when there are none.
    */
-  committedWhileWriting(): Entry[] {
+  committedWhileWriting(): { entries: Entry[]; hardState: HardState | null } {
     return this.guard(() => {
       const handed = this.handedOut;
       if (handed === null) throw new RaftUsageError("committedWhileWriting() called without a ready()");
-      if (handed.snapshotIndex > 0) return [];
+      const none = { entries: [], hardState: null };
+      if (handed.snapshotIndex > 0) return none;
       const lo = Math.max(this.log.applied, handed.appliedTo) + 1;
       const hi = Math.min(this.log.committed, this.log.lastStableIndex()) + 1;
-      if (lo >= hi || lo < this.log.firstIndex()) return [];
-      const out: Entry[] = [];
+      if (lo >= hi || lo < this.log.firstIndex()) return none;
+      const entries: Entry[] = [];
       for (const entry of this.log.slice(lo, hi, this.cfg.maxCommittedBytesPerReady)) {
         if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) break;
         if (this.role === "leader") this.uncommittedSize = Math.max(0, this.uncommittedSize - entry.data.length);
-        out.push(entry);
+        entries.push(entry);
       }
-      const last = out[out.length - 1];
-      if (last !== undefined) handed.appliedTo = last.index;
-      return out;
+      const last = entries[entries.length - 1];
+      if (last === undefined) return none;
+      handed.appliedTo = last.index;
+      const p = this.prevHardState;
+      return { entries, hardState: { term: p.term, vote: p.vote, commit: Math.max(p.commit, last.index) } };
     });
-  }
-
-  /**
-   * The hard state handed out last, with its commit raised to `applied`: what to persist once
-   * committedWhileWriting() applied entries past that commit (a snapshot at the applied index
-   * needs it on disk, and the next Ready would bring it only later).
-   */
-  hardStateCovering(applied: number): HardState {
-    const p = this.prevHardState;
-    return { term: p.term, vote: p.vote, commit: Math.max(p.commit, applied) };
   }
 
   /**

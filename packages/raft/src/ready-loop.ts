@@ -3,8 +3,8 @@
 // real timers; the simulators run the same loop on their simulated disk, network and clock. It
 // knows nothing of Raft's rules beyond the Ready's contract: which messages wait for the disk is
 // the core's decision (Ready.messagesAfterPersist). While a write is in flight it still applies
-// what commits and is on disk, and sends a leader's new appends (RaftNode.committedWhileWriting,
-// appendsWhileWriting): one write at a time, but neither commits nor replication wait for it.
+// what commits and is on disk, and sends a leader's new appends (workWhileWriting): one write at
+// a time, but neither commits nor replication wait for it.
 import type { RaftNode } from "./raft-node.ts";
 import type { Entry, HardState, Message, ReadState, Ready, Snapshot, SoftState } from "./types.ts";
 
@@ -90,12 +90,8 @@ export class ReadyLoop {
   private again = false;
   private stopped = false;
   private cycling = false;
-  /**
-   * Set while a cycle waits for its write with everything it handed out applied. Run on each kick
-   * meanwhile: applies what commits and is already on disk, and lets a leader propose what was
-   * queued and send its appends, so that followers write the next entries while this node writes.
-   */
-  private whileWriting: (() => void) | null = null;
+  /** A cycle waits for its write with everything it handed out applied: kicks run workWhileWriting(). */
+  private writing = false;
   private whileWritingScheduled = false;
   /** The latest hard state handed out and not written yet: a new commit index alone rides along with the next write. */
   private unsavedHardState: HardState | null = null;
@@ -124,12 +120,12 @@ export class ReadyLoop {
   kick(): void {
     if (this.running) {
       this.again = true;
-      if (this.whileWriting !== null && !this.whileWritingScheduled) {
+      if (this.writing && !this.whileWritingScheduled) {
         this.whileWritingScheduled = true;
         this.clock.defer(
           this.guarded(() => {
             this.whileWritingScheduled = false;
-            if (!this.stopped) this.whileWriting?.();
+            if (this.writing && !this.stopped) this.workWhileWriting();
           }),
         );
       }
@@ -196,7 +192,7 @@ export class ReadyLoop {
 
   private halt(err: unknown): void {
     this.cycling = false;
-    this.whileWriting = null;
+    this.writing = false;
     this.settle();
     this.host.fail(err instanceof Error ? err : new Error(String(err)));
   }
@@ -241,7 +237,7 @@ export class ReadyLoop {
     const proceed = () => {
       if (proceeded || !synced || !passDone) return;
       proceeded = true;
-      this.whileWriting = null;
+      this.writing = false;
       afterSync();
     };
 
@@ -269,17 +265,8 @@ export class ReadyLoop {
         // Everything handed out is applied and the write is still out: entries that commit
         // meanwhile, already on disk, are applied as they commit instead of after the write.
         if (!synced && applied === committed.length && !this.stopped) {
-          this.whileWriting = () => {
-            const entries = this.raft.committedWhileWriting();
-            for (const entry of entries) this.host.apply(entry);
-            const last = entries[entries.length - 1];
-            // Their commit index rides along with the next write, like any new commit index.
-            if (last !== undefined) this.unsavedHardState = this.raft.hardStateCovering(last.index);
-            this.host.proposeWhileWriting();
-            const appends = this.raft.appendsWhileWriting();
-            if (appends.length > 0) this.transport.send(appends);
-          };
-          this.whileWriting();
+          this.writing = true;
+          this.workWhileWriting();
         }
         proceed();
       });
@@ -322,10 +309,25 @@ export class ReadyLoop {
     done();
   }
 
+  /**
+   * While a cycle waits for its write: applies what commits and is already on disk, and lets a
+   * leader propose what was queued and send its appends, so that followers write the next entries
+   * while this node writes.
+   */
+  private workWhileWriting(): void {
+    const { entries, hardState } = this.raft.committedWhileWriting();
+    for (const entry of entries) this.host.apply(entry);
+    // Their commit index rides along with the next write, like any new commit index.
+    if (hardState !== null) this.unsavedHardState = hardState;
+    this.host.proposeWhileWriting();
+    const appends = this.raft.appendsWhileWriting();
+    if (appends.length > 0) this.transport.send(appends);
+  }
+
   /** A cycle cut short by stop(): nothing more of it is done. */
   private abandon(done: () => void): void {
     this.cycling = false;
-    this.whileWriting = null;
+    this.writing = false;
     done();
   }
 }

@@ -197,14 +197,10 @@ export class SimNode {
       faults: loopFaults(this.config.bug),
       host: {
         beforeReady: () => {
-          const pipeline = this.#pipeline;
-          if (pipeline === null) return;
-          if (this.role === "leader") pipeline.flush();
-          else if (pipeline.hasQueued) pipeline.failAll(new NodeUnavailableError("this node is no longer the leader"));
+          if (this.role === "leader") this.#proposeQueued();
+          else if (this.#pipeline?.hasQueued) this.#pipeline.failAll(new NodeUnavailableError("this node is no longer the leader"));
         },
-        proposeWhileWriting: () => {
-          if (this.role === "leader") this.#pipeline?.flush();
-        },
+        proposeWhileWriting: () => this.#proposeQueued(),
         softState: (soft) => this.#onSoftState(soft.role, soft.leaderId),
         beforeSend: (rd) => {
           if (rd.hardState !== null) this.#term = rd.hardState.term;
@@ -375,6 +371,11 @@ export class SimNode {
   }
 
   /** Between cycles only: state machine, membership and stored log stand at the same index. */
+  /** A leader's queued commands go into the core as entries. */
+  #proposeQueued(): void {
+    if (this.role === "leader") this.#pipeline?.flush();
+  }
+
   #maybeSnapshot(): void {
     const every = this.config.snapshotEntries;
     const raft = this.#raft;
