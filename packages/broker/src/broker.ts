@@ -113,8 +113,10 @@ export class Broker {
   /**
    * The same snapshot in pieces of about `maxPieceBytes`, for a caller that yields to other
    * work between pieces; their concatenation is what snapshot() returns. The first next() takes
-   * the snapshot (synchronously, in time linear in the number of queued messages); commands may
-   * be applied after it, and the pieces that follow still describe the state as it was then.
+   * the snapshot (synchronously, in time linear in the number of queued messages and dedup
+   * entries, copying references only); commands may be applied after it, and the pieces that
+   * follow still describe the state as it was then. A step that has no bytes to give yet (the
+   * first, and those that build the first piece) yields an empty array.
    */
   snapshotPieces(maxPieceBytes?: number): Generator<Uint8Array, void, undefined> {
     return encodeStatePieces(this.s, maxPieceBytes);

@@ -112,11 +112,47 @@ function captureReady(s: BrokerState): CapturedQueue[] {
   return captured;
 }
 
+/** A producer's dedup window as it was at capture: the window's own arrays go on changing. */
+interface CapturedProducer {
+  id: string;
+  lastSeenAt: number;
+  evictedUpTo: number;
+  lowest: number;
+  sequences: number[];
+  results: PublishResult[];
+}
+
+function captureProducers(s: BrokerState): CapturedProducer[] {
+  const captured: CapturedProducer[] = [];
+  for (const [id, p] of s.dedup.producers) {
+    captured.push({ id, lastSeenAt: p.lastSeenAt, evictedUpTo: p.evictedUpTo, lowest: p.lowest, sequences: Array.from(p.results.keys()), results: Array.from(p.results.values()) });
+  }
+  return captured;
+}
+
+function producerToProto(p: CapturedProducer): raftmq.v1.SnapshotProducer.$Properties {
+  const entries: raftmq.v1.SnapshotDedupEntry.$Properties[] = new Array(p.sequences.length);
+  for (let i = 0; i < p.sequences.length; i++) {
+    const r = p.results[i] as PublishResult;
+    entries[i] = { sequence: p.sequences[i], routedQueues: r.routedQueues, returned: r.returned, rejectedBy: r.rejectedBy ?? "" };
+  }
+  return { id: p.id, lastSeenAtMs: p.lastSeenAt, evictedUpTo: p.evictedUpTo, lowestSequence: p.lowest, entries };
+}
+
 /**
- * The snapshot as pieces of about `maxPieceBytes` each (format above). The first next() encodes
- * the first piece and captures the ready messages, both synchronously: the state may change
- * after that, and the remaining pieces still describe it as it was. The first piece starts with
- * the format marker.
+ * Dedup entries encoded per step while the first piece is built: encoding them costs far more
+ * per byte than copying bodies, and a cluster's producers may hold millions of them.
+ */
+export const PRODUCER_ENTRIES_PER_STEP = 2048;
+
+/**
+ * The snapshot as pieces of about `maxPieceBytes` each (format above). The first next() captures
+ * the state synchronously (the messages of every queue and what else may change) and yields an
+ * empty array; the state may change after that, and what follows still describes it as it was.
+ * Each later next() does a bounded amount of encoding: the first piece, which starts with the
+ * format marker, is built over several steps that yield empty arrays (its producers' dedup
+ * windows, at most PRODUCER_ENTRIES_PER_STEP entries or one producer a step), then each piece of
+ * ready messages is one step.
  */
 export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE_BYTES): Generator<Uint8Array, void, undefined> {
   const table = new MessageTable();
@@ -172,19 +208,9 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     exclusiveQueues: [...x.exclusiveQueues].map((q) => q.name),
     exclusiveQueueVhosts: [...x.exclusiveQueues].map((q) => vhostField(q.vhost)),
   }));
-  const producers = [...s.dedup.producers].map(([id, p]) => ({
-    id,
-    lastSeenAtMs: p.lastSeenAt,
-    evictedUpTo: p.evictedUpTo,
-    lowestSequence: p.lowest,
-    entries: [...p.results].map(([sequence, r]) => ({
-      sequence,
-      routedQueues: r.routedQueues,
-      returned: r.returned,
-      rejectedBy: r.rejectedBy ?? "",
-    })),
-  }));
-  const first = framed({
+  // The first piece is encoded in three parts, in field order, so that it is byte for byte the
+  // message encoded at once: the fields before `producers`, the producers, the fields after.
+  const before: raftmq.v1.BrokerSnapshot.$Properties = {
     nowMs: s.now,
     lastSweepAtMs: s.lastSweepAt,
     nextMessageId: s.nextMessageId,
@@ -196,20 +222,42 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     queues,
     consumers,
     sessions,
-    producers,
+  };
+  const after: raftmq.v1.BrokerSnapshot.$Properties = {
     settings: settingsToProto(s.settings),
     machineVersion: s.machineVersion,
     vhosts: [...s.vhosts.keys()].map((name) => ({ name })),
     users: [...s.users.values()].map((u) => ({ name: u.name, passwordHash: u.passwordHash, tags: [...u.tags] })),
     permissions: [...s.permissions].flatMap(([user, ofUser]) => [...ofUser].map(([vhost, p]) => ({ user, vhost, configure: p.configure, write: p.write, read: p.read }))),
     accessVersion: s.accessVersion,
-  });
-  const withMarker = new Uint8Array(first.length + 2);
-  withMarker[0] = PIECES_MARKER;
-  withMarker[1] = PIECES_VERSION;
-  withMarker.set(first, 2);
+  };
+  const producers = captureProducers(s);
   const captured = captureReady(s);
-  yield withMarker;
+  yield new Uint8Array(0);
+
+  const parts: Uint8Array[] = [pb.BrokerSnapshot.encode(before).finish()];
+  let chunk: raftmq.v1.SnapshotProducer.$Properties[] = [];
+  let entries = 0;
+  for (const p of producers) {
+    chunk.push(producerToProto(p));
+    entries += p.sequences.length;
+    if (entries >= PRODUCER_ENTRIES_PER_STEP) {
+      parts.push(pb.BrokerSnapshot.encode({ producers: chunk }).finish());
+      chunk = [];
+      entries = 0;
+      yield new Uint8Array(0);
+    }
+  }
+  if (chunk.length > 0) parts.push(pb.BrokerSnapshot.encode({ producers: chunk }).finish());
+  parts.push(pb.BrokerSnapshot.encode(after).finish());
+  const body = concatPieces(parts);
+  const prefix = lengthPrefix(body.length);
+  const first = new Uint8Array(2 + prefix.length + body.length);
+  first[0] = PIECES_MARKER;
+  first[1] = PIECES_VERSION;
+  first.set(prefix, 2);
+  first.set(body, 2 + prefix.length);
+  yield first;
 
   let runs: raftmq.v1.SnapshotReadyRun.$Properties[] = [];
   let bytes = 0;

@@ -3,6 +3,7 @@
 import { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
 import { Broker } from "../src/index.ts";
+import { PRODUCER_ENTRIES_PER_STEP } from "../src/snapshot.ts";
 import { Driver, deliveries } from "./broker-driver.ts";
 
 function busyBroker(): Driver {
@@ -15,6 +16,22 @@ function busyBroker(): Driver {
   for (let i = 0; i < 300; i++) d.publish("amq.fanout", "", `m${i}`.padEnd(200, "x"));
   for (let i = 0; i < 50; i++) d.publish("", "b", `only-b-${i}`);
   d.subscribe("c1", "a", 5);
+  return d;
+}
+
+/** Pieces with bytes in them: the steps that capture, or build the first piece, yield none. */
+function nonEmpty(pieces: Iterable<Uint8Array>): Uint8Array[] {
+  return [...pieces].filter((p) => p.length > 0);
+}
+
+/** Three idempotent producers with full windows of 1,500 sequences, and one with a single publish. */
+function producersBroker(): Driver {
+  const d = new Driver(undefined, { dedupWindow: 1500, maxProducers: 4 });
+  d.queue("q");
+  for (const producerId of ["p1", "p2", "p3"]) {
+    for (let sequence = 0; sequence < 2000; sequence++) d.publish("", "q", "x", { producerId, sequence });
+  }
+  d.publish("", "nowhere", "y", { producerId: "p4", sequence: 7 });
   return d;
 }
 
@@ -46,7 +63,7 @@ function asSingleMessage(bytes: Uint8Array): Uint8Array {
 describe("broker snapshots in pieces", () => {
   it("pieces concatenate to snapshot(); smaller pieces split the ready messages further", () => {
     const { broker } = busyBroker();
-    const pieces = [...broker.snapshotPieces()];
+    const pieces = nonEmpty(broker.snapshotPieces());
     expect(pieces.length).toBe(2);
     expect(Buffer.concat(pieces).equals(Buffer.from(broker.snapshot()))).toBe(true);
     expect([...broker.snapshotPieces(4096)].length).toBeGreaterThan(10);
@@ -55,7 +72,7 @@ describe("broker snapshots in pieces", () => {
   it("restoring piece by piece gives the state back, one step per piece", () => {
     const { broker } = busyBroker();
     const bytes = Buffer.concat([...broker.snapshotPieces(4096)]);
-    const pieceCount = [...broker.snapshotPieces(4096)].length;
+    const pieceCount = nonEmpty(broker.snapshotPieces(4096)).length;
     const steps = Broker.restoring(bytes);
     let yields = 0;
     let step = steps.next();
@@ -99,6 +116,31 @@ describe("broker snapshots in pieces", () => {
     expect(restored.queueInfo("b")?.messagesReady).toBe(350);
     expect(restored.queueInfo("empty")).toBeDefined();
     expect(d.broker.queueInfo("a")?.messagesReady).toBe(0);
+  });
+
+  it("encode producers' dedup windows a bounded number of entries per step, to the bytes of the state at capture", () => {
+    const d = producersBroker();
+    const expected = Buffer.from(d.broker.snapshot());
+    const steps = d.broker.snapshotPieces();
+    const first = steps.next();
+    expect(first.done === true ? null : first.value.length).toBe(0);
+    // Meanwhile p1's window moves on past what was captured, p2 publishes once more, and a fifth
+    // producer evicts the least recently seen (p3).
+    for (let sequence = 2000; sequence < 3600; sequence++) d.publish("", "q", "x", { producerId: "p1", sequence });
+    d.publish("", "q", "x", { producerId: "p2", sequence: 2000 });
+    d.publish("", "q", "x", { producerId: "p5", sequence: 0 });
+    const rest = [...steps];
+    // Whole producers a step until PRODUCER_ENTRIES_PER_STEP (2,048) entries: p1 and p2 (3,000),
+    // then p3 and p4 with the rest of the first piece.
+    expect(PRODUCER_ENTRIES_PER_STEP).toBe(2048);
+    expect(rest.map((p) => p.length > 0)).toEqual([false, true, true]);
+    expect(Buffer.concat(rest).equals(expected)).toBe(true);
+    const restored = new Driver(Broker.restore(expected));
+    restored.index = d.index;
+    expect(restored.publish("", "q", "x", { producerId: "p1", sequence: 600 }).result).toMatchObject({ ok: true, duplicate: true, routedQueues: ["q"] });
+    expect(restored.publish("", "q", "x", { producerId: "p3", sequence: 1999 }).result).toMatchObject({ ok: true, duplicate: true });
+    expect(restored.publish("", "nowhere", "y", { producerId: "p4", sequence: 7 }).result).toMatchObject({ ok: true, duplicate: true, routedQueues: [] });
+    expect(d.publish("", "q", "x", { producerId: "p1", sequence: 600 }).result).toMatchObject({ ok: false });
   });
 
   it("names a piece format version it cannot read", () => {

@@ -19,7 +19,7 @@ export interface AppliedEntry extends AppliedBatch {
 
 /** A snapshot taken at one moment and written out later (NodeState.captureSnapshot). */
 export interface SnapshotCapture {
-  /** The broker's pieces, the first one already taken. */
+  /** The broker's pieces, its first step (the capture) already taken; some may be empty. */
   pieces: Generator<Uint8Array, void, undefined>;
   /** The NodeSnapshot bytes around all of the broker's pieces. */
   assemble(brokerPieces: readonly Uint8Array[]): Uint8Array;
@@ -69,7 +69,7 @@ export class NodeState {
 
   /**
    * Takes a snapshot of this state as it is now, synchronously: the node's own records and the
-   * broker's first piece, which captures the rest (Broker.snapshotPieces). The remaining pieces
+   * broker's first step, which captures the rest (Broker.snapshotPieces). The remaining pieces
    * may be pulled, and `assemble` called, while commands go on being applied.
    */
   captureSnapshot(): SnapshotCapture {

@@ -78,6 +78,11 @@ export const LARGE_WRITE_BYTES = 4 * 1024 * 1024;
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+/**
+ * Compacted entry records deleted per queued write. Deleting is LevelDB's work per key (tens of
+ * microseconds here), so thousands at once would hold up the saves behind them.
+ */
+export const DROP_ENTRIES_PER_WRITE = 256;
 /** Entries read per step while loading the log at open. */
 const LOAD_BATCH_ENTRIES = 1024;
 
@@ -281,9 +286,10 @@ export class RaftStorage implements LogStorage {
     await this.enqueue(async () => this.checkSnapshotAt(index, keepEntries));
     // The chunks go first, a group per synced write, so that saves queued meanwhile go between
     // them instead of waiting for the whole snapshot; the manifest switches to it at the end.
+    let stored: { snapshot: Snapshot; from: number; through: number };
     try {
       for (const writeGroup of this.chunkGroupWrites(index, data)) await this.enqueue(writeGroup);
-      return await this.enqueue(async () => {
+      stored = await this.enqueue(async () => {
         this.checkSnapshotAt(index, keepEntries);
         const snapshot: Snapshot = { meta: { index, term: this.term(index), confState: copyConfState(confState) }, data };
         const ops: BatchOp[] = [];
@@ -298,8 +304,7 @@ export class RaftStorage implements LogStorage {
           this.rememberSnapshotData(index, data);
           if (anchor !== null) this.moveAnchor(anchor);
         });
-        await this.dropCompacted(previousAnchor, this.anchor.index);
-        return snapshot;
+        return { snapshot, from: previousAnchor, through: this.anchor.index };
       });
     } catch (error) {
       // Chunks of a snapshot that was not stored are not kept (the next open removes any left).
@@ -312,6 +317,8 @@ export class RaftStorage implements LogStorage {
       }
       throw error;
     }
+    await this.dropCompacted(stored.from, stored.through);
+    return stored.snapshot;
   }
 
   /** Throws StorageContractError unless a snapshot at `index` may be stored now. */
@@ -329,17 +336,18 @@ export class RaftStorage implements LogStorage {
    * Discards the entries up to and including `index`; term(index) stays answerable. The
    * latest snapshot must cover them: entries no snapshot covers cannot be thrown away.
    */
-  compact(index: number): Promise<void> {
-    return this.enqueue(async () => {
-      if (index <= this.anchor.index) return;
+  async compact(index: number): Promise<void> {
+    const previousAnchor = await this.enqueue(async () => {
+      if (index <= this.anchor.index) return index;
       if (index > this.manifest.meta.index) {
         throw this.contract(`cannot compact through ${index}: the latest snapshot covers only up to ${this.manifest.meta.index}`);
       }
       const anchor = { index, term: this.term(index) };
       const previousAnchor = this.anchor.index;
       await this.commit([{ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) }], false, () => this.moveAnchor(anchor));
-      await this.dropCompacted(previousAnchor, index);
+      return previousAnchor;
     });
+    await this.dropCompacted(previousAnchor, index);
   }
 
   async close(): Promise<void> {
@@ -428,7 +436,8 @@ export class RaftStorage implements LogStorage {
       }
       if (hardState !== null) this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
     });
-    await this.dropCompacted(previousAnchor, this.anchor.index);
+    // Queued behind this save, not awaited by it (it runs inside the queue).
+    this.dropCompacted(previousAnchor, this.anchor.index).catch(() => undefined);
   }
 
   /** The entries to write, as plain records, without those a snapshot already covers. */
@@ -510,15 +519,22 @@ export class RaftStorage implements LogStorage {
   }
 
   /**
-   * Deletes entry records in (from, through], which the anchor already marks compacted. Not
-   * part of the synced batch: a crash leaves them behind, and the next open removes them.
+   * Deletes entry records in (from, through], which the anchor already marks compacted: a
+   * queued write per DROP_ENTRIES_PER_WRITE of them, so that saves queued meanwhile go between.
+   * Not part of the synced batch that moved the anchor: a crash, or closing meanwhile, leaves
+   * them behind, and the next open removes them. Must not be awaited from inside the queue.
    */
   private async dropCompacted(from: number, through: number): Promise<void> {
-    if (through <= from) return;
-    try {
-      await this.db.clear({ gt: entryKey(from), lte: entryKey(through) });
-    } catch (error) {
-      throw this.fail("dropping compacted entries", error);
+    for (let lo = from; lo < through; lo += DROP_ENTRIES_PER_WRITE) {
+      if (this.closed) return;
+      const hi = Math.min(through, lo + DROP_ENTRIES_PER_WRITE);
+      await this.enqueue(async () => {
+        try {
+          await this.db.clear({ gt: entryKey(lo), lte: entryKey(hi) });
+        } catch (error) {
+          throw this.fail("dropping compacted entries", error);
+        }
+      });
     }
   }
 

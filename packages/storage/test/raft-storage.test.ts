@@ -2,8 +2,8 @@ import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
 import { CompactedError, EntryType, UnavailableError } from "@raftmq/raft";
 import { RaftStorage, StorageContractError, type StorageOptions } from "../src/index.ts";
-import { LARGE_WRITE_BYTES } from "../src/raft-storage.ts";
-import { snapshotChunkKey, snapshotChunkOf } from "../src/record-keys.ts";
+import { DROP_ENTRIES_PER_WRITE, LARGE_WRITE_BYTES } from "../src/raft-storage.ts";
+import { entryIndexOf, snapshotChunkKey, snapshotChunkOf } from "../src/record-keys.ts";
 import { isIntact, makeEntries, makeEntry } from "./fixtures/log-entries.ts";
 import { TempDirs } from "./fixtures/temp-data-dir.ts";
 
@@ -283,6 +283,24 @@ describe("snapshots and compaction", () => {
     expect(again.lastIndex()).toBe(60);
     expect(again.snapshot().meta.index).toBe(40);
     expect(Buffer.from(again.snapshot().data).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it("deletes the entries a snapshot compacts a range at a time, with saves going between the ranges", async () => {
+    const dir = await temp.make();
+    const s = await openStorage({ dir });
+    const count = DROP_ENTRIES_PER_WRITE * 8;
+    await s.save({ hardState: { term: 1, vote: 1, commit: count }, entries: makeEntries(1, count, 1), snapshot: null });
+    const order: string[] = [];
+    const snapshotDone = s.createSnapshot(count, confState, new Uint8Array(10), 0).then(() => order.push("snapshot"));
+    // Queued once the snapshot is stored, when the first range is being deleted: durable before the last.
+    while (s.firstIndex() === 1) await new Promise((resolve) => setImmediate(resolve));
+    const saveDone = s.save({ hardState: null, entries: makeEntries(count + 1, count + 10, 1), snapshot: null }).then(() => order.push("save"));
+    await Promise.all([snapshotDone, saveDone]);
+    expect(order).toEqual(["save", "snapshot"]);
+    await s.close();
+    // Once createSnapshot resolves, no compacted entry is left.
+    const left = (await withRawDb(dir, (db) => db.keys().all())).map(entryIndexOf).filter((i) => i !== undefined);
+    expect(left).toEqual(makeEntries(count + 1, count + 10, 1).map((e) => e.index));
   });
 
   it("removes the chunks of a snapshot that was not finished, at once when it fails and at open after a crash", async () => {
