@@ -1,9 +1,9 @@
 // Snapshots written and read in pieces: the same bytes and the same state as at once, the old
 // single-message format still read, and pieces taken while commands are applied.
-import { raftmq } from "@raftmq/proto";
+import { Reader, raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
 import { Broker } from "../src/index.ts";
-import { PRODUCER_ENTRIES_PER_STEP } from "../src/snapshot.ts";
+import { DEDUP_ENTRIES_PER_STEP } from "../src/snapshot.ts";
 import { Driver, deliveries } from "./broker-driver.ts";
 
 function busyBroker(): Driver {
@@ -130,11 +130,18 @@ describe("broker snapshots in pieces", () => {
     d.publish("", "q", "x", { producerId: "p2", sequence: 2000 });
     d.publish("", "q", "x", { producerId: "p5", sequence: 0 });
     const rest = [...steps];
-    // Whole producers a step until PRODUCER_ENTRIES_PER_STEP (2,048) entries: p1 and p2 (3,000),
-    // then p3 and p4 with the rest of the first piece.
-    expect(PRODUCER_ENTRIES_PER_STEP).toBe(2048);
-    expect(rest.map((p) => p.length > 0)).toEqual([false, true, true]);
+    // 4,501 entries, DEDUP_ENTRIES_PER_STEP (1,024) a step, windows split across steps: four steps
+    // without bytes, then the first piece (with the last 405 entries) and the ready messages.
+    expect(DEDUP_ENTRIES_PER_STEP).toBe(1024);
+    expect(rest.map((p) => p.length > 0)).toEqual([false, false, false, false, true, true]);
     expect(Buffer.concat(rest).equals(expected)).toBe(true);
+    // The first piece, encoded in parts, is the canonical encoding of the message it holds.
+    const firstPiece = rest[4] as Uint8Array;
+    const reader = Reader.create(firstPiece.subarray(2));
+    const length = reader.uint32();
+    const message = firstPiece.subarray(2 + reader.pos);
+    expect(message.length).toBe(length);
+    expect(Buffer.from(raftmq.v1.BrokerSnapshot.encode(raftmq.v1.BrokerSnapshot.decode(message)).finish()).equals(Buffer.from(message))).toBe(true);
     const restored = new Driver(Broker.restore(expected));
     restored.index = d.index;
     expect(restored.publish("", "q", "x", { producerId: "p1", sequence: 600 }).result).toMatchObject({ ok: true, duplicate: true, routedQueues: ["q"] });
