@@ -529,15 +529,19 @@ export class RaftStorage implements LogStorage {
    */
   private async dropCompacted(from: number, through: number): Promise<void> {
     for (let lo = from; lo < through; lo += DROP_ENTRIES_PER_WRITE) {
-      if (this.closed) return;
       const hi = Math.min(through, lo + DROP_ENTRIES_PER_WRITE);
-      await this.enqueue(async () => {
-        try {
-          await this.db.clear({ gt: entryKey(lo), lte: entryKey(hi) });
-        } catch (error) {
-          throw this.fail("dropping compacted entries", error);
-        }
-      });
+      try {
+        await this.enqueue(async () => {
+          try {
+            await this.db.clear({ gt: entryKey(lo), lte: entryKey(hi) });
+          } catch (error) {
+            throw this.fail("dropping compacted entries", error);
+          }
+        });
+      } catch (error) {
+        if (this.closed && this.failure === null) return;
+        throw error;
+      }
     }
   }
 

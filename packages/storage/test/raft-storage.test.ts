@@ -303,6 +303,23 @@ describe("snapshots and compaction", () => {
     expect(left).toEqual(makeEntries(count + 1, count + 10, 1).map((e) => e.index));
   });
 
+  it("a snapshot stored before close resolves though its compacted entries are left; the next open deletes them", async () => {
+    const dir = await temp.make();
+    const s = await openStorage({ dir });
+    const count = DROP_ENTRIES_PER_WRITE * 8;
+    await s.save({ hardState: { term: 1, vote: 1, commit: count }, entries: makeEntries(1, count, 1), snapshot: null });
+    const snapshotDone = s.createSnapshot(count, confState, new Uint8Array(10), 0);
+    while (s.firstIndex() === 1) await new Promise((resolve) => setImmediate(resolve));
+    await s.close();
+    await expect(snapshotDone).resolves.toMatchObject({ meta: { index: count } });
+    const entryRecords = async () => (await withRawDb(dir, (db) => db.keys().all())).filter((key) => entryIndexOf(key) !== undefined).length;
+    expect(await entryRecords()).toBeGreaterThan(0);
+    const again = await openStorage({ dir });
+    expect(again.firstIndex()).toBe(count + 1);
+    await again.close();
+    expect(await entryRecords()).toBe(0);
+  });
+
   it("removes the chunks of a snapshot that was not finished, at once when it fails and at open after a crash", async () => {
     const dir = await temp.make();
     const s = await openStorage({ dir, snapshotChunkBytes: 64 * 1024 });
