@@ -341,7 +341,7 @@ export class RaftStorage implements LogStorage {
    */
   async compact(index: number): Promise<void> {
     const previousAnchor = await this.enqueue(async () => {
-      if (index <= this.anchor.index) return index;
+      if (index <= this.anchor.index) return null;
       if (index > this.manifest.meta.index) {
         throw this.contract(`cannot compact through ${index}: the latest snapshot covers only up to ${this.manifest.meta.index}`);
       }
@@ -350,7 +350,7 @@ export class RaftStorage implements LogStorage {
       await this.commit([{ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) }], false, () => this.moveAnchor(anchor));
       return previousAnchor;
     });
-    await this.dropCompacted(previousAnchor, index);
+    if (previousAnchor !== null) await this.dropCompacted(previousAnchor, index);
   }
 
   async close(): Promise<void> {
