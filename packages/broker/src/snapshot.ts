@@ -166,9 +166,14 @@ function* encodeProducers(producers: readonly CapturedProducer[], parts: Uint8Ar
       }
     }
     body.push(pb.SnapshotProducer.encode({ lowestSequence: p.lowest }).finish());
-    const bytes = concatPieces(body);
-    parts.push(Uint8Array.of(PRODUCERS_TAG), lengthPrefix(bytes.length), bytes);
+    parts.push(Uint8Array.of(PRODUCERS_TAG), lengthPrefix(totalLength(body)), ...body);
   }
+}
+
+function totalLength(parts: readonly Uint8Array[]): number {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  return total;
 }
 
 /**
@@ -263,14 +268,7 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
   const parts: Uint8Array[] = [pb.BrokerSnapshot.encode(before).finish()];
   for (const _ of encodeProducers(producers, parts)) yield new Uint8Array(0);
   parts.push(pb.BrokerSnapshot.encode(after).finish());
-  const body = concatPieces(parts);
-  const prefix = lengthPrefix(body.length);
-  const first = new Uint8Array(2 + prefix.length + body.length);
-  first[0] = PIECES_MARKER;
-  first[1] = PIECES_VERSION;
-  first.set(prefix, 2);
-  first.set(body, 2 + prefix.length);
-  yield first;
+  yield concatPieces([Uint8Array.of(PIECES_MARKER, PIECES_VERSION), lengthPrefix(totalLength(parts)), ...parts]);
 
   let runs: raftmq.v1.SnapshotReadyRun.$Properties[] = [];
   let bytes = 0;
@@ -298,9 +296,7 @@ export function encodeState(s: BrokerState): Uint8Array {
 }
 
 export function concatPieces(pieces: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of pieces) total += p.length;
-  const out = new Uint8Array(total);
+  const out = new Uint8Array(totalLength(pieces));
   let at = 0;
   for (const p of pieces) {
     out.set(p, at);

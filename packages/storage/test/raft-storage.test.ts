@@ -54,6 +54,21 @@ function putRaw(dir: string, key: Uint8Array, value: Uint8Array): Promise<void> 
 }
 const confState = { voters: [1, 2, 3], learners: [4] };
 
+/** Eight ranges of entries, and a snapshot over all of them, stored: its compacted entries are being deleted. */
+async function snapshotDeletingEntries(dir: string): Promise<{ s: RaftStorage; count: number; snapshotDone: Promise<unknown> }> {
+  const s = await openStorage({ dir });
+  const count = DROP_ENTRIES_PER_WRITE * 8;
+  await s.save({ hardState: { term: 1, vote: 1, commit: count }, entries: makeEntries(1, count, 1), snapshot: null });
+  const snapshotDone = s.createSnapshot(count, confState, new Uint8Array(10), 0);
+  while (s.firstIndex() === 1) await new Promise((resolve) => setImmediate(resolve));
+  return { s, count, snapshotDone };
+}
+
+/** Indexes of the entry records in the directory. */
+async function entryIndexesOnDisk(dir: string): Promise<number[]> {
+  return (await withRawDb(dir, (db) => db.keys().all())).map(entryIndexOf).filter((i) => i !== undefined);
+}
+
 describe("a new data directory", () => {
   it("starts empty: dummy entry 0 at term 0, zero hard state, no snapshot", async () => {
     const s = await openStorage({ dir: await temp.make() });
@@ -287,37 +302,28 @@ describe("snapshots and compaction", () => {
 
   it("deletes the entries a snapshot compacts a range at a time, with saves going between the ranges", async () => {
     const dir = await temp.make();
-    const s = await openStorage({ dir });
-    const count = DROP_ENTRIES_PER_WRITE * 8;
-    await s.save({ hardState: { term: 1, vote: 1, commit: count }, entries: makeEntries(1, count, 1), snapshot: null });
     const order: string[] = [];
-    const snapshotDone = s.createSnapshot(count, confState, new Uint8Array(10), 0).then(() => order.push("snapshot"));
+    const { s, count, snapshotDone } = await snapshotDeletingEntries(dir);
+    const snapshotStored = snapshotDone.then(() => order.push("snapshot"));
     // Queued once the snapshot is stored, when the first range is being deleted: durable before the last.
-    while (s.firstIndex() === 1) await new Promise((resolve) => setImmediate(resolve));
     const saveDone = s.save({ hardState: null, entries: makeEntries(count + 1, count + 10, 1), snapshot: null }).then(() => order.push("save"));
-    await Promise.all([snapshotDone, saveDone]);
+    await Promise.all([snapshotStored, saveDone]);
     expect(order).toEqual(["save", "snapshot"]);
     await s.close();
     // Once createSnapshot resolves, no compacted entry is left.
-    const left = (await withRawDb(dir, (db) => db.keys().all())).map(entryIndexOf).filter((i) => i !== undefined);
-    expect(left).toEqual(makeEntries(count + 1, count + 10, 1).map((e) => e.index));
+    expect(await entryIndexesOnDisk(dir)).toEqual(makeEntries(count + 1, count + 10, 1).map((e) => e.index));
   });
 
   it("a snapshot stored before close resolves though its compacted entries are left; the next open deletes them", async () => {
     const dir = await temp.make();
-    const s = await openStorage({ dir });
-    const count = DROP_ENTRIES_PER_WRITE * 8;
-    await s.save({ hardState: { term: 1, vote: 1, commit: count }, entries: makeEntries(1, count, 1), snapshot: null });
-    const snapshotDone = s.createSnapshot(count, confState, new Uint8Array(10), 0);
-    while (s.firstIndex() === 1) await new Promise((resolve) => setImmediate(resolve));
+    const { s, count, snapshotDone } = await snapshotDeletingEntries(dir);
     await s.close();
     await expect(snapshotDone).resolves.toMatchObject({ meta: { index: count } });
-    const entryRecords = async () => (await withRawDb(dir, (db) => db.keys().all())).filter((key) => entryIndexOf(key) !== undefined).length;
-    expect(await entryRecords()).toBeGreaterThan(0);
+    expect((await entryIndexesOnDisk(dir)).length).toBeGreaterThan(0);
     const again = await openStorage({ dir });
     expect(again.firstIndex()).toBe(count + 1);
     await again.close();
-    expect(await entryRecords()).toBe(0);
+    expect(await entryIndexesOnDisk(dir)).toEqual([]);
   });
 
   it("removes the chunks of a snapshot that was not finished, at once when it fails and at open after a crash", async () => {
