@@ -1,7 +1,7 @@
 // Crash and restart: SIGKILL of the leader while publishing loses no confirmed message and
 // redelivers unacknowledged ones; a full stop and restart keeps queues, bindings and messages.
 import { describe, expect, it } from "vitest";
-import { eventually, publishReliably, raftmq, sleep, TestConsumer, waitForLeader } from "./broker-test-client.ts";
+import { eventually, GrpcStatus, publishReliably, raftmq, sleep, TestConsumer, waitForLeader } from "./broker-test-client.ts";
 import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
 const { harness, ids, clients, client } = useThreeNodeCluster("failover");
@@ -32,15 +32,23 @@ describe("failures", () => {
     expect(confirmed.size).toBe(total);
     expect(streamFailures).toBeGreaterThan(0);
 
-    // The holder's stream ran through the old leader and ended with it.
-    const ended = await holder.ended;
-    expect(ended.code).not.toBe(0);
+    // The holder's session was on the old leader and went down with it; its stream, held by a
+    // follower, did not: the follower moved the consumer to the new leader, which gave it the
+    // same 20 again (returned messages go back to the head), redelivered, with higher tags.
+    await eventually("the holder's stream resumed", async () => (holder.kinds.filter((k) => k === "session").length === 2 ? true : undefined), 30_000);
+    await eventually("the 20 held again", async () => (holder.received.length === 40 ? true : undefined));
+    const again = holder.received.slice(20);
+    expect(again.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => 100_000 + i));
+    expect(again.every((m) => m.redelivered && m.deliveryTag > 20)).toBe(true);
 
     const survivors = ids.filter((id) => id !== leader).map(client);
     const next = await waitForLeader(survivors);
     expect(next).not.toBe(leader);
 
-    // After the grace period the new leader downs the orphaned session: its 20 messages return.
+    // The holder goes away: its 20 messages return once more.
+    holder.cancel();
+    const ended = await holder.ended;
+    expect(ended.code).toBe(GrpcStatus.CANCELLED);
     const drained = new TestConsumer(client(consumerNode), "jobs", { prefetch: 200, tag: "drain" });
     await drained.subscribed;
     const expected = 20 + total;

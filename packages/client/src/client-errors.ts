@@ -163,7 +163,7 @@ export class PublishNackError extends RaftmqError {
 export class StaleDeliveryError extends RaftmqError {
   override name = "StaleDeliveryError";
   constructor(deliveryTag: number) {
-    super(grpc.status.FAILED_PRECONDITION, `delivery ${deliveryTag} belongs to a consuming stream that ended; it will be redelivered, do not settle it`);
+    super(grpc.status.FAILED_PRECONDITION, `delivery ${deliveryTag} belongs to a consuming stream that ended or moved to a new session; it will be redelivered, do not settle it`);
   }
 }
 

@@ -130,6 +130,8 @@ export interface ConsumerStats {
   heartbeats: number;
   /** Streams given up because they were silent for HEARTBEATS_MISSED heartbeat intervals. */
   silentStreams: number;
+  /** Leader changes the stream outlived: the node holding it moved the subscription to a session on the new leader. */
+  resumes: number;
 }
 
 type ConsumeCall = grpc.ClientDuplexStream<raftmq.v1.ConsumeRequest.$Properties, raftmq.v1.ConsumeResponse.$Properties>;
@@ -156,7 +158,10 @@ export function resolveConsumeOptions(options: Partial<ConsumeOptions>): Consume
 export class Consumer implements AsyncIterable<Delivery> {
   readonly options: ConsumeOptions;
   private call: ConsumeCall | null = null;
-  /** Bumped each time a stream ends: deliveries of older generations cannot be settled. */
+  /**
+   * Bumped each time a stream ends or resumes in a new session: deliveries of older generations
+   * cannot be settled.
+   */
   private generation = 0;
   private readonly buffer: Delivery[] = [];
   private readonly waiters: Waiter[] = [];
@@ -170,7 +175,7 @@ export class Consumer implements AsyncIterable<Delivery> {
   /** Stream failures since the last subscription: the first is retried at once where a leader is known. */
   private failures = 0;
   private readonly backoff: Backoff;
-  private readonly counters = { delivered: 0, resubscribes: 0, heartbeats: 0, silentStreams: 0 };
+  private readonly counters = { delivered: 0, resubscribes: 0, heartbeats: 0, silentStreams: 0, resumes: 0 };
   /** When the current stream last said anything. */
   private lastHeard = 0;
   private silenceTimer: NodeJS.Timeout | null = null;
@@ -263,11 +268,10 @@ export class Consumer implements AsyncIterable<Delivery> {
     const call = this.connection.channel(address).makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, metadata) as ConsumeCall;
     this.call = call;
     this.subscribed = false;
-    const generation = this.generation;
     call.on("data", (r: raftmq.v1.ConsumeResponse.$Properties) => {
       if (this.call !== call) return;
       this.lastHeard = Date.now();
-      this.onResponse(call, generation, r);
+      this.onResponse(call, r);
     });
     call.on("error", () => {
       // Reported again by the status event.
@@ -326,9 +330,14 @@ export class Consumer implements AsyncIterable<Delivery> {
     );
   }
 
-  private onResponse(call: ConsumeCall, generation: number, r: raftmq.v1.ConsumeResponse.$Properties): void {
+  private onResponse(call: ConsumeCall, r: raftmq.v1.ConsumeResponse.$Properties): void {
+    const generation = this.generation;
     switch (r.kind) {
       case "session":
+        if (r.session?.resumed === true) {
+          this.resumed();
+          return;
+        }
         this.watchSilence(call, r.session?.heartbeatMs ?? 0);
         if (this.ownQueue !== null) this.declareOwnQueue(call, this.ownQueue, r.session?.sessionId ?? "");
         return;
@@ -375,6 +384,25 @@ export class Consumer implements AsyncIterable<Delivery> {
         throw new Error(`unknown consume response ${String(never)}`);
       }
     }
+  }
+
+  /**
+   * The node holding the stream moved the subscription to a session on a new leader. The old
+   * session requeued what it held: those deliveries come again, so the ones not yet settled are
+   * stale like those of an ended stream, and acks held back for them are void.
+   */
+  private resumed(): void {
+    this.counters.resumes++;
+    this.generation++;
+    this.unsettled = new Map();
+    this.heldAcks = [];
+    this.heldCall = null;
+    if (this.ackTimer !== null) {
+      clearTimeout(this.ackTimer as NodeJS.Timeout);
+      clearImmediate(this.ackTimer as NodeJS.Immediate);
+      this.ackTimer = null;
+    }
+    if (!this.options.noAck) this.buffer.length = 0;
   }
 
   private makeDelivery(call: ConsumeCall, generation: number, d: raftmq.v1.Delivery.$Properties): Delivery {

@@ -392,6 +392,38 @@ describe("publish and consume", () => {
     await expect(client.consumeExclusiveQueue({ bindings: [{ exchange: "no-such-exchange" }] })).rejects.toThrow(NotFoundError);
   });
 
+  it("keeps consuming across a leadership transfer without subscribing again; what it held comes again and cannot be settled", async () => {
+    const publisher = await queueWithMessages("sdk-resume", 5);
+    const consumer = await client.consume("sdk-resume", { prefetch: 5, ackDelayMs: null });
+    const iterator = consumer[Symbol.asyncIterator]();
+    const held: Delivery[] = [];
+    for (let i = 0; i < 5; i++) held.push((await iterator.next()).value as Delivery);
+    expect(held.map((d) => d.text())).toEqual(["0", "1", "2", "3", "4"]);
+    const before = await waitForReadyLeader(client);
+    expect(await client.transferLeadership()).not.toBe(before);
+    await eventually("the stream resumed", async () => consumer.stats().resumes === 1);
+    for (const d of held) expect(() => d.ack()).toThrow(StaleDeliveryError);
+    await publisher.publish("", "sdk-resume", "5");
+    const again: string[] = [];
+    const tags: number[] = [];
+    while (again.length < 6) {
+      const d = (await iterator.next()).value as Delivery;
+      again.push(`${d.text()}:${d.redelivered}`);
+      tags.push(d.deliveryTag);
+      d.ack();
+    }
+    expect(again.sort()).toEqual(["0:true", "1:true", "2:true", "3:true", "4:true", "5:false"]);
+    // Tags kept rising across the sessions: none of the new session repeats an old one.
+    expect(Math.min(...tags)).toBeGreaterThan(Math.max(...held.map((d) => d.deliveryTag)));
+    expect(consumer.stats().resubscribes).toBe(0);
+    await eventually("the queue drained", async () => {
+      const q = await client.queueInfo("sdk-resume");
+      return q.messagesReady === 0 && q.messagesUnacked === 0;
+    });
+    await consumer.close();
+    await publisher.close();
+  });
+
   it("runs the orders example", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "packages/client/examples/orders.ts"], {
       cwd: REPO_ROOT,

@@ -6,10 +6,11 @@ import { raftmq } from "@raftmq/proto";
 import type { Logger } from "pino";
 import type { CommandBuilder } from "./command-builder.ts";
 import type { ConsumerSessions } from "./consumer-sessions.ts";
-import { toServiceError } from "./grpc-status.ts";
+import { FORWARDED_METADATA_KEY, toServiceError } from "./grpc-status.ts";
 import type { LeaderForwarder } from "./leader-forwarder.ts";
 import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
 import { leaderUnary, linearizableUnary, propose, routeWrite } from "./call-routing.ts";
+import { consumeFront } from "./consume-front.ts";
 import { consumeStream } from "./consume-session.ts";
 import { confirmOf, isOutcomeUnknown, publishStream } from "./publish-stream.ts";
 import type { NodeMetrics } from "./node-metrics.ts";
@@ -30,6 +31,10 @@ export interface BrokerServiceContext {
   maxStreamWindow: number;
   /** A delivery unacknowledged this long ends its stream; 0: never. */
   consumerTimeoutMs?: number;
+  /** How long a Consume stream whose session went down with a leader may take to find the next. */
+  consumeResumeMs: number;
+  /** Whether this node is shutting down: its Consume streams end with their sessions then. */
+  stopping: () => boolean;
   log: Logger;
   metrics?: NodeMetrics;
 }
@@ -144,11 +149,14 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       );
     },
     Consume: (call: grpc.ServerDuplexStream<raftmq.v1.ConsumeRequest, raftmq.v1.ConsumeResponse.$Properties>) => {
+      // A client's stream is held where it arrived, across leader changes; a stream relayed by
+      // the node holding one is a session here, on the leader, and ends with its leadership.
+      if (call.metadata.get(FORWARDED_METADATA_KEY).length === 0) {
+        consumeFront(ctx, call);
+        return;
+      }
       routeWrite(ctx, call.metadata).then(
-        (route) => {
-          if (route.local) consumeStream(ctx, call);
-          else forwarder.duplex(route.address, defs.Consume as unknown as grpc.MethodDefinition<unknown, unknown>, call as grpc.ServerDuplexStream<unknown, unknown>);
-        },
+        () => consumeStream(ctx, call),
         (err: unknown) => call.emit("error", toServiceError(err)),
       );
     },

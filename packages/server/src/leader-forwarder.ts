@@ -83,9 +83,14 @@ export class LeaderForwarder {
     });
   }
 
+  /** Opens a bidirectional stream to the leader at `address` for a client call with `metadata`. */
+  openDuplex<Q, R>(address: string, method: grpc.MethodDefinition<Q, R>, metadata: grpc.Metadata): grpc.ClientDuplexStream<Q, R> {
+    return this.client(address).makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, forwardedMetadata(metadata, this.options.selfId));
+  }
+
   /** Pipes a bidirectional stream to the leader and back, status included. */
   duplex<Q, R>(address: string, method: grpc.MethodDefinition<Q, R>, call: grpc.ServerDuplexStream<Q, R>): void {
-    const upstream = this.client(address).makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, forwardedMetadata(call.metadata, this.options.selfId));
+    const upstream = this.openDuplex(address, method, call.metadata);
     let finished = false;
     call.on("data", (request: Q) => {
       if (!upstream.write(request)) call.pause();

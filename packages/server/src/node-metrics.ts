@@ -21,6 +21,7 @@ export class NodeMetrics {
   readonly published: Counter;
   readonly delivered: Counter;
   readonly acked: Counter;
+  readonly consumeResumed: Counter;
   readonly appliedEntries: Counter;
 
   constructor(source: MetricsSource) {
@@ -100,6 +101,11 @@ export class NodeMetrics {
     this.published = new Counter({ name: "raftmq_published_total", help: "Messages published (applied on this node as leader)", registers });
     this.delivered = new Counter({ name: "raftmq_delivered_total", help: "Deliveries sent to local consumers", registers });
     this.acked = new Counter({ name: "raftmq_acked_total", help: "Deliveries acknowledged through this node", registers });
+    this.consumeResumed = new Counter({
+      name: "raftmq_consume_streams_resumed_total",
+      help: "Client Consume streams held by this node whose consumers moved to a session on a new leader",
+      registers,
+    });
   }
 
   text(): Promise<string> {

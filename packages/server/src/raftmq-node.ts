@@ -253,6 +253,9 @@ export class RaftmqNode {
       leaderWaitMs,
       maxStreamWindow: config.publishStreamWindow,
       consumerTimeoutMs: config.consumerTimeoutMs,
+      // Long enough for a few elections, as a client's own resubscription would wait.
+      consumeResumeMs: 3 * leaderWaitMs,
+      stopping: () => this.stopping !== null,
       log,
       metrics: this.metrics,
     });
