@@ -118,6 +118,8 @@ class ConsumeFront {
   private attemptTimer: NodeJS.Timeout | null = null;
   private gapHeartbeat: NodeJS.Timeout | null = null;
   private readonly heartbeatMs: number;
+  /** The client sent its last request: the session ends once it has answered them. */
+  private clientEnded = false;
   /** Requests for the next session to answer, in arrival order (see hold). */
   private held: raftmq.v1.ConsumeRequest.$Properties[] = [];
 
@@ -139,8 +141,10 @@ class ConsumeFront {
     call.on("data", (r: ConsumeRequest) => this.fromClient(r));
     call.on("end", () => {
       if (this.finished) return;
-      if (this.upstream !== null) this.upstream.end();
-      else this.finish(null);
+      this.clientEnded = true;
+      // A session on its way gets what the client sent first (see sessionOpened).
+      if (this.upstream !== null && this.announced) this.upstream.end();
+      else if (this.upstream === null) this.finish(null);
     });
     // The client went away, or this node's access gate ended the stream with a status of its own.
     const gone = () => {
@@ -324,6 +328,7 @@ class ConsumeFront {
       const held = this.held;
       this.held = [];
       for (const r of held) up.send(r);
+      if (this.clientEnded) up.end();
     });
     return written;
   }
@@ -333,6 +338,8 @@ class ConsumeFront {
     if (up !== this.upstream || this.finished) return;
     this.upstream = null;
     this.clearAttemptTimer();
+    // Requests held back for the old session's sake flow again (recorded, or held for the next).
+    this.call.resume();
     const hadSession = this.announced;
     this.announced = false;
     if (failure === null) {
@@ -341,7 +348,7 @@ class ConsumeFront {
     }
     // Only a stream that had a session resumes, and only from a leadership failure: other ends
     // (a slow reader, a consumer timeout, a refused request) are the stream's own.
-    const resumable = failure.code === grpc.status.UNAVAILABLE && (this.sessions > 0 || this.resumeDeadline > 0) && !this.ctx.stopping();
+    const resumable = failure.code === grpc.status.UNAVAILABLE && (this.sessions > 0 || this.resumeDeadline > 0) && !this.clientEnded && !this.ctx.stopping();
     if (!resumable) {
       this.finish(failure);
       return;
@@ -434,7 +441,8 @@ class ConsumeFront {
     const stream = this.ctx.forwarder.openDuplex(address, def, this.call.metadata);
     const up: Upstream = {
       send: (request) => {
-        stream.write(request);
+        // A client that sends faster than the leader takes is held back in turn.
+        if (!stream.write(request)) this.call.pause();
       },
       end: () => stream.end(),
       cancel: () => stream.cancel(),
@@ -445,6 +453,9 @@ class ConsumeFront {
     stream.on("data", (r: ConsumeResponse) => {
       // A client that reads slowly holds the relayed stream back, and with it the leader's session.
       if (!this.fromUpstream(up, r)) stream.pause();
+    });
+    stream.on("drain", () => {
+      if (this.upstream === up) this.call.resume();
     });
     stream.on("error", () => {});
     stream.on("status", (status: grpc.StatusObject) => {

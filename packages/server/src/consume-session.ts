@@ -1,5 +1,6 @@
-// Consume on the leader: one stream is one session. Subscriptions, settlements and prefetch
-// changes become commands; deliveries arrive through ConsumerSessions; when the stream ends the
+// A consuming session on the leader, fed by the node holding the client's stream (consume-front:
+// this node's own, or a follower's relayed one). Subscriptions, settlements and prefetch changes
+// become commands; deliveries arrive through ConsumerSessions; when the session's stream ends the
 // session goes down in the state machine, and what its consumers held is requeued. A stream whose
 // client falls too far behind its deliveries is ended (slow consumer).
 import { vhostOf } from "./security/access-gate.ts";
