@@ -393,6 +393,10 @@ export class Consumer implements AsyncIterable<Delivery> {
    */
   private resumed(): void {
     this.counters.resumes++;
+    // Leadership moved, and members may have with it: learn them now, through the node that
+    // holds the stream. A stream that outlives membership changes would otherwise leave only
+    // departed addresses to subscribe again through when its own node goes.
+    void this.connection.refresh().catch(() => []);
     this.generation++;
     this.unsettled = new Map();
     this.heldAcks = [];
