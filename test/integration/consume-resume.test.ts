@@ -133,39 +133,60 @@ function expectResumed(s: RawStream, resumedAt: number, highest: number): void {
   expect(later.every((d) => d.tag > highest)).toBe(true);
 }
 
+/**
+ * Declares `queue` with messages 0..19 through node `via`, and opens on node `on` a stream that
+ * acks its first 3 deliveries and holds the next 5 unsettled; returns it and its highest tag.
+ */
+async function holdingStream(via: number, on: number, queue: string, producerId: string, tag: string, extra: Record<string, string> = {}) {
+  await client(via).callRetrying("DeclareQueue", { name: queue, durable: true });
+  await publish(client(via), queue, producerId, 0, 20);
+  const s = new RawStream(client(on), tag, extra);
+  s.write({ subscribe: { queue, prefetch: 5, consumerTag: tag } });
+  const highest = await holdSome(s, 3);
+  return { s, highest };
+}
+
+/** Where the resumed session was announced among the stream's responses. */
+const resumedIndex = (s: RawStream) => s.responses.findIndex((r) => r.kind === "session" && r.session?.resumed === true);
+
+/**
+ * After the resume: messages 20..29 published through node `via` arrive on the same stream with
+ * all before them, acked; the queue ends empty and the stream open, and node `holder` logged the
+ * resume. Returns how many deliveries had come before the resumed session.
+ */
+async function expectEverythingAfterResume(s: RawStream, highest: number, via: number, holder: number, queue: string, producerId: string): Promise<number> {
+  const resumedAt = resumedIndex(s);
+  const seenBefore = s.deliveriesAtSession[1] ?? 0;
+  await publish(client(via), queue, producerId, 20, 30);
+  await ackUntil(s, seenBefore, range(0, 30));
+  expectResumed(s, resumedAt, highest);
+  expect(seqsOf(s.deliveries)).toEqual(range(0, 30));
+  await drained(client(via), queue);
+  expect(s.status).toBeNull();
+  expect(harness.eventCount(holder, "consume-stream-resumed")).toBeGreaterThanOrEqual(1);
+  return seenBefore;
+}
+
 describe("a Consume stream across a leader change", () => {
   it("held by the leader: a leadership transfer moves its consumer to the new leader; what it held comes again, an old tag's ack is answered, nothing is lost", async () => {
     const leader = await waitForLeader(ids.map(client));
     const target = ids.find((id) => id !== leader) as number;
     const queue = "resume-transfer";
-    await client(leader).callRetrying("DeclareQueue", { name: queue, durable: true });
-    await publish(client(leader), queue, "p-transfer", 0, 20);
-
-    const s = new RawStream(client(leader), "c1", { "raftmq-heartbeat-ms": "200" });
-    s.write({ subscribe: { queue, prefetch: 5, consumerTag: "c1" } });
-    const highest = await holdSome(s, 3);
+    const { s, highest } = await holdingStream(leader, leader, queue, "p-transfer", "c1", { "raftmq-heartbeat-ms": "200" });
     const heldSeqs = s.deliveries.filter((d) => d.tag > 3).map((d) => d.seq);
     expect(heldSeqs.length).toBe(5);
 
     await client(target).callRetrying("TransferLeadership", { to: target });
     await s.until("a resumed session", () => (s.sessions().length === 2 ? true : undefined));
-    const resumedAt = s.responses.findIndex((r) => r.kind === "session" && r.session?.resumed === true);
     // An ack of a delivery the old session gave is void, and says so, naming its tag.
     s.ack(4);
     await s.until("the answer to the stale ack", () => s.errors().find((e) => Number(e.deliveryTag) === 4));
     expect(s.errors().find((e) => Number(e.deliveryTag) === 4)?.code).toBe(GrpcStatus.UNAVAILABLE);
 
-    const seenBefore = s.deliveriesAtSession[1] ?? 0;
-    await publish(client(target), queue, "p-transfer", 20, 30);
-    await ackUntil(s, seenBefore, range(0, 30));
-    expectResumed(s, resumedAt, highest);
-    const again = s.deliveries.slice(seenBefore);
+    const seenBefore = await expectEverythingAfterResume(s, highest, target, leader, queue, "p-transfer");
     // What the first session held unsettled came again, marked redelivered.
+    const again = s.deliveries.slice(seenBefore);
     for (const seq of heldSeqs) expect(again.find((d) => d.seq === seq)?.redelivered, `message ${seq}`).toBe(true);
-    expect(seqsOf(s.deliveries)).toEqual(range(0, 30));
-    await drained(client(target), queue);
-    expect(s.status).toBeNull();
-    expect(harness.eventCount(leader, "consume-stream-resumed")).toBeGreaterThanOrEqual(1);
     s.cancel();
   });
 
@@ -173,26 +194,13 @@ describe("a Consume stream across a leader change", () => {
     const leader = await waitForLeader(ids.map(client));
     const holder = ids.find((id) => id !== leader) as number;
     const queue = "resume-kill";
-    await client(leader).callRetrying("DeclareQueue", { name: queue, durable: true });
-    await publish(client(leader), queue, "p-kill", 0, 20);
-
-    const s = new RawStream(client(holder), "c2");
-    s.write({ subscribe: { queue, prefetch: 5, consumerTag: "c2" } });
-    const highest = await holdSome(s, 3);
+    const { s, highest } = await holdingStream(leader, holder, queue, "p-kill", "c2");
 
     await harness.stop(leader, "SIGKILL");
     const survivors = ids.filter((id) => id !== leader);
     await s.until("a resumed session", () => (s.sessions().length === 2 ? true : undefined), 30_000);
-    const resumedAt = s.responses.findIndex((r) => r.kind === "session" && r.session?.resumed === true);
     const next = await waitForNewLeader(survivors.map(client), leader);
-    const seenBefore = s.deliveriesAtSession[1] ?? 0;
-    await publish(client(next), queue, "p-kill", 20, 30);
-    await ackUntil(s, seenBefore, range(0, 30));
-    expectResumed(s, resumedAt, highest);
-    expect(seqsOf(s.deliveries)).toEqual(range(0, 30));
-    await drained(client(holder), queue);
-    expect(s.status).toBeNull();
-    expect(harness.eventCount(holder, "consume-stream-resumed")).toBeGreaterThanOrEqual(1);
+    await expectEverythingAfterResume(s, highest, next, holder, queue, "p-kill");
     s.cancel();
     await harness.start(leader, { members: ids });
     await waitForLeader(ids.map(client));

@@ -111,7 +111,7 @@ class ConsumeFront {
   private sessions = 0;
   /** Whether the current upstream announced its session and took the stream's subscriptions. */
   private announced = false;
-  private resumeDeadline = 0;
+  /** When the stream lost its session and began looking for the next one; 0 while it has one. */
   private resumeStartedAt = 0;
   private attempts = 0;
   private lastFailure: GrpcFailure | null = null;
@@ -167,25 +167,16 @@ class ConsumeFront {
       case "subscribe": {
         const s = r.subscribe ?? {};
         const tracked = this.consumers.subscribe(s);
-        if (!between) {
-          if (tracked) this.consumers.sent(s.consumerTag ?? "");
-          this.upstream?.send(r);
-        } else if (!tracked) this.hold(r);
-        // A tracked one is made by the next session with the others.
+        if (tracked && !between) this.consumers.sent(s.consumerTag ?? "");
+        this.pass(r, tracked);
         return;
       }
-      case "cancel": {
-        const known = this.consumers.cancelled(r.cancel ?? "");
-        if (!between) this.upstream?.send(r);
-        else if (!known) this.hold(r);
+      case "cancel":
+        this.pass(r, this.consumers.cancelled(r.cancel ?? ""));
         return;
-      }
-      case "setPrefetch": {
-        const known = this.consumers.setPrefetch(r.setPrefetch?.consumerTag ?? "", r.setPrefetch?.prefetch ?? 0);
-        if (!between) this.upstream?.send(r);
-        else if (!known) this.hold(r);
+      case "setPrefetch":
+        this.pass(r, this.consumers.setPrefetch(r.setPrefetch?.consumerTag ?? "", r.setPrefetch?.prefetch ?? 0));
         return;
-      }
       case "ack":
       case "nack":
       case "reject": {
@@ -206,16 +197,23 @@ class ConsumeFront {
           this.reportError(grpc.status.FAILED_PRECONDITION, `unknown delivery tag ${deliveryTag} of consumer "${consumerTag}"`, consumerTag, deliveryTag);
           return;
         }
-        const request = target.deliveryTag === deliveryTag ? r : settlement(r.kind, { ...s, deliveryTag: target.deliveryTag });
-        if (!between) this.upstream?.send(request);
-        else this.hold(request);
+        this.pass(target.deliveryTag === deliveryTag ? r : settlement(r.kind, { ...s, deliveryTag: target.deliveryTag }), false);
         return;
       }
       default:
         // Malformed requests: the session answers them as it always has.
-        if (!between) this.upstream?.send(r);
-        else this.hold(r);
+        this.pass(r, false);
     }
+  }
+
+  /**
+   * Sends a request to the current session. Between sessions, one this node `recorded` (a
+   * subscription, its prefetch, its cancel) is made by the next session with the others; any
+   * other is held for it to answer.
+   */
+  private pass(r: raftmq.v1.ConsumeRequest.$Properties, recorded: boolean): void {
+    if (this.upstream !== null && this.announced) this.upstream.send(r);
+    else if (!recorded) this.hold(r);
   }
 
   /**
@@ -312,7 +310,7 @@ class ConsumeFront {
       );
       this.ctx.metrics?.consumeResumed.inc();
     }
-    this.resumeDeadline = 0;
+    this.resumeStartedAt = 0;
     this.attempts = 0;
     const written = this.call.write(resumed ? { session: { ...s, resumed: true } } : { session: s }, callback);
     // The consumers the client had, and those it asked for between sessions, in this session;
@@ -348,7 +346,7 @@ class ConsumeFront {
     }
     // Only a stream that had a session resumes, and only from a leadership failure: other ends
     // (a slow reader, a consumer timeout, a refused request) are the stream's own.
-    const resumable = failure.code === grpc.status.UNAVAILABLE && (this.sessions > 0 || this.resumeDeadline > 0) && !this.clientEnded && !this.ctx.stopping();
+    const resumable = failure.code === grpc.status.UNAVAILABLE && this.sessions > 0 && !this.clientEnded && !this.ctx.stopping();
     if (!resumable) {
       this.finish(failure);
       return;
@@ -360,9 +358,8 @@ class ConsumeFront {
   /** Tries again for a session after a pause, within the resume deadline. */
   private retryLater(failure: GrpcFailure): void {
     this.lastFailure = failure;
-    if (this.resumeDeadline === 0) {
+    if (this.resumeStartedAt === 0) {
       this.resumeStartedAt = Date.now();
-      this.resumeDeadline = this.resumeStartedAt + this.ctx.consumeResumeMs;
       this.startGapHeartbeats();
     }
     const delay = Math.min(MAX_RETRY_MS, RETRY_STEP_MS * this.attempts);
@@ -375,7 +372,7 @@ class ConsumeFront {
   /** Opens a session on the leader, waiting for one within the resume deadline. */
   private async attempt(): Promise<void> {
     if (this.finished) return;
-    if (this.resumeDeadline > 0 && Date.now() > this.resumeDeadline) {
+    if (this.resumeStartedAt > 0 && Date.now() > this.resumeStartedAt + this.ctx.consumeResumeMs) {
       const last = this.lastFailure;
       this.finish(
         statusFailure(
