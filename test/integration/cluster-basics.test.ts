@@ -280,6 +280,30 @@ describe("a 3-node cluster", () => {
     expect(after.exchanges.some((e) => e.name === "events")).toBe(false);
   });
 
+  it("routes through an exchange-to-exchange binding, which a fresh cluster's leader enables (state-machine version 6)", async () => {
+    const [a, b] = followers as [number, number];
+    // The leader moves a new cluster to the newest version by itself, soon after its election.
+    await eventually("state-machine version 6", async () => (Number((await client(a).call("Status", {})).machineVersion) >= 6 ? true : undefined));
+    await client(a).call("DeclareExchange", { name: "e2e-src", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_TOPIC });
+    await client(a).call("DeclareExchange", { name: "e2e-dst", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_FANOUT, internal: true });
+    await client(a).call("DeclareQueue", { name: "e2e-q" });
+    await client(a).call("Bind", { exchange: "e2e-dst", queue: "e2e-q" });
+    await client(a).call("Bind", { exchange: "e2e-src", destinationExchange: "e2e-dst", routingKey: "a.*" });
+    await client(a).call("Bind", { exchange: "e2e-src", queue: "e2e-q", routingKey: "#" });
+    const listed = await client(b).call("ListBindings", { destinationExchange: "e2e-dst" });
+    expect(listed.bindings.map((x) => [x.exchange, x.queue, x.destinationExchange, x.routingKey])).toEqual([["e2e-src", "", "e2e-dst", "a.*"]]);
+    // Two paths to one queue: one copy.
+    const routed = await client(b).call("Publish", { messages: [{ exchange: "e2e-src", routingKey: "a.b", body: new Uint8Array([1]) }] });
+    expect(routed.confirms[0]?.routedQueues).toEqual(["e2e-q"]);
+    await expectStatus(client(b).call("Bind", { exchange: "e2e-src", destinationExchange: "no-such-exchange" }), GrpcStatus.NOT_FOUND, /no exchange "no-such-exchange"/);
+    await expectStatus(client(b).call("Bind", { exchange: "e2e-src" }), GrpcStatus.INVALID_ARGUMENT, /needs a destination/);
+    // Deleting the destination removes the binding on every node.
+    await client(b).call("DeleteExchange", { name: "e2e-dst" });
+    expect((await client(a).call("ListBindings", { exchange: "e2e-src" })).bindings.map((x) => x.queue)).toEqual(["e2e-q"]);
+    await client(a).call("DeleteQueue", { name: "e2e-q" });
+    await client(a).call("DeleteExchange", { name: "e2e-src" });
+  });
+
   it("answers bad input with INVALID_ARGUMENT or NOT_FOUND and a message that says what to fix", async () => {
     const f = client(followers[0] as number);
     await expectStatus(f.call("DeclareExchange", { name: "typeless" }), GrpcStatus.INVALID_ARGUMENT, /needs a type/);

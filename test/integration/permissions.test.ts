@@ -229,14 +229,24 @@ const CASES: CaseTable = {
     },
   ],
   "Broker.PurgeQueue": [{ label: "", request: () => ({ name: "tq.main" }) }],
-  "Broker.Bind": [{ label: "", request: () => ({ exchange: "tx.direct", queue: "tq.side", routingKey: "bound-by-test" }) }],
+  "Broker.Bind": [
+    { label: "to a queue", request: () => ({ exchange: "tx.direct", queue: "tq.side", routingKey: "bound-by-test" }) },
+    { label: "to an exchange", request: () => ({ exchange: "tx.direct", destinationExchange: "tx.fan", routingKey: "bound-by-test" }) },
+  ],
   "Broker.Unbind": [
     {
-      label: "",
+      label: "from a queue",
       setup: async () => {
         await asAdmin("Broker", "Bind", { exchange: "tx.direct", queue: "tq.side", routingKey: "unbind-me" }, TABLE_VHOST);
       },
       request: () => ({ exchange: "tx.direct", queue: "tq.side", routingKey: "unbind-me" }),
+    },
+    {
+      label: "from an exchange",
+      setup: async () => {
+        await asAdmin("Broker", "Bind", { exchange: "tx.direct", destinationExchange: "tx.fan", routingKey: "unbind-me" }, TABLE_VHOST);
+      },
+      request: () => ({ exchange: "tx.direct", destinationExchange: "tx.fan", routingKey: "unbind-me" }),
     },
   ],
   "Broker.Publish": PUBLISH_CASES,

@@ -23,7 +23,7 @@ import { settingsFromProto } from "./cluster-settings.ts";
 import type { CommandResult, GetResult, PublishResult } from "./command-result.ts";
 import { type DeadLetterReason, deadLetteredMessage, isDeadLetterCycle } from "./dead-letter.ts";
 import type { Effect } from "./effect.ts";
-import { assertNever, bindingId, Exchange, type ExchangeType } from "./exchange.ts";
+import { assertNever, type Binding, bindingId, type DestinationKind, Exchange, type ExchangeType } from "./exchange.ts";
 import { accessLimits, type BrokerLimits, resolveLimits } from "./limits.ts";
 import { requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto } from "./queue-arguments.ts";
@@ -60,8 +60,12 @@ export interface ExchangeInfo {
 }
 
 export interface BindingInfo {
+  /** The source. */
   exchange: string;
+  /** The destination queue, or "" when the destination is an exchange. */
   queue: string;
+  /** The destination exchange, or "" when the destination is a queue. */
+  destinationExchange: string;
   routingKey: string;
   arguments: Header[];
 }
@@ -228,7 +232,14 @@ export class Broker {
     if (v === undefined) return out;
     for (const e of v.exchanges.values()) {
       for (const b of e.bindings.values()) {
-        out.push({ exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: [...b.arguments] });
+        const toQueue = b.destinationKind === "queue";
+        out.push({
+          exchange: b.exchange,
+          queue: toQueue ? b.destination : "",
+          destinationExchange: toQueue ? "" : b.destination,
+          routingKey: b.routingKey,
+          arguments: [...b.arguments],
+        });
       }
     }
     return out;
@@ -427,13 +438,37 @@ export class Broker {
     return { ok: true, kind: "deleteExchange" };
   }
 
+  /**
+   * Deletes an exchange with the bindings it is the source or the destination of. An auto-delete
+   * exchange that loses its last binding that way goes too, as in RabbitMQ (which also leaves
+   * alternate-exchange and dead-letter references dangling: routing skips a missing exchange).
+   */
   private removeExchange(vh: Vhost, ex: Exchange): void {
     for (const b of [...ex.bindings.values()]) {
       ex.removeBinding(b.id);
       this.s.bindingCount--;
-      vh.queues.get(b.queue)?.bindings.delete(b);
+      if (b.destinationKind === "queue") vh.queues.get(b.destination)?.bindings.delete(b);
+      else vh.exchanges.get(b.destination)?.boundFrom.delete(b);
     }
     vh.exchanges.delete(ex.name);
+    const sources = this.unbindAll(vh, ex.boundFrom);
+    for (const source of sources) this.maybeAutoDeleteExchange(vh, source);
+  }
+
+  /**
+   * Removes the bindings of a deleted destination (`bound`, its set of them) from their sources,
+   * and answers the sources, in the order of the bindings, for the caller to auto-delete.
+   */
+  private unbindAll(vh: Vhost, bound: Set<Binding>): Exchange[] {
+    const sources: Exchange[] = [];
+    for (const b of [...bound]) {
+      const source = vh.exchanges.get(b.exchange);
+      if (source === undefined || source.removeBinding(b.id) === null) continue;
+      this.s.bindingCount--;
+      sources.push(source);
+    }
+    bound.clear();
+    return sources;
   }
 
   /** Exchanges of every vhost, the predeclared ones included (maxExchanges counts them). */
@@ -519,14 +554,18 @@ export class Broker {
   private bind(c: raftmq.v1.Bind.$Properties): CommandResult {
     const found = this.bindingEnds(c);
     if ("error" in found) return fail(found.error);
-    const { ex, q } = found;
+    const { source, destination } = found;
     if (this.s.bindingCount >= this.limits.maxBindings) {
-      return fail(resourceExhausted(`cannot bind queue "${q.name}" to exchange "${ex.name}": the broker holds its limit of ${this.limits.maxBindings} bindings`));
+      return fail(
+        resourceExhausted(
+          `cannot bind ${destination.kind} "${destination.name}" to exchange "${source.name}": the broker holds its limit of ${this.limits.maxBindings} bindings`,
+        ),
+      );
     }
-    const b = ex.addBinding(q.name, c.routingKey ?? "", c.arguments ?? []);
+    const b = source.addBinding(destination.kind, destination.name, c.routingKey ?? "", c.arguments ?? []);
     if (b !== null) {
       this.s.bindingCount++;
-      q.bindings.add(b);
+      destination.bound.add(b);
     }
     return { ok: true, kind: "bind" };
   }
@@ -534,29 +573,40 @@ export class Broker {
   private unbind(c: raftmq.v1.Unbind.$Properties): CommandResult {
     const found = this.bindingEnds(c);
     if ("error" in found) return fail(found.error);
-    const { ex, q } = found;
-    const b = ex.removeBinding(bindingId(q.name, c.routingKey ?? "", c.arguments ?? []));
+    const { vh, source, destination } = found;
+    const b = source.removeBinding(bindingId(destination.kind, destination.name, c.routingKey ?? "", c.arguments ?? []));
     if (b !== null) {
       this.s.bindingCount--;
-      q.bindings.delete(b);
-      this.maybeAutoDeleteExchange(q.vhost, ex);
+      destination.bound.delete(b);
+      this.maybeAutoDeleteExchange(vh, source);
     }
     return { ok: true, kind: "unbind" };
   }
 
-  private bindingEnds(c: raftmq.v1.Bind.$Properties): { ex: Exchange; q: Queue } | { error: BrokerError } {
+  /** The source exchange and the destination (a queue, or an exchange) a Bind or Unbind names. */
+  private bindingEnds(
+    c: raftmq.v1.Bind.$Properties,
+  ): { vh: Vhost; source: Exchange; destination: { kind: DestinationKind; name: string; bound: Set<Binding> } } | { error: BrokerError } {
     const vh = this.vhostNamed(c.vhost);
     if (vh === undefined) return { error: noVhost(c.vhost) };
     const exName = c.exchange ?? "";
+    const source = vh.exchanges.get(exName);
+    if (source === undefined) return { error: notFound(`no exchange "${exName}"`) };
+    if (source.name === "") return { error: preconditionFailed("the default exchange cannot be bound to: it routes by queue name") };
+    // Validation let through exactly one destination: an exchange when the field is set.
+    if (c.destinationExchange != null) {
+      const name = c.destinationExchange;
+      const ex = vh.exchanges.get(name);
+      if (ex === undefined) return { error: notFound(`no exchange "${name}"`) };
+      if (ex.name === "") return { error: preconditionFailed("the default exchange cannot be a binding's destination: it takes only what is published to it") };
+      return { vh, source, destination: { kind: "exchange", name, bound: ex.boundFrom } };
+    }
     const qName = c.queue ?? "";
-    const ex = vh.exchanges.get(exName);
-    if (ex === undefined) return { error: notFound(`no exchange "${exName}"`) };
-    if (ex.name === "") return { error: preconditionFailed("the default exchange cannot be bound to: it routes by queue name") };
     const q = vh.queues.get(qName);
     if (q === undefined) return { error: notFound(`no queue "${qName}"`) };
     const locked = this.exclusiveError(q, c.sessionId ?? "");
     if (locked !== null) return { error: locked };
-    return { ex, q };
+    return { vh, source, destination: { kind: "queue", name: qName, bound: q.bindings } };
   }
 
   private publish(c: raftmq.v1.Publish.$Properties): CommandResult {
@@ -849,7 +899,7 @@ export class Broker {
       this.removeQueue(q);
       deletedQueues.push(q.name);
     }
-    for (const ex of [...vh.exchanges.values()]) this.removeExchange(vh, ex);
+    for (const ex of [...vh.exchanges.values()]) if (vh.exchanges.get(ex.name) === ex) this.removeExchange(vh, ex);
     invariant(vh.queues.size === 0 && vh.exchanges.size === 0, `vhost "${name}" is empty when deleted`);
     s.vhosts.delete(name);
     forgetVhostPermissions(s, name);
@@ -888,20 +938,34 @@ export class Broker {
 
   // ---- routing and queue mechanics ----
 
-  /** Queues of vh the message reaches from ex, following alternate exchanges, in declaration order. */
+  /**
+   * Queues of vh the message reaches from ex, in declaration order, each once however many paths
+   * lead there. As RabbitMQ's rabbit_exchange:route: every exchange reached routes the message by
+   * its own bindings to queues and to further exchanges; one whose bindings match nothing hands it
+   * to its alternate exchange; an exchange already visited is not visited again, so cycles end.
+   * The set of exchanges visited, and so the result, does not depend on the order of the walk.
+   */
   private route(vh: Vhost, ex: Exchange, m: BrokerMessage): Queue[] {
     const names = new Set<string>();
-    const visited = new Set<string>();
-    let at: Exchange | undefined = ex;
-    while (at !== undefined && !visited.has(at.name)) {
-      visited.add(at.name);
+    const visited = new Set<string>([ex.name]);
+    const pending: Exchange[] = [ex];
+    const next = new Set<string>();
+    for (let at = pending.pop(); at !== undefined; at = pending.pop()) {
+      let matched: boolean;
       if (at.name === "") {
-        if (vh.queues.has(m.routingKey)) names.add(m.routingKey);
+        matched = vh.queues.has(m.routingKey);
+        if (matched) names.add(m.routingKey);
       } else {
-        at.route(m.routingKey, m.properties.headers, names);
+        matched = at.route(m.routingKey, m.properties.headers, names, next);
       }
-      if (names.size > 0 || at.alternateExchange === "") break;
-      at = vh.exchanges.get(at.alternateExchange);
+      if (!matched && at.alternateExchange !== "") next.add(at.alternateExchange);
+      for (const name of next) {
+        if (visited.has(name)) continue;
+        visited.add(name);
+        const to = vh.exchanges.get(name);
+        if (to !== undefined) pending.push(to);
+      }
+      next.clear();
     }
     const out: Queue[] = [];
     for (const n of names) {
@@ -1063,14 +1127,7 @@ export class Broker {
     for (const c of [...s.consumers.values()]) {
       if (c.queue === q) this.forgetConsumer(c);
     }
-    for (const b of [...q.bindings]) {
-      const ex = q.vhost.exchanges.get(b.exchange);
-      if (ex === undefined) continue;
-      ex.removeBinding(b.id);
-      s.bindingCount--;
-      this.maybeAutoDeleteExchange(q.vhost, ex);
-    }
-    q.bindings.clear();
+    for (const source of this.unbindAll(q.vhost, q.bindings)) this.maybeAutoDeleteExchange(q.vhost, source);
     q.takeAllReady();
     // basic.get deliveries of a deleted queue have nothing left to settle either.
     for (const session of [...s.sessions.values()]) {
@@ -1092,7 +1149,10 @@ export class Broker {
     if (q.autoDelete && q.hadConsumer && q.consumers.length === 0 && !q.deleted) this.removeQueue(q);
   }
 
+  /** RabbitMQ's rule: only bindings it is the source of count, not those to it. */
   private maybeAutoDeleteExchange(vh: Vhost, ex: Exchange): void {
+    // A cascade of deletions may name an exchange that already went.
+    if (vh.exchanges.get(ex.name) !== ex) return;
     if (ex.autoDelete && ex.hadBinding && ex.bindings.size === 0 && !ex.builtin) this.removeExchange(vh, ex);
   }
 

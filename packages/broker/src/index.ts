@@ -12,5 +12,5 @@ export { MACHINE_VERSION, UnsupportedMachineVersionError } from "./machine-versi
 export type { Overflow, QueueArgs } from "./queue.ts";
 export { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 export { type Command, type CommandKind, commandKind, MAX_ACK_TAGS, validateCommand } from "./validate-command.ts";
-export { ACCESS_CONTROL_VERSION, ACK_TAGS_VERSION, PRODUCER_RETRY_VERSION, versionGateError } from "./version-gate.ts";
+export { ACCESS_CONTROL_VERSION, ACK_TAGS_VERSION, EXCHANGE_BINDINGS_VERSION, PRODUCER_RETRY_VERSION, versionGateError } from "./version-gate.ts";
 export { DEFAULT_VHOST } from "./vhost.ts";

@@ -8,7 +8,7 @@
  * command (a new rule, a changed default or bound) goes under a new version, and apply branches on
  * the version in force until the old one is no longer supported.
  */
-export const MACHINE_VERSION = 5;
+export const MACHINE_VERSION = 6;
 
 // What each version applies:
 //   1  exchanges, queues, bindings, consumers, idempotent producers, cluster settings.
@@ -18,6 +18,8 @@ export const MACHINE_VERSION = 5;
 //   4  AckTags, many single acks of one consumer in one command (version-gate.ts refuses it under 3).
 //   5  Publish.retry: a retry of a producer with no record, or below its record, answers
 //      OUTCOME_UNKNOWN instead of enqueuing (ignored under 4).
+//   6  Bind/Unbind.destination_exchange: exchange-to-exchange bindings, routed recursively
+//      (version-gate.ts refuses them under 5; older code would ignore the field).
 
 /** The version of a state that never applied SetClusterSettings, and of snapshots written before versions. */
 export const INITIAL_MACHINE_VERSION = 1;

@@ -198,7 +198,11 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
         alternateExchange: e.alternateExchange,
         builtin: e.builtin,
         hadBinding: e.hadBinding,
-        bindings: [...e.bindings.values()].map((b) => ({ queue: b.queue, routingKey: b.routingKey, arguments: [...b.arguments] })),
+        bindings: [...e.bindings.values()].map((b) =>
+          b.destinationKind === "queue"
+            ? { queue: b.destination, routingKey: b.routingKey, arguments: [...b.arguments] }
+            : { destinationExchange: b.destination, routingKey: b.routingKey, arguments: [...b.arguments] },
+        ),
         vhost: vhostField(v),
       });
     }
@@ -446,19 +450,35 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
     vh.queues.set(name, queue);
     built.push(queue);
   }
-  for (const e of list(snap.exchanges)) {
+  const exchanges = list(snap.exchanges);
+  const restoredExchanges: [Vhost, Exchange][] = [];
+  for (const e of exchanges) {
     const name = str(e.name);
     const vh = vhostOf(e.vhost, `exchange "${name}"`);
     const ex = new Exchange(name, typeFromProto(num(e.type)), bool(e.durable), bool(e.autoDelete), bool(e.internal), str(e.alternateExchange), bool(e.builtin));
+    vh.exchanges.set(name, ex);
+    restoredExchanges.push([vh, ex]);
+  }
+  // Bindings once every exchange is back: a destination exchange may be listed after its source.
+  for (let i = 0; i < exchanges.length; i++) {
+    const e = exchanges[i] as raftmq.v1.SnapshotExchange;
+    const [vh, ex] = restoredExchanges[i] as [Vhost, Exchange];
     for (const b of list(e.bindings)) {
-      const binding = ex.addBinding(str(b.queue), str(b.routingKey), list(b.arguments));
-      const q = vh.queues.get(str(b.queue));
-      invariant(binding !== null && q !== undefined, `snapshot binding of exchange "${name}" to queue "${str(b.queue)}" is valid`);
-      q.bindings.add(binding);
+      const toExchange = str(b.destinationExchange);
+      if (toExchange !== "") {
+        const binding = ex.addBinding("exchange", toExchange, str(b.routingKey), list(b.arguments));
+        const dest = vh.exchanges.get(toExchange);
+        invariant(binding !== null && dest !== undefined && str(b.queue) === "", `snapshot binding of exchange "${ex.name}" to exchange "${toExchange}" is valid`);
+        dest.boundFrom.add(binding);
+      } else {
+        const binding = ex.addBinding("queue", str(b.queue), str(b.routingKey), list(b.arguments));
+        const q = vh.queues.get(str(b.queue));
+        invariant(binding !== null && q !== undefined, `snapshot binding of exchange "${ex.name}" to queue "${str(b.queue)}" is valid`);
+        q.bindings.add(binding);
+      }
       s.bindingCount++;
     }
     ex.hadBinding = bool(e.hadBinding);
-    vh.exchanges.set(name, ex);
   }
   for (const c of list(snap.consumers)) {
     const q = queueOf(c.vhost, c.queue, `consumer "${str(c.id)}"`);

@@ -203,6 +203,21 @@ function settleTargetError(c: { consumerId?: string | null; sessionId?: string |
   );
 }
 
+/**
+ * A binding's destination is exactly one of a queue (a non-empty `queue`) and an exchange (a
+ * `destination_exchange` that is set; set to "" it names the default exchange, which apply
+ * refuses as RabbitMQ does).
+ */
+function bindingDestinationError(kind: "bind" | "unbind", queue: string | null | undefined, destinationExchange: string | null | undefined): BrokerError | null {
+  const toQueue = (queue ?? "") !== "";
+  const toExchange = destinationExchange != null;
+  if (toQueue && toExchange) {
+    return invalidArgument(`${kind} names both queue "${queue}" and destination_exchange "${destinationExchange}": a binding has exactly one destination, a queue or an exchange`);
+  }
+  if (!toQueue && !toExchange) return invalidArgument(`${kind} needs a destination: a queue name, or a destination_exchange for a binding to an exchange`);
+  return null;
+}
+
 export function validateCommand(command: Command, limits: BrokerLimits): BrokerError | null {
   const kind = commandKind(command);
   return kind === null ? noOperationError() : validateCommandOfKind(kind, command, limits);
@@ -259,9 +274,12 @@ export function validateCommandOfKind(kind: CommandKind, command: Command, limit
     case "bind":
     case "unbind": {
       const c = (kind === "bind" ? command.bind : command.unbind) ?? {};
+      const destinationError = bindingDestinationError(kind, c.queue, c.destinationExchange);
+      if (destinationError !== null) return destinationError;
       const e =
         nameError("exchange name", c.exchange, limits, true) ??
-        nameError("queue name", c.queue, limits, true) ??
+        nameError("queue name", c.queue, limits, false) ??
+        nameError("destination exchange name", c.destinationExchange, limits, false) ??
         nameError("routing key", c.routingKey, limits, false) ??
         headersError("binding arguments", c.arguments, limits) ??
         accessNameError("vhost", c.vhost, false);

@@ -29,9 +29,18 @@ function needs(what: string, version: number, inForce: number): BrokerError {
   );
 }
 
+/**
+ * Bind/Unbind.destination_exchange: bindings whose destination is an exchange. Older code ignores
+ * the field and would take the command for a queue binding without a queue.
+ */
+export const EXCHANGE_BINDINGS_VERSION = 6;
+
 /** Why the version in force cannot apply this command, or null when it can. */
 export function versionGateError(kind: CommandKind, command: Command, inForce: number): BrokerError | null {
   if (kind === "ackTags" && inForce < ACK_TAGS_VERSION) return needs("ack_tags", ACK_TAGS_VERSION, inForce);
+  if ((kind === "bind" || kind === "unbind") && inForce < EXCHANGE_BINDINGS_VERSION && command[kind]?.destinationExchange != null) {
+    return needs(`${kind === "bind" ? "exchange.bind" : "exchange.unbind"} to exchange "${command[kind]?.destinationExchange ?? ""}"`, EXCHANGE_BINDINGS_VERSION, inForce);
+  }
   if (inForce >= ACCESS_CONTROL_VERSION) return null;
   if (accessKinds.has(kind)) return needs(snakeCase(kind), ACCESS_CONTROL_VERSION, inForce);
   const vhost = commandVhostField(kind, command);

@@ -39,6 +39,11 @@ export class Driver {
     return this.ok({ bind: { exchange, queue, routingKey, arguments: args } });
   }
 
+  /** exchange.bind: `destination` receives what `source` routes with the key (version 6 and later). */
+  bindExchange(source: string, destination: string, routingKey = "", args: raftmq.v1.Header.$Properties[] = []) {
+    return this.ok({ bind: { exchange: source, destinationExchange: destination, routingKey, arguments: args } });
+  }
+
   publish(exchange: string, routingKey: string, body = "m", extra: raftmq.v1.Publish.$Properties = {}) {
     return this.run({ publish: { exchange, routingKey, body: new TextEncoder().encode(body), ...extra } });
   }

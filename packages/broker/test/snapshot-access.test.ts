@@ -194,7 +194,7 @@ describe("snapshots written before vhosts", () => {
     expect(b.userCount).toBe(0);
     expect(b.machineVersion()).toBe(1);
     expect(b.queueInfo("q")).toMatchObject({ messagesReady: 1, messagesUnacknowledged: 1, consumers: 1 });
-    expect(b.listBindings()).toEqual([{ exchange: "amq.fanout", queue: "q", routingKey: "", arguments: [] }]);
+    expect(b.listBindings()).toEqual([{ exchange: "amq.fanout", queue: "q", destinationExchange: "", routingKey: "", arguments: [] }]);
     const out = b.apply({ publish: { exchange: "amq.fanout", body: Buffer.from("three") } }, { index: 1, timestamp: 20 });
     expect(out.result).toMatchObject({ ok: true, routedQueues: ["q"] });
   });

@@ -61,7 +61,7 @@ describe("each vhost is its own namespace", () => {
     d.ok({ bind: { exchange: "amq.fanout", queue: "q", vhost: "a" } });
     expect(routed(d.publish("amq.fanout", ""))).toEqual([]);
     expect(routed(d.run({ publish: { exchange: "amq.fanout", vhost: "a" } }))).toEqual(["q"]);
-    expect(d.broker.listBindings("a")).toEqual([{ exchange: "amq.fanout", queue: "q", routingKey: "", arguments: [] }]);
+    expect(d.broker.listBindings("a")).toEqual([{ exchange: "amq.fanout", queue: "q", destinationExchange: "", routingKey: "", arguments: [] }]);
     expect(d.broker.listBindings("/")).toEqual([]);
     expect(outcomeOf(d.run({ declareExchange: { name: "amq.custom", type: ExchangeType.EXCHANGE_TYPE_DIRECT, vhost: "a" } }))).toBe("PRECONDITION_FAILED");
   });

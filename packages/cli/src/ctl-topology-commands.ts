@@ -148,28 +148,33 @@ export function addTopologyCommands(program: Command): void {
     });
 
   const binding = program.command("binding").description("declare, delete and list bindings");
+  /** A binding's destination from the command line: a queue, or with --to-exchange an exchange. */
+  const destinationOf = (name: string, o: { toExchange?: boolean }) => (o.toExchange === true ? { exchange: name } : name);
+  const described = (name: string, o: { toExchange?: boolean }) => (o.toExchange === true ? `exchange ${name}` : name);
   binding
     .command("declare")
-    .description("bind a queue to an exchange")
-    .argument("<exchange>")
-    .argument("<queue>")
+    .description("bind a queue (or, with --to-exchange, an exchange) to an exchange")
+    .argument("<exchange>", "the source exchange")
+    .argument("<destination>", "the queue, or with --to-exchange the exchange, that receives what the source routes")
     .argument("[routing-key]", "binding key", "")
-    .action(async (exchangeName: string, queueName: string, key: string, _o: unknown, cmd: Command) => {
+    .option("--to-exchange", "the destination is an exchange (exchange-to-exchange binding)")
+    .action(async (exchangeName: string, destination: string, key: string, o: { toExchange?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        await client.bind(exchangeName, queueName, key);
-        println(`bound ${queueName} to ${exchangeName} with key "${key}"`);
+        await client.bind(exchangeName, destinationOf(destination, o), key);
+        println(`bound ${described(destination, o)} to ${exchangeName} with key "${key}"`);
       });
     });
   binding
     .command("delete")
     .description("remove a binding")
-    .argument("<exchange>")
-    .argument("<queue>")
+    .argument("<exchange>", "the source exchange")
+    .argument("<destination>", "the queue, or with --to-exchange the exchange")
     .argument("[routing-key]", "binding key", "")
-    .action(async (exchangeName: string, queueName: string, key: string, _o: unknown, cmd: Command) => {
+    .option("--to-exchange", "the destination is an exchange")
+    .action(async (exchangeName: string, destination: string, key: string, o: { toExchange?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        await client.unbind(exchangeName, queueName, key);
-        println(`unbound ${queueName} from ${exchangeName} with key "${key}"`);
+        await client.unbind(exchangeName, destinationOf(destination, o), key);
+        println(`unbound ${described(destination, o)} from ${exchangeName} with key "${key}"`);
       });
     });
   binding
@@ -177,12 +182,13 @@ export function addTopologyCommands(program: Command): void {
     .description("list bindings")
     .option("--exchange <name>", "only bindings of this exchange")
     .option("--queue <name>", "only bindings to this queue")
+    .option("--to-exchange <name>", "only bindings to this exchange")
     .option("--json", "print JSON")
-    .action(async (o: { exchange?: string; queue?: string; json?: boolean }, cmd: Command) => {
+    .action(async (o: { exchange?: string; queue?: string; toExchange?: string; json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        const list = await client.listBindings({ exchange: o.exchange, queue: o.queue });
+        const list = await client.listBindings({ exchange: o.exchange, queue: o.queue, destinationExchange: o.toExchange });
         if (o.json === true) printJson(list);
-        else printTable(["exchange", "queue", "routing key"], list.map((b) => [b.exchange === "" ? '""' : b.exchange, b.queue, b.routingKey]));
+        else printTable(["exchange", "destination", "routing key"], list.map((b) => [b.exchange === "" ? '""' : b.exchange, b.queue !== "" ? b.queue : `exchange ${b.destinationExchange}`, b.routingKey]));
       });
     });
 

@@ -68,14 +68,22 @@ describe("raftmqctl against a cluster", () => {
     expect((await ctl(["queue", "declare", "cli-bound"])).code).toBe(0);
     expect((await ctl(["binding", "declare", "cli-x", "cli-bound", "a.#"])).stdout).toContain('bound cli-bound to cli-x with key "a.#"');
     const list = await ctl(["binding", "list", "--exchange", "cli-x", "--json"]);
-    expect(JSON.parse(list.stdout)).toEqual([{ exchange: "cli-x", queue: "cli-bound", routingKey: "a.#", arguments: {} }]);
+    expect(JSON.parse(list.stdout)).toEqual([{ exchange: "cli-x", queue: "cli-bound", destinationExchange: "", routingKey: "a.#", arguments: {} }]);
     const pub = await ctl(["publish", "--exchange", "cli-x", "a.b.c", "routed"]);
     expect(pub.stdout).toContain("routed to cli-bound");
     expect((await ctl(["binding", "delete", "cli-x", "cli-bound", "a.#"])).code).toBe(0);
+    // An exchange-to-exchange binding: cli-x routes on to cli-y, which routes to the queue.
+    expect((await ctl(["exchange", "declare", "cli-y", "--type", "fanout"])).code).toBe(0);
+    expect((await ctl(["binding", "declare", "cli-y", "cli-bound"])).code).toBe(0);
+    expect((await ctl(["binding", "declare", "cli-x", "cli-y", "b.*", "--to-exchange"])).stdout).toContain('bound exchange cli-y to cli-x with key "b.*"');
+    expect((await ctl(["binding", "list", "--to-exchange", "cli-y"])).stdout).toMatch(/cli-x\s+│ exchange cli-y\s+│ b\.\*/);
+    expect((await ctl(["publish", "--exchange", "cli-x", "b.c", "via cli-y"])).stdout).toContain("routed to cli-bound");
+    expect((await ctl(["binding", "delete", "cli-x", "cli-y", "b.*", "--to-exchange"])).code).toBe(0);
+    expect((await ctl(["exchange", "delete", "cli-y"])).code).toBe(0);
     const exchanges = await ctl(["exchange", "list"]);
     expect(exchanges.stdout).toMatch(/cli-x\s+│ topic/);
     expect((await ctl(["exchange", "delete", "cli-x"])).code).toBe(0);
-    expect((await ctl(["queue", "delete", "cli-bound"])).stdout).toContain("queue cli-bound deleted with 1 messages");
+    expect((await ctl(["queue", "delete", "cli-bound"])).stdout).toContain("queue cli-bound deleted with 2 messages");
   });
 
   it("moves leadership, adds a member and removes it", async () => {

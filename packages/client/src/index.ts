@@ -33,6 +33,7 @@ export {
   UnavailableError,
 } from "./client-errors.ts";
 export {
+  type BindingDestination,
   type BindingInfo,
   type Body,
   type DeclareExchangeOptions,

@@ -78,10 +78,25 @@ export interface ExchangeInfo {
 }
 
 export interface BindingInfo {
+  /** The source. */
   exchange: string;
+  /** The destination queue; "" when the destination is an exchange. */
   queue: string;
+  /** The destination exchange; "" when the destination is a queue. */
+  destinationExchange: string;
   routingKey: string;
   arguments: Headers;
+}
+
+/**
+ * Where a binding delivers: a queue, by name, or another exchange (RabbitMQ's exchange.bind),
+ * which routes what it receives by its own bindings.
+ */
+export type BindingDestination = string | { exchange: string };
+
+/** The destination fields of a Bind or Unbind request. */
+export function bindingDestinationToWire(destination: BindingDestination): { queue: string; destinationExchange?: string } {
+  return typeof destination === "string" ? { queue: destination } : { queue: "", destinationExchange: destination.exchange };
 }
 
 export type Body = Uint8Array | string;
@@ -242,7 +257,7 @@ export function exchangeInfoFromWire(e: raftmq.v1.ExchangeInfo.$Properties): Exc
 }
 
 export function bindingInfoFromWire(b: raftmq.v1.BindingInfo.$Properties): BindingInfo {
-  return { exchange: b.exchange ?? "", queue: b.queue ?? "", routingKey: b.routingKey ?? "", arguments: headersFromWire(b.arguments) };
+  return { exchange: b.exchange ?? "", queue: b.queue ?? "", destinationExchange: b.destinationExchange ?? "", routingKey: b.routingKey ?? "", arguments: headersFromWire(b.arguments) };
 }
 
 /** One message as the broker receives it, stamped with its producer's id and sequence. */

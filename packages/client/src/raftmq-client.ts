@@ -10,8 +10,10 @@ import { ClusterConnection } from "./cluster-connection.ts";
 import { ConnectionSecurity } from "./connection-security.ts";
 import { type ConsumeOptions, Consumer, type DeliveryHandler, type ExclusiveQueueOptions, type HandlerRun, runHandler } from "./consumer.ts";
 import {
+  type BindingDestination,
   type BindingInfo,
   type Body,
+  bindingDestinationToWire,
   bindingInfoFromWire,
   type DeclareExchangeOptions,
   type DeclareQueueOptions,
@@ -203,12 +205,17 @@ export class RaftmqClient {
     return { messageCount: Number(r.messageCount) };
   }
 
-  async bind(exchange: string, queue: string, routingKey = "", args?: Headers): Promise<void> {
-    await this.connection.unary(broker.Bind, { exchange, queue, routingKey, arguments: headersToWire(args) });
+  /**
+   * Binds `destination` to the exchange `exchange`: a queue by name, or `{ exchange: "name" }` for
+   * another exchange (RabbitMQ's exchange.bind; the cluster must apply state-machine version 6).
+   */
+  async bind(exchange: string, destination: BindingDestination, routingKey = "", args?: Headers): Promise<void> {
+    await this.connection.unary(broker.Bind, { exchange, ...bindingDestinationToWire(destination), routingKey, arguments: headersToWire(args) });
   }
 
-  async unbind(exchange: string, queue: string, routingKey = "", args?: Headers): Promise<void> {
-    await this.connection.unary(broker.Unbind, { exchange, queue, routingKey, arguments: headersToWire(args) });
+  /** Removes the binding bind made with the same destination, key and arguments. */
+  async unbind(exchange: string, destination: BindingDestination, routingKey = "", args?: Headers): Promise<void> {
+    await this.connection.unary(broker.Unbind, { exchange, ...bindingDestinationToWire(destination), routingKey, arguments: headersToWire(args) });
   }
 
   async queueInfo(name: string): Promise<QueueInfo> {
@@ -226,8 +233,9 @@ export class RaftmqClient {
     return (r.exchanges ?? []).map(exchangeInfoFromWire);
   }
 
-  async listBindings(filter: { exchange?: string; queue?: string } = {}): Promise<BindingInfo[]> {
-    const r = await this.connection.unary(broker.ListBindings, { exchange: filter.exchange ?? "", queue: filter.queue ?? "" });
+  /** Bindings of the vhost; a filter field keeps those of that source, queue or destination exchange. */
+  async listBindings(filter: { exchange?: string; queue?: string; destinationExchange?: string } = {}): Promise<BindingInfo[]> {
+    const r = await this.connection.unary(broker.ListBindings, { exchange: filter.exchange ?? "", queue: filter.queue ?? "", destinationExchange: filter.destinationExchange ?? "" });
     return (r.bindings ?? []).map(bindingInfoFromWire);
   }
 

@@ -201,11 +201,17 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
     ListBindings: read<raftmq.v1.ListBindingsRequest>((r, vhost) => {
       const exchange = r.exchange ?? "";
       const queue = r.queue ?? "";
+      const destinationExchange = r.destinationExchange ?? "";
       return {
         bindings: driver.broker
           .listBindings(vhost)
-          .filter((b) => (exchange === "" || b.exchange === exchange) && (queue === "" || b.queue === queue))
-          .map((b) => ({ exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: b.arguments })),
+          .filter(
+            (b) =>
+              (exchange === "" || b.exchange === exchange) &&
+              (queue === "" || b.queue === queue) &&
+              (destinationExchange === "" || b.destinationExchange === destinationExchange),
+          )
+          .map((b) => ({ exchange: b.exchange, queue: b.queue, destinationExchange: b.destinationExchange, routingKey: b.routingKey, arguments: b.arguments })),
       };
     }),
   };

@@ -13,6 +13,11 @@ function vhostField(vhost: string): { vhost?: string } {
   return vhost === "/" || vhost === "" ? {} : { vhost };
 }
 
+/** A binding's destination exchange, only when the request sets it: a queue binding reads as before. */
+function destinationField(destinationExchange: string | null | undefined): { destinationExchange?: string } {
+  return destinationExchange == null ? {} : { destinationExchange };
+}
+
 export function consumerIdOf(sessionId: string, consumerTag: string): string {
   return `${sessionId}/${consumerTag}`;
 }
@@ -102,12 +107,22 @@ export class CommandBuilder {
     return this.checked({ purgeQueue: { name: r.name ?? "", sessionId: r.sessionId ?? "", ...vhostField(vhost) } });
   }
 
+  /**
+   * queue.bind, or exchange.bind when `destinationExchange` is set: `exchange` is the source (AMQP's
+   * exchange.bind names it `source`, and the destination `destination`). Exactly one of `queue`
+   * and `destinationExchange` (set to "" it names the default exchange, which apply refuses).
+   */
   bind(r: Props<"BindRequest">, vhost = "/"): Command {
-    return this.checked({ bind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "", ...vhostField(vhost) } });
+    return this.checked({
+      bind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "", ...vhostField(vhost), ...destinationField(r.destinationExchange) },
+    });
   }
 
+  /** queue.unbind, or exchange.unbind when `destinationExchange` is set, as bind. */
   unbind(r: Props<"UnbindRequest">, vhost = "/"): Command {
-    return this.checked({ unbind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "", ...vhostField(vhost) } });
+    return this.checked({
+      unbind: { exchange: r.exchange ?? "", queue: r.queue ?? "", routingKey: r.routingKey ?? "", arguments: r.arguments ?? [], sessionId: r.sessionId ?? "", ...vhostField(vhost), ...destinationField(r.destinationExchange) },
+    });
   }
 
   /** One Publish command per message. */

@@ -47,7 +47,7 @@ const SETTING_ROWS: readonly SettingRow[] = [
     unit: "entries",
     bounds: "Bindings across all exchanges.",
     checkedBy: "broker",
-    error: 'RESOURCE_EXHAUSTED: `cannot bind queue "{queue}" to exchange "{exchange}": the broker holds its limit of {limit} bindings`',
+    error: 'RESOURCE_EXHAUSTED: `cannot bind queue "{queue}" to exchange "{exchange}": the broker holds its limit of {limit} bindings` (`exchange "{destination}"` instead of the queue for a binding to an exchange)',
   },
   { setting: "maxConsumersPerQueue", unit: "entries", bounds: "Consumers of one queue.", checkedBy: "broker", error: 'RESOURCE_EXHAUSTED: `queue "{queue}" has its limit of {limit} consumers`' },
   {

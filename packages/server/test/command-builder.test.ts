@@ -37,6 +37,46 @@ describe("command builder", () => {
     expect(() => b.settle("s", "ack", { deliveryTag: 1 })).toThrow(InvalidRequestError);
   });
 
+  it("builds exchange.bind and exchange.unbind with destinationExchange; a queue binding has no such field", () => {
+    const bind = b.bind({ exchange: "src", destinationExchange: "dst", routingKey: "k" }, "v");
+    expect(bind).toEqual({ bind: { exchange: "src", queue: "", routingKey: "k", arguments: [], sessionId: "", vhost: "v", destinationExchange: "dst" } });
+    expect(b.unbind({ exchange: "src", destinationExchange: "dst" }).unbind).toMatchObject({ exchange: "src", queue: "", destinationExchange: "dst" });
+    // As a gRPC handler gets them: decoded, the field absent unless the client set it.
+    const decoded = (props: raftmq.v1.BindRequest.$Properties) => raftmq.v1.BindRequest.decode(raftmq.v1.BindRequest.encode(props).finish());
+    const toQueue = b.bind(decoded({ exchange: "src", queue: "q" }));
+    expect(Object.keys(toQueue.bind ?? {})).not.toContain("destinationExchange");
+    expect(raftmq.v1.Command.encode(toQueue).finish()).toEqual(raftmq.v1.Command.encode({ bind: { exchange: "src", queue: "q", routingKey: "", arguments: [], sessionId: "" } }).finish());
+    // Set to "", it names the default exchange: it passes here and the broker refuses it.
+    expect(b.bind(decoded({ exchange: "src", destinationExchange: "" })).bind?.destinationExchange).toBe("");
+
+    // What the state machine makes of the built commands.
+    const broker = new Broker();
+    let index = 0;
+    const apply = (command: raftmq.v1.Command.$Properties) => broker.apply(command, { index: ++index, timestamp: 1 }).result;
+    apply({ setClusterSettings: { machineVersion: MACHINE_VERSION } });
+    apply(b.declareExchange({ name: "src", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_FANOUT }));
+    apply(b.declareExchange({ name: "dst", type: raftmq.v1.ExchangeType.EXCHANGE_TYPE_FANOUT }));
+    apply(b.declareQueue({ name: "q" }));
+    apply(b.bind({ exchange: "dst", queue: "q" }));
+    expect(apply(b.bind({ exchange: "src", destinationExchange: "dst" }))).toEqual({ ok: true, kind: "bind" });
+    expect(apply(b.publish({ messages: [{ exchange: "src" }] })[0] as raftmq.v1.Command.$Properties)).toMatchObject({ ok: true, routedQueues: ["q"] });
+    expect(apply(b.bind(decoded({ exchange: "src", destinationExchange: "" })))).toMatchObject({ ok: false, error: { code: "PRECONDITION_FAILED", message: expect.stringMatching(/default exchange/) } });
+  });
+
+  it("refuses a binding without exactly one destination, and one to an exchange before version 6", () => {
+    expect(failure(() => b.bind({ exchange: "src" }))).toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/^bind needs a destination: a queue name, or a destination_exchange/) });
+    expect(failure(() => b.unbind({ exchange: "src", queue: "q", destinationExchange: "dst" }))).toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringMatching(/^unbind names both queue "q" and destination_exchange "dst"/),
+    });
+    const old = new CommandBuilder(defaultLimits, () => 5);
+    expect(failure(() => old.bind({ exchange: "src", destinationExchange: "dst" }))).toMatchObject({
+      code: "PRECONDITION_FAILED",
+      message: 'exchange.bind to exchange "dst" needs state-machine version 6, and the cluster applies version 5: move it to version 6 first (raftmqctl settings, Cluster.SetSettings)',
+    });
+    expect(old.bind({ exchange: "src", queue: "q" }).bind?.queue).toBe("q");
+  });
+
   it("builds a declare with typed queue arguments", () => {
     const c = b.declareQueue({ name: "q", durable: true, arguments: { maxLength: 10, overflow: raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH } });
     expect(c.declareQueue).toMatchObject({ name: "q", durable: true, arguments: { maxLength: 10, overflow: raftmq.v1.Overflow.OVERFLOW_REJECT_PUBLISH } });

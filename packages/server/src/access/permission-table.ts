@@ -64,6 +64,9 @@ function on(permission: Permission, resource: ResourceKind, field: FieldPath, ex
 
 const DLX_SET: Condition = { field: "arguments.deadLetterExchange", present: "set" };
 const AE_SET: Condition = { field: "alternateExchange", present: "non-empty" };
+const QUEUE_SET: Condition = { field: "queue", present: "non-empty" };
+/** Set to "" it names the default exchange, matched as amq.default (and refused by the broker). */
+const DESTINATION_EXCHANGE_SET: Condition = { field: "destinationExchange", present: "set" };
 const SERVER_NAMED = { emptyAs: SERVER_NAMED_QUEUE_PREFIX };
 
 function admin(service: ServiceName, method: string, note = ""): PermissionRow {
@@ -91,8 +94,18 @@ export const PERMISSION_TABLE: readonly PermissionRow[] = [
   },
   { service: "Broker", method: "DeleteQueue", needs: [VHOST, on("configure", "queue", "name")], note: "" },
   { service: "Broker", method: "PurgeQueue", needs: [VHOST, on("read", "queue", "name")], note: "" },
-  { service: "Broker", method: "Bind", needs: [VHOST, on("write", "queue", "queue"), on("read", "exchange", "exchange")], note: "Messages flow from the exchange (read) into the queue (write)." },
-  { service: "Broker", method: "Unbind", needs: [VHOST, on("write", "queue", "queue"), on("read", "exchange", "exchange")], note: "As Bind." },
+  {
+    service: "Broker",
+    method: "Bind",
+    needs: [VHOST, on("write", "queue", "queue", { when: QUEUE_SET }), on("write", "exchange", "destinationExchange", { when: DESTINATION_EXCHANGE_SET }), on("read", "exchange", "exchange")],
+    note: "Messages flow from the exchange (read) into the queue or the destination exchange (write), as RabbitMQ's queue.bind and exchange.bind.",
+  },
+  {
+    service: "Broker",
+    method: "Unbind",
+    needs: [VHOST, on("write", "queue", "queue", { when: QUEUE_SET }), on("write", "exchange", "destinationExchange", { when: DESTINATION_EXCHANGE_SET }), on("read", "exchange", "exchange")],
+    note: "As Bind.",
+  },
   { service: "Broker", method: "Publish", needs: [VHOST, on("write", "exchange", "messages[].exchange")], note: `Each message's exchange; the default exchange is matched as "${DEFAULT_EXCHANGE_PERMISSION_NAME}".` },
   {
     service: "Broker",

@@ -122,12 +122,18 @@ describe("requirementsFor resolves names from decoded requests (RabbitMQ's mappi
     expect(req("QueueInfo", decode(v1.QueueInfoRequest, { name: "q" }))).toEqual([VHOST, perm("read", "queue", "q")]);
   });
 
-  it("Bind and Unbind: write on the queue, read on the exchange", () => {
+  it("Bind and Unbind: write on the queue or on the destination exchange, read on the (source) exchange", () => {
     for (const [m, type] of [
       ["Bind", v1.BindRequest],
       ["Unbind", v1.UnbindRequest],
     ] as const) {
       expect(req(m, decode(type, { exchange: "x", queue: "q", routingKey: "k" }))).toEqual([VHOST, perm("write", "queue", "q"), perm("read", "exchange", "x")]);
+      // RabbitMQ's exchange.bind: write on the destination, read on the source.
+      expect(req(m, decode(type, { exchange: "x", destinationExchange: "d" }))).toEqual([VHOST, perm("write", "exchange", "d"), perm("read", "exchange", "x")]);
+      // Set to "", the destination is the default exchange (refused by the broker once authorized).
+      expect(req(m, decode(type, { exchange: "x", destinationExchange: "" }))).toEqual([VHOST, perm("write", "exchange", "amq.default"), perm("read", "exchange", "x")]);
+      // Both set is INVALID_ARGUMENT later; every permission is asked first.
+      expect(req(m, decode(type, { exchange: "x", queue: "q", destinationExchange: "d" }))).toEqual([VHOST, perm("write", "queue", "q"), perm("write", "exchange", "d"), perm("read", "exchange", "x")]);
     }
   });
 
