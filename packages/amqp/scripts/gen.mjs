@@ -1,0 +1,223 @@
+// Generates gen/spec.ts from the AMQP 0-9-1 specification XML: constants, one descriptor per
+// method (the tables the codec in src/ walks), TypeScript types for every method's arguments, and
+// the basic class's content properties. Skips when gen/spec.ts is newer than the XML and this script.
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const pkg = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const xmlPath = join(pkg, "spec", "amqp0-9-1.extended.xml");
+const outDir = join(pkg, "gen");
+const outPath = join(outDir, "spec.ts");
+
+const newest = Math.max(statSync(xmlPath).mtimeMs, statSync(import.meta.filename).mtimeMs);
+if (existsSync(outPath) && statSync(outPath).mtimeMs > newest) process.exit(0);
+const { XMLParser } = await import("fast-xml-parser");
+
+const PRIMITIVES = new Set(["bit", "octet", "short", "long", "longlong", "shortstr", "longstr", "timestamp", "table"]);
+const TS_TYPES = {
+  bit: "boolean",
+  octet: "number",
+  short: "number",
+  long: "number",
+  longlong: "number",
+  timestamp: "number",
+  shortstr: "string",
+  longstr: "Buffer",
+  table: "FieldTable",
+};
+
+// The 0-9-1 XML calls its deprecated fields "reserved-N"; clients (RabbitMQ's own codegen, amqplib)
+// keep their 0-8/0-9 names, which tell a reader what the field once was. A short reserved-1 is
+// always the old access ticket (the XML says so in a comment before each one).
+const RESERVED_NAMES = {
+  "connection.open": { "reserved-1": "capabilities", "reserved-2": "insist" },
+  "connection.open-ok": { "reserved-1": "known-hosts" },
+  "channel.open": { "reserved-1": "out-of-band" },
+  "channel.open-ok": { "reserved-1": "channel-id" },
+  "basic.get-empty": { "reserved-1": "cluster-id" },
+};
+// The basic class's last property, "reserved" in the XML, is the 0-8 cluster-id.
+const PROPERTY_NAMES = { reserved: "cluster-id" };
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: "",
+  parseAttributeValue: false,
+  isArray: (name, _path, _leaf, isAttribute) =>
+    !isAttribute && ["constant", "domain", "class", "method", "field", "chassis", "response"].includes(name),
+});
+const amqp = parser.parse(readFileSync(xmlPath, "utf8")).amqp;
+if (!amqp) throw new Error(`${xmlPath}: no <amqp> root element`);
+
+const camel = (s) => s.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase());
+const pascal = (s) => camel(s).replace(/^[a-z]/, (c) => c.toUpperCase());
+const upper = (s) => s.toUpperCase().replace(/-/g, "_");
+const int = (s, what) => {
+  const n = Number(s);
+  if (!Number.isInteger(n)) throw new Error(`${what}: not an integer: ${s}`);
+  return n;
+};
+const flag = (v) => v === "1";
+
+const domains = new Map(amqp.domain.map((d) => [d.name, d.type]));
+function resolveType(field, where) {
+  const type = field.type ?? domains.get(field.domain);
+  if (!PRIMITIVES.has(type)) throw new Error(`${where}: field ${field.name} has unknown type (domain ${field.domain})`);
+  return type;
+}
+
+const constants = amqp.constant.map((c) => ({
+  name: upper(c.name),
+  value: int(c.value, c.name),
+  errorClass: c.class,
+}));
+
+const methods = [];
+let properties;
+for (const cls of amqp.class) {
+  const classId = int(cls.index, cls.name);
+  if (cls.field) {
+    properties = cls.field.map((f) => ({
+      name: camel(PROPERTY_NAMES[f.name] ?? f.name),
+      type: resolveType(f, `${cls.name} properties`),
+    }));
+    if (cls.name !== "basic") throw new Error(`content properties on class ${cls.name}: only basic is supported`);
+  }
+  for (const m of cls.method) {
+    const name = `${cls.name}.${m.name}`;
+    const chassis = new Set((m.chassis ?? []).map((c) => c.name));
+    const renames = RESERVED_NAMES[name] ?? {};
+    const fields = (m.field ?? []).map((f) => {
+      const reserved = flag(f.reserved);
+      const type = resolveType(f, name);
+      let fieldName = f.name;
+      if (reserved) fieldName = renames[f.name] ?? (type === "short" ? "ticket" : undefined);
+      if (fieldName === undefined) throw new Error(`${name}: no name for reserved field ${f.name}`);
+      return { name: camel(fieldName), type, reserved };
+    });
+    methods.push({
+      name,
+      typeName: pascal(cls.name) + pascal(m.name),
+      classId,
+      methodId: int(m.index, name),
+      synchronous: flag(m.synchronous),
+      content: flag(m.content),
+      toServer: chassis.has("server"),
+      toClient: chassis.has("client"),
+      responses: (m.response ?? []).map((r) => `${cls.name}.${r.name}`),
+      fields,
+    });
+  }
+}
+if (!properties) throw new Error("no content properties (basic class fields) in the specification");
+const ids = new Set(methods.map((m) => m.classId * 65536 + m.methodId));
+if (ids.size !== methods.length) throw new Error("duplicate class/method ids in the specification");
+
+const q = JSON.stringify;
+const out = [];
+const emit = (line = "") => out.push(line);
+
+emit("// Generated by packages/amqp/scripts/gen.mjs from spec/amqp0-9-1.extended.xml. Do not edit:");
+emit("// change the generator or the XML and run `pnpm run gen`.");
+emit('import type { FieldTable } from "../src/field-table.ts";');
+emit();
+emit(
+  `export const AMQP_VERSION = { major: ${int(amqp.major, "major")}, minor: ${int(amqp.minor, "minor")}, revision: ${int(amqp.revision, "revision")} } as const;`,
+);
+emit(`export const AMQP_PORT = ${int(amqp.port, "port")};`);
+emit();
+for (const c of constants) emit(`export const ${c.name} = ${c.value};`);
+emit();
+emit("/** Reply codes that close the connection. */");
+emit(`export const HARD_ERROR_CODES: ReadonlySet<number> = new Set([${constants.filter((c) => c.errorClass === "hard-error").map((c) => c.value).join(", ")}]);`);
+emit("/** Reply codes that close only the channel. */");
+emit(`export const SOFT_ERROR_CODES: ReadonlySet<number> = new Set([${constants.filter((c) => c.errorClass === "soft-error").map((c) => c.value).join(", ")}]);`);
+emit();
+emit(`export const CLASS_IDS = { ${amqp.class.map((c) => `${camel(c.name)}: ${int(c.index, c.name)}`).join(", ")} } as const;`);
+emit();
+emit(`/** A field's wire type, its domain resolved. */`);
+emit(`export type FieldType = ${[...PRIMITIVES].map(q).join(" | ")};`);
+emit();
+emit("export interface FieldDescriptor {");
+emit("  /** camelCase; the key in the method's arguments object. */");
+emit("  readonly name: string;");
+emit("  readonly type: FieldType;");
+emit("  /** Deprecated by 0-9-1: senders send the zero value and receivers ignore it. */");
+emit("  readonly reserved: boolean;");
+emit("}");
+emit();
+emit("export interface MethodDescriptor {");
+emit("  readonly classId: number;");
+emit("  readonly methodId: number;");
+emit("  /** class.method, as in the specification: \"basic.publish\". */");
+emit("  readonly name: MethodName;");
+emit("  /** The peer answers with one of `responses`. */");
+emit("  readonly synchronous: boolean;");
+emit("  /** A content header and body frames follow the method. */");
+emit("  readonly content: boolean;");
+emit("  /** The server receives this method (the spec's server chassis). */");
+emit("  readonly toServer: boolean;");
+emit("  /** The client receives this method (the spec's client chassis). */");
+emit("  readonly toClient: boolean;");
+emit("  readonly responses: readonly MethodName[];");
+emit("  readonly fields: readonly FieldDescriptor[];");
+emit("}");
+emit();
+for (const m of methods) {
+  if (m.fields.length === 0) {
+    emit(`export type ${m.typeName} = Record<string, never>;`);
+    continue;
+  }
+  emit(`export interface ${m.typeName} {`);
+  for (const f of m.fields) emit(`  ${f.name}: ${TS_TYPES[f.type]};`);
+  emit("}");
+}
+emit();
+emit("export interface MethodArgsMap {");
+for (const m of methods) emit(`  ${q(m.name)}: ${m.typeName};`);
+emit("}");
+emit();
+emit("export type MethodName = keyof MethodArgsMap;");
+emit("export type MethodArgs<N extends MethodName> = MethodArgsMap[N];");
+emit();
+emit("export type AmqpMethod =");
+for (const [i, m] of methods.entries()) {
+  emit(`  | { name: ${q(m.name)}; args: ${m.typeName} }${i === methods.length - 1 ? ";" : ""}`);
+}
+emit();
+emit("export const METHODS: readonly MethodDescriptor[] = [");
+for (const m of methods) {
+  emit("  {");
+  emit(`    classId: ${m.classId},`);
+  emit(`    methodId: ${m.methodId},`);
+  emit(`    name: ${q(m.name)},`);
+  emit(`    synchronous: ${m.synchronous},`);
+  emit(`    content: ${m.content},`);
+  emit(`    toServer: ${m.toServer},`);
+  emit(`    toClient: ${m.toClient},`);
+  emit(`    responses: [${m.responses.map(q).join(", ")}],`);
+  emit(`    fields: [${m.fields.map((f) => `{ name: ${q(f.name)}, type: ${q(f.type)}, reserved: ${f.reserved} }`).join(", ")}],`);
+  emit("  },");
+}
+emit("];");
+emit();
+emit("export interface PropertyDescriptor {");
+emit("  readonly name: keyof BasicProperties;");
+emit("  readonly type: FieldType;");
+emit("}");
+emit();
+emit("/** The basic class's content properties, in property-flag order (the first is bit 15). */");
+emit("export const BASIC_PROPERTIES: readonly PropertyDescriptor[] = [");
+for (const p of properties) emit(`  { name: ${q(p.name)}, type: ${q(p.type)} },`);
+emit("];");
+emit();
+emit("export interface BasicProperties {");
+for (const p of properties) emit(`  ${p.name}?: ${TS_TYPES[p.type]};`);
+emit("}");
+emit();
+
+mkdirSync(outDir, { recursive: true });
+const tmp = `${outPath}.${process.pid}.tmp`;
+writeFileSync(tmp, out.join("\n"));
+renameSync(tmp, outPath);
