@@ -18,6 +18,8 @@ export interface NodeSpec {
   clientPort: number;
   peerPort: number;
   httpPort: number;
+  /** AMQP 0-9-1 (on 127.0.0.1 when the node runs TLS). */
+  amqpPort: number;
   dataDir: string;
 }
 
@@ -134,19 +136,19 @@ export class ClusterHarness {
 
   /** Allocates ports and directories for nodes 1..count. */
   async plan(count: number): Promise<NodeSpec[]> {
-    const ports = await freePorts(count * 3);
-    for (let i = 0; i < count; i++) this.addSpec(ports[i * 3] ?? 0, ports[i * 3 + 1] ?? 0, ports[i * 3 + 2] ?? 0);
+    const ports = await freePorts(count * 4);
+    for (let i = 0; i < count; i++) this.addSpec(ports[i * 4] ?? 0, ports[i * 4 + 1] ?? 0, ports[i * 4 + 2] ?? 0, ports[i * 4 + 3] ?? 0);
     return this.specs;
   }
 
   async addNodeSpec(): Promise<NodeSpec> {
-    const [c, p, h] = await freePorts(3);
-    return this.addSpec(c ?? 0, p ?? 0, h ?? 0);
+    const [c, p, h, a] = await freePorts(4);
+    return this.addSpec(c ?? 0, p ?? 0, h ?? 0, a ?? 0);
   }
 
-  private addSpec(clientPort: number, peerPort: number, httpPort: number): NodeSpec {
+  private addSpec(clientPort: number, peerPort: number, httpPort: number, amqpPort: number): NodeSpec {
     const id = this.specs.length + 1;
-    const spec = { id, clientPort, peerPort, httpPort, dataDir: join(this.root, `node-${id}`) };
+    const spec = { id, clientPort, peerPort, httpPort, amqpPort, dataDir: join(this.root, `node-${id}`) };
     this.specs.push(spec);
     return spec;
   }
@@ -193,6 +195,10 @@ export class ClusterHarness {
       String(s.peerPort),
       "--http-port",
       String(s.httpPort),
+      "--amqp-port",
+      String(s.amqpPort),
+      "--amqps-port",
+      "",
       "--initial-cluster",
       this.initialCluster(options.members),
       ...(await this.nodeSecurityFlags(id)),

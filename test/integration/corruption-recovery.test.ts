@@ -142,7 +142,7 @@ describe("corruption of a minority node", () => {
     // Node 4 runs where the victim ran: same ports, the wiped directory.
     const next = await harness.addNodeSpec();
     expect(next.id).toBe(4);
-    Object.assign(next, { clientPort: spec.clientPort, peerPort: spec.peerPort, httpPort: spec.httpPort, dataDir: spec.dataDir });
+    Object.assign(next, { clientPort: spec.clientPort, peerPort: spec.peerPort, httpPort: spec.httpPort, amqpPort: spec.amqpPort, dataDir: spec.dataDir });
     await harness.start(4, { members: [...healthy, 4], join: true });
     clients.set(4, new TestClient(harness.clientAddress(4)));
     await eventually(

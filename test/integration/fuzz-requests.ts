@@ -148,12 +148,13 @@ const bytes = fc.oneof(
 const sessionId = fc.oneof(fc.constant(""), text);
 const boolean = fc.boolean();
 
-const headerValue = oneof<Omit<raftmq.v1.HeaderValue.$Properties, "value">>({
+const headerValue = oneof<Omit<raftmq.v1.HeaderValue.$Properties, "value" | "amqpType">>({
   stringValue: text,
   intValue: i64,
   boolValue: boolean,
   doubleValue: fc.double(),
   bytesValue: fc.oneof(fc.uint8Array({ maxLength: 32 }), fc.constantFrom(64 * KiB, 64 * KiB + 1).map((n) => new Uint8Array(n))),
+  amqpField: fc.uint8Array({ maxLength: 32 }),
 });
 const header = message<raftmq.v1.Header.$Properties>({ key: fc.oneof(fc.constantFrom("x-match", "x-death", "x-delay"), text), value: headerValue });
 /** Around the cluster's maxHeaders (64), and far past it. */
@@ -252,8 +253,8 @@ export const REQUESTS: { readonly [S in ServiceName]: Arbitraries<(typeof SERVIC
     }),
     DeleteQueue: message<raftmq.v1.DeleteQueueRequest.$Properties>({ name: queueName, ifUnused: boolean, ifEmpty: boolean, sessionId }),
     PurgeQueue: message<raftmq.v1.PurgeQueueRequest.$Properties>({ name: queueName, sessionId }),
-    Bind: message<raftmq.v1.BindRequest.$Properties>({ exchange: exchangeName, queue: queueName, routingKey: text, arguments: headers, sessionId }),
-    Unbind: message<raftmq.v1.UnbindRequest.$Properties>({ exchange: exchangeName, queue: queueName, routingKey: text, arguments: headers, sessionId }),
+    Bind: message<raftmq.v1.BindRequest.$Properties>({ exchange: exchangeName, queue: queueName, routingKey: text, arguments: headers, sessionId, destinationExchange: exchangeName }),
+    Unbind: message<raftmq.v1.UnbindRequest.$Properties>({ exchange: exchangeName, queue: queueName, routingKey: text, arguments: headers, sessionId, destinationExchange: exchangeName }),
     Publish: publishRequest,
     PublishStream: publishRequest,
     Consume: oneof<Omit<raftmq.v1.ConsumeRequest.$Properties, "kind">>({ subscribe: subscription, cancel: text, ack: settlement, nack: settlement, reject: settlement, setPrefetch }),
@@ -261,7 +262,7 @@ export const REQUESTS: { readonly [S in ServiceName]: Arbitraries<(typeof SERVIC
     QueueInfo: message<raftmq.v1.QueueInfoRequest.$Properties>({ name: queueName }),
     ListQueues: message<raftmq.v1.ListQueuesRequest.$Properties>({}),
     ListExchanges: message<raftmq.v1.ListExchangesRequest.$Properties>({}),
-    ListBindings: message<raftmq.v1.ListBindingsRequest.$Properties>({ exchange: exchangeName, queue: queueName }),
+    ListBindings: message<raftmq.v1.ListBindingsRequest.$Properties>({ exchange: exchangeName, queue: queueName, destinationExchange: exchangeName }),
   },
   Cluster: {
     Status: message<raftmq.v1.StatusRequest.$Properties>({}),

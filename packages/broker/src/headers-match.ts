@@ -59,6 +59,7 @@ export function headerValueKey(v: HeaderValue | null | undefined): string {
   if (v.boolValue != null) return `b:${v.boolValue}`;
   if (v.doubleValue != null) return `d:${v.doubleValue}`;
   if (v.bytesValue != null) return `x:${Buffer.from(v.bytesValue).toString("hex")}`;
+  if (v.amqpField != null) return `a:${Buffer.from(v.amqpField).toString("hex")}`;
   return "";
 }
 

@@ -8,7 +8,7 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { connect, type RaftmqClient } from "@raftmq/client";
 import { type DevCertificates, NODE_V8_FLAGS, writeDevCertificates } from "@raftmq/server";
-import { DEV_ADDRESSES, DEV_HOST, DEV_PASSWORD, DEV_USER, type DevNode, devNodes } from "./dev-layout.ts";
+import { DEV_ADDRESSES, DEV_HOST, DEV_PASSWORD, DEV_USER, type DevNode, type DevPortBases, devNodes } from "./dev-layout.ts";
 import { nodeMainPath, tsxLoaderUrl } from "./node-entry.ts";
 
 /** How long nodes get to start and elect a leader before dev gives up. */
@@ -19,7 +19,7 @@ const STOP_TIMEOUT_MS = 10_000;
 export interface DevClusterOptions {
   dataDir: string;
   nodes: number;
-  ports: { client: number; tlsClient: number; peer: number; http: number };
+  ports: DevPortBases;
   logLevel: string;
 }
 
@@ -67,6 +67,10 @@ function startNode(node: DevNode, options: DevClusterOptions, initialCluster: st
     String(node.peerPort),
     "--http-port",
     String(node.httpPort),
+    "--amqp-port",
+    String(node.amqpPort),
+    "--amqps-port",
+    String(node.amqpsPort),
     "--initial-cluster",
     initialCluster,
     "--log-level",
@@ -179,7 +183,7 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
     for (const r of running) {
       const n = r.node;
       out(
-        `  node ${n.id}  client ${DEV_HOST}:${n.clientPort} (TLS ${DEV_HOST}:${n.tlsClientPort})  peer ${DEV_HOST}:${n.peerPort} (mutual TLS)  metrics http://${DEV_HOST}:${n.httpPort}/metrics  data ${rel(resolve(options.dataDir, `node-${n.id}`))}  log ${rel(r.logFile)}  pid ${r.child.pid}`,
+        `  node ${n.id}  client ${DEV_HOST}:${n.clientPort} (TLS ${DEV_HOST}:${n.tlsClientPort})  peer ${DEV_HOST}:${n.peerPort} (mutual TLS)  AMQP amqp://${DEV_HOST}:${n.amqpPort} (TLS ${n.amqpsPort})  metrics http://${DEV_HOST}:${n.httpPort}/metrics  data ${rel(resolve(options.dataDir, `node-${n.id}`))}  log ${rel(r.logFile)}  pid ${r.child.pid}`,
       );
     }
     out(`leader: node ${first.leader.leaderId} (${first.leader.address})`);

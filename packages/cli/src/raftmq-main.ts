@@ -5,7 +5,7 @@ import { buildCommand } from "@raftmq/server";
 import { Command, CommanderError, Option } from "commander";
 import { addCertCommand } from "./cert-command.ts";
 import { runDevCluster } from "./dev-cluster.ts";
-import { DEV_CLIENT_PORT_BASE, DEV_HTTP_PORT_BASE, DEV_NODES, DEV_PEER_PORT_BASE, DEV_TLS_CLIENT_PORT_BASE } from "./dev-layout.ts";
+import { DEV_AMQP_PORT_BASE, DEV_AMQPS_PORT_BASE, DEV_CLIENT_PORT_BASE, DEV_HTTP_PORT_BASE, DEV_NODES, DEV_PEER_PORT_BASE, DEV_TLS_CLIENT_PORT_BASE } from "./dev-layout.ts";
 import { nodeMainPath } from "./node-entry.ts";
 
 function integerOption(name: string, min: number, max: number): (raw: string) => number {
@@ -60,12 +60,16 @@ program
   )
   .addOption(new Option("--peer-port <port>", "peer port of node 1; node N uses port + N - 1").default(DEV_PEER_PORT_BASE).argParser(integerOption("--peer-port", 1, 65535)))
   .addOption(new Option("--http-port <port>", "metrics/health port of node 1; node N uses port + N - 1").default(DEV_HTTP_PORT_BASE).argParser(integerOption("--http-port", 1, 65535)))
+  .addOption(
+    new Option("--amqp-port <port>", "AMQP 0-9-1 port of node 1 (127.0.0.1 only); node N uses port + N - 1").default(DEV_AMQP_PORT_BASE).argParser(integerOption("--amqp-port", 1, 65535)),
+  )
+  .addOption(new Option("--amqps-port <port>", "AMQP 0-9-1 over TLS port of node 1; node N uses port + N - 1").default(DEV_AMQPS_PORT_BASE).argParser(integerOption("--amqps-port", 1, 65535)))
   .addOption(new Option("--log-level <level>", "log level of the nodes (their logs go to the log files)").default("info"))
-  .action(async (o: { dataDir: string; nodes: number; clientPort: number; tlsClientPort: number; peerPort: number; httpPort: number; logLevel: string }) => {
+  .action(async (o: { dataDir: string; nodes: number; clientPort: number; tlsClientPort: number; peerPort: number; httpPort: number; amqpPort: number; amqpsPort: number; logLevel: string }) => {
     process.exitCode = await runDevCluster({
       dataDir: o.dataDir,
       nodes: o.nodes,
-      ports: { client: o.clientPort, tlsClient: o.tlsClientPort, peer: o.peerPort, http: o.httpPort },
+      ports: { client: o.clientPort, tlsClient: o.tlsClientPort, peer: o.peerPort, http: o.httpPort, amqp: o.amqpPort, amqps: o.amqpsPort },
       logLevel: o.logLevel,
     });
   });

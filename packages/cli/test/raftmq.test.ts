@@ -65,15 +65,15 @@ describe("raftmq node", () => {
 
 describe("raftmq dev", () => {
   it("starts 3 nodes, prints endpoints and the leader, stops cleanly on SIGINT and keeps the data", async () => {
-    const base = await freePortRange(12);
-    const ports = ["--client-port", String(base), "--peer-port", String(base + 3), "--http-port", String(base + 6), "--tls-client-port", String(base + 9)];
+    const base = await freePortRange(18);
+    const ports = ["--client-port", String(base), "--peer-port", String(base + 3), "--http-port", String(base + 6), "--tls-client-port", String(base + 9), "--amqp-port", String(base + 12), "--amqps-port", String(base + 15)];
     const addresses = [0, 1, 2].map((i) => `127.0.0.1:${base + i}`).join(",");
     const dataDir = join(root, "data");
     const start = () => spawnBin("raftmq", ["dev", "--data-dir", dataDir, ...ports, "--log-level", "warn"]);
 
     const first = start();
     const out = await waitForOutput(first, /Ctrl-C stops the cluster/);
-    for (let i = 0; i < 3; i++) expect(out).toContain(`node ${i + 1}  client 127.0.0.1:${base + i} (TLS 127.0.0.1:${base + 9 + i})  peer 127.0.0.1:${base + 3 + i} (mutual TLS)`);
+    for (let i = 0; i < 3; i++) expect(out).toContain(`node ${i + 1}  client 127.0.0.1:${base + i} (TLS 127.0.0.1:${base + 9 + i})  peer 127.0.0.1:${base + 3 + i} (mutual TLS)  AMQP amqp://127.0.0.1:${base + 12 + i} (TLS ${base + 15 + i})`);
     expect(out).toContain("guest/guest");
     expect(out).toMatch(/leader: node [123] \(127\.0\.0\.1:\d+\)/);
     expect(out).toContain("raftmqctl.mjs");

@@ -65,7 +65,7 @@ function securityFlags(_id: number): string[] {
 function startNode(node: Node, cluster: string, dir: string): Promise<void> {
   const child = spawn(
     process.execPath,
-    [...(args["profile-dir"] === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["profile-dir"]}`]), "--import", "tsx", NODE_MAIN, "--node-id", String(node.id), "--data-dir", join(dir, `n${node.id}`), "--client-port", String(node.client), "--peer-port", String(node.peer), "--http-port", String(node.http), "--initial-cluster", cluster, "--log-level", "warn", ...securityFlags(node.id)],
+    [...(args["profile-dir"] === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${args["profile-dir"]}`]), "--import", "tsx", NODE_MAIN, "--node-id", String(node.id), "--data-dir", join(dir, `n${node.id}`), "--client-port", String(node.client), "--peer-port", String(node.peer), "--http-port", String(node.http), "--amqp-port", "0", "--initial-cluster", cluster, "--log-level", "warn", ...securityFlags(node.id)],
     { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] },
   );
   node.child = child;

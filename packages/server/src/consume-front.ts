@@ -32,17 +32,22 @@ const MAX_HELD_REQUESTS = 4096;
 // A local session reads the oneof's `kind`, which decoded messages carry and plain objects lack:
 // what this node makes itself for a session says it, and what a session writes is read by field.
 
-function subscription(subscribe: raftmq.v1.Subscription.$Properties): raftmq.v1.ConsumeRequest.$Properties {
+/** A cancel request, with its `kind` said. */
+export function cancellation(consumerTag: string): raftmq.v1.ConsumeRequest.$Properties {
+  return { cancel: consumerTag, kind: "cancel" } as raftmq.v1.ConsumeRequest.$Properties;
+}
+
+export function subscription(subscribe: raftmq.v1.Subscription.$Properties): raftmq.v1.ConsumeRequest.$Properties {
   return { subscribe, kind: "subscribe" } as raftmq.v1.ConsumeRequest.$Properties;
 }
 
-function settlement(kind: "ack" | "nack" | "reject", s: raftmq.v1.Settlement.$Properties): raftmq.v1.ConsumeRequest.$Properties {
+export function settlement(kind: "ack" | "nack" | "reject", s: raftmq.v1.Settlement.$Properties): raftmq.v1.ConsumeRequest.$Properties {
   return { [kind]: s, kind } as raftmq.v1.ConsumeRequest.$Properties;
 }
 
 type ResponseKind = NonNullable<raftmq.v1.ConsumeResponse["kind"]>;
 
-function responseKind(r: ConsumeResponse): ResponseKind | undefined {
+export function responseKind(r: ConsumeResponse): ResponseKind | undefined {
   const decoded = (r as raftmq.v1.ConsumeResponse).kind;
   if (decoded !== undefined) return decoded;
   if (r.delivery != null) return "delivery";

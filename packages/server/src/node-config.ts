@@ -73,6 +73,10 @@ export interface NodeConfig {
   tlsRefreshMs: number;
   /** A plaintext client port on 127.0.0.1 beside the TLS one, or 0 for none. */
   clientPlaintextPort: number;
+  /** AMQP 0-9-1 without TLS (on 127.0.0.1 only when TLS is on); 0 picks a free port, -1 serves none. */
+  amqpPort: number;
+  /** AMQP 0-9-1 over TLS; 0 picks a free port, -1 serves none (always with --insecure). */
+  amqpsPort: number;
   bootstrapAdminUser: string;
   bootstrapAdminPasswordFile: string;
   /** Users who may log in only from a loopback address (RabbitMQ's loopback_users). */
@@ -319,6 +323,20 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     parse: optionalPort("client-plaintext-port"),
   },
   {
+    key: "amqpPort",
+    name: "amqp-port",
+    description: "port of AMQP 0-9-1 (RabbitMQ clients); with TLS on, served on 127.0.0.1 only, as client-plaintext-port; 0 picks a free port, empty for none",
+    defaultText: "5672",
+    parse: listenPort("amqp-port"),
+  },
+  {
+    key: "amqpsPort",
+    name: "amqps-port",
+    description: "port of AMQP 0-9-1 over TLS, with the client port's certificate (needs TLS; none with --insecure); 0 picks a free port, empty for none",
+    defaultText: "5671",
+    parse: listenPort("amqps-port"),
+  },
+  {
     key: "bootstrapAdminUser",
     name: "bootstrap-admin-user",
     description: `a cluster without users creates this administrator, with full permissions on vhost /; its password comes from bootstrap-admin-password-file or env ${BOOTSTRAP_ADMIN_PASSWORD_ENV}`,
@@ -384,6 +402,12 @@ function clientCertAuth(raw: string): ClientCertAuth {
 function optionalPort(name: string): (raw: string) => number {
   const port = integer(name, 1, 65535);
   return (raw) => (raw.trim() === "" ? 0 : port(raw));
+}
+
+/** A port to listen on: "" for none (-1), 0 for any free one. */
+function listenPort(name: string): (raw: string) => number {
+  const port = integer(name, 0, 65535);
+  return (raw) => (raw.trim() === "" ? -1 : port(raw));
 }
 
 function nameList(raw: string): string[] {
@@ -476,7 +500,7 @@ export function resolveNodeConfig(argv: readonly string[], env: Readonly<Record<
   }
   out.statefulSet = null;
   const config = out as unknown as NodeConfig;
-  return finishConfig(applyStatefulSet(config, explicit));
+  return finishConfig(applyStatefulSet(config, explicit), explicit);
 }
 
 /**
@@ -513,7 +537,7 @@ function applyStatefulSet(config: NodeConfig, explicit: ReadonlySet<string>): No
  * A node runs on TLS or, only when told so explicitly, on nothing (CockroachDB's model): a node
  * given neither certificates nor --insecure refuses to start.
  */
-function checkSecurityOptions(config: NodeConfig): void {
+function checkSecurityOptions(config: NodeConfig, explicitAmqps: boolean): void {
   const tlsFiles = [config.tlsCaFile, config.tlsCertFile, config.tlsKeyFile];
   const clientFiles = [config.clientTlsCertFile, config.clientTlsKeyFile, config.clientTlsCaFile];
   if (config.insecure) {
@@ -521,6 +545,7 @@ function checkSecurityOptions(config: NodeConfig): void {
       throw new ConfigError("insecure and the tls-* options contradict each other: give certificates, or --insecure, not both");
     }
     if (config.clientPlaintextPort !== 0) throw new ConfigError("client-plaintext-port serves beside a TLS client port; with --insecure the client port is plaintext already");
+    if (explicitAmqps && config.amqpsPort !== -1) throw new ConfigError("amqps-port serves AMQP over TLS, and --insecure has no TLS: drop one of them");
     return;
   }
   if (tlsFiles.every((f) => f === "")) {
@@ -533,7 +558,7 @@ function checkSecurityOptions(config: NodeConfig): void {
 }
 
 /** Fills derived defaults and checks options against each other. */
-export function finishConfig(config: NodeConfig): NodeConfig {
+export function finishConfig(config: NodeConfig, explicit: ReadonlySet<string> = new Set()): NodeConfig {
   const advertiseHost = config.advertiseHost === "" ? config.host : applyHostAlias(config.advertiseHost, config.hostAlias);
   // Aliases apply to every address the node dials; members' addresses travel in the log as given.
   let initialCluster = config.initialCluster.map((m) => ({ ...m, peerAddress: aliasAddress(m.peerAddress, config.hostAlias), clientAddress: aliasAddress(m.clientAddress, config.hostAlias) }));
@@ -543,9 +568,11 @@ export function finishConfig(config: NodeConfig): NodeConfig {
   if (!config.join && !initialCluster.some((m) => m.id === config.nodeId)) {
     throw new ConfigError(`initial-cluster (${formatInitialCluster(initialCluster)}) does not name this node (${config.nodeId}); use --join to start as a new member`);
   }
-  checkSecurityOptions(config);
+  checkSecurityOptions(config, explicit.has("amqps-port"));
   if (config.heartbeatTicks >= config.electionTicks) {
     throw new ConfigError(`heartbeat-ticks (${config.heartbeatTicks}) must be smaller than election-ticks (${config.electionTicks})`);
   }
-  return { ...config, advertiseHost, initialCluster };
+  // AMQPS by default only where there is TLS.
+  const amqpsPort = config.insecure ? -1 : config.amqpsPort;
+  return { ...config, advertiseHost, initialCluster, amqpsPort };
 }

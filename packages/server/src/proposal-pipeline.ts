@@ -45,7 +45,7 @@ export function estimateCommandBytes(command: raftmq.v1.Command.$Properties): nu
   const props = p.properties;
   if (props != null) {
     size += 64 + (props.headers?.length ?? 0) * 64;
-    for (const h of props.headers ?? []) size += (h.key?.length ?? 0) * 3 + (h.value?.stringValue?.length ?? 0) * 3 + (h.value?.bytesValue?.byteLength ?? 0);
+    for (const h of props.headers ?? []) size += (h.key?.length ?? 0) * 3 + (h.value?.stringValue?.length ?? 0) * 3 + (h.value?.bytesValue?.byteLength ?? 0) + (h.value?.amqpField?.byteLength ?? 0);
   }
   return size;
 }

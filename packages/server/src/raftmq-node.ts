@@ -32,6 +32,8 @@ import { Authenticator } from "./access/authenticator.ts";
 import { AuditLog } from "./access/audit-log.ts";
 import { accessHandlers } from "./access-service.ts";
 import { AccessGate } from "./security/access-gate.ts";
+import { AmqpServer } from "./amqp/amqp-server.ts";
+import type { SecureContextOptions } from "node:tls";
 import { commonNameOfCertificate, nodeIdOfCertificate } from "./tls/cert-identity.ts";
 import { type BootstrapAdmin, ClusterBootstrap } from "./security/cluster-bootstrap.ts";
 import { type CertificateCoverage, exactId, insecureSecurity, type NodeSecurity, tlsSecurity } from "./security/node-security.ts";
@@ -62,6 +64,10 @@ export interface NodePorts {
   http: number;
   /** The plaintext client port on 127.0.0.1, when there is one. */
   clientPlaintext?: number;
+  /** AMQP 0-9-1, when served. */
+  amqp?: number;
+  /** AMQP 0-9-1 over TLS, when served. */
+  amqps?: number;
 }
 
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
@@ -118,6 +124,7 @@ export class RaftmqNode {
   private readonly memberLookup: MemberLookup;
   private plaintextServer: grpc.Server | null = null;
   private readonly gates: [AccessGate, AccessGate];
+  private readonly amqp: AmqpServer | null;
 
   private constructor(
     private readonly config: NodeConfig,
@@ -275,8 +282,27 @@ export class RaftmqNode {
       servers.push([this.plaintextServer, clientGate]);
       this.introspection.addToServer(this.plaintextServer);
     }
+    const clientBroker = clientGate.wrap("Broker", brokerServiceDefinition, broker);
+    this.amqp =
+      config.amqpPort === -1 && config.amqpsPort === -1
+        ? null
+        : new AmqpServer({
+            // Without TLS on the node, AMQP is its only port; with TLS, plain AMQP stays on loopback.
+            host: security.insecure ? config.host : "127.0.0.1",
+            port: config.amqpPort,
+            tls: config.amqpsPort === -1 ? null : { port: config.amqpsPort, context: amqpsContext(config), requestCert: config.clientCertAuth !== "none" },
+            handlers: clientBroker,
+            insecure: security.insecure,
+            authenticator,
+            view: () => this.driver.broker,
+            audit: this.audit,
+            log: log.child({ component: "amqp" }),
+            version: RAFTMQ_VERSION,
+            clusterName: "raftmq",
+            maxBodyBytes: () => this.driver.broker.settings().maxMessageBytes,
+          });
     for (const [server, gate] of servers) {
-      server.addService(brokerServiceDefinition, gate.wrap("Broker", brokerServiceDefinition, broker));
+      server.addService(brokerServiceDefinition, gate === clientGate ? clientBroker : gate.wrap("Broker", brokerServiceDefinition, broker));
       server.addService(clusterServiceDefinition, gate.wrap("Cluster", clusterServiceDefinition, cluster));
       server.addService(accessServiceDefinition, gate.wrap("Access", accessServiceDefinition, access));
     }
@@ -368,7 +394,15 @@ export class RaftmqNode {
       },
     });
     const address = this.http.address();
-    this.ports = { client, peer, http: typeof address === "object" && address !== null ? address.port : this.config.httpPort, ...(plaintext !== 0 ? { clientPlaintext: plaintext } : {}) };
+    const amqp = (await this.amqp?.listen()) ?? { amqp: 0, amqps: 0 };
+    this.ports = {
+      client,
+      peer,
+      http: typeof address === "object" && address !== null ? address.port : this.config.httpPort,
+      ...(plaintext !== 0 ? { clientPlaintext: plaintext } : {}),
+      ...(this.config.amqpPort !== -1 ? { amqp: amqp.amqp } : {}),
+      ...(this.config.amqpsPort !== -1 ? { amqps: amqp.amqps } : {}),
+    };
   }
 
   /** A StatefulSet pod that joins asks the cluster to add it, until the membership lists it. */
@@ -434,6 +468,7 @@ export class RaftmqNode {
     for (const g of this.gates) g.close();
     if (transfer && this.driver.isLeader) await this.transferLeadership(deadline);
     this.sessions.endAll(toGrpcFailure(new NodeUnavailableError("the node is shutting down; subscribe again", this.driver.leaderClientAddress())));
+    await this.amqp?.close("the node is shutting down");
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.clientServer.forceShutdown();
@@ -470,6 +505,17 @@ export class RaftmqNode {
       this.log.warn({ err }, "leadership transfer on shutdown failed");
     }
   }
+}
+
+/** The TLS settings of the AMQPS port: the client port's certificate and client CA. */
+function amqpsContext(config: NodeConfig): SecureContextOptions {
+  const read = (file: string) => readFileSync(file);
+  return {
+    cert: read(config.clientTlsCertFile !== "" ? config.clientTlsCertFile : config.tlsCertFile),
+    key: read(config.clientTlsKeyFile !== "" ? config.clientTlsKeyFile : config.tlsKeyFile),
+    ca: read(config.clientTlsCaFile !== "" ? config.clientTlsCaFile : config.tlsCaFile),
+    minVersion: "TLSv1.2",
+  };
 }
 
 /** The bootstrap administrator from config: a name, and a password from a file or the environment. */

@@ -196,7 +196,8 @@ function stringBytesError(field: string, value: string | null | undefined, limit
 function valueBytes(v: HeaderValue | null | undefined): number {
   if (v == null) return 0;
   if (v.stringValue != null) return utf8Bytes(v.stringValue);
-  if (v.bytesValue != null) return v.bytesValue.byteLength;
+  if (v.bytesValue != null) return v.bytesValue.byteLength + utf8Bytes(v.amqpType ?? "");
+  if (v.amqpField != null) return v.amqpField.byteLength;
   if (v.boolValue != null) return 1;
   return v.intValue != null || v.doubleValue != null ? 8 : 0;
 }

@@ -249,7 +249,7 @@ export class ChaosCluster {
   async planReplacement(oldId: number): Promise<number> {
     const old = this.harness.spec(oldId);
     const spec = await this.harness.addNodeSpec();
-    Object.assign(spec, { clientPort: old.clientPort, peerPort: old.peerPort, httpPort: old.httpPort, dataDir: old.dataDir });
+    Object.assign(spec, { clientPort: old.clientPort, peerPort: old.peerPort, httpPort: old.httpPort, amqpPort: old.amqpPort, dataDir: old.dataDir });
     return spec.id;
   }
 

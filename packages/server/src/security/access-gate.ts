@@ -41,6 +41,16 @@ export function callAccess(call: object): CallAccess {
   return accessOfCall.get(call) ?? { user: "", tags: ["administrator"], mechanism: "none", vhost: DEFAULT_VHOST, remote: "" };
 }
 
+const presetAccessOfCall = new WeakMap<object, CallAccess>();
+
+/**
+ * Admits an in-process call as `access`: a front end of another protocol (AMQP) authenticated
+ * its connection itself, once, and its calls act as that user in its vhost.
+ */
+export function presetAccess(call: object, access: CallAccess): void {
+  presetAccessOfCall.set(call, access);
+}
+
 /** The vhost a call names (metadata `raftmq-vhost`), "/" by default. */
 export function vhostOf(metadata: grpc.Metadata): string {
   const value = metadata.get(VHOST_METADATA_KEY)[0];
@@ -256,7 +266,10 @@ export class AccessGate {
     const claimedUser = metadata.get(AUTHENTICATED_USER_METADATA_KEY)[0];
     metadata.remove(AUTHENTICATED_USER_METADATA_KEY);
     let access: CallAccess;
-    if (options.insecure) {
+    const preset = presetAccessOfCall.get(call);
+    if (preset !== undefined) {
+      access = preset;
+    } else if (options.insecure) {
       access = { user: "", tags: ["administrator"], mechanism: "none", vhost, remote };
     } else {
       const cert = call.getAuthContext().sslPeerCertificate;

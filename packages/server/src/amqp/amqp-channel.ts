@@ -1,0 +1,550 @@
+// One AMQP channel: its methods translated into broker calls, publishes assembled from content
+// frames and sent with confirms, deliveries numbered per channel. Methods are handled in the order
+// they arrive; a publish waits only for what came before it to be sent, never for a confirm.
+import type { AmqpMethod, BasicProperties, MethodArgs } from "@raftmq/amqp";
+import { raftmq } from "@raftmq/proto";
+import type { CallStatus, LocalBrokerCalls, LocalStream } from "../local-calls.ts";
+import { AmqpError, amqpErrorOfStatus, commandInvalid, notImplemented, preconditionFailed, REPLY, toAmqpError } from "./amqp-errors.ts";
+import type { ConnectionSession, SessionConsumer } from "./amqp-session.ts";
+import { consumeArguments, exchangeType, fromMessageProperties, queueArguments, stringArgument, tableToHeaders, toMessageProperties } from "./amqp-translate.ts";
+
+type PublishRequest = raftmq.v1.PublishRequest.$Properties;
+type PublishResponse = raftmq.v1.PublishResponse;
+type OutboundMessage = raftmq.v1.OutboundMessage.$Properties;
+
+/** What a channel needs of its connection. */
+export interface ChannelHost {
+  readonly calls: LocalBrokerCalls;
+  session(): Promise<ConnectionSession>;
+  sendMethod(channel: number, method: AmqpMethod): void;
+  sendContent(channel: number, method: AmqpMethod, properties: BasicProperties, body: Uint8Array): void;
+  /** Largest body the cluster takes now. */
+  maxBodyBytes(): number;
+  /** Unconfirmed publishes changed by `delta` (the connection stops reading above its bound). */
+  publishing(delta: number): void;
+  /** A channel error or a connection error the channel ran into. */
+  fail(channel: AmqpChannel, error: AmqpError, classId: number, methodId: number): void;
+  readonly serverCancelNotify: boolean;
+}
+
+interface Content {
+  publish: MethodArgs<"basic.publish">;
+  bodySize: number;
+  properties: BasicProperties | null;
+  chunks: Buffer[];
+  received: number;
+}
+
+interface InflightBatch {
+  seqs: number[];
+  /** The messages of mandatory publishes, by index in the batch, to return if unroutable. */
+  mandatory: Map<number, OutboundMessage>;
+}
+
+interface Unacked {
+  consumerTag: string;
+  streamTag: number;
+  /** Held by a session that went down with a leader: requeued there, settling it changes nothing. */
+  stale: boolean;
+}
+
+/** Batches awaiting confirms on one channel above which the connection stops reading. */
+export const MAX_INFLIGHT_BATCHES = 1024;
+
+export class AmqpChannel {
+  state: "open" | "closing" = "open";
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private content: Content | null = null;
+  private lastQueue = "";
+  private prefetch = 0;
+  private confirmMode = false;
+  private publishSeq = 0;
+  private publisher: LocalStream<PublishRequest, PublishResponse> | null = null;
+  private batch: { messages: OutboundMessage[]; seqs: number[]; mandatory: Map<number, OutboundMessage> } | null = null;
+  private readonly inflight: InflightBatch[] = [];
+  private batchNo = 0;
+  readonly consumers = new Map<string, SessionConsumer>();
+  private deliveryTag = 0;
+  private readonly unacked = new Map<number, Unacked>();
+
+  constructor(
+    readonly id: number,
+    private readonly host: ChannelHost,
+  ) {}
+
+  get inflightBatches(): number {
+    return this.inflight.length;
+  }
+
+  /** Runs `op` after every method before it; a failure closes the channel (or the connection). */
+  private serial(classId: number, methodId: number, op: () => Promise<void> | undefined | void): void {
+    const failed = (err: unknown) => this.host.fail(this, toAmqpError(err), classId, methodId);
+    if (this.queued === 0) {
+      // Nothing ahead: run now, so that a publish needs no turn of the event loop.
+      let result: Promise<void> | undefined | void;
+      try {
+        result = op();
+      } catch (err) {
+        failed(err);
+        return;
+      }
+      if (result === undefined) return;
+      this.queued++;
+      this.queue = result.catch(failed).finally(() => this.queued--);
+      return;
+    }
+    this.queued++;
+    this.queue = this.queue
+      .then(async () => {
+        if (this.state === "open") await op();
+      })
+      .catch(failed)
+      .finally(() => this.queued--);
+  }
+
+  private reply(method: AmqpMethod): void {
+    if (this.state === "open") this.host.sendMethod(this.id, method);
+  }
+
+  /** A method frame for this channel (not channel.open/close, which the connection handles). */
+  method(m: AmqpMethod & { classId: number; methodId: number }): void {
+    if (this.content !== null) throw new AmqpError(REPLY.UNEXPECTED_FRAME, `expected content for basic.publish, got ${m.name}`);
+    const { classId, methodId } = m;
+    switch (m.name) {
+      case "channel.flow":
+        if (!m.args.active) throw notImplemented("active=false: channel.flow is not supported; raftmq stops reading instead");
+        this.reply({ name: "channel.flow-ok", args: { active: true } });
+        return;
+      case "exchange.declare": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          const alternate = stringArgument(a.arguments ?? {}, "alternate-exchange");
+          await this.host.calls.unary("DeclareExchange", {
+            name: a.exchange,
+            type: exchangeType(a.type, a.passive),
+            durable: a.durable,
+            autoDelete: a.autoDelete,
+            internal: a.internal,
+            alternateExchange: alternate ?? "",
+            passive: a.passive,
+          });
+          if (!a.noWait) this.reply({ name: "exchange.declare-ok", args: {} });
+        });
+        return;
+      }
+      case "exchange.delete": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          await this.host.calls.unary("DeleteExchange", { name: a.exchange, ifUnused: a.ifUnused });
+          if (!a.noWait) this.reply({ name: "exchange.delete-ok", args: {} });
+        });
+        return;
+      }
+      case "exchange.bind":
+      case "exchange.unbind": {
+        const a = m.args;
+        const bind = m.name === "exchange.bind";
+        this.serial(classId, methodId, async () => {
+          const request = { exchange: a.source, destinationExchange: a.destination, routingKey: a.routingKey, arguments: tableToHeaders(a.arguments ?? {}) };
+          await this.host.calls.unary(bind ? "Bind" : "Unbind", request);
+          if (!a.noWait) this.reply(bind ? { name: "exchange.bind-ok", args: {} } : { name: "exchange.unbind-ok", args: {} });
+        });
+        return;
+      }
+      case "queue.declare": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          const sessionId = a.exclusive ? (await this.host.session()).id : "";
+          const res = await this.host.calls.unary<raftmq.v1.DeclareQueueResponse>("DeclareQueue", {
+            name: a.queue,
+            durable: a.durable,
+            exclusive: a.exclusive,
+            sessionId,
+            autoDelete: a.autoDelete,
+            arguments: queueArguments(a.arguments ?? {}),
+            passive: a.passive,
+          });
+          this.lastQueue = res.name;
+          if (!a.noWait) this.reply({ name: "queue.declare-ok", args: { queue: res.name, messageCount: Number(res.messageCount ?? 0), consumerCount: res.consumerCount ?? 0 } });
+        });
+        return;
+      }
+      case "queue.bind":
+      case "queue.unbind": {
+        const a = m.args;
+        const bind = m.name === "queue.bind";
+        this.serial(classId, methodId, async () => {
+          const request = { exchange: a.exchange, queue: this.queueName(a.queue), routingKey: a.routingKey, arguments: tableToHeaders(a.arguments ?? {}) };
+          await this.host.calls.unary(bind ? "Bind" : "Unbind", request);
+          if (bind && !(a as MethodArgs<"queue.bind">).noWait) this.reply({ name: "queue.bind-ok", args: {} });
+          if (!bind) this.reply({ name: "queue.unbind-ok", args: {} });
+        });
+        return;
+      }
+      case "queue.purge": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          const res = await this.host.calls.unary<raftmq.v1.PurgeQueueResponse>("PurgeQueue", { name: this.queueName(a.queue), sessionId: await this.sessionIdIfOpen() });
+          if (!a.noWait) this.reply({ name: "queue.purge-ok", args: { messageCount: Number(res.messageCount ?? 0) } });
+        });
+        return;
+      }
+      case "queue.delete": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          const res = await this.host.calls.unary<raftmq.v1.DeleteQueueResponse>("DeleteQueue", {
+            name: this.queueName(a.queue),
+            ifUnused: a.ifUnused,
+            ifEmpty: a.ifEmpty,
+            sessionId: await this.sessionIdIfOpen(),
+          });
+          if (!a.noWait) this.reply({ name: "queue.delete-ok", args: { messageCount: Number(res.messageCount ?? 0) } });
+        });
+        return;
+      }
+      case "basic.qos": {
+        const a = m.args;
+        if (a.prefetchSize !== 0) throw notImplemented(`prefetch_size=${a.prefetchSize}: only prefetch_count is supported`);
+        // RabbitMQ's meaning: global=false limits each consumer the channel starts next; global=true
+        // would share one limit across the channel's consumers, which raftmq approximates per consumer.
+        this.serial(classId, methodId, () => {
+          this.prefetch = a.prefetchCount;
+          this.reply({ name: "basic.qos-ok", args: {} });
+        });
+        return;
+      }
+      case "basic.consume": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          const session = await this.host.session();
+          const tag = a.consumerTag === "" ? session.generateTag() : a.consumerTag;
+          if (this.consumers.has(tag) || session.hasConsumer(tag)) throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
+          const consumer: SessionConsumer = { tag, channel: this, noAck: a.noAck, confirmed: false, replyOk: !a.noWait };
+          this.consumers.set(tag, consumer);
+          session.subscribe(consumer, {
+            queue: this.queueName(a.queue),
+            prefetch: this.prefetch,
+            noAck: a.noAck,
+            exclusive: a.exclusive,
+            consumerTag: tag,
+            arguments: consumeArguments(a.arguments ?? {}),
+            batchDeliveries: true,
+          });
+        });
+        return;
+      }
+      case "basic.cancel": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          const consumer = this.consumers.get(a.consumerTag);
+          if (consumer !== undefined) {
+            this.consumers.delete(a.consumerTag);
+            (await this.host.session()).cancel(consumer);
+          }
+          if (!a.noWait) this.reply({ name: "basic.cancel-ok", args: { consumerTag: a.consumerTag } });
+        });
+        return;
+      }
+      case "basic.publish": {
+        if (m.args.immediate) throw notImplemented("immediate=true");
+        this.content = { publish: m.args, bodySize: -1, properties: null, chunks: [], received: 0 };
+        return;
+      }
+      case "basic.get": {
+        const a = m.args;
+        this.serial(classId, methodId, async () => {
+          const res = await this.host.calls.unary<raftmq.v1.GetResponse>("Get", { queue: this.queueName(a.queue) });
+          const d = res.delivery;
+          if (d === null || d === undefined) {
+            this.reply({ name: "basic.get-empty", args: { clusterId: "" } });
+            return;
+          }
+          // The broker removes a got message at once: a later ack of it changes nothing.
+          const tag = ++this.deliveryTag;
+          if (this.state !== "open") return;
+          this.host.sendContent(
+            this.id,
+            { name: "basic.get-ok", args: { deliveryTag: tag, redelivered: d.redelivered === true, exchange: d.exchange ?? "", routingKey: d.routingKey ?? "", messageCount: Number(res.messageCount ?? 0) } },
+            fromMessageProperties(d.properties),
+            d.body ?? Buffer.alloc(0),
+          );
+        });
+        return;
+      }
+      case "basic.ack":
+        this.serial(classId, methodId, () => this.settle("ack", m.args.deliveryTag, m.args.multiple, true));
+        return;
+      case "basic.nack":
+        this.serial(classId, methodId, () => this.settle(m.args.requeue ? "nack" : "reject", m.args.deliveryTag, m.args.multiple, m.args.requeue));
+        return;
+      case "basic.reject":
+        this.serial(classId, methodId, () => this.settle(m.args.requeue ? "nack" : "reject", m.args.deliveryTag, false, m.args.requeue));
+        return;
+      case "basic.recover":
+      case "basic.recover-async": {
+        const ok = m.name === "basic.recover";
+        this.serial(classId, methodId, () => {
+          this.requeueAll();
+          if (ok) this.reply({ name: "basic.recover-ok", args: {} });
+        });
+        return;
+      }
+      case "confirm.select": {
+        const a = m.args;
+        this.serial(classId, methodId, () => {
+          this.confirmMode = true;
+          if (!a.noWait) this.reply({ name: "confirm.select-ok", args: {} });
+        });
+        return;
+      }
+      case "tx.select":
+      case "tx.commit":
+      case "tx.rollback":
+        throw notImplemented("transactions (tx.select) are not supported; use publisher confirms (confirm.select)");
+      default:
+        throw commandInvalid(`${m.name} is not a method a client sends on a channel`);
+    }
+  }
+
+  private queueName(name: string): string {
+    if (name !== "") return name;
+    if (this.lastQueue === "") throw new AmqpError(REPLY.NOT_FOUND, "no previously declared queue");
+    return this.lastQueue;
+  }
+
+  private async sessionIdIfOpen(): Promise<string> {
+    return this.consumers.size > 0 || this.lastQueue !== "" ? (await this.host.session()).id : "";
+  }
+
+  /** A content header frame. */
+  header(bodySize: number, properties: BasicProperties): void {
+    const c = this.content;
+    if (c === null || c.properties !== null) throw new AmqpError(REPLY.UNEXPECTED_FRAME, "a content header frame with no basic.publish before it");
+    const max = this.host.maxBodyBytes();
+    if (bodySize > max) {
+      this.content = null;
+      throw preconditionFailed(`message size ${bodySize} is larger than configured max size ${max}`);
+    }
+    c.bodySize = bodySize;
+    c.properties = properties;
+    if (bodySize === 0) this.published(c, Buffer.alloc(0));
+  }
+
+  /** A content body frame. */
+  body(payload: Buffer): void {
+    const c = this.content;
+    if (c === null || c.properties === null) throw new AmqpError(REPLY.UNEXPECTED_FRAME, "a content body frame with no content header before it");
+    c.received += payload.length;
+    if (c.received > c.bodySize) throw new AmqpError(REPLY.FRAME_ERROR, `content body of ${c.received} bytes is larger than the ${c.bodySize} its header announced`);
+    c.chunks.push(payload);
+    if (c.received === c.bodySize) this.published(c, c.chunks.length === 1 ? (c.chunks[0] as Buffer) : Buffer.concat(c.chunks, c.received));
+  }
+
+  private published(c: Content, body: Buffer): void {
+    this.content = null;
+    const p = c.publish;
+    const message: OutboundMessage = { exchange: p.exchange, routingKey: p.routingKey, mandatory: p.mandatory, properties: toMessageProperties(c.properties ?? {}), body };
+    this.serial(60, 40, () => {
+      const seq = this.confirmMode ? ++this.publishSeq : 0;
+      if (this.batch === null) {
+        this.batch = { messages: [], seqs: [], mandatory: new Map() };
+        queueMicrotask(() => this.flush());
+      }
+      if (p.mandatory) this.batch.mandatory.set(this.batch.messages.length, message);
+      this.batch.messages.push(message);
+      this.batch.seqs.push(seq);
+      this.host.publishing(1);
+    });
+  }
+
+  private flush(): void {
+    const batch = this.batch;
+    this.batch = null;
+    if (batch === null || this.state !== "open") {
+      if (batch !== null) this.host.publishing(-batch.messages.length);
+      return;
+    }
+    if (this.publisher === null || this.publisher.isEnded) {
+      const stream = this.host.calls.publishStream(
+        (r) => this.confirmed(stream, r),
+        (status) => this.publisherEnded(stream, status),
+      );
+      this.publisher = stream;
+    }
+    this.inflight.push({ seqs: batch.seqs, mandatory: batch.mandatory });
+    this.publisher.send({ messages: batch.messages, clientSequence: ++this.batchNo });
+  }
+
+  private confirmed(stream: LocalStream<PublishRequest, PublishResponse>, r: PublishResponse): boolean {
+    if (stream !== this.publisher) return true;
+    const batch = this.inflight.shift();
+    if (batch === undefined) return true;
+    this.host.publishing(-batch.seqs.length);
+    const confirms = r.confirms ?? [];
+    let runEnd = 0;
+    let runLength = 0;
+    const flushRun = () => {
+      if (runLength > 0 && this.confirmMode) this.reply({ name: "basic.ack", args: { deliveryTag: runEnd, multiple: runLength > 1 } });
+      runLength = 0;
+    };
+    for (let i = 0; i < batch.seqs.length; i++) {
+      const seq = batch.seqs[i] ?? 0;
+      const c = confirms[i];
+      const status = c?.status ?? raftmq.v1.ConfirmStatus.CONFIRM_STATUS_NACK;
+      const reason = c?.reason ?? "";
+      if (status === raftmq.v1.ConfirmStatus.CONFIRM_STATUS_ACK) {
+        runEnd = seq;
+        runLength++;
+        continue;
+      }
+      if (reason === "NO_ROUTE") {
+        // Unroutable and mandatory: returned, then confirmed, as RabbitMQ does.
+        const m = batch.mandatory.get(i);
+        if (m !== undefined && this.state === "open") {
+          flushRun();
+          this.host.sendContent(this.id, { name: "basic.return", args: { replyCode: REPLY.NO_ROUTE, replyText: "NO_ROUTE", exchange: m.exchange ?? "", routingKey: m.routingKey ?? "" } }, fromMessageProperties(m.properties), m.body ?? Buffer.alloc(0));
+        }
+        runEnd = seq;
+        runLength++;
+        continue;
+      }
+      flushRun();
+      const refusal = refusalOf(reason);
+      if (refusal !== null) {
+        // The publish itself was wrong (no such exchange, a bad property): the channel closes,
+        // as RabbitMQ closes it, and what follows on it is not sent.
+        this.host.fail(this, refusal, 60, 40);
+        return true;
+      }
+      if (this.confirmMode) this.reply({ name: "basic.nack", args: { deliveryTag: seq, multiple: false, requeue: false } });
+    }
+    flushRun();
+    return true;
+  }
+
+  private publisherEnded(stream: LocalStream<PublishRequest, PublishResponse>, status: CallStatus | null): void {
+    if (stream !== this.publisher) return;
+    this.publisher = null;
+    const lost = this.inflight.splice(0);
+    let count = 0;
+    for (const b of lost) count += b.seqs.length;
+    this.host.publishing(-count);
+    if (status !== null && (status.code === 7 || status.code === 16)) {
+      this.host.fail(this, amqpErrorOfStatus(status), 60, 40);
+      return;
+    }
+    // The leader changed or the stream was refused: what was not confirmed may or may not have
+    // been applied. It is nacked, never acked without a commit; the next publish opens a stream.
+    if (this.confirmMode && this.state === "open") for (const b of lost) for (const seq of b.seqs) this.reply({ name: "basic.nack", args: { deliveryTag: seq, multiple: false, requeue: false } });
+  }
+
+  /** A delivery from the connection's session for one of this channel's consumers. */
+  deliver(consumer: SessionConsumer, d: raftmq.v1.IDelivery): void {
+    const tag = ++this.deliveryTag;
+    if (!consumer.noAck) this.unacked.set(tag, { consumerTag: consumer.tag, streamTag: Number(d.deliveryTag ?? 0), stale: false });
+    this.host.sendContent(
+      this.id,
+      { name: "basic.deliver", args: { consumerTag: consumer.tag, deliveryTag: tag, redelivered: d.redelivered === true, exchange: d.exchange ?? "", routingKey: d.routingKey ?? "" } },
+      fromMessageProperties(d.properties),
+      d.body ?? Buffer.alloc(0),
+    );
+  }
+
+  /** The session moved to a new leader, which requeued what the old one held. */
+  sessionResumed(): void {
+    for (const u of this.unacked.values()) u.stale = true;
+  }
+
+  /** The broker cancelled a consumer (its queue went away). */
+  serverCancelled(consumer: SessionConsumer): void {
+    this.consumers.delete(consumer.tag);
+    if (this.host.serverCancelNotify) this.reply({ name: "basic.cancel", args: { consumerTag: consumer.tag, noWait: true } });
+  }
+
+  /** The broker refused a subscription: the channel closes, as RabbitMQ's basic.consume fails. */
+  consumerRefused(consumer: SessionConsumer, error: AmqpError): void {
+    this.consumers.delete(consumer.tag);
+    this.host.fail(this, error, 60, 20);
+  }
+
+  consumeOk(consumer: SessionConsumer): void {
+    if (consumer.replyOk) this.reply({ name: "basic.consume-ok", args: { consumerTag: consumer.tag } });
+  }
+
+  private settle(kind: "ack" | "nack" | "reject", deliveryTag: number, multiple: boolean, requeue: boolean): Promise<void> | undefined {
+    const picked: [number, Unacked][] = [];
+    if (multiple) {
+      for (const entry of this.unacked) {
+        if (deliveryTag !== 0 && entry[0] > deliveryTag) break;
+        picked.push(entry);
+      }
+    } else {
+      const u = this.unacked.get(deliveryTag);
+      if (u === undefined) {
+        if (deliveryTag > this.deliveryTag || deliveryTag === 0) throw preconditionFailed(`unknown delivery tag ${deliveryTag}`);
+        // Got with basic.get (removed at once), or already settled by a session that went away.
+        return undefined;
+      }
+      picked.push([deliveryTag, u]);
+    }
+    for (const [tag] of picked) this.unacked.delete(tag);
+    const live = picked.filter(([, u]) => !u.stale).map(([, u]) => u);
+    if (live.length === 0) return undefined;
+    return this.host.session().then((session) => {
+      if (!multiple || live.length === 1) {
+        for (const u of live) session.settle(kind, u.consumerTag, u.streamTag, false, requeue);
+        return;
+      }
+      // Per consumer, the deliveries picked are a prefix of what it holds: one multiple settle each.
+      const highest = new Map<string, number>();
+      for (const u of live) highest.set(u.consumerTag, Math.max(highest.get(u.consumerTag) ?? 0, u.streamTag));
+      for (const [consumerTag, streamTag] of highest) session.settle(kind, consumerTag, streamTag, true, requeue);
+    });
+  }
+
+  private requeueAll(): Promise<void> | undefined {
+    if (this.unacked.size === 0) return undefined;
+    return this.settle("nack", 0, true, true);
+  }
+
+  /** Closes the channel's business: what it held goes back to its queues, its consumers end. */
+  async release(): Promise<void> {
+    const batch = this.batch;
+    this.batch = null;
+    if (batch !== null) this.host.publishing(-batch.messages.length);
+    this.content = null;
+    const publisher = this.publisher;
+    this.publisher = null;
+    if (publisher !== null) {
+      let count = 0;
+      for (const b of this.inflight.splice(0)) count += b.seqs.length;
+      this.host.publishing(-count);
+      publisher.end();
+    }
+    if (this.unacked.size === 0 && this.consumers.size === 0) return;
+    const session = await this.host.session();
+    await this.requeueAll();
+    for (const consumer of this.consumers.values()) session.cancel(consumer);
+    this.consumers.clear();
+  }
+}
+
+/** The AMQP error for a publish the broker refused outright, or null for a nack. */
+function refusalOf(reason: string): AmqpError | null {
+  const colon = reason.indexOf(": ");
+  const code = colon > 0 ? reason.slice(0, colon) : reason;
+  const text = colon > 0 ? reason.slice(colon + 2) : reason;
+  switch (code) {
+    case "NOT_FOUND":
+      return new AmqpError(REPLY.NOT_FOUND, text);
+    case "INVALID_ARGUMENT":
+    case "FAILED_PRECONDITION":
+    case "PRECONDITION_FAILED":
+      return new AmqpError(REPLY.PRECONDITION_FAILED, text);
+    case "PERMISSION_DENIED":
+      return new AmqpError(REPLY.ACCESS_REFUSED, text);
+    default:
+      return null;
+  }
+}

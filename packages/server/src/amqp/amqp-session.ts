@@ -1,0 +1,175 @@
+// An AMQP connection's consumers, on one Consume stream of the node: the session that owns its
+// exclusive queues and holds its unacknowledged deliveries. The stream outlives leader changes
+// (the consume front resumes it on the new leader); when it ends, the connection closes, as a
+// RabbitMQ connection closes with the node that held its queues.
+import { randomBytes } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import type { raftmq } from "@raftmq/proto";
+import { cancellation, responseKind, settlement, subscription } from "../consume-front.ts";
+import type { CallStatus, LocalBrokerCalls, LocalStream } from "../local-calls.ts";
+import type { AmqpChannel } from "./amqp-channel.ts";
+import { amqpErrorOfStatus } from "./amqp-errors.ts";
+
+type ConsumeRequest = raftmq.v1.ConsumeRequest.$Properties;
+type ConsumeResponse = raftmq.v1.ConsumeResponse;
+
+export interface SessionConsumer {
+  tag: string;
+  channel: AmqpChannel;
+  noAck: boolean;
+  /** The broker took the subscription (consume-ok was due). */
+  confirmed: boolean;
+  /** Whether the client waits for basic.consume-ok. */
+  replyOk: boolean;
+}
+
+/** What the session needs of its connection. */
+export interface SessionHost {
+  /** Whether the socket takes more now; false pauses deliveries until `drained`. */
+  writable(): boolean;
+  /** Every open channel. */
+  channels(): Iterable<AmqpChannel>;
+  /** The stream ended while the connection was open. */
+  lost(status: CallStatus | null): void;
+}
+
+/** Consumers cancelled by their client whose late deliveries are still handed back. */
+const MAX_CANCELLED_REMEMBERED = 1024;
+
+export class ConnectionSession {
+  id = "";
+  private readonly consumers = new Map<string, SessionConsumer>();
+  private readonly cancelled = new Map<string, SessionConsumer>();
+  private readonly stream: LocalStream<ConsumeRequest, ConsumeResponse>;
+  private closing = false;
+
+  private constructor(
+    calls: LocalBrokerCalls,
+    private readonly host: SessionHost,
+    opened: (session: ConnectionSession) => void,
+    failed: (status: CallStatus | null) => void,
+  ) {
+    this.stream = calls.consume(
+      0,
+      (r) => {
+        if (responseKind(r) === "session" && this.id === "") {
+          this.id = r.session?.sessionId ?? "";
+          opened(this);
+          return true;
+        }
+        return this.response(r);
+      },
+      (status) => {
+        if (this.id === "") failed(status);
+        else if (!this.closing) host.lost(status);
+      },
+    );
+  }
+
+  static open(calls: LocalBrokerCalls, host: SessionHost): Promise<ConnectionSession> {
+    return new Promise((resolve, reject) => {
+      new ConnectionSession(calls, host, resolve, (status) =>
+        reject(amqpErrorOfStatus(status ?? { code: grpc.status.UNAVAILABLE, details: "the consume session ended before it opened", metadata: new grpc.Metadata() })),
+      );
+    });
+  }
+
+  /** The reader has room again. */
+  drained(): void {
+    this.stream.drained();
+  }
+
+  generateTag(): string {
+    let tag: string;
+    do tag = `amq.ctag-${randomBytes(16).toString("base64url")}`;
+    while (this.consumers.has(tag));
+    return tag;
+  }
+
+  hasConsumer(tag: string): boolean {
+    return this.consumers.has(tag);
+  }
+
+  subscribe(consumer: SessionConsumer, s: raftmq.v1.Subscription.$Properties): void {
+    this.consumers.set(consumer.tag, consumer);
+    this.cancelled.delete(consumer.tag);
+    this.stream.send(subscription(s));
+  }
+
+  cancel(consumer: SessionConsumer): void {
+    if (this.consumers.get(consumer.tag) !== consumer) return;
+    this.consumers.delete(consumer.tag);
+    if (this.cancelled.size >= MAX_CANCELLED_REMEMBERED) {
+      const oldest = this.cancelled.keys().next().value;
+      if (oldest !== undefined) this.cancelled.delete(oldest);
+    }
+    this.cancelled.set(consumer.tag, consumer);
+    this.stream.send(cancellation(consumer.tag));
+  }
+
+  settle(kind: "ack" | "nack" | "reject", consumerTag: string, deliveryTag: number, multiple: boolean, requeue: boolean): void {
+    this.stream.send(settlement(kind, { consumerTag, deliveryTag, multiple, requeue }));
+  }
+
+  /** Ends the session: the broker requeues what it held and deletes its exclusive queues. */
+  close(): void {
+    this.closing = true;
+    this.stream.end();
+  }
+
+  private response(r: ConsumeResponse): boolean {
+    switch (responseKind(r)) {
+      case "session":
+        // Resumed on a new leader: what the old session held is requeued there.
+        if (r.session?.resumed === true) for (const channel of this.host.channels()) channel.sessionResumed();
+        return true;
+      case "subscribed": {
+        const consumer = this.consumers.get(r.subscribed ?? "");
+        if (consumer !== undefined && !consumer.confirmed) {
+          consumer.confirmed = true;
+          consumer.channel.consumeOk(consumer);
+        }
+        return true;
+      }
+      case "delivery":
+        if (r.delivery != null) this.deliver(r.delivery);
+        return this.host.writable();
+      case "deliveries":
+        for (const d of r.deliveries?.deliveries ?? []) this.deliver(d);
+        return this.host.writable();
+      case "cancelled": {
+        const consumer = this.consumers.get(r.cancelled?.consumerTag ?? "");
+        if (consumer !== undefined) {
+          this.consumers.delete(consumer.tag);
+          consumer.channel.serverCancelled(consumer);
+        }
+        return true;
+      }
+      case "error": {
+        const e = r.error ?? {};
+        const consumer = this.consumers.get(e.consumerTag ?? "");
+        // A subscription the broker refused closes its channel; a settlement that found nothing to
+        // settle (a delivery requeued by a session that went away) changes nothing.
+        if (consumer !== undefined && !consumer.confirmed && Number(e.deliveryTag ?? 0) === 0) {
+          this.consumers.delete(consumer.tag);
+          consumer.channel.consumerRefused(consumer, amqpErrorOfStatus({ code: e.code ?? grpc.status.UNKNOWN, details: e.message ?? "", metadata: new grpc.Metadata() }));
+        }
+        return true;
+      }
+      default:
+        return true;
+    }
+  }
+
+  private deliver(d: raftmq.v1.IDelivery): void {
+    const tag = d.consumerTag ?? "";
+    const consumer = this.consumers.get(tag);
+    if (consumer !== undefined) {
+      consumer.channel.deliver(consumer, d);
+      return;
+    }
+    // Sent before the broker applied the cancel (or the channel closed): back to the queue.
+    const gone = this.cancelled.get(tag);
+    if (gone !== undefined && !gone.noAck) this.stream.send(settlement("nack", { consumerTag: tag, deliveryTag: d.deliveryTag ?? 0, multiple: false, requeue: true }));
+  }
+}
