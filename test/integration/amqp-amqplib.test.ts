@@ -208,6 +208,41 @@ describe("amqplib against raftmq", () => {
     expect(death).toMatchObject({ queue: "amqplib-work", reason: "rejected", count: 1 });
   });
 
+  it("answers a request through direct reply-to, requester and responder on different nodes", async () => {
+    const { leader, follower } = await leaderAndFollower();
+    const responder = await (await connectTo(leader)).createChannel();
+    await responder.assertQueue("amqplib-rpc", { durable: true });
+    await responder.consume("amqplib-rpc", (m) => {
+      if (m === null) return;
+      responder.sendToQueue(m.properties.replyTo, Buffer.from(`re: ${m.content.toString()}`), { correlationId: m.properties.correlationId });
+      responder.ack(m);
+    });
+    const requester = await (await connectTo(follower)).createChannel();
+    const replies: ConsumeMessage[] = [];
+    const three = new Promise<void>((resolve) => {
+      void requester.consume(
+        "amq.rabbitmq.reply-to",
+        (m) => {
+          if (m === null) return;
+          replies.push(m);
+          if (replies.length === 3) resolve();
+        },
+        { noAck: true },
+      );
+    });
+    for (const id of ["1", "2", "3"]) requester.sendToQueue("amqplib-rpc", Buffer.from(`q${id}`), { replyTo: "amq.rabbitmq.reply-to", correlationId: id });
+    await three;
+    expect(replies.map((m) => [m.properties.correlationId, m.content.toString()]).sort()).toEqual([
+      ["1", "re: q1"],
+      ["2", "re: q2"],
+      ["3", "re: q3"],
+    ]);
+    expect(replies[0]?.fields.routingKey).toMatch(/^amq\.rabbitmq\.reply-to\./);
+    // A request naming direct reply-to needs the channel's reply consumer first.
+    const lonely = await (await connectTo(follower)).createChannel();
+    expect(await channelErrorCode(lonely, async () => lonely.sendToQueue("amqplib-rpc", Buffer.from("q"), { replyTo: "amq.rabbitmq.reply-to" }))).toBe(406);
+  });
+
   it("answers with RabbitMQ's channel and connection error codes", async () => {
     const { follower } = await leaderAndFollower();
     const conn = await connectTo(follower);

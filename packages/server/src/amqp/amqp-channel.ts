@@ -2,6 +2,7 @@
 // frames and sent with confirms, deliveries numbered per channel. Methods are handled in the order
 // they arrive; a publish waits only for what came before it to be sent, never for a confirm.
 import type { AmqpMethod, BasicProperties, MethodArgs } from "@raftmq/amqp";
+import * as grpc from "@grpc/grpc-js";
 import { raftmq } from "@raftmq/proto";
 import type { CallStatus, LocalBrokerCalls, LocalStream } from "../local-calls.ts";
 import { AmqpError, amqpErrorOfStatus, commandInvalid, notImplemented, preconditionFailed, REPLY, toAmqpError } from "./amqp-errors.ts";
@@ -20,6 +21,8 @@ export interface ChannelHost {
   sendContent(channel: number, method: AmqpMethod, properties: BasicProperties, body: Uint8Array): void;
   /** Largest body the cluster takes now. */
   maxBodyBytes(): number;
+  /** A message could not be sent to the client (logged). */
+  undeliverable(consumerTag: string, reason: string): void;
   /** Unconfirmed publishes changed by `delta` (the connection stops reading above its bound). */
   publishing(delta: number): void;
   /** A channel error or a connection error the channel ran into. */
@@ -48,6 +51,15 @@ interface Unacked {
   stale: boolean;
 }
 
+/** Statuses ending a publish stream that refuse what was published rather than lose track of it. */
+const REFUSED_PUBLISH_STATUSES: ReadonlySet<number> = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.PERMISSION_DENIED, grpc.status.FAILED_PRECONDITION, grpc.status.UNAUTHENTICATED]);
+
+/** RabbitMQ's direct reply-to pseudo-queue. */
+export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
+
+/** How long closing a channel waits for the confirms of what was published on it. */
+const CLOSE_DRAIN_MS = 5000;
+
 /** Batches awaiting confirms on one channel above which the connection stops reading. */
 export const MAX_INFLIGHT_BATCHES = 1024;
 
@@ -64,9 +76,13 @@ export class AmqpChannel {
   private batch: { messages: OutboundMessage[]; seqs: number[]; mandatory: Map<number, OutboundMessage> } | null = null;
   private readonly inflight: InflightBatch[] = [];
   private batchNo = 0;
+  private publisherDone: Promise<void> = Promise.resolve();
+  private publisherEndedResolve: () => void = () => {};
   readonly consumers = new Map<string, SessionConsumer>();
   private deliveryTag = 0;
   private readonly unacked = new Map<number, Unacked>();
+  /** The queue behind this channel's direct reply-to consumer, "" without one. */
+  private replyQueue = "";
 
   constructor(
     readonly id: number,
@@ -218,12 +234,20 @@ export class AmqpChannel {
         const a = m.args;
         this.serial(classId, methodId, async () => {
           const session = await this.host.session();
+          const directReply = a.queue === DIRECT_REPLY_TO;
+          if (directReply) {
+            if (!a.noAck) throw preconditionFailed("reply consumer cannot acknowledge");
+            if (this.replyQueue !== "") throw preconditionFailed("reply consumer already set");
+            // The replies' queue: exclusive to this connection, gone with it, named by the broker.
+            const res = await this.host.calls.unary<raftmq.v1.DeclareQueueResponse>("DeclareQueue", { name: "", exclusive: true, autoDelete: true, sessionId: session.id });
+            this.replyQueue = res.name;
+          }
           const tag = a.consumerTag === "" ? session.generateTag() : a.consumerTag;
           if (this.consumers.has(tag) || session.hasConsumer(tag)) throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
-          const consumer: SessionConsumer = { tag, channel: this, noAck: a.noAck, confirmed: false, replyOk: !a.noWait };
+          const consumer: SessionConsumer = { tag, channel: this, noAck: a.noAck, confirmed: false, replyOk: !a.noWait, directReply };
           this.consumers.set(tag, consumer);
           session.subscribe(consumer, {
-            queue: this.queueName(a.queue),
+            queue: directReply ? this.replyQueue : this.queueName(a.queue),
             prefetch: this.prefetch,
             noAck: a.noAck,
             exclusive: a.exclusive,
@@ -254,21 +278,34 @@ export class AmqpChannel {
       case "basic.get": {
         const a = m.args;
         this.serial(classId, methodId, async () => {
-          const res = await this.host.calls.unary<raftmq.v1.GetResponse>("Get", { queue: this.queueName(a.queue) });
-          const d = res.delivery;
-          if (d === null || d === undefined) {
+          const session = await this.host.session();
+          const got = await session.get(this.host.calls, this, this.queueName(a.queue));
+          if (got === null) {
             this.reply({ name: "basic.get-empty", args: { clusterId: "" } });
             return;
           }
-          // The broker removes a got message at once: a later ack of it changes nothing.
-          const tag = ++this.deliveryTag;
-          if (this.state !== "open") return;
-          this.host.sendContent(
-            this.id,
-            { name: "basic.get-ok", args: { deliveryTag: tag, redelivered: d.redelivered === true, exchange: d.exchange ?? "", routingKey: d.routingKey ?? "", messageCount: Number(res.messageCount ?? 0) } },
-            fromMessageProperties(d.properties),
-            d.body ?? Buffer.alloc(0),
-          );
+          const d = got.delivery;
+          const streamTag = Number(d.deliveryTag ?? 0);
+          if (this.state !== "open") {
+            if (!a.noAck) session.settle("nack", got.consumerTag, streamTag, false, true);
+            return;
+          }
+          const tag = this.deliveryTag + 1;
+          try {
+            this.host.sendContent(
+              this.id,
+              { name: "basic.get-ok", args: { deliveryTag: tag, redelivered: d.redelivered === true, exchange: d.exchange ?? "", routingKey: d.routingKey ?? "", messageCount: got.messageCount } },
+              fromMessageProperties(d.properties),
+              d.body ?? Buffer.alloc(0),
+            );
+          } catch (err) {
+            session.settle("nack", got.consumerTag, streamTag, false, true);
+            throw err;
+          }
+          this.deliveryTag = tag;
+          // no-ack: acknowledged once sent, so a message that could not be sent stays queued.
+          if (a.noAck) session.settle("ack", got.consumerTag, streamTag, false, false);
+          else this.unacked.set(tag, { consumerTag: got.consumerTag, streamTag, stale: false });
         });
         return;
       }
@@ -344,7 +381,15 @@ export class AmqpChannel {
   private published(c: Content, body: Buffer): void {
     this.content = null;
     const p = c.publish;
-    const message: OutboundMessage = { exchange: p.exchange, routingKey: p.routingKey, mandatory: p.mandatory, properties: toMessageProperties(c.properties ?? {}), body };
+    const properties = toMessageProperties(c.properties ?? {});
+    let routingKey = p.routingKey;
+    // Direct reply-to: a request names this channel's replies queue; a reply goes to the queue named.
+    if (properties.replyTo === DIRECT_REPLY_TO) {
+      if (this.replyQueue === "") throw preconditionFailed("fast reply consumer does not exist");
+      properties.replyTo = `${DIRECT_REPLY_TO}.${this.replyQueue}`;
+    }
+    if (p.exchange === "" && routingKey.startsWith(`${DIRECT_REPLY_TO}.`)) routingKey = routingKey.slice(DIRECT_REPLY_TO.length + 1);
+    const message: OutboundMessage = { exchange: p.exchange, routingKey, mandatory: p.mandatory, properties, body };
     this.serial(60, 40, () => {
       const seq = this.confirmMode ? ++this.publishSeq : 0;
       if (this.batch === null) {
@@ -366,6 +411,9 @@ export class AmqpChannel {
       return;
     }
     if (this.publisher === null || this.publisher.isEnded) {
+      this.publisherDone = new Promise((resolve) => {
+        this.publisherEndedResolve = resolve;
+      });
       const stream = this.host.calls.publishStream(
         (r) => this.confirmed(stream, r),
         (status) => this.publisherEnded(stream, status),
@@ -403,7 +451,7 @@ export class AmqpChannel {
         const m = batch.mandatory.get(i);
         if (m !== undefined && this.state === "open") {
           flushRun();
-          this.host.sendContent(this.id, { name: "basic.return", args: { replyCode: REPLY.NO_ROUTE, replyText: "NO_ROUTE", exchange: m.exchange ?? "", routingKey: m.routingKey ?? "" } }, fromMessageProperties(m.properties), m.body ?? Buffer.alloc(0));
+          this.returnMessage(m);
         }
         runEnd = seq;
         runLength++;
@@ -423,14 +471,31 @@ export class AmqpChannel {
     return true;
   }
 
+  /** basic.return of an unroutable mandatory message (built from what the client sent, so it has an AMQP form). */
+  private returnMessage(m: OutboundMessage): void {
+    try {
+      this.host.sendContent(
+        this.id,
+        { name: "basic.return", args: { replyCode: REPLY.NO_ROUTE, replyText: "NO_ROUTE", exchange: m.exchange ?? "", routingKey: m.routingKey ?? "" } },
+        fromMessageProperties(m.properties),
+        m.body ?? Buffer.alloc(0),
+      );
+    } catch (err) {
+      this.host.undeliverable("", toAmqpError(err).message);
+    }
+  }
+
   private publisherEnded(stream: LocalStream<PublishRequest, PublishResponse>, status: CallStatus | null): void {
     if (stream !== this.publisher) return;
+    this.publisherEndedResolve();
     this.publisher = null;
     const lost = this.inflight.splice(0);
     let count = 0;
     for (const b of lost) count += b.seqs.length;
     this.host.publishing(-count);
-    if (status !== null && (status.code === 7 || status.code === 16)) {
+    // A publish the broker refused outright (access, a user_id naming another user, a bad
+    // property) closes the channel, as in RabbitMQ.
+    if (status !== null && REFUSED_PUBLISH_STATUSES.has(status.code)) {
       this.host.fail(this, amqpErrorOfStatus(status), 60, 40);
       return;
     }
@@ -440,15 +505,33 @@ export class AmqpChannel {
   }
 
   /** A delivery from the connection's session for one of this channel's consumers. */
-  deliver(consumer: SessionConsumer, d: raftmq.v1.IDelivery): void {
-    const tag = ++this.deliveryTag;
-    if (!consumer.noAck) this.unacked.set(tag, { consumerTag: consumer.tag, streamTag: Number(d.deliveryTag ?? 0), stale: false });
+  deliver(consumer: SessionConsumer, d: raftmq.v1.IDelivery, session: ConnectionSession): void {
+    try {
+      this.sendDelivery(consumer, d);
+    } catch (err) {
+      // A message with no AMQP form (a gRPC publisher's routing key beyond 255 bytes): it goes
+      // back to its queue, where a gRPC consumer can take it, and the connection closes with
+      // 541 naming why, rather than lose the message or hand it round for ever.
+      const error = toAmqpError(err);
+      this.host.undeliverable(consumer.tag, error.message);
+      if (!consumer.noAck) session.settle("nack", consumer.tag, Number(d.deliveryTag ?? 0), false, true);
+      this.host.fail(this, error, 60, 60);
+    }
+  }
+
+  private sendDelivery(consumer: SessionConsumer, d: raftmq.v1.IDelivery): void {
+    const tag = this.deliveryTag + 1;
     this.host.sendContent(
       this.id,
-      { name: "basic.deliver", args: { consumerTag: consumer.tag, deliveryTag: tag, redelivered: d.redelivered === true, exchange: d.exchange ?? "", routingKey: d.routingKey ?? "" } },
+      {
+        name: "basic.deliver",
+        args: { consumerTag: consumer.tag, deliveryTag: tag, redelivered: d.redelivered === true, exchange: d.exchange ?? "", routingKey: consumer.directReply ? `${DIRECT_REPLY_TO}.${d.routingKey ?? ""}` : (d.routingKey ?? "") },
+      },
       fromMessageProperties(d.properties),
       d.body ?? Buffer.alloc(0),
     );
+    this.deliveryTag = tag;
+    if (!consumer.noAck) this.unacked.set(tag, { consumerTag: consumer.tag, streamTag: Number(d.deliveryTag ?? 0), stale: false });
   }
 
   /** The session moved to a new leader, which requeued what the old one held. */
@@ -483,7 +566,7 @@ export class AmqpChannel {
       const u = this.unacked.get(deliveryTag);
       if (u === undefined) {
         if (deliveryTag > this.deliveryTag || deliveryTag === 0) throw preconditionFailed(`unknown delivery tag ${deliveryTag}`);
-        // Got with basic.get (removed at once), or already settled by a session that went away.
+        // Settled already (RabbitMQ would close the channel; a repeated ack changes nothing here).
         return undefined;
       }
       picked.push([deliveryTag, u]);
@@ -508,19 +591,28 @@ export class AmqpChannel {
     return this.settle("nack", 0, true, true);
   }
 
-  /** Closes the channel's business: what it held goes back to its queues, its consumers end. */
+  /**
+   * Closes the channel's business. What the client published before closing is still sent, and
+   * the close waits for its confirms (up to CLOSE_DRAIN_MS), as RabbitMQ routes every publish it
+   * read before a channel.close; then what the channel held goes back to its queues and its
+   * consumers end. A channel closed by an error drops what was not sent yet.
+   */
   async release(): Promise<void> {
-    const batch = this.batch;
-    this.batch = null;
-    if (batch !== null) this.host.publishing(-batch.messages.length);
     this.content = null;
+    await this.queue;
+    if (this.state === "open" && this.batch !== null) this.flush();
+    this.state = "closing";
+    const dropped = this.batch;
+    this.batch = null;
+    if (dropped !== null) this.host.publishing(-dropped.messages.length);
     const publisher = this.publisher;
-    this.publisher = null;
-    if (publisher !== null) {
-      let count = 0;
-      for (const b of this.inflight.splice(0)) count += b.seqs.length;
-      this.host.publishing(-count);
+    if (publisher !== null && !publisher.isEnded) {
+      const done = this.publisherDone;
       publisher.end();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_DRAIN_MS)))]);
+      clearTimeout(timer);
+      if (!publisher.isEnded) publisher.cancel();
     }
     if (this.unacked.size === 0 && this.consumers.size === 0) return;
     const session = await this.host.session();

@@ -320,14 +320,27 @@ export class AmqpConnection implements ChannelHost {
     this.write(encodeMethod(channel, method));
   }
 
+  /**
+   * Sends a method with content. Throws AmqpError 541 when the message has no AMQP form (a
+   * routing key or property a gRPC publisher set beyond AMQP's bounds); nothing is sent then.
+   */
   sendContent(channel: number, method: AmqpMethod, properties: BasicProperties, body: Uint8Array): void {
     if (this.state === "closed" || !this.channelsById.has(channel)) return;
     const b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    let frames: Buffer[];
+    try {
+      frames = [encodeMethod(channel, method), encodeContentHeader(channel, 60, b.length, properties), ...encodeBodyFrames(channel, b, this.frameMax)];
+    } catch (err) {
+      if (err instanceof AmqpCodecError) throw new AmqpError(REPLY.INTERNAL_ERROR, `a message cannot be sent over AMQP: ${err.detail}`);
+      throw err;
+    }
     this.socket.cork();
-    this.write(encodeMethod(channel, method));
-    this.write(encodeContentHeader(channel, 60, b.length, properties));
-    for (const frame of encodeBodyFrames(channel, b, this.frameMax)) this.write(frame);
+    for (const frame of frames) this.write(frame);
     process.nextTick(() => this.socket.uncork());
+  }
+
+  undeliverable(consumerTag: string, reason: string): void {
+    this.options.log.warn({ event: "amqp-undeliverable", remote: this.remote, consumer: consumerTag, reason }, `a message was not sent to an AMQP client: ${reason}`);
   }
 
   maxBodyBytes(): number {
@@ -386,7 +399,6 @@ export class AmqpConnection implements ChannelHost {
   }
 
   private releaseChannel(channel: AmqpChannel): Promise<void> {
-    channel.state = "closing";
     return channel.release().catch((err: unknown) => this.options.log.warn({ err, remote: this.remote }, "could not release an AMQP channel's consumers"));
   }
 

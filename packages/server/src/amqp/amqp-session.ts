@@ -8,7 +8,7 @@ import type { raftmq } from "@raftmq/proto";
 import { cancellation, responseKind, settlement, subscription } from "../consume-front.ts";
 import type { CallStatus, LocalBrokerCalls, LocalStream } from "../local-calls.ts";
 import type { AmqpChannel } from "./amqp-channel.ts";
-import { amqpErrorOfStatus } from "./amqp-errors.ts";
+import { type AmqpError, amqpErrorOfStatus } from "./amqp-errors.ts";
 
 type ConsumeRequest = raftmq.v1.ConsumeRequest.$Properties;
 type ConsumeResponse = raftmq.v1.ConsumeResponse;
@@ -21,7 +21,23 @@ export interface SessionConsumer {
   confirmed: boolean;
   /** Whether the client waits for basic.consume-ok. */
   replyOk: boolean;
+  /** The consumer of amq.rabbitmq.reply-to. */
+  directReply?: boolean;
+  /** A basic.get's consumer: takes its one delivery, or hears the subscription was refused. */
+  get?: { subscribed: () => void; take: (d: raftmq.v1.IDelivery) => void; refused: (error: AmqpError) => void };
 }
+
+/** What basic.get took: the delivery and its tag on the session. */
+export interface Got {
+  delivery: raftmq.v1.IDelivery;
+  consumerTag: string;
+  messageCount: number;
+}
+
+/** How long a basic.get waits for a message the queue reported ready before answering get-empty. */
+const GET_WAIT_MS = 500;
+/** How long it waits when nothing was ready, for a delivery already on its way. */
+const GET_EMPTY_GRACE_MS = 20;
 
 /** What the session needs of its connection. */
 export interface SessionHost {
@@ -111,6 +127,76 @@ export class ConnectionSession {
     this.stream.send(settlement(kind, { consumerTag, deliveryTag, multiple, requeue }));
   }
 
+  /**
+   * basic.get: one message of `queue`, held by this session until the caller settles it, or null
+   * when the queue has none ready. A consumer with a credit of one takes it, so that the message
+   * stays the client's until it acknowledges it, as RabbitMQ's basic.get does; it is cancelled as
+   * soon as it has. Its subscription goes down the session's stream after the channel's earlier
+   * settlements, so a message the channel requeued just before is there to get.
+   */
+  get(calls: LocalBrokerCalls, channel: AmqpChannel, queue: string): Promise<Got | null> {
+    const tag = `amq.get-${randomBytes(12).toString("base64url")}`;
+    return new Promise<Got | null>((resolve, reject) => {
+      let settled = false;
+      let taken: raftmq.v1.IDelivery | null = null;
+      let ready: number | null = null;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (result: Got | null | Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (result instanceof Error) reject(result);
+        else resolve(result);
+      };
+      const answer = () => {
+        if (taken !== null && ready !== null) finish({ delivery: taken, consumerTag: tag, messageCount: ready });
+      };
+      const consumer: SessionConsumer = {
+        tag,
+        channel,
+        noAck: false,
+        confirmed: false,
+        replyOk: false,
+        get: {
+          subscribed: () => {
+            // Applied: what the queue holds now says whether a message is coming.
+            calls.unary<raftmq.v1.QueueInfoResponse>("QueueInfo", { name: queue }).then(
+              (info) => {
+                ready = Number(info.queue?.messagesReady ?? 0);
+                if (taken !== null) return answer();
+                // Nothing was ready when the subscription applied (a delivery it made is on its
+                // way, so allow it a moment); else another consumer may take it first.
+                timer = setTimeout(
+                  () => {
+                    this.cancel(consumer);
+                    finish(null);
+                  },
+                  ready === 0 ? GET_EMPTY_GRACE_MS : GET_WAIT_MS,
+                );
+              },
+              (err: unknown) => {
+                this.cancel(consumer);
+                finish(err instanceof Error ? err : new Error(String(err)));
+              },
+            );
+          },
+          take: (d) => {
+            this.cancel(consumer);
+            if (settled) {
+              // Too late for this get: back to the queue.
+              this.settle("nack", tag, Number(d.deliveryTag ?? 0), false, true);
+              return;
+            }
+            taken = d;
+            answer();
+          },
+          refused: (error) => finish(error),
+        },
+      };
+      this.subscribe(consumer, { queue, prefetch: 1, noAck: false, consumerTag: tag, batchDeliveries: false });
+    });
+  }
+
   /** Ends the session: the broker requeues what it held and deletes its exclusive queues. */
   close(): void {
     this.closing = true;
@@ -127,7 +213,8 @@ export class ConnectionSession {
         const consumer = this.consumers.get(r.subscribed ?? "");
         if (consumer !== undefined && !consumer.confirmed) {
           consumer.confirmed = true;
-          consumer.channel.consumeOk(consumer);
+          if (consumer.get !== undefined) consumer.get.subscribed();
+          else consumer.channel.consumeOk(consumer);
         }
         return true;
       }
@@ -152,7 +239,9 @@ export class ConnectionSession {
         // settle (a delivery requeued by a session that went away) changes nothing.
         if (consumer !== undefined && !consumer.confirmed && Number(e.deliveryTag ?? 0) === 0) {
           this.consumers.delete(consumer.tag);
-          consumer.channel.consumerRefused(consumer, amqpErrorOfStatus({ code: e.code ?? grpc.status.UNKNOWN, details: e.message ?? "", metadata: new grpc.Metadata() }));
+          const error = amqpErrorOfStatus({ code: e.code ?? grpc.status.UNKNOWN, details: e.message ?? "", metadata: new grpc.Metadata() });
+          if (consumer.get !== undefined) consumer.get.refused(error);
+          else consumer.channel.consumerRefused(consumer, error);
         }
         return true;
       }
@@ -164,8 +253,12 @@ export class ConnectionSession {
   private deliver(d: raftmq.v1.IDelivery): void {
     const tag = d.consumerTag ?? "";
     const consumer = this.consumers.get(tag);
+    if (consumer?.get !== undefined) {
+      consumer.get.take(d);
+      return;
+    }
     if (consumer !== undefined) {
-      consumer.channel.deliver(consumer, d);
+      consumer.channel.deliver(consumer, d, this);
       return;
     }
     // Sent before the broker applied the cancel (or the channel closed): back to the queue.

@@ -31,7 +31,9 @@ export function toHeaderValue(v: FieldValue): HeaderValue {
     case "t":
       return { boolValue: v.value };
     case "l":
-      return { intValue: Number(v.value) };
+      // Beyond 2^53 a number would round: the exact bits travel as an AMQP field.
+      if (typeof v.value === "bigint") return { amqpField: encodeFieldValue(v) };
+      return { intValue: v.value };
     case "d":
       return { doubleValue: v.value };
     case "x":
@@ -65,6 +67,8 @@ export function fromHeaderValue(v: HeaderValue | null | undefined): FieldValue {
   if (v.doubleValue != null) return tag === "f" ? { type: "f", value: v.doubleValue } : { type: "d", value: v.doubleValue };
   if (v.intValue != null) {
     const n = Number(v.intValue);
+    // A gRPC publisher's int64 beyond 2^53 arrives rounded to the nearest double; it goes out as that integer.
+    if (!Number.isSafeInteger(n)) return { type: "l", value: BigInt(Math.trunc(n)) };
     switch (tag) {
       case "b":
       case "B":
