@@ -72,8 +72,8 @@ describe("Dockerfile", () => {
     expect(steps("RUN").some((s) => s.content.includes(`chown ${uid}`) && s.content.includes("/var/lib/raftmq"))).toBe(true);
   });
 
-  it("exposes the node's default client, peer and metrics ports and configures the same", () => {
-    const expected = ["client-port", "peer-port", "http-port"].map(nodeDefault).sort();
+  it("exposes the node's default client, peer, metrics and AMQP ports and configures the same", () => {
+    const expected = ["client-port", "peer-port", "http-port", "amqps-port", "amqp-port"].map(nodeDefault).sort();
     expect(steps("EXPOSE").flatMap((s) => s.args).sort()).toEqual(expected);
     const env = steps("ENV").flatMap((s) => s.args);
     expect(env).toContain(`RAFTMQ_CLIENT_PORT=${nodeDefault("client-port")}`);

@@ -13,7 +13,12 @@ function nodeDefault(name: string): string {
   return spec.defaultText;
 }
 
-const PORTS = { client: Number(nodeDefault("client-port")), peer: Number(nodeDefault("peer-port")), http: Number(nodeDefault("http-port")) };
+const PORTS = {
+  client: Number(nodeDefault("client-port")),
+  peer: Number(nodeDefault("peer-port")),
+  http: Number(nodeDefault("http-port")),
+  amqps: Number(nodeDefault("amqps-port")),
+};
 const HEALTH_PATHS = new Set(["/healthz", "/readyz"]);
 /** RAFTMQ_ variables that are no node option: the node reads a secret from its environment only; the preStop hook reads its budget. */
 const NOT_OPTIONS = new Set(["RAFTMQ_BOOTSTRAP_ADMIN_PASSWORD", "RAFTMQ_PRESTOP_TIMEOUT_MS"]);
@@ -41,6 +46,7 @@ for (const { label, dir, namespace, externalSecrets } of DEPLOYMENTS) {
       expect(Number(config.RAFTMQ_CLIENT_PORT)).toBe(PORTS.client);
       expect(Number(config.RAFTMQ_PEER_PORT)).toBe(PORTS.peer);
       expect(Number(config.RAFTMQ_HTTP_PORT)).toBe(PORTS.http);
+      expect(Number(config.RAFTMQ_AMQPS_PORT)).toBe(PORTS.amqps);
     });
 
     // The ops port stays plain HTTP: a probe cannot present a client certificate or a password.
@@ -125,7 +131,7 @@ for (const { label, dir, namespace, externalSecrets } of DEPLOYMENTS) {
       expect(headless.spec?.selector).toEqual(sts.spec?.selector.matchLabels);
       expect(headless.spec?.ports?.map((p) => p.port).sort()).toEqual([PORTS.client, PORTS.peer].sort());
       const client = pick(objects, "Service", "raftmq");
-      expect(client.spec?.ports?.map((p) => p.port)).toEqual([PORTS.client]);
+      expect(client.spec?.ports?.map((p) => p.port)).toEqual([PORTS.client, PORTS.amqps]);
       expect(client.spec?.publishNotReadyAddresses ?? false).toBe(false);
     });
 

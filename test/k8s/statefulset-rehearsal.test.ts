@@ -41,7 +41,8 @@ function startPod(ordinal: number): void {
   // Only what a cluster provides differently: where the volume is, which interface, no DNS; and
   // no certificates (the test client speaks plaintext), so --insecure instead.
   const env: Record<string, string> = { ...launch.env, RAFTMQ_DATA_DIR: dataDir(ordinal), RAFTMQ_HOST: ip(ordinal), RAFTMQ_HOST_ALIAS: aliases, PATH: process.env.PATH ?? "" };
-  for (const name of TLS_FILES) delete env[name];
+  // Run without TLS: no certificates, and no AMQPS port, which needs them.
+  for (const name of [...TLS_FILES, "RAFTMQ_AMQPS_PORT"]) delete env[name];
   env.RAFTMQ_INSECURE = "true";
   const child = spawn(process.execPath, [CLI, "node", ...launch.args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines = output.get(ordinal) ?? [];

@@ -33,6 +33,7 @@ import { AuditLog } from "./access/audit-log.ts";
 import { accessHandlers } from "./access-service.ts";
 import { AccessGate } from "./security/access-gate.ts";
 import { AmqpServer } from "./amqp/amqp-server.ts";
+import { isLoopbackAddress } from "./access/authenticator.ts";
 import type { SecureContextOptions } from "node:tls";
 import { commonNameOfCertificate, nodeIdOfCertificate } from "./tls/cert-identity.ts";
 import { type BootstrapAdmin, ClusterBootstrap } from "./security/cluster-bootstrap.ts";
@@ -287,8 +288,9 @@ export class RaftmqNode {
       config.amqpPort === -1 && config.amqpsPort === -1
         ? null
         : new AmqpServer({
-            // Without TLS on the node, AMQP is its only port; with TLS, plain AMQP stays on loopback.
-            host: security.insecure ? config.host : "127.0.0.1",
+            // Without TLS on the node, AMQP is its only port; with TLS, plain AMQP stays on loopback
+            // (the node's own loopback address when it listens on one, as several local nodes do).
+            host: security.insecure || isLoopbackAddress(`${config.host}:0`) ? config.host : "127.0.0.1",
             port: config.amqpPort,
             tls: config.amqpsPort === -1 ? null : { port: config.amqpsPort, context: amqpsContext(config), requestCert: config.clientCertAuth !== "none" },
             handlers: clientBroker,
