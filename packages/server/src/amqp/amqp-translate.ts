@@ -216,8 +216,10 @@ export function queueArguments(table: FieldTable): raftmq.v1.QueueArguments.$Pro
   if (limit !== undefined) out.deliveryLimit = limit;
   const single = booleanArgument(table, "x-single-active-consumer");
   if (single !== undefined) out.singleActiveConsumer = single;
+  // Every queue is replicated through the log: a program asking for RabbitMQ's classic type (its
+  // default) gets one like any other; "quorum" is kept, as the broker reports it back.
   const type = stringArgument(table, "x-queue-type");
-  if (type !== undefined) out.queueType = type;
+  if (type !== undefined && type !== "classic") out.queueType = type;
   return out;
 }
 
