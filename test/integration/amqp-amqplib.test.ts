@@ -3,7 +3,9 @@
 // a leader killed under a publisher and a consumer.
 import { connect as rawConnect, type Socket } from "node:net";
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
+import { encodeFrame, encodeMethod } from "@raftmq/amqp";
 import { afterAll, describe, expect, it } from "vitest";
+import { rawAmqp } from "./amqp-raw.ts";
 import { eventually, sleep, waitForLeader, waitForNewLeader } from "./broker-test-client.ts";
 import { useThreeNodeCluster } from "./three-node-cluster.ts";
 
@@ -340,6 +342,39 @@ describe("the AMQP port against bad input", () => {
     http.socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     await http.closed;
     expect(http.received()).toEqual(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]));
+  });
+
+  /** The reply code of the connection.close that `frames` draw after a full handshake (heartbeat in seconds), and how long it took. */
+  async function closeCodeAfter(frames: Buffer[], heartbeat = 0): Promise<{ code: number; closedAfterMs: number }> {
+    const o = harness.clientOptions();
+    const session = await rawAmqp(harness.spec(3).amqpPort, { user: o.credentials?.username ?? "guest", password: o.credentials?.password ?? "guest", heartbeat });
+    expect(session.outcome).toBe("opened");
+    const started = Date.now();
+    for (const f of frames) session.socket.write(f);
+    const { code, at } = await session.closed;
+    return { code, closedAfterMs: at - started };
+  }
+
+  it("closes with 502, 503, 504 and 505 as the spec's grammar says", async () => {
+    const open1 = encodeMethod(1, { name: "channel.open", args: { outOfBand: "" } });
+    // A queue.declare cut short inside its arguments.
+    const declare = encodeMethod(1, { name: "queue.declare", args: { ticket: 0, queue: "q", passive: false, durable: false, exclusive: false, autoDelete: false, noWait: false, arguments: {} } });
+    const truncated = encodeFrame(1, 1, declare.subarray(7, declare.length - 4));
+    expect((await closeCodeAfter([open1, truncated])).code).toBe(502);
+    // basic.deliver is the server's to send.
+    const deliver = encodeMethod(1, { name: "basic.deliver", args: { consumerTag: "x", deliveryTag: 1, redelivered: false, exchange: "", routingKey: "q" } });
+    expect((await closeCodeAfter([open1, deliver])).code).toBe(503);
+    // A method on a channel that was never opened.
+    expect((await closeCodeAfter([encodeMethod(5, { name: "basic.qos", args: { prefetchSize: 0, prefetchCount: 1, global: false } })])).code).toBe(504);
+    // A body frame with no basic.publish before it.
+    expect((await closeCodeAfter([open1, encodeFrame(3, 1, Buffer.from("stray"))])).code).toBe(505);
+  });
+
+  it("closes the socket of a client that stops sending heartbeats", async () => {
+    const { code, closedAfterMs } = await closeCodeAfter([], 1);
+    expect(code).toBe(0);
+    expect(closedAfterMs).toBeGreaterThanOrEqual(1500);
+    expect(closedAfterMs).toBeLessThan(10_000);
   });
 
   it("closes a connection that sends a malformed frame with 501, and serves the next one", async () => {

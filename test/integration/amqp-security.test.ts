@@ -2,11 +2,10 @@
 // client certificate over AMQPS), vhost access at connection.open, permissions on every method,
 // and plain AMQP kept to the loopback interface.
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
-import { decodeMethod, encodeMethod, FrameReader, PROTOCOL_HEADER } from "@raftmq/amqp";
 import { connect as connectSdk, type RaftmqClient } from "@raftmq/client";
 import amqp, { type ChannelModel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rawAmqp } from "./amqp-raw.ts";
 import { ADMIN_USER, ClusterHarness, freePorts } from "./cluster-harness.ts";
 
 const harness = new ClusterHarness("amqp-security", undefined, undefined, "tls");
@@ -37,33 +36,11 @@ function plainUrl(user: string, password: string, vhost = "/"): string {
   return `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${harness.spec(1).amqpPort}/${encodeURIComponent(vhost)}`;
 }
 
-/** The connection.close a login or connection.open got, as "CODE text", from a client written here with the codec. */
-function rawOpen(user: string, password: string, vhost: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(harness.spec(1).amqpPort, "127.0.0.1");
-    const reader = new FrameReader({ maxFrameSize: 131_072 });
-    socket.on("error", reject);
-    socket.on("connect", () => socket.write(PROTOCOL_HEADER));
-    socket.on("data", (chunk: Buffer) => {
-      reader.push(chunk);
-      for (const frame of reader) {
-        const m = decodeMethod(frame.payload);
-        if (m.name === "connection.start") {
-          const response = Buffer.from(`\u0000${user}\u0000${password}`);
-          socket.write(encodeMethod(0, { name: "connection.start-ok", args: { clientProperties: {}, mechanism: "PLAIN", response, locale: "en_US" } }));
-        } else if (m.name === "connection.tune") {
-          socket.write(encodeMethod(0, { name: "connection.tune-ok", args: { channelMax: 0, frameMax: 131_072, heartbeat: 0 } }));
-          socket.write(encodeMethod(0, { name: "connection.open", args: { virtualHost: vhost, capabilities: "", insist: false } }));
-        } else if (m.name === "connection.close") {
-          socket.destroy();
-          resolve(`${m.args.replyCode} ${m.args.replyText}`);
-        } else if (m.name === "connection.open-ok") {
-          socket.destroy();
-          resolve("opened");
-        }
-      }
-    });
-  });
+/** How a PLAIN login and connection.open went: "opened", or the connection.close they drew. */
+async function rawOpen(user: string, password: string, vhost: string): Promise<string> {
+  const session = await rawAmqp(harness.spec(1).amqpPort, { user, password, vhost });
+  session.socket.destroy();
+  return session.outcome;
 }
 
 /** The reply code a refused connection attempt ended with. */

@@ -29,6 +29,16 @@ export interface NodeCrash {
   readonly signal: string | null;
 }
 
+/**
+ * Why the runner cannot reach the nodes' plain AMQP port, or undefined when it can: a TLS node
+ * serves it on its own 127.0.0.1 only (and the harness gives it no AMQPS port), which is out of
+ * reach from the hub when the node runs in a namespace of its own.
+ */
+export function amqpUnreachable(security: HarnessSecurity, inNamespaces: boolean): string | undefined {
+  if (security === "tls" && inNamespaces) return "with TLS the nodes serve plain AMQP on their own 127.0.0.1 only, out of reach from the hub: run the AMQP workload with network nemeses in insecure mode (--security insecure)";
+  return undefined;
+}
+
 /** Admin calls that do not answer within this are retried or given up. */
 const ADMIN_TIMEOUT_MS = 3000;
 /** A removed node stops by itself; past this it is killed. */
@@ -104,6 +114,17 @@ export class ChaosCluster {
 
   clientAddresses(): string[] {
     return this.members().map((id) => this.clientAddress(id));
+  }
+
+  /** Node `id`'s plain AMQP 0-9-1 URL, with the run's credentials. */
+  amqpUrl(id: number): string {
+    const unreachable = amqpUnreachable(this.harness.security, this.network !== undefined);
+    if (unreachable !== undefined) throw new Error(unreachable);
+    const { credentials } = this.clientOptions();
+    const user = credentials === undefined ? "guest:guest" : `${encodeURIComponent(credentials.username)}:${encodeURIComponent(credentials.password)}`;
+    // A TLS node serves plain AMQP on 127.0.0.1 only, where it runs unless namespaces place it.
+    const host = this.harness.security === "tls" ? "127.0.0.1" : this.harness.host(id);
+    return `amqp://${user}@${host}:${this.harness.spec(id).amqpPort}`;
   }
 
   /** The leader as a live node reports itself, or undefined. */

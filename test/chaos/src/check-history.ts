@@ -1,13 +1,13 @@
 // Checks a recorded history: prints the summary, writes summary.json and timeline.svg, and
 // exits 1 when the history is invalid (2 when it cannot be read or the arguments are wrong).
 //
-//   tsx test/chaos/src/check-history.ts <history.jsonl> [--out dir] [--order-scope queue|consumer]
+//   tsx test/chaos/src/check-history.ts <history.jsonl> [--out dir] [--order-scope queue|consumer] [--duplicates redelivered|any]
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { check, type CheckResult, type OrderScope } from "./checker.ts";
+import { type CheckOptions, check, type CheckResult, type DuplicatePolicy, type OrderScope } from "./checker.ts";
 import { HistoryParseError, MalformedHistoryError } from "./history-errors.ts";
 import { readHistory } from "./read-history.ts";
 import { summarize } from "./summary.ts";
@@ -25,7 +25,7 @@ export interface CheckHistoryFileResult {
 /** Reads, checks, summarizes and plots one history file into outDir (default: its folder). */
 export async function checkHistoryFile(
   historyPath: string,
-  options: { outDir?: string; orderScope?: OrderScope; out?: { write(text: string): unknown } } = {},
+  options: { outDir?: string; orderScope?: OrderScope; duplicates?: DuplicatePolicy; out?: { write(text: string): unknown } } = {},
 ): Promise<CheckHistoryFileResult> {
   const out = options.out ?? process.stdout;
   const outDir = options.outDir ?? dirname(historyPath);
@@ -33,7 +33,11 @@ export async function checkHistoryFile(
   if (truncated !== undefined) {
     out.write(`note: last line ${truncated.lineNumber} was cut short (${truncated.text.length} bytes) and is ignored\n`);
   }
-  const result = check(ops, options.orderScope === undefined ? {} : { orderScope: options.orderScope });
+  const checkOptions: CheckOptions = {
+    ...(options.orderScope === undefined ? {} : { orderScope: options.orderScope }),
+    ...(options.duplicates === undefined ? {} : { duplicates: options.duplicates }),
+  };
+  const result = check(ops, checkOptions);
   await mkdir(outDir, { recursive: true });
   const summaryPath = await summarize(result, outDir, out);
   const timeline = buildTimeline(ops, result.faults);
@@ -63,6 +67,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const { result } = await checkHistoryFile(parsed.history, {
       ...(parsed.outDir === undefined ? {} : { outDir: parsed.outDir }),
       orderScope: parsed.orderScope,
+      duplicates: parsed.duplicates,
     });
     return result.valid ? 0 : 1;
   } catch (err) {
@@ -74,9 +79,11 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-const USAGE = `usage: check-history <history.jsonl> [--out dir] [--order-scope queue|consumer]
+const USAGE = `usage: check-history <history.jsonl> [--out dir] [--order-scope queue|consumer] [--duplicates redelivered|any]
   --out dir            where summary.json and timeline.svg go (default: the history's folder)
   --order-scope        compare first deliveries per queue (default) or per consumer
+  --duplicates         a value may come again only redelivered (default), or any number of times
+                       (at-least-once without idempotent producers, the AMQP workload's histories)
 `;
 
 function parseCli(argv: readonly string[]): {
@@ -84,6 +91,7 @@ function parseCli(argv: readonly string[]): {
   history: string;
   outDir: string | undefined;
   orderScope: OrderScope;
+  duplicates: DuplicatePolicy;
 } {
   const { values, positionals } = parseArgs({
     args: [...argv],
@@ -91,15 +99,18 @@ function parseCli(argv: readonly string[]): {
     options: {
       out: { type: "string" },
       "order-scope": { type: "string", default: "queue" },
+      duplicates: { type: "string", default: "redelivered" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   const scope = values["order-scope"];
   if (scope !== "queue" && scope !== "consumer") throw new Error(`--order-scope must be queue or consumer`);
-  if (values.help === true) return { help: true, history: "", outDir: undefined, orderScope: scope };
+  const duplicates = values.duplicates;
+  if (duplicates !== "redelivered" && duplicates !== "any") throw new Error(`--duplicates must be redelivered or any`);
+  if (values.help === true) return { help: true, history: "", outDir: undefined, orderScope: scope, duplicates };
   const [history, ...rest] = positionals;
   if (history === undefined || rest.length > 0) throw new Error("expected exactly one history file");
-  return { help: false, history, outDir: values.out, orderScope: scope };
+  return { help: false, history, outDir: values.out, orderScope: scope, duplicates };
 }
 
 const entry = process.argv[1];

@@ -16,8 +16,19 @@ import { type FaultStart, faultStartOf, isFaultStart, type NemesisF, type Op, TI
  */
 export type OrderScope = "queue" | "consumer";
 
+/**
+ * Which repeated deliveries of a value are allowed.
+ * - "redelivered": only redeliveries. Producers with idempotent ids never enqueue a value twice,
+ *   so a second delivery without the redelivered flag is a broker bug.
+ * - "any": at-least-once without idempotent producers (AMQP 0-9-1): every duplicate is counted
+ *   and reported, none makes the history invalid.
+ */
+export type DuplicatePolicy = "redelivered" | "any";
+
 export interface CheckOptions {
   readonly orderScope?: OrderScope;
+  /** Default "redelivered". */
+  readonly duplicates?: DuplicatePolicy;
   /** Order violations listed in the result; all of them are counted. */
   readonly maxOrderViolations?: number;
 }
@@ -76,6 +87,7 @@ export interface CheckResult {
   readonly duplicated: Duplicate[];
   /** Duplicated values split by whether they are allowed. */
   readonly duplicateCounts: { readonly redelivered: number; readonly notRedelivered: number };
+  readonly duplicatePolicy: DuplicatePolicy;
   /** Publishes with an unknown outcome that turned up in deliveries. */
   readonly recovered: number[];
   readonly orderScope: OrderScope;
@@ -117,6 +129,7 @@ interface OpenFault {
 
 export function check(ops: readonly Op[], options: CheckOptions = {}): CheckResult {
   const orderScope = options.orderScope ?? "queue";
+  const duplicatePolicy = options.duplicates ?? "redelivered";
   const maxOrderViolations = options.maxOrderViolations ?? DEFAULT_MAX_ORDER_VIOLATIONS;
   if (!(maxOrderViolations >= 0)) throw new RangeError(`maxOrderViolations must be >= 0 (got ${maxOrderViolations})`);
 
@@ -260,7 +273,7 @@ export function check(ops: readonly Op[], options: CheckOptions = {}): CheckResu
     lost.length === 0 &&
     unexpected.length === 0 &&
     failedDelivered.length === 0 &&
-    notRedelivered === 0 &&
+    (notRedelivered === 0 || duplicatePolicy === "any") &&
     order.count === 0;
 
   return {
@@ -274,6 +287,7 @@ export function check(ops: readonly Op[], options: CheckOptions = {}): CheckResu
     failedDelivered: ascending(failedDelivered),
     duplicated: duplicated.sort((a, b) => a.value - b.value),
     duplicateCounts: { redelivered: duplicated.length - notRedelivered, notRedelivered },
+    duplicatePolicy,
     recovered: ascending(recovered),
     orderScope,
     orderViolations: order.listed,

@@ -5,6 +5,7 @@ export {
   check,
   DEFAULT_MAX_ORDER_VIOLATIONS,
   type Duplicate,
+  type DuplicatePolicy,
   type FaultWindow,
   type OrderScope,
   type OrderViolation,
@@ -39,7 +40,7 @@ export { type ReadHistoryResult, readHistory, type TruncatedLine } from "./read-
 export { formatSummary, SUMMARY_FILE, summarize } from "./summary.ts";
 export { buildTimeline, type Timeline, type TimelineBucket, type TimelineOptions } from "./timeline.ts";
 export { type PlotOptions, renderTimelineSvg, timelineSpec } from "./timeline-plot.ts";
-export { ChaosCluster, type ChaosClusterOptions, type NodeCrash } from "./chaos-cluster.ts";
+export { amqpUnreachable, ChaosCluster, type ChaosClusterOptions, type NodeCrash } from "./chaos-cluster.ts";
 export {
   DEFAULT_SCHEDULE_LIMITS,
   describePlan,
@@ -89,3 +90,6 @@ export {
 export { planVanishers, VANISH_KINDS, VANISHER_PREFETCH, type VanisherPlan, type VanisherReport, type VanisherTarget, type VanishKind, VanishingConsumers } from "./vanishing-consumers.ts";
 export { SeededRandom } from "./seeded-random.ts";
 export { DEFAULT_WORKLOAD, Workload, type WorkloadOptions, type WorkloadStats } from "./workload.ts";
+export { AmqpWorkload, type AmqpWorkloadOptions, type AmqpWorkloadStats, DEFAULT_AMQP_WORKLOAD, type QueueState } from "./amqp-workload.ts";
+export { AmqpLink } from "./amqp-link.ts";
+export { type ChaosWorkload, duplicatePolicyOf, parseWorkloadKind, WORKLOAD_KINDS, type WorkloadKind } from "./chaos-workload.ts";

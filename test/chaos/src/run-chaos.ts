@@ -3,6 +3,7 @@
 // summary.json, timeline.svg, run.json and the node logs in the run folder.
 //
 //   pnpm chaos --time 60 --nemesis all --seed 7 --nodes 3 --out runs/7
+//   pnpm chaos --workload amqp --time 30 --nemesis kill,partition --security insecure
 //
 // With network nemeses the runner re-runs itself inside the run's hub namespace (--in-hub) and
 // the outer process only makes and removes the namespaces.
@@ -14,7 +15,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { RaftmqClient } from "@raftmq/client";
-import { ChaosCluster, type NodeCrash } from "./chaos-cluster.ts";
+import { AmqpWorkload, type AmqpWorkloadOptions, type AmqpWorkloadStats, DEFAULT_AMQP_WORKLOAD, type QueueState } from "./amqp-workload.ts";
+import { amqpUnreachable, ChaosCluster, type NodeCrash } from "./chaos-cluster.ts";
+import { type ChaosWorkload, duplicatePolicyOf, parseWorkloadKind, WORKLOAD_KINDS, type WorkloadKind } from "./chaos-workload.ts";
 import { type CheckHistoryFileResult, checkHistoryFile } from "./check-history.ts";
 import type { CheckResult } from "./checker.ts";
 import { checkConsumerLiveness, describeLiveness, type LivenessCheck, livenessSettleMs } from "./consumer-liveness.ts";
@@ -56,7 +59,12 @@ export interface ChaosOptions {
   readonly outDir: string;
   /** "tls" runs the cluster secure: mutual TLS, TLS clients, authentication. */
   readonly security?: HarnessSecurity;
+  /** Whose clients the workload runs: the SDK over gRPC (default) or amqplib over AMQP 0-9-1. */
+  readonly workloadKind?: WorkloadKind;
+  /** Tuning of the gRPC workload. */
   readonly workload?: Partial<WorkloadOptions>;
+  /** Tuning of the AMQP workload. */
+  readonly amqpWorkload?: Partial<AmqpWorkloadOptions>;
   /** Live lines (one per fault, progress); default stdout. */
   readonly say?: (line: string) => void;
   /** Where the summary table goes; default stdout. */
@@ -88,6 +96,9 @@ export interface ChaosRunResult {
   /** The consumer-liveness checks: with the kept consumers open, then with every stream closed. */
   readonly liveness: readonly LivenessCheck[];
   readonly vanishers: readonly VanisherReport[];
+  readonly workload: WorkloadKind;
+  /** The AMQP clients' own counts (nacked and unknown confirms, reconnects); AMQP runs only. */
+  readonly amqp?: AmqpWorkloadStats;
   /** One line for a log: seed, nemeses and the figures that matter. */
   readonly summaryLine: string;
 }
@@ -96,6 +107,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
   if (!(options.timeSec > 0 && options.timeSec <= MAX_RUN_SECONDS)) throw new RangeError(`time must be in (0, ${MAX_RUN_SECONDS}] s, got ${options.timeSec}`);
   const netNemeses = options.nemeses.filter(isNetworkNemesis);
   if (netNemeses.length > 0 && options.network === undefined) throw new RangeError(`${netNemeses.join(", ")} need the namespace network: run them through runChaosInNamespaces`);
+  const kind = options.workloadKind ?? "grpc";
+  const security = options.security ?? defaultSecurity();
+  const unreachable = kind === "amqp" ? amqpUnreachable(security, options.network !== undefined) : undefined;
+  if (unreachable !== undefined) throw new RangeError(unreachable);
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
@@ -119,11 +134,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     name: `chaos-${options.seed}`,
     nodeFlags: ["--client-keepalive-ms", String(keepaliveMs), "--client-keepalive-timeout-ms", String(keepaliveTimeoutMs)],
     ...(options.network === undefined ? {} : { network: options.network }),
-    ...(options.security === undefined ? {} : { security: options.security }),
+    security,
   });
   let vanishers: VanishingConsumers | undefined;
+  const queueState = queueStateThroughAdmin(cluster);
   const cleanup = async () => {
     vanishers?.kill();
+    queueState.close();
     await cluster.cleanup();
   };
   options.onCleanup?.(cleanup);
@@ -131,21 +148,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
   let checked: CheckHistoryFileResult;
   let faults = 0;
   const liveness: LivenessCheck[] = [];
+  let amqpStats: AmqpWorkloadStats | undefined;
   try {
     await cluster.start();
     const first = await cluster.waitForLeader(FIRST_LEADER_TIMEOUT_MS);
     if (first === undefined) throw new Error(`no leader among ${cluster.members().length} nodes within ${FIRST_LEADER_TIMEOUT_MS} ms`);
     say(`cluster of ${options.nodes} up, leader n${first}; run folder ${outDir}`);
 
-    const seedsRng = new SeededRandom(options.seed);
-    const seeds = () => {
-      const all = cluster.clientAddresses();
-      // Each client starts at a random member; the SDK finds the leader from there.
-      const first = seedsRng.pick(all);
-      return [first, ...all.filter((a) => a !== first)];
-    };
-    const workloadOptions = { ...DEFAULT_WORKLOAD, ...options.workload };
-    const workload = new Workload(workloadOptions, recorder, seeds, options.seed, () => cluster.clientOptions());
+    let workload: ChaosWorkload;
+    if (kind === "amqp") {
+      // Each connection goes to a random member's AMQP port; the node forwards to the leader.
+      const amqp = new AmqpWorkload({ ...DEFAULT_AMQP_WORKLOAD, ...options.amqpWorkload }, recorder, () => cluster.members().map((id) => cluster.amqpUrl(id)), queueState.state, options.seed);
+      amqpStats = amqp.stats;
+      workload = amqp;
+    } else {
+      const seedsRng = new SeededRandom(options.seed);
+      const seeds = () => {
+        const all = cluster.clientAddresses();
+        // Each client starts at a random member; the SDK finds the leader from there.
+        const first = seedsRng.pick(all);
+        return [first, ...all.filter((a) => a !== first)];
+      };
+      workload = new Workload({ ...DEFAULT_WORKLOAD, ...options.workload }, recorder, seeds, options.seed, () => cluster.clientOptions());
+    }
     await workload.setup();
     workload.start();
 
@@ -154,7 +179,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     say(`${schedule.length} faults planned from seed ${options.seed} (${options.nemeses.join(",") || "none"}) over ${options.timeSec} s`);
     // A cut needs the client's own namespace; without the namespace network clients only freeze or die.
     const kinds: VanishKind[] = options.network === undefined ? ["freeze", "kill"] : ["freeze", "cut", "kill"];
-    const vanisherPlans = planVanishers(options.seed, vanisherCount, schedule, options.timeSec * 1000, kinds, workloadOptions.queues);
+    const vanisherPlans = planVanishers(options.seed, vanisherCount, schedule, options.timeSec * 1000, kinds, workload.queues);
     vanishers = new VanishingConsumers(vanisherPlans, cluster, recorder, say);
     vanishers.start();
     const faulting = nemesis.run(schedule);
@@ -169,7 +194,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     say(healed === undefined ? `no leader ${HEALED_LEADER_TIMEOUT_MS} ms after the heal` : `healed; leader n${healed}`);
 
     await workload.stop();
-    say(`workload stopped: ${workload.stats.publishes} publishes, ${workload.stats.deliveries} deliveries; draining`);
+    say(`workload stopped: ${workload.stats.publishes} publishes, ${workload.stats.deliveries} deliveries${amqpStats === undefined ? "" : `, ${describeAmqp(amqpStats)}`}; draining`);
     await workload.drain();
     // Frozen vanishers stay frozen through both checks: their connections are still up.
     const open = await consumerLiveness(cluster, "open", () => workload.openConsumers(), settleMs);
@@ -181,7 +206,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     say(`consumer liveness with every stream closed: ${describeLiveness([closed])}`);
     vanishers.kill();
     await recorder.close();
-    checked = await checkHistoryFile(historyPath, { orderScope: "consumer", ...(options.out === undefined ? {} : { out: options.out }) });
+    checked = await checkHistoryFile(historyPath, { orderScope: "consumer", duplicates: duplicatePolicyOf(kind), ...(options.out === undefined ? {} : { out: options.out }) });
   } finally {
     await recorder.close().catch(() => undefined);
     await cleanup();
@@ -198,7 +223,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     faults,
     liveness,
     vanishers: vanishers?.report() ?? [],
-    summaryLine: summaryLine(options, checked.result, valid, crashes.length, liveness),
+    workload: kind,
+    ...(amqpStats === undefined ? {} : { amqp: { ...amqpStats } }),
+    summaryLine: summaryLine(options, checked.result, valid, crashes.length, liveness, amqpStats),
   };
   await writeRunRecord(outDir, {
     valid,
@@ -208,8 +235,38 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRunResult> {
     summaryLine: result.summaryLine,
     liveness: result.liveness,
     vanishers: result.vanishers,
+    workload: kind,
+    ...(result.amqp === undefined ? {} : { amqp: result.amqp }),
   });
   return result;
+}
+
+/** The AMQP drain's emptiness check: QueueInfo through one admin client, opened again after a failed call. */
+function queueStateThroughAdmin(cluster: ChaosCluster): { readonly state: QueueState; close(): void } {
+  let admin: Promise<RaftmqClient> | undefined;
+  return {
+    state: async (queue) => {
+      admin ??= cluster.admin();
+      const opening = admin;
+      try {
+        const client = await opening;
+        const q = await client.queueInfo(queue);
+        return { ready: q.messagesReady, unacked: q.messagesUnacked };
+      } catch (err) {
+        if (admin === opening) admin = undefined;
+        void opening.then((c) => c.close()).catch(() => undefined);
+        throw err;
+      }
+    },
+    close: () => {
+      void admin?.then((c) => c.close()).catch(() => undefined);
+      admin = undefined;
+    },
+  };
+}
+
+function describeAmqp(s: AmqpWorkloadStats): string {
+  return `${s.confirmed} acked, ${s.nacked} nacked, ${s.unknown} unknown, ${s.reconnects} reconnects`;
 }
 
 /** One liveness check through an admin client of the live members, opened again when a call fails. */
@@ -236,27 +293,35 @@ async function consumerLiveness(cluster: ChaosCluster, phase: string, expected: 
   }
 }
 
-function summaryLine(options: ChaosOptions, r: CheckResult, valid: boolean, crashes: number, liveness: readonly LivenessCheck[]): string {
+function summaryLine(options: ChaosOptions, r: CheckResult, valid: boolean, crashes: number, liveness: readonly LivenessCheck[], amqp: AmqpWorkloadStats | undefined): string {
+  // Distinct values consumed: every delivery beyond a value's first is a duplicate.
+  const consumed = r.deliveries - r.duplicated.reduce((n, d) => n + d.count - 1, 0);
   return [
     `seed ${options.seed}`,
     `nodes ${options.nodes}`,
+    ...(amqp === undefined ? [] : ["workload amqp"]),
     `nemesis ${options.nemeses.join(",") || "none"}:`,
     valid ? "VALID" : "INVALID",
     `ops ${r.ops}`,
     `confirmed ${r.publishes.confirmed}/${r.publishes.attempted}`,
+    ...(amqp === undefined ? [] : [`nacked ${amqp.nacked}`, `unknown ${amqp.unknown}`, `consumed ${consumed}`]),
     `lost ${r.lost.length}`,
     `unexpected ${r.unexpected.length}`,
-    `duplicated ${r.duplicated.length} (${r.duplicateCounts.notRedelivered} unmarked)`,
+    `duplicated ${r.duplicated.length} (${r.duplicateCounts.notRedelivered} unmarked${r.duplicatePolicy === "any" ? ", allowed" : ""})`,
     `recovered ${r.recovered.length}`,
     `order violations ${r.orderViolationCount}`,
     `longest unavailability ${(r.longestUnavailabilityMs / 1000).toFixed(1)} s`,
+    ...(amqp === undefined ? [] : [`reconnects ${amqp.reconnects}`]),
     `faults ${r.faults.length}`,
     `crashes ${crashes}`,
     describeLiveness(liveness),
   ].join(" ");
 }
 
-const USAGE = `usage: pnpm chaos [--time s] [--nemesis ${NEMESES.join(",")}|all|none] [--seed n] [--nodes 3|5] [--out dir]
+const USAGE = `usage: pnpm chaos [--workload ${WORKLOAD_KINDS.join("|")}] [--time s] [--nemesis ${NEMESES.join(",")}|all|none] [--seed n] [--nodes 3|5] [--out dir]
+  --workload  whose clients: grpc (the SDK, idempotent producers; default) or amqp (amqplib on the
+              nodes' AMQP ports: confirm channels, manual acks, at-least-once; with TLS it reaches
+              plain AMQP only without namespaces, so with partition, loss or slow use --security insecure)
   --time      seconds of workload under faults (default 60); heal and drain follow
   --nemesis   faults to draw from (default all; all takes partition, loss and slow only where
               network namespaces work: root, ip, iptables, tc, nsenter)
@@ -272,8 +337,8 @@ const USAGE = `usage: pnpm chaos [--time s] [--nemesis ${NEMESES.join(",")}|all|
                                  at most 60000)
   --vanishers                    consumer processes that vanish without closing during the faults:
                                  frozen, killed, or cut off in a namespace of their own (default ${DEFAULT_VANISHERS})
-exit status: 0 valid, 1 invalid (lost, unexpected, unmarked duplicate, order, crash, a queue listing
-             consumers that are gone or unacked messages they held), 2 bad arguments
+exit status: 0 valid, 1 invalid (lost, unexpected, unmarked duplicate (grpc), order, crash, a queue
+             listing consumers that are gone or unacked messages they held), 2 bad arguments
 `;
 
 interface CliArgs {
@@ -290,6 +355,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     args: [...argv],
     options: {
       time: { type: "string", default: "60" },
+      workload: { type: "string", default: "grpc" },
       nemesis: { type: "string", default: "all" },
       seed: { type: "string" },
       nodes: { type: "string", default: "3" },
@@ -303,6 +369,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
       help: { type: "boolean", short: "h", default: false },
     },
   });
+  const workloadKind = parseWorkloadKind(values.workload);
   const timeSec = Number(values.time);
   if (!(timeSec > 0 && timeSec <= MAX_RUN_SECONDS)) throw new RangeError(`--time must be a number of seconds in (0, ${MAX_RUN_SECONDS}]`);
   const nodes = Number(values.nodes);
@@ -333,7 +400,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     vanishers: ms("vanishers", values.vanishers, 0, MAX_VANISHERS),
   };
   const defined = Object.fromEntries(Object.entries(tuning).filter(([, v]) => v !== undefined)) as { [K in keyof typeof tuning]?: number };
-  return { help: values.help === true, nemesisText: values.nemesis, inHub, options: { timeSec, nemeses, seed, nodes, outDir, security, ...defined } };
+  return { help: values.help === true, nemesisText: values.nemesis, inHub, options: { timeSec, nemeses, seed, nodes, outDir, security, workloadKind, ...defined } };
 }
 
 /** Drops the network nemeses, with one line saying why, when this machine cannot run them. */
@@ -383,7 +450,12 @@ async function main(argv: readonly string[]): Promise<number> {
     return run.valid ? 0 : 1;
   } else {
     const o = { ...args.options, nemeses: await usableNemeses(args, say) };
-    say(`chaos: seed ${o.seed}, ${o.nodes} nodes, nemesis ${o.nemeses.join(",") || "none"}, ${o.timeSec} s, out ${o.outDir}`);
+    const unreachable = o.workloadKind === "amqp" ? amqpUnreachable(o.security ?? defaultSecurity(), o.nemeses.some(isNetworkNemesis)) : undefined;
+    if (unreachable !== undefined) {
+      process.stderr.write(`${unreachable}\n${USAGE}`);
+      return 2;
+    }
+    say(`chaos: seed ${o.seed}, ${o.nodes} nodes, workload ${o.workloadKind ?? "grpc"}, nemesis ${o.nemeses.join(",") || "none"}, ${o.timeSec} s, out ${o.outDir}`);
     run = o.nemeses.some(isNetworkNemesis) ? await runChaosInNamespaces({ ...o, say, onCleanup }) : await runChaos({ ...o, onCleanup });
   }
   process.stdout.write(`${run.summaryLine}\n`);

@@ -1,9 +1,11 @@
 // run.json in the run folder: what a run found beyond the history (node crashes, nemesis errors,
-// the consumer-liveness checks, the vanished consumers, the verdict line), so a process that did
-// not run the cluster itself can report the run.
+// the consumer-liveness checks, the vanished consumers, the AMQP clients' counts, the verdict
+// line), so a process that did not run the cluster itself can report the run.
 
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { AmqpWorkloadStats } from "./amqp-workload.ts";
+import { WORKLOAD_KINDS, type WorkloadKind } from "./chaos-workload.ts";
 import type { LivenessCheck, QueueConsumers } from "./consumer-liveness.ts";
 import { VANISH_KINDS, type VanisherReport } from "./vanishing-consumers.ts";
 
@@ -18,6 +20,10 @@ export interface RunRecord {
   /** Absent in the records of runs made before the check existed: read as none. */
   readonly liveness: readonly LivenessCheck[];
   readonly vanishers: readonly VanisherReport[];
+  /** Absent in older records: grpc. */
+  readonly workload?: WorkloadKind;
+  /** The AMQP clients' counts, in AMQP runs. */
+  readonly amqp?: AmqpWorkloadStats;
 }
 
 export class RunRecordError extends Error {
@@ -64,7 +70,20 @@ function parseRunRecord(v: unknown, path: string): RunRecord {
   };
   const liveness = list("liveness").map((c) => parseLivenessCheck(c, bad));
   const vanishers = list("vanishers").map((v) => parseVanisherReport(v, bad));
-  return { valid: o.valid, crashes, nemesisErrors: o.nemesisErrors, faults: o.faults, summaryLine: o.summaryLine, liveness, vanishers };
+  const workload = o.workload === undefined ? undefined : WORKLOAD_KINDS.find((k) => k === o.workload);
+  if (o.workload !== undefined && workload === undefined) throw bad(`workload must be one of ${WORKLOAD_KINDS.join(", ")}`);
+  const amqp = o.amqp === undefined ? undefined : parseAmqpStats(o.amqp, bad);
+  return {
+    valid: o.valid,
+    crashes,
+    nemesisErrors: o.nemesisErrors,
+    faults: o.faults,
+    summaryLine: o.summaryLine,
+    liveness,
+    vanishers,
+    ...(workload === undefined ? {} : { workload }),
+    ...(amqp === undefined ? {} : { amqp }),
+  };
 }
 
 type Bad = (what: string) => RunRecordError;
@@ -89,6 +108,24 @@ function parseLivenessCheck(v: unknown, bad: Bad): LivenessCheck {
     return { queue: r.queue, listed: r.listed, expected: r.expected, unacked: r.unacked };
   });
   return { phase: o.phase, valid: o.valid, elapsedMs: o.elapsedMs, settleMs: o.settleMs, queues, ...(o.error === undefined ? {} : { error: o.error }) };
+}
+
+function parseAmqpStats(v: unknown, bad: Bad): AmqpWorkloadStats {
+  const o = fields(v, "amqp", bad);
+  const count = (key: keyof AmqpWorkloadStats): number => {
+    const n = o[key];
+    if (!isCount(n)) throw bad(`amqp.${key} must be a count`);
+    return n;
+  };
+  return {
+    publishes: count("publishes"),
+    confirmed: count("confirmed"),
+    nacked: count("nacked"),
+    unknown: count("unknown"),
+    deliveries: count("deliveries"),
+    connections: count("connections"),
+    reconnects: count("reconnects"),
+  };
 }
 
 function parseVanisherReport(v: unknown, bad: Bad): VanisherReport {

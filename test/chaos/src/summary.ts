@@ -34,7 +34,7 @@ export function formatSummary(result: CheckResult): string {
     ["failed but delivered", listed(result.failedDelivered)],
     [
       "duplicated",
-      `${dupAllowed + dupBad} (${dupAllowed} redelivered, ${dupBad} not marked redelivered${dupBad > 0 ? `: ${listed(result.duplicated.filter((d) => !d.allRedelivered).map((d) => d.value))}` : ""})`,
+      `${dupAllowed + dupBad} (${dupAllowed} redelivered, ${dupBad} not marked redelivered${dupBad > 0 ? `: ${listed(result.duplicated.filter((d) => !d.allRedelivered).map((d) => d.value))}` : ""})${result.duplicatePolicy === "any" ? "; allowed: at-least-once" : ""}`,
     ],
     ["recovered", `${result.recovered.length} unknown-outcome publishes turned up`],
     [

@@ -5,6 +5,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Consumer, ClosedError, connect, type Delivery, PublishNackError, type RaftmqClient } from "@raftmq/client";
+import type { ChaosWorkload } from "./chaos-workload.ts";
 import type { HistoryRecorder } from "./history-recorder.ts";
 import { SeededRandom } from "./seeded-random.ts";
 
@@ -53,7 +54,7 @@ export interface WorkloadStats {
 /** Where clients connect: every member, starting with a random one. */
 export type Seeds = () => string[];
 
-export class Workload {
+export class Workload implements ChaosWorkload {
   readonly #options: WorkloadOptions;
   readonly #recorder: HistoryRecorder;
   readonly #seeds: Seeds;
@@ -81,6 +82,10 @@ export class Workload {
     this.#recorder = recorder;
     this.#seeds = seeds;
     this.#rng = new SeededRandom(seed);
+  }
+
+  get queues(): readonly string[] {
+    return this.#options.queues;
   }
 
   /** Declares the queues (durable; published to through the default exchange). */

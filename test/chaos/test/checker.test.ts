@@ -84,6 +84,16 @@ describe("checker: total queue", () => {
     expect(r.duplicated).toEqual([{ value: 1, count: 3, allRedelivered: false }]);
   });
 
+
+  it('with duplicates "any" (AMQP: no idempotent producer) an unmarked duplicate is counted but valid; loss still is not', () => {
+    const dup = cleanRun().deliver("c2", 2, { redelivered: false });
+    const r = check(dup.ops, { duplicates: "any" });
+    expect(r.valid).toBe(true);
+    expect(r.duplicatePolicy).toBe("any");
+    expect(r.duplicateCounts).toEqual({ redelivered: 0, notRedelivered: 1 });
+    const lost = new HistoryBuilder().publish("p1", 1).publish("p1", 2).consume("c1", 1).deliver("c2", 1);
+    expect(check(lost.ops, { duplicates: "any" })).toMatchObject({ valid: false, lost: [2] });
+  });
   it("a delivered value that was never published is unexpected", () => {
     const h = cleanRun().consume("c1", 99);
     const r = check(h.ops);

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { duplicatePolicyOf, type WorkloadKind } from "../chaos-workload.ts";
 import { check } from "../checker.ts";
 import type { Nemesis } from "../fault-schedule.ts";
 import { readHistory } from "../read-history.ts";
@@ -29,6 +30,8 @@ export interface NamespaceRunOptions {
   readonly nodes: number;
   readonly outDir: string;
   readonly security?: "tls" | "insecure";
+  /** The workload's clients (default grpc); amqp needs security insecure here. */
+  readonly workloadKind?: WorkloadKind;
   /** Passed on to the runner as they are (see ChaosOptions). */
   readonly clientKeepaliveMs?: number;
   readonly clientKeepaliveTimeoutMs?: number;
@@ -51,6 +54,7 @@ export async function runChaosInNamespaces(options: NamespaceRunOptions): Promis
   await mkdir(outDir, { recursive: true });
   const swept = await sweepLeftovers();
   if (swept.length > 0) say(`removed ${swept.length} namespaces left by earlier runs: ${swept.join(" ")}`);
+  const kind = options.workloadKind ?? "grpc";
   const layout = newNetLayout(process.pid, Math.floor(Math.random() * 2 ** 32));
   let child: ChildProcess | undefined;
   // One cleanup however many callers (the end of the run, a signal): each waits for all of it.
@@ -88,6 +92,8 @@ export async function runChaosInNamespaces(options: NamespaceRunOptions): Promis
       "--out",
       outDir,
       ...(options.security === undefined ? [] : ["--security", options.security]),
+      "--workload",
+      kind,
       ...tuningArgs(options),
       "--in-hub",
       inHubArg(layout),
@@ -101,7 +107,7 @@ export async function runChaosInNamespaces(options: NamespaceRunOptions): Promis
     if (code !== 0 && code !== 1) throw new Error(`chaos runner in ${hubNetns(layout)} exited with code ${code} signal ${signal}; see ${outDir}`);
     const record = await readRunRecord(outDir);
     const { ops } = await readHistory(join(outDir, HISTORY_FILE));
-    const result = check(ops, { orderScope: "consumer" });
+    const result = check(ops, { orderScope: "consumer", duplicates: duplicatePolicyOf(kind) });
     return {
       valid: record.valid,
       check: result,
@@ -111,6 +117,8 @@ export async function runChaosInNamespaces(options: NamespaceRunOptions): Promis
       faults: record.faults,
       liveness: record.liveness,
       vanishers: record.vanishers,
+      workload: kind,
+      ...(record.amqp === undefined ? {} : { amqp: record.amqp }),
       summaryLine: record.summaryLine,
     };
   } finally {
