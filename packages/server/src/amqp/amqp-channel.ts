@@ -24,7 +24,9 @@ export interface ChannelHost {
   /** A message could not be sent to the client (logged). */
   undeliverable(consumerTag: string, reason: string): void;
   /** Unconfirmed publishes changed by `delta` (the connection stops reading above its bound). */
-  publishing(delta: number): void;
+  publishing(messages: number, bytes: number): void;
+  /** Bytes of content received for publishes not complete yet changed by `delta`. */
+  receiving(delta: number): void;
   /** A channel error or a connection error the channel ran into. */
   fail(channel: AmqpChannel, error: AmqpError, classId: number, methodId: number): void;
   readonly serverCancelNotify: boolean;
@@ -42,6 +44,7 @@ interface InflightBatch {
   seqs: number[];
   /** The messages of mandatory publishes, by index in the batch, to return if unroutable. */
   mandatory: Map<number, OutboundMessage>;
+  bytes: number;
 }
 
 interface Unacked {
@@ -73,7 +76,7 @@ export class AmqpChannel {
   private confirmMode = false;
   private publishSeq = 0;
   private publisher: LocalStream<PublishRequest, PublishResponse> | null = null;
-  private batch: { messages: OutboundMessage[]; seqs: number[]; mandatory: Map<number, OutboundMessage> } | null = null;
+  private batch: { messages: OutboundMessage[]; seqs: number[]; mandatory: Map<number, OutboundMessage>; bytes: number } | null = null;
   private readonly inflight: InflightBatch[] = [];
   private batchNo = 0;
   private publisherDone: Promise<void> = Promise.resolve();
@@ -374,8 +377,13 @@ export class AmqpChannel {
     if (c === null || c.properties === null) throw new AmqpError(REPLY.UNEXPECTED_FRAME, "a content body frame with no content header before it");
     c.received += payload.length;
     if (c.received > c.bodySize) throw new AmqpError(REPLY.FRAME_ERROR, `content body of ${c.received} bytes is larger than the ${c.bodySize} its header announced`);
-    c.chunks.push(payload);
-    if (c.received === c.bodySize) this.published(c, c.chunks.length === 1 ? (c.chunks[0] as Buffer) : Buffer.concat(c.chunks, c.received));
+    // A view of the socket's chunk would keep all of it: the partial body is copied.
+    c.chunks.push(c.bodySize === payload.length ? payload : Buffer.from(payload));
+    this.host.receiving(payload.length);
+    if (c.received === c.bodySize) {
+      this.host.receiving(-c.received);
+      this.published(c, c.chunks.length === 1 ? (c.chunks[0] as Buffer) : Buffer.concat(c.chunks, c.received));
+    }
   }
 
   private published(c: Content, body: Buffer): void {
@@ -393,13 +401,14 @@ export class AmqpChannel {
     this.serial(60, 40, () => {
       const seq = this.confirmMode ? ++this.publishSeq : 0;
       if (this.batch === null) {
-        this.batch = { messages: [], seqs: [], mandatory: new Map() };
+        this.batch = { messages: [], seqs: [], mandatory: new Map(), bytes: 0 };
         queueMicrotask(() => this.flush());
       }
       if (p.mandatory) this.batch.mandatory.set(this.batch.messages.length, message);
       this.batch.messages.push(message);
       this.batch.seqs.push(seq);
-      this.host.publishing(1);
+      this.batch.bytes += body.length;
+      this.host.publishing(1, body.length);
     });
   }
 
@@ -407,7 +416,7 @@ export class AmqpChannel {
     const batch = this.batch;
     this.batch = null;
     if (batch === null || this.state !== "open") {
-      if (batch !== null) this.host.publishing(-batch.messages.length);
+      if (batch !== null) this.host.publishing(-batch.messages.length, -batch.bytes);
       return;
     }
     if (this.publisher === null || this.publisher.isEnded) {
@@ -420,7 +429,7 @@ export class AmqpChannel {
       );
       this.publisher = stream;
     }
-    this.inflight.push({ seqs: batch.seqs, mandatory: batch.mandatory });
+    this.inflight.push({ seqs: batch.seqs, mandatory: batch.mandatory, bytes: batch.bytes });
     this.publisher.send({ messages: batch.messages, clientSequence: ++this.batchNo });
   }
 
@@ -428,7 +437,7 @@ export class AmqpChannel {
     if (stream !== this.publisher) return true;
     const batch = this.inflight.shift();
     if (batch === undefined) return true;
-    this.host.publishing(-batch.seqs.length);
+    this.host.publishing(-batch.seqs.length, -batch.bytes);
     const confirms = r.confirms ?? [];
     let runEnd = 0;
     let runLength = 0;
@@ -490,9 +499,7 @@ export class AmqpChannel {
     this.publisherEndedResolve();
     this.publisher = null;
     const lost = this.inflight.splice(0);
-    let count = 0;
-    for (const b of lost) count += b.seqs.length;
-    this.host.publishing(-count);
+    for (const b of lost) this.host.publishing(-b.seqs.length, -b.bytes);
     // A publish the broker refused outright (access, a user_id naming another user, a bad
     // property) closes the channel, as in RabbitMQ.
     if (status !== null && REFUSED_PUBLISH_STATUSES.has(status.code)) {
@@ -598,13 +605,14 @@ export class AmqpChannel {
    * consumers end. A channel closed by an error drops what was not sent yet.
    */
   async release(): Promise<void> {
+    if (this.content !== null) this.host.receiving(-this.content.received);
     this.content = null;
     await this.queue;
     if (this.state === "open" && this.batch !== null) this.flush();
     this.state = "closing";
     const dropped = this.batch;
     this.batch = null;
-    if (dropped !== null) this.host.publishing(-dropped.messages.length);
+    if (dropped !== null) this.host.publishing(-dropped.messages.length, -dropped.bytes);
     const publisher = this.publisher;
     if (publisher !== null && !publisher.isEnded) {
       const done = this.publisherDone;

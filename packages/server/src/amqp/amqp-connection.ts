@@ -53,6 +53,11 @@ export interface AmqpConnectionOptions {
 
 type State = "header" | "start" | "secure" | "tune" | "open" | "running" | "closing" | "closed";
 
+/** Bytes of unconfirmed publishes above which a connection is not read (as maxUnconfirmed counts them). */
+const MAX_UNCONFIRMED_BYTES = 64 * 1024 * 1024;
+/** Bytes of content received for unfinished publishes, across channels, above which a connection closes (at least twice the largest message). */
+const MAX_PARTIAL_CONTENT_BYTES = 64 * 1024 * 1024;
+
 /** How long a client has to answer connection.close (or finish the handshake) before the socket is cut. */
 const CLOSE_TIMEOUT_MS = 3000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -76,6 +81,8 @@ export class AmqpConnection implements ChannelHost {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null;
   private unconfirmed = 0;
+  private unconfirmedBytes = 0;
+  private partialBytes = 0;
   private readingPaused = false;
   private finished = false;
   private clientCapabilities: Record<string, unknown> = {};
@@ -298,7 +305,7 @@ export class AmqpConnection implements ChannelHost {
       () => {
         const now = Date.now();
         // Two intervals without a byte from the client: it is gone (RabbitMQ closes the socket).
-        if (now - this.lastRead > 2 * this.heartbeatMs) {
+        if (!this.readingPaused && now - this.lastRead > 2 * this.heartbeatMs) {
           this.options.log.info({ event: "amqp-heartbeat-missed", remote: this.remote }, "AMQP client missed heartbeats; closing its connection");
           this.abort("missed heartbeats");
           return;
@@ -347,21 +354,30 @@ export class AmqpConnection implements ChannelHost {
     return this.options.maxBodyBytes();
   }
 
-  publishing(delta: number): void {
-    this.unconfirmed += delta;
-    if (delta < 0) this.checkFlow();
+  publishing(messages: number, bytes: number): void {
+    this.unconfirmed += messages;
+    this.unconfirmedBytes += bytes;
+    if (messages < 0) this.checkFlow();
+  }
+
+  receiving(delta: number): void {
+    this.partialBytes += delta;
+    const max = Math.max(MAX_PARTIAL_CONTENT_BYTES, 2 * this.options.maxBodyBytes());
+    if (this.partialBytes > max) throw new AmqpError(REPLY.RESOURCE_ERROR, `more than ${max} bytes of unfinished message content across the connection's channels`);
   }
 
   /** Stops reading while too much is unconfirmed: the client's writes back up into TCP. */
   private checkFlow(): void {
     let batches = 0;
     for (const ch of this.channelsById.values()) batches = Math.max(batches, ch.inflightBatches);
-    const over = this.unconfirmed > this.options.maxUnconfirmed || batches >= MAX_INFLIGHT_BATCHES;
+    const over = this.unconfirmed > this.options.maxUnconfirmed || this.unconfirmedBytes > MAX_UNCONFIRMED_BYTES || batches >= MAX_INFLIGHT_BATCHES;
     if (over && !this.readingPaused && this.state === "running") {
       this.readingPaused = true;
       this.socket.pause();
     } else if (!over && this.readingPaused) {
       this.readingPaused = false;
+      // What the client sent while it was not read counts as heard from it.
+      this.lastRead = Date.now();
       this.socket.resume();
     }
   }
