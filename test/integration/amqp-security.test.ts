@@ -62,6 +62,9 @@ describe("AMQP with TLS on the node", () => {
     open.push(amqplain);
     expect(await refusal(amqp.connect(plainUrl("amqp-writer", "wrong")))).toMatch(/ACCESS_REFUSED|403/);
     expect(await refusal(amqp.connect(plainUrl("no-such-user", "x")))).toMatch(/ACCESS_REFUSED|403/);
+    const metrics = await (await fetch(`http://127.0.0.1:${harness.spec(1).httpPort}/metrics`)).text();
+    expect(Number(/^raftmq_amqp_connection_errors_total\{code="403"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(Number(/^raftmq_amqp_connections (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
   });
 
   it("refuses connection.open on a vhost the user has no access to with 530 NOT_ALLOWED", async () => {

@@ -22,6 +22,10 @@ export class NodeMetrics {
   readonly delivered: Counter;
   readonly acked: Counter;
   readonly consumeResumed: Counter;
+  readonly amqpConnectionsOpened: Counter;
+  readonly amqpConnectionsClosed: Counter;
+  /** Open AMQP connections, read at scrape time from the AMQP server once it exists. */
+  amqpConnections: () => number = () => 0;
   readonly appliedEntries: Counter;
 
   constructor(source: MetricsSource) {
@@ -104,6 +108,22 @@ export class NodeMetrics {
     this.consumeResumed = new Counter({
       name: "raftmq_consume_streams_resumed_total",
       help: "Client Consume streams held by this node whose consumers moved to a session on a new leader",
+      registers,
+    });
+    const metrics = this;
+    new Gauge({
+      name: "raftmq_amqp_connections",
+      help: "Open AMQP 0-9-1 client connections on this node",
+      registers,
+      collect() {
+        this.set(metrics.amqpConnections());
+      },
+    });
+    this.amqpConnectionsOpened = new Counter({ name: "raftmq_amqp_connections_opened_total", help: "AMQP 0-9-1 connections that passed connection.open on this node", registers });
+    this.amqpConnectionsClosed = new Counter({
+      name: "raftmq_amqp_connection_errors_total",
+      help: "AMQP 0-9-1 connections this node closed with an error, by reply code (403 refused login, 501 bad frame ...)",
+      labelNames: ["code"],
       registers,
     });
   }

@@ -302,6 +302,7 @@ export class RaftmqNode {
             version: RAFTMQ_VERSION,
             clusterName: "raftmq",
             maxBodyBytes: () => this.driver.broker.settings().maxMessageBytes,
+            metrics: this.metrics,
           });
     for (const [server, gate] of servers) {
       server.addService(brokerServiceDefinition, gate === clientGate ? clientBroker : gate.wrap("Broker", brokerServiceDefinition, broker));

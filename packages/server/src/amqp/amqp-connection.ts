@@ -48,6 +48,9 @@ export interface AmqpConnectionOptions {
   maxUnconfirmed: number;
   maxBodyBytes: () => number;
   log: Logger;
+  onOpened?: () => void;
+  /** This side closed the connection with `code` (not the client's own close). */
+  onError?: (code: number) => void;
   onClosed: (connection: AmqpConnection) => void;
 }
 
@@ -278,6 +281,7 @@ export class AmqpConnection implements ChannelHost {
         this.closeTimer = null;
         this.startHeartbeats();
         this.sendMethod(0, { name: "connection.open-ok", args: { knownHosts: "" } });
+        this.options.onOpened?.();
         this.options.log.debug({ event: "amqp-connection-opened", remote: this.remote, user: this.access.user, vhost }, "AMQP connection opened");
         return;
       }
@@ -432,6 +436,7 @@ export class AmqpConnection implements ChannelHost {
   connectionError(error: AmqpError, classId: number, methodId: number): void {
     if (this.state === "closing" || this.state === "closed") return;
     this.options.log.info({ event: "amqp-connection-error", remote: this.remote, code: error.code, reason: error.message }, `AMQP connection closed: ${error.replyText}`);
+    this.options.onError?.(error.code);
     if (this.state === "header") {
       this.abort(error.message);
       return;

@@ -13,6 +13,7 @@ import type { CallAccess } from "../security/access-gate.ts";
 import { commonNameOfCertificate } from "../tls/cert-identity.ts";
 import { AmqpConnection } from "./amqp-connection.ts";
 import { AmqpError, REPLY } from "./amqp-errors.ts";
+import type { NodeMetrics } from "../node-metrics.ts";
 
 export interface AmqpServerOptions {
   host: string;
@@ -34,6 +35,7 @@ export interface AmqpServerOptions {
   channelMax?: number;
   heartbeatSeconds?: number;
   maxUnconfirmed?: number;
+  metrics?: NodeMetrics;
 }
 
 export interface AmqpPorts {
@@ -52,7 +54,9 @@ export class AmqpServer {
   private readonly connections = new Set<AmqpConnection>();
   ports: AmqpPorts = { amqp: 0, amqps: 0 };
 
-  constructor(private readonly options: AmqpServerOptions) {}
+  constructor(private readonly options: AmqpServerOptions) {
+    if (options.metrics !== undefined) options.metrics.amqpConnections = () => this.connections.size;
+  }
 
   async listen(): Promise<AmqpPorts> {
     const { options } = this;
@@ -112,6 +116,8 @@ export class AmqpServer {
       maxUnconfirmed: options.maxUnconfirmed ?? DEFAULT_MAX_UNCONFIRMED,
       maxBodyBytes: options.maxBodyBytes,
       log: options.log,
+      onOpened: () => options.metrics?.amqpConnectionsOpened.inc(),
+      onError: (code) => options.metrics?.amqpConnectionsClosed.inc({ code: String(code) }),
       onClosed: (c) => this.connections.delete(c),
     });
     this.connections.add(connection);
