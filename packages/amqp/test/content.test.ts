@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { codeOf } from "./codec-helpers.ts";
 import {
-  AmqpCodecError,
   BASIC_PROPERTIES,
   type BasicProperties,
   decodeContentHeader,
@@ -27,15 +27,6 @@ function onlyFrame(buf: Buffer): Frame {
   return f;
 }
 
-function codeOf(f: () => unknown): number | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof AmqpCodecError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 /** Each property present or absent, generated from the descriptor. */
 const propertiesArb: fc.Arbitrary<BasicProperties> = fc.record(

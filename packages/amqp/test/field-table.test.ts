@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { codeOf } from "./codec-helpers.ts";
 import {
-  AmqpCodecError,
   decodeFieldTable,
   decodeFieldValue,
   encodeFieldTable,
@@ -21,15 +21,6 @@ function table(entries: Record<string, FieldValue>): FieldTable {
   return Object.assign(Object.create(null), entries);
 }
 
-function codeOf(f: () => unknown): number | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof AmqpCodecError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 /** One value of every tag, with its exact wire bytes (tag, then value). */
 const EVERY_TYPE: [FieldValue, number[]][] = [

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { codeOf, cutAt } from "./codec-helpers.ts";
 import {
-  AmqpCodecError,
   encodeFrame,
   encodeMethod,
   FRAME_ERROR,
@@ -16,15 +16,6 @@ import {
 } from "../src/index.ts";
 import { frame as oracleFrame } from "./amqplib-oracle.ts";
 
-function codeOf(f: () => unknown): number | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof AmqpCodecError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const frames = [
   encodeMethod(0, { name: "connection.tune-ok", args: { channelMax: 2047, frameMax: 131072, heartbeat: 60 } }),
@@ -35,17 +26,6 @@ const frames = [
 ];
 const stream = Buffer.concat(frames);
 
-/** Cuts a buffer at the given offsets. */
-function cut(buf: Buffer, at: number[]): Buffer[] {
-  const points = [...new Set(at.map((n) => n % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let from = 0;
-  for (const p of [...points, buf.length]) {
-    out.push(buf.subarray(from, p));
-    from = p;
-  }
-  return out;
-}
 
 function readAll(chunks: Buffer[], maxFrameSize = FRAME_MIN_SIZE): Frame[] {
   const reader = new FrameReader({ maxFrameSize });
@@ -72,7 +52,7 @@ describe("FrameReader", () => {
     expect(expected).toHaveLength(frames.length);
     fc.assert(
       fc.property(fc.array(fc.nat(), { maxLength: 30 }), (at) => {
-        expect(readAll(cut(stream, at))).toEqual(expected);
+        expect(readAll(cutAt(stream, at))).toEqual(expected);
       }),
       { numRuns: 300 },
     );

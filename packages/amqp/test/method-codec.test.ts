@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { codeOf } from "./codec-helpers.ts";
 import {
   AmqpCodecError,
   type AmqpMethod,
@@ -31,15 +32,6 @@ function payloadOf(frameBuf: Buffer): Buffer {
   return f.payload;
 }
 
-function codeOf(f: () => unknown): number | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof AmqpCodecError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const asMethod = (d: MethodDescriptor, args: Record<string, unknown>) => ({ name: d.name, args }) as AmqpMethod;
 

@@ -23,34 +23,28 @@ export function exchangeType(type: string, passive: boolean): raftmq.v1.Exchange
   throw new AmqpError(REPLY.COMMAND_INVALID, `unknown exchange type '${type}'`);
 }
 
+/** AMQP's integer tags (and the timestamp's), which the broker keeps as int_value with the tag beside. */
+const INTEGER_TAGS: ReadonlySet<string> = new Set(["b", "B", "s", "u", "I", "i", "l", "L", "T"]);
+
 /** A header value the broker keeps, from an AMQP field value. */
 export function toHeaderValue(v: FieldValue): HeaderValue {
+  if (INTEGER_TAGS.has(v.type)) {
+    const n = v.value as number | bigint;
+    // A 64-bit value beyond 2^53 would round as a number: its exact bits travel as an AMQP field.
+    if (typeof n === "bigint") return { amqpField: encodeFieldValue(v) };
+    return v.type === "l" ? { intValue: n } : { intValue: n, amqpType: v.type };
+  }
   switch (v.type) {
     case "S":
       return { stringValue: v.value };
     case "t":
       return { boolValue: v.value };
-    case "l":
-      // Beyond 2^53 a number would round: the exact bits travel as an AMQP field.
-      if (typeof v.value === "bigint") return { amqpField: encodeFieldValue(v) };
-      return { intValue: v.value };
     case "d":
       return { doubleValue: v.value };
-    case "x":
-      return { bytesValue: v.value };
-    case "b":
-    case "B":
-    case "s":
-    case "u":
-    case "I":
-    case "i":
-    case "T":
-    case "L":
-      // A 64-bit value beyond 2^53 keeps its exact bits as an AMQP field.
-      if (typeof v.value === "bigint") return { amqpField: encodeFieldValue(v) };
-      return { intValue: v.value, amqpType: v.type };
     case "f":
       return { doubleValue: v.value, amqpType: "f" };
+    case "x":
+      return { bytesValue: v.value };
     default:
       return { amqpField: encodeFieldValue(v) };
   }
@@ -69,19 +63,7 @@ export function fromHeaderValue(v: HeaderValue | null | undefined): FieldValue {
     const n = Number(v.intValue);
     // A gRPC publisher's int64 beyond 2^53 arrives rounded to the nearest double; it goes out as that integer.
     if (!Number.isSafeInteger(n)) return { type: "l", value: BigInt(Math.trunc(n)) };
-    switch (tag) {
-      case "b":
-      case "B":
-      case "s":
-      case "u":
-      case "I":
-      case "i":
-      case "T":
-      case "L":
-        return { type: tag, value: n } as FieldValue;
-      default:
-        return { type: "l", value: n };
-    }
+    return INTEGER_TAGS.has(tag) ? ({ type: tag, value: n } as FieldValue) : { type: "l", value: n };
   }
   return { type: "V", value: null };
 }
