@@ -308,6 +308,13 @@ describe("amqplib against raftmq", () => {
       }
       await pub.waitForConfirms().catch(() => {});
     };
+    // A connection with an exclusive queue loses it with the old leader's session: it is closed.
+    const exclusiveConn = await connectTo(follower);
+    const exclusiveCh = await exclusiveConn.createChannel();
+    exclusiveCh.on("error", () => {});
+    await exclusiveCh.assertQueue("", { exclusive: true });
+    // amqplib reports a 320 CONNECTION_FORCED as a close with an error, not as an error event.
+    const exclusiveClosed = new Promise<string>((resolve) => exclusiveConn.once("close", (err: unknown) => resolve(String(err))));
     await publishSome(300);
     await harness.stop(leader, "SIGKILL");
     await waitForNewLeader([cluster.client(follower), cluster.client(other)], leader);
@@ -318,6 +325,7 @@ describe("amqplib against raftmq", () => {
     expect(subConn.connection.serverProperties?.product).toBe("raftmq");
     expect(nacked + confirmed.size).toBe(sent);
     expect(redelivered).toBeGreaterThanOrEqual(0);
+    expect(await exclusiveClosed).toMatch(/320 \(CONNECTION-FORCED\).*exclusive queues/);
     await harness.start(leader, { members: cluster.ids });
   });
 });

@@ -17,6 +17,10 @@ type OutboundMessage = raftmq.v1.OutboundMessage.$Properties;
 export interface ChannelHost {
   readonly calls: LocalBrokerCalls;
   session(): Promise<ConnectionSession>;
+  /** The session's id when it is open (an exclusive queue of the connection names it), else "". */
+  openSessionId(): string;
+  /** A queue deleted: no longer one of the connection's exclusive queues. */
+  forgetExclusive(queue: string): void;
   sendMethod(channel: number, method: AmqpMethod): void;
   sendContent(channel: number, method: AmqpMethod, properties: BasicProperties, body: Uint8Array): void;
   /** Largest body the cluster takes now. */
@@ -185,6 +189,7 @@ export class AmqpChannel {
             passive: a.passive,
           });
           this.lastQueue = res.name;
+          if (a.exclusive && !a.passive) (await this.host.session()).exclusiveQueues.add(res.name);
           if (!a.noWait) this.reply({ name: "queue.declare-ok", args: { queue: res.name, messageCount: Number(res.messageCount ?? 0), consumerCount: res.consumerCount ?? 0 } });
         });
         return;
@@ -204,7 +209,7 @@ export class AmqpChannel {
       case "queue.purge": {
         const a = m.args;
         this.serial(classId, methodId, async () => {
-          const res = await this.host.calls.unary<raftmq.v1.PurgeQueueResponse>("PurgeQueue", { name: this.queueName(a.queue), sessionId: await this.sessionIdIfOpen() });
+          const res = await this.host.calls.unary<raftmq.v1.PurgeQueueResponse>("PurgeQueue", { name: this.queueName(a.queue), sessionId: this.host.openSessionId() });
           if (!a.noWait) this.reply({ name: "queue.purge-ok", args: { messageCount: Number(res.messageCount ?? 0) } });
         });
         return;
@@ -212,12 +217,14 @@ export class AmqpChannel {
       case "queue.delete": {
         const a = m.args;
         this.serial(classId, methodId, async () => {
+          const name = this.queueName(a.queue);
           const res = await this.host.calls.unary<raftmq.v1.DeleteQueueResponse>("DeleteQueue", {
-            name: this.queueName(a.queue),
+            name,
             ifUnused: a.ifUnused,
             ifEmpty: a.ifEmpty,
-            sessionId: await this.sessionIdIfOpen(),
+            sessionId: this.host.openSessionId(),
           });
+          this.host.forgetExclusive(name);
           if (!a.noWait) this.reply({ name: "queue.delete-ok", args: { messageCount: Number(res.messageCount ?? 0) } });
         });
         return;
@@ -244,6 +251,7 @@ export class AmqpChannel {
             // The replies' queue: exclusive to this connection, gone with it, named by the broker.
             const res = await this.host.calls.unary<raftmq.v1.DeclareQueueResponse>("DeclareQueue", { name: "", exclusive: true, autoDelete: true, sessionId: session.id });
             this.replyQueue = res.name;
+            session.exclusiveQueues.add(res.name);
           }
           const tag = a.consumerTag === "" ? session.generateTag() : a.consumerTag;
           if (this.consumers.has(tag) || session.hasConsumer(tag)) throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
@@ -351,10 +359,6 @@ export class AmqpChannel {
     if (name !== "") return name;
     if (this.lastQueue === "") throw new AmqpError(REPLY.NOT_FOUND, "no previously declared queue");
     return this.lastQueue;
-  }
-
-  private async sessionIdIfOpen(): Promise<string> {
-    return this.consumers.size > 0 || this.lastQueue !== "" ? (await this.host.session()).id : "";
   }
 
   /** A content header frame. */
@@ -622,6 +626,8 @@ export class AmqpChannel {
       clearTimeout(timer);
       if (!publisher.isEnded) publisher.cancel();
     }
+    // The replies queue is auto-delete: it goes with its consumer.
+    if (this.replyQueue !== "") this.host.forgetExclusive(this.replyQueue);
     if (this.unacked.size === 0 && this.consumers.size === 0) return;
     const session = await this.host.session();
     await this.requeueAll();

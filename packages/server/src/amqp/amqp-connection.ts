@@ -398,6 +398,14 @@ export class AmqpConnection implements ChannelHost {
     return this.sessionPromise;
   }
 
+  openSessionId(): string {
+    return this.openedSession?.id ?? "";
+  }
+
+  forgetExclusive(queue: string): void {
+    this.openedSession?.exclusiveQueues.delete(queue);
+  }
+
   private sessionLost(status: CallStatus | null): void {
     if (this.state !== "running") return;
     const e = status === null ? new AmqpError(REPLY.CONNECTION_FORCED, "the consume session ended") : amqpErrorOfStatus(status);

@@ -58,6 +58,8 @@ export class ConnectionSession {
   private readonly cancelled = new Map<string, SessionConsumer>();
   private readonly stream: LocalStream<ConsumeRequest, ConsumeResponse>;
   private closing = false;
+  /** Exclusive queues this connection declared and has not deleted. */
+  readonly exclusiveQueues = new Set<string>();
 
   private constructor(
     calls: LocalBrokerCalls,
@@ -206,8 +208,18 @@ export class ConnectionSession {
   private response(r: ConsumeResponse): boolean {
     switch (responseKind(r)) {
       case "session":
-        // Resumed on a new leader: what the old session held is requeued there.
-        if (r.session?.resumed === true) for (const channel of this.host.channels()) channel.sessionResumed();
+        if (r.session?.resumed === true) {
+          // The old session went down with its leader, and with it the connection's exclusive
+          // queues: a connection whose exclusive queues are gone is lost, as in RabbitMQ.
+          if (this.exclusiveQueues.size > 0) {
+            const names = [...this.exclusiveQueues].slice(0, 3).join(", ");
+            this.host.lost({ code: grpc.status.UNAVAILABLE, details: `the leader changed and this connection's exclusive queues (${names}) went with its session`, metadata: new grpc.Metadata() });
+            return true;
+          }
+          // Resumed on a new leader: what the old session held is requeued there.
+          this.id = r.session.sessionId ?? this.id;
+          for (const channel of this.host.channels()) channel.sessionResumed();
+        }
         return true;
       case "subscribed": {
         const consumer = this.consumers.get(r.subscribed ?? "");
