@@ -13,6 +13,7 @@ import type { BrokerServiceContext } from "./broker-service.ts";
 import { routeWrite } from "./call-routing.ts";
 import { consumeStream, requestedHeartbeatMs } from "./consume-session.ts";
 import { type GrpcFailure, relayedFailure, statusFailure, toGrpcFailure } from "./grpc-status.ts";
+import { NodeUnavailableError } from "./node-errors.ts";
 import { StreamConsumers } from "./stream-consumers.ts";
 
 type ConsumeRequest = raftmq.v1.ConsumeRequest;
@@ -452,7 +453,18 @@ class ConsumeFront {
       resume: () => stream.resume(),
     };
     this.upstream = up;
+    const leaderAtOpen = this.ctx.driver.leaderId;
     stream.on("data", (r: ConsumeResponse) => {
+      if (up !== this.upstream) return;
+      // This node knows a newer leader, which downs this session and requeues what it held: what
+      // the old leader still sends (deliveries that sat in a partition until it healed) comes
+      // again from the new one, so the stream moves there instead of passing stale copies on.
+      const leader = this.ctx.driver.leaderId;
+      if (leader !== 0 && leader !== leaderAtOpen) {
+        stream.cancel();
+        this.upstreamEnded(up, toGrpcFailure(new NodeUnavailableError("leadership moved while a relayed session was open", this.ctx.driver.leaderClientAddress())));
+        return;
+      }
       // A client that reads slowly holds the relayed stream back, and with it the leader's session.
       if (!this.fromUpstream(up, r)) stream.pause();
     });
