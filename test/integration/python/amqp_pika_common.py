@@ -39,6 +39,25 @@ def connect(**kwargs):
     return pika.BlockingConnection(parameters(**kwargs))
 
 
+def confirmed_channel():
+    """A new connection and a channel of it in confirm mode."""
+    connection = connect()
+    channel = connection.channel()
+    channel.confirm_delivery()
+    return connection, channel
+
+
+def queue_declarer(channel, prefix):
+    """declare(name, **arguments) declares the queue PREFIX-name on `channel` and returns its name."""
+
+    def declare(name, **kwargs):
+        q = f"{prefix}-{name}"
+        channel.queue_declare(queue=q, **kwargs)
+        return q
+
+    return declare
+
+
 def closed_by_broker(err):
     """An exception's reply code and text, for comparing with RabbitMQ's."""
     if isinstance(err, (pika.exceptions.ChannelClosedByBroker, pika.exceptions.ConnectionClosedByBroker)):

@@ -10,20 +10,13 @@ import time
 
 import pika
 
-from amqp_pika_common import connect, deadline, report, typed
+from amqp_pika_common import confirmed_channel, connect, deadline, queue_declarer, report, typed
 
 deadline(60)
 prefix = sys.argv[1]
 result = {}
-connection = connect()
-channel = connection.channel()
-channel.confirm_delivery()
-
-
-def fresh_queue(name, **kwargs):
-    q = f"{prefix}-{name}"
-    channel.queue_declare(queue=q, **kwargs)
-    return q
+connection, channel = confirmed_channel()
+fresh_queue = queue_declarer(channel, prefix)
 
 
 def publish(q, *bodies, **kwargs):

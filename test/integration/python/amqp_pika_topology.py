@@ -8,20 +8,13 @@ import time
 
 import pika
 
-from amqp_pika_common import connect, deadline, expect_closed, report
+from amqp_pika_common import confirmed_channel, deadline, expect_closed, queue_declarer, report
 
 deadline(60)
 prefix = sys.argv[1]
 result = {}
-connection = connect()
-channel = connection.channel()
-channel.confirm_delivery()
-
-
-def queue(name, **kwargs):
-    q = f"{prefix}-{name}"
-    channel.queue_declare(queue=q, **kwargs)
-    return q
+connection, channel = confirmed_channel()
+queue = queue_declarer(channel, prefix)
 
 
 def drain(q):
