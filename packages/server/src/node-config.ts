@@ -325,14 +325,14 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
   {
     key: "amqpPort",
     name: "amqp-port",
-    description: "port of AMQP 0-9-1 (RabbitMQ clients); with TLS on, served on 127.0.0.1 only, as client-plaintext-port; 0 picks a free port, empty for none",
+    description: "port of AMQP 0-9-1 (RabbitMQ clients); with TLS on, served on loopback only (host when it is a loopback address, else 127.0.0.1); 0 picks a free port, empty for none",
     defaultText: "5672",
     parse: listenPort("amqp-port"),
   },
   {
     key: "amqpsPort",
     name: "amqps-port",
-    description: "port of AMQP 0-9-1 over TLS, with the client port's certificate (needs TLS; none with --insecure); 0 picks a free port, empty for none",
+    description: "port of AMQP 0-9-1 over TLS, with the client port's certificate; none with --insecure, which refuses it set explicitly; 0 picks a free port, empty for none",
     defaultText: "5671",
     parse: listenPort("amqps-port"),
   },
