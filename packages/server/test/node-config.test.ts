@@ -117,6 +117,16 @@ describe("security options", () => {
     expect(resolveNodeConfig([...files, "--client-plaintext-port", "7611"], {}).clientPlaintextPort).toBe(7611);
     expect(() => resolveNodeConfig(["--insecure", "--client-plaintext-port", "7611"], {})).toThrow(/plaintext already/);
   });
+
+  it("serves AMQP on 5672 and, with TLS, AMQPS on 5671; either can be turned off", () => {
+    const files = ["--tls-ca-file", "ca.crt", "--tls-cert-file", "n.crt", "--tls-key-file", "n.key"];
+    expect(resolveNodeConfig(files, {})).toMatchObject({ amqpPort: 5672, amqpsPort: 5671 });
+    expect(resolveNodeConfig(["--insecure"], {})).toMatchObject({ amqpPort: 5672, amqpsPort: -1 });
+    expect(resolveNodeConfig([...files, "--amqp-port", "", "--amqps-port", "0"], {})).toMatchObject({ amqpPort: -1, amqpsPort: 0 });
+    expect(resolveNodeConfig(["--insecure"], { RAFTMQ_AMQP_PORT: "15672" }).amqpPort).toBe(15672);
+    expect(() => resolveNodeConfig(["--insecure", "--amqps-port", "5671"], {})).toThrow(/amqps-port serves AMQP over TLS/);
+    expect(() => resolveNodeConfig(["--insecure", "--amqp-port", "70000"], {})).toThrow(/amqp-port/);
+  });
 });
 
 describe("client connection options", () => {
