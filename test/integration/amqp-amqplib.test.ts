@@ -210,6 +210,26 @@ describe("amqplib against raftmq", () => {
     expect(death).toMatchObject({ queue: "amqplib-work", reason: "rejected", count: 1 });
   });
 
+  it("runs the publish/subscribe tutorial: exclusive server-named queues bound to a fanout exchange", async () => {
+    const { leader, follower } = await leaderAndFollower();
+    const subscribers = await Promise.all([follower, leader].map(async (id) => (await connectTo(id)).createChannel()));
+    const logs = subscribers.map(() => [] as string[]);
+    for (const [i, ch] of subscribers.entries()) {
+      await ch.assertExchange("amqplib-logs", "fanout", { durable: false });
+      const { queue } = await ch.assertQueue("", { exclusive: true });
+      await ch.bindQueue(queue, "amqplib-logs", "");
+      await ch.consume(queue, (m) => m && logs[i]?.push(m.content.toString()), { noAck: true });
+    }
+    const emitter = await (await connectTo(follower)).createConfirmChannel();
+    for (const line of ["info: one", "warn: two"]) emitter.publish("amqplib-logs", "", Buffer.from(line));
+    await emitter.waitForConfirms();
+    await eventually("both subscribers got both lines", async () => (logs.every((l) => l.length === 2) ? true : undefined));
+    expect(logs).toEqual([
+      ["info: one", "warn: two"],
+      ["info: one", "warn: two"],
+    ]);
+  });
+
   it("answers a request through direct reply-to, requester and responder on different nodes", async () => {
     const { leader, follower } = await leaderAndFollower();
     const responder = await (await connectTo(leader)).createChannel();

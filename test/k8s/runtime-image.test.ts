@@ -95,7 +95,7 @@ describe("runtime image, rehearsed", () => {
     const lines: string[] = [];
     node = spawn(process.execPath, args, {
       cwd,
-      env: { ...env, ...tls, PATH: process.env.PATH ?? "", RAFTMQ_DATA_DIR: data, RAFTMQ_HOST: "127.0.0.1", RAFTMQ_CLIENT_PORT: String(client), RAFTMQ_PEER_PORT: String(peer), RAFTMQ_HTTP_PORT: String(http) },
+      env: { ...env, ...tls, PATH: process.env.PATH ?? "", RAFTMQ_DATA_DIR: data, RAFTMQ_HOST: "127.0.0.1", RAFTMQ_CLIENT_PORT: String(client), RAFTMQ_PEER_PORT: String(peer), RAFTMQ_HTTP_PORT: String(http), RAFTMQ_AMQP_PORT: "0", RAFTMQ_AMQPS_PORT: "0" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     node.stdout?.on("data", (c: Buffer) => lines.push(c.toString()));

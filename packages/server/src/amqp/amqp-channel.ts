@@ -103,6 +103,7 @@ export class AmqpChannel {
   /** Runs `op` after every method before it; a failure closes the channel (or the connection). */
   private serial(classId: number, methodId: number, op: () => Promise<void> | undefined | void): void {
     const failed = (err: unknown) => this.host.fail(this, toAmqpError(err), classId, methodId);
+    if (this.state !== "open") return;
     if (this.queued === 0) {
       // Nothing ahead: run now, so that a publish needs no turn of the event loop.
       let result: Promise<void> | undefined | void;
@@ -178,7 +179,7 @@ export class AmqpChannel {
       case "queue.declare": {
         const a = m.args;
         this.serial(classId, methodId, async () => {
-          const sessionId = a.exclusive ? (await this.host.session()).id : "";
+          const sessionId = a.exclusive ? (await this.host.session()).id : this.host.openSessionId();
           const res = await this.host.calls.unary<raftmq.v1.DeclareQueueResponse>("DeclareQueue", {
             name: a.queue,
             durable: a.durable,
@@ -199,7 +200,8 @@ export class AmqpChannel {
         const a = m.args;
         const bind = m.name === "queue.bind";
         this.serial(classId, methodId, async () => {
-          const request = { exchange: a.exchange, queue: this.queueName(a.queue), routingKey: a.routingKey, arguments: tableToHeaders(a.arguments ?? {}) };
+          // The session id lets the connection bind its own exclusive queues.
+          const request = { exchange: a.exchange, queue: this.queueName(a.queue), routingKey: a.routingKey, arguments: tableToHeaders(a.arguments ?? {}), sessionId: this.host.openSessionId() };
           await this.host.calls.unary(bind ? "Bind" : "Unbind", request);
           if (bind && !(a as MethodArgs<"queue.bind">).noWait) this.reply({ name: "queue.bind-ok", args: {} });
           if (!bind) this.reply({ name: "queue.unbind-ok", args: {} });
