@@ -8,7 +8,7 @@ import type { CommandBuilder } from "./command-builder.ts";
 import type { ConsumerSessions } from "./consumer-sessions.ts";
 import { FORWARDED_METADATA_KEY, toServiceError } from "./grpc-status.ts";
 import type { LeaderForwarder } from "./leader-forwarder.ts";
-import { CommandFailedError, InvalidRequestError } from "./node-errors.ts";
+import { CommandFailedError, InvalidRequestError, ResourceAlarmError } from "./node-errors.ts";
 import { leaderUnary, linearizableUnary, propose, routeWrite } from "./call-routing.ts";
 import { consumeFront } from "./consume-front.ts";
 import { consumeStream } from "./consume-session.ts";
@@ -35,6 +35,8 @@ export interface BrokerServiceContext {
   consumeResumeMs: number;
   /** Whether this node is shutting down: its Consume streams end with their sessions then. */
   stopping: () => boolean;
+  /** Why publishing is blocked on this node (a resource alarm), or "" when it is not. */
+  publishBlocked?: () => string;
   log: Logger;
   metrics?: NodeMetrics;
 }
@@ -77,6 +79,18 @@ function queueInfoMessage(q: QueueInfo): raftmq.v1.QueueInfo.$Properties {
   };
 }
 
+
+/**
+ * A publish refused while this node's resource alarm is raised: on the node the client called
+ * and, for a forwarded call, on the leader too.
+ */
+function unlessAlarmed(ctx: BrokerServiceContext, handler: grpc.handleUnaryCall<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const blocked = ctx.publishBlocked?.() ?? "";
+    if (blocked !== "") callback(toServiceError(new ResourceAlarmError(blocked)));
+    else handler(call, callback);
+  };
+}
 
 type UnaryLocal<Q> = (request: Q, call: grpc.ServerUnaryCall<Q, unknown>) => Promise<unknown>;
 
@@ -129,7 +143,7 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       ok(await one(driver, builder.unbind(r, vhostOf(call.metadata))), "unbind");
       return {};
     }),
-    Publish: write<raftmq.v1.PublishRequest>("Publish", async (r, call) => {
+    Publish: unlessAlarmed(ctx, write<raftmq.v1.PublishRequest>("Publish", async (r, call) => {
       const commands = builder.publish(r, vhostOf(call.metadata));
       const results = await propose(driver, commands);
       ctx.metrics?.published.inc(commands.length);
@@ -138,8 +152,13 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
       const only = results[0];
       if (results.length === 1 && only !== undefined && !only.ok && !isOutcomeUnknown(only)) throw new CommandFailedError(only.error);
       return { confirms: results.map(confirmOf), clientSequence: r.clientSequence ?? 0 };
-    }),
+    })),
     PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest, raftmq.v1.PublishResponse.$Properties>) => {
+      const blocked = ctx.publishBlocked?.() ?? "";
+      if (blocked !== "") {
+        call.emit("error", toServiceError(new ResourceAlarmError(blocked)));
+        return;
+      }
       routeWrite(ctx, call.metadata).then(
         (route) => {
           if (route.local) publishStream(ctx, call);

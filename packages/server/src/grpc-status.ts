@@ -11,6 +11,7 @@ import {
   NodeUnavailableError,
   OutcomeUnknownError,
   OverloadedError,
+  ResourceAlarmError,
   UnauthenticatedError,
   AccessDeniedError,
 } from "./node-errors.ts";
@@ -58,6 +59,9 @@ export function statusDetails(details: string): string {
   return `${details.slice(0, end)}… (${details.length - end} more characters)`;
 }
 
+/** How long a publisher refused by a resource alarm waits before it tries again (alarms are checked every second). */
+export const ALARM_RETRY_DELAY_MS = 1000;
+
 /** A moment for a client to wait before retrying what an election or a full pipeline refused. */
 export const RETRY_DELAY_MS = 100;
 
@@ -93,6 +97,13 @@ export function toGrpcFailure(err: unknown): GrpcFailure {
     return statusFailure(grpc.status.UNAVAILABLE, `${err.message}; ${hint}`, { reason: leader === "" ? "NO_LEADER" : "NOT_LEADER", outcome: "not_applied", leader, ...(leader === "" ? retry : {}) });
   }
   if (err instanceof OutcomeUnknownError) return statusFailure(grpc.status.UNAVAILABLE, err.message, { reason: "OUTCOME_UNKNOWN", outcome: "unknown", ...retry });
+  if (err instanceof ResourceAlarmError) {
+    return statusFailure(grpc.status.RESOURCE_EXHAUSTED, `publishing is blocked: ${err.message}; consumers go on, and publishing resumes by itself once the alarm clears: retry later`, {
+      reason: "RESOURCE_ALARM",
+      outcome: "not_applied",
+      retryDelayMs: ALARM_RETRY_DELAY_MS,
+    });
+  }
   if (err instanceof OverloadedError) return statusFailure(grpc.status.RESOURCE_EXHAUSTED, err.message, { reason: "OVERLOADED", outcome: "not_applied", ...retry });
   if (err instanceof NodeStoppingError) return statusFailure(grpc.status.UNAVAILABLE, `${err.message}; retry on another node`, { reason: "NODE_STOPPING", outcome: "unknown" });
   if (err instanceof NotLeaderError) return statusFailure(grpc.status.UNAVAILABLE, `${err.message}; retry shortly`, { reason: "NOT_LEADER", outcome: "not_applied", ...retry });

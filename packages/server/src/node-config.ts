@@ -89,6 +89,12 @@ export interface NodeConfig {
   clientKeepaliveTimeoutMs: number;
   /** A delivery unacknowledged this long ends its consumer's stream (RabbitMQ's consumer_timeout); 0: never. */
   consumerTimeoutMs: number;
+  /** The memory alarm is raised above this fraction of the container's (or machine's) memory. */
+  memoryHighWatermark: number;
+  /** The disk alarm is raised below this many free bytes on the data directory's filesystem. */
+  diskFreeLimitBytes: number;
+  /** How often the alarms' resources are read. */
+  alarmCheckMs: number;
   /** Calls (streams) one client connection may have open at once (HTTP/2 max concurrent streams). */
   maxStreamsPerConnection: number;
   /** Bytes of metadata one call may carry on the client port, as HTTP/2 counts a header list. */
@@ -122,6 +128,16 @@ function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (raw
     if (trimmed === "" || !Number.isSafeInteger(value) || value < min || value > max) {
       throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
     }
+    return value;
+  };
+}
+
+/** A number in (0, 1]. */
+function fraction(name: string): (raw: string) => number {
+  return (raw) => {
+    const trimmed = raw.trim();
+    const value = Number(trimmed);
+    if (trimmed === "" || !Number.isFinite(value) || value <= 0 || value > 1) throw new ConfigError(`${name} must be a fraction in (0, 1], got ${JSON.stringify(raw)}`);
     return value;
   };
 }
@@ -367,6 +383,22 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     defaultText: "1800000",
     parse: integer("consumer-timeout-ms", 0),
   },
+  {
+    key: "memoryHighWatermark",
+    name: "memory-high-watermark",
+    description:
+      "the memory alarm is raised while the node's resident memory is above this fraction of its container's memory limit (the machine's memory outside one); publishers are blocked while it is, consumers go on (RabbitMQ's vm_memory_high_watermark)",
+    defaultText: "0.6",
+    parse: fraction("memory-high-watermark"),
+  },
+  {
+    key: "diskFreeLimitBytes",
+    name: "disk-free-limit-bytes",
+    description: "the disk alarm is raised while the data directory's filesystem has fewer free bytes than this; publishers are blocked while it is (RabbitMQ's disk_free_limit)",
+    defaultText: String(50 * 1024 * 1024),
+    parse: integer("disk-free-limit-bytes", 0),
+  },
+  { key: "alarmCheckMs", name: "alarm-check-ms", description: "how often memory and free disk are read for the alarms", defaultText: "1000", parse: integer("alarm-check-ms", 10, 60_000) },
   {
     key: "maxStreamsPerConnection",
     name: "max-streams-per-connection",

@@ -28,6 +28,11 @@ export class OverloadedError extends Error {
   override name = "OverloadedError";
 }
 
+/** A resource alarm is raised (memory or disk): this node takes no publishes until it clears. */
+export class ResourceAlarmError extends Error {
+  override name = "ResourceAlarmError";
+}
+
 /** A Consume stream's client reads slower than deliveries arrive (NATS's slow consumer). */
 export class SlowConsumerError extends OverloadedError {
   override name = "SlowConsumerError";

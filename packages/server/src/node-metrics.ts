@@ -24,6 +24,8 @@ export class NodeMetrics {
   readonly consumeResumed: Counter;
   readonly amqpConnectionsOpened: Counter;
   readonly amqpConnectionsClosed: Counter;
+  /** The resource alarms raised now. */
+  alarms: ReadonlySet<string> = new Set();
   /** Open AMQP connections, read at scrape time from the AMQP server once it exists. */
   amqpConnections: () => number = () => 0;
   readonly appliedEntries: Counter;
@@ -117,6 +119,15 @@ export class NodeMetrics {
       registers,
       collect() {
         this.set(metrics.amqpConnections());
+      },
+    });
+    new Gauge({
+      name: "raftmq_resource_alarm",
+      help: "1 while this node's resource alarm is raised (publishers blocked), by resource",
+      labelNames: ["resource"],
+      registers,
+      collect() {
+        for (const r of ["memory", "disk"]) this.set({ resource: r }, metrics.alarms.has(r) ? 1 : 0);
       },
     });
     this.amqpConnectionsOpened = new Counter({ name: "raftmq_amqp_connections_opened_total", help: "AMQP 0-9-1 connections that passed connection.open on this node", registers });

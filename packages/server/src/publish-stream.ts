@@ -8,7 +8,7 @@ import { raftmq } from "@raftmq/proto";
 import type { BrokerServiceContext } from "./broker-service.ts";
 import { propose } from "./call-routing.ts";
 import { toServiceError } from "./grpc-status.ts";
-import { OverloadedError } from "./node-errors.ts";
+import { OverloadedError, ResourceAlarmError } from "./node-errors.ts";
 
 type Command = raftmq.v1.Command.$Properties;
 
@@ -52,6 +52,12 @@ export function publishStream(ctx: BrokerServiceContext, call: grpc.ServerDuplex
   };
   call.on("data", (r: raftmq.v1.PublishRequest) => {
     if (ended) return;
+    // The leader's own alarm: the stream ends, and its publisher retries once it clears.
+    const blocked = ctx.publishBlocked?.() ?? "";
+    if (blocked !== "") {
+      fail(new ResourceAlarmError(blocked));
+      return;
+    }
     if (outstanding >= ctx.maxStreamWindow) {
       fail(new OverloadedError(`more than ${ctx.maxStreamWindow} publish requests awaiting confirms on one stream; wait for confirms before sending more`));
       return;

@@ -33,6 +33,7 @@ import { AuditLog } from "./access/audit-log.ts";
 import { accessHandlers } from "./access-service.ts";
 import { AccessGate } from "./security/access-gate.ts";
 import { AmqpServer } from "./amqp/amqp-server.ts";
+import { memoryLimitBytes, processReadings, ResourceAlarms } from "./resource-alarms.ts";
 import { isLoopbackAddress } from "./access/authenticator.ts";
 import type { SecureContextOptions } from "node:tls";
 import { commonNameOfCertificate, nodeIdOfCertificate } from "./tls/cert-identity.ts";
@@ -126,6 +127,7 @@ export class RaftmqNode {
   private plaintextServer: grpc.Server | null = null;
   private readonly gates: [AccessGate, AccessGate];
   private readonly amqp: AmqpServer | null;
+  private readonly alarms: ResourceAlarms;
 
   private constructor(
     private readonly config: NodeConfig,
@@ -253,6 +255,18 @@ export class RaftmqNode {
       () => this.driver.broker.machineVersion(),
     );
     const leaderWaitMs = config.tickMs * config.electionTicks * 2;
+    this.alarms = new ResourceAlarms({
+      memoryLimitBytes: memoryLimitBytes(),
+      memoryHighWatermark: config.memoryHighWatermark,
+      diskFreeLimitBytes: config.diskFreeLimitBytes,
+      readings: processReadings(config.dataDir),
+      changed: (raised, detail) => {
+        if (raised.size > 0) log.warn({ event: "alarm-raised", alarms: [...raised], detail }, `publishing blocked: ${detail}`);
+        else log.info({ event: "alarm-cleared" }, "resource alarms cleared: publishing resumes");
+        this.metrics.alarms = raised;
+        this.amqp?.setBlocked(raised.size > 0 ? detail : "");
+      },
+    });
     const broker = brokerHandlers({
       driver: this.driver,
       builder,
@@ -264,6 +278,7 @@ export class RaftmqNode {
       // Long enough for a few elections, as a client's own resubscription would wait.
       consumeResumeMs: 3 * leaderWaitMs,
       stopping: () => this.stopping !== null,
+      publishBlocked: () => this.alarms.reason,
       log,
       metrics: this.metrics,
     });
@@ -371,6 +386,7 @@ export class RaftmqNode {
       throw err;
     }
     node.driver.start();
+    node.alarms.start(config.alarmCheckMs);
     node.removalProbe.start();
     if (needsAdding) node.startJoinLoop({ ...options, clusterCalls: calls });
     node.readinessTimer = setInterval(() => node.introspection.setServing(nodeReady(node.driver, READY_LAG)), 200);
@@ -465,6 +481,7 @@ export class RaftmqNode {
     this.introspection.setServing(false);
     if (this.readinessTimer !== null) clearInterval(this.readinessTimer);
     this.removalProbe.stop();
+    this.alarms.stop();
     this.joinLoop?.stop();
     this.bootstrap.stop();
     this.memberLookup.stop();

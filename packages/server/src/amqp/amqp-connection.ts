@@ -56,6 +56,11 @@ export interface AmqpConnectionOptions {
 
 type State = "header" | "start" | "secure" | "tune" | "open" | "running" | "closing" | "closed";
 
+/** A reason as a shortstr: at most 255 bytes. */
+function shortReason(reason: string): string {
+  return Buffer.byteLength(reason) <= 255 ? reason : `${Buffer.from(reason).subarray(0, 250).toString("utf8").replace(/\uFFFD$/, "")}...`;
+}
+
 /** Bytes of unconfirmed publishes above which a connection is not read (as maxUnconfirmed counts them). */
 const MAX_UNCONFIRMED_BYTES = 64 * 1024 * 1024;
 /** Bytes of content received for unfinished publishes, across channels, above which a connection closes (at least twice the largest message). */
@@ -87,6 +92,11 @@ export class AmqpConnection implements ChannelHost {
   private unconfirmedBytes = 0;
   private partialBytes = 0;
   private readingPaused = false;
+  /** Why publishing is blocked (a resource alarm), "" when it is not. */
+  private blockedReason = "";
+  /** Whether the client has published on this connection: only publishers are held back by an alarm. */
+  private publishes = false;
+  private notifiedBlocked = false;
   private finished = false;
   private clientCapabilities: Record<string, unknown> = {};
   readonly remote: string;
@@ -210,6 +220,7 @@ export class AmqpConnection implements ChannelHost {
     if (ch === undefined) throw new AmqpError(REPLY.CHANNEL_ERROR, `content frame on channel ${channel}, which is not open`);
     try {
       if (type === FRAME_HEADER) {
+        this.publishes = true;
         const h = decodeContentHeader(payload);
         ch.header(h.bodySize, h.properties);
       } else if (type === FRAME_BODY) ch.body(payload);
@@ -374,7 +385,10 @@ export class AmqpConnection implements ChannelHost {
   private checkFlow(): void {
     let batches = 0;
     for (const ch of this.channelsById.values()) batches = Math.max(batches, ch.inflightBatches);
-    const over = this.unconfirmed > this.options.maxUnconfirmed || this.unconfirmedBytes > MAX_UNCONFIRMED_BYTES || batches >= MAX_INFLIGHT_BATCHES;
+    // As RabbitMQ does, an alarm holds back the connections that publish, and says so to each.
+    const alarmed = this.blockedReason !== "" && this.publishes;
+    this.notifyBlocked(alarmed);
+    const over = alarmed || this.unconfirmed > this.options.maxUnconfirmed || this.unconfirmedBytes > MAX_UNCONFIRMED_BYTES || batches >= MAX_INFLIGHT_BATCHES;
     if (over && !this.readingPaused && this.state === "running") {
       this.readingPaused = true;
       this.socket.pause();
@@ -456,6 +470,25 @@ export class AmqpConnection implements ChannelHost {
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = setTimeout(() => this.abort("no close-ok"), CLOSE_TIMEOUT_MS);
     this.closeTimer.unref();
+  }
+
+  /**
+   * A resource alarm raised ("" when it cleared): a connection that publishes is not read
+   * meanwhile and, if its client understands them, is sent connection.blocked and, once the alarm
+   * clears, connection.unblocked, as in RabbitMQ; connections that only consume go on.
+   */
+  setBlocked(reason: string): void {
+    if (reason === this.blockedReason) return;
+    this.blockedReason = reason;
+    this.checkFlow();
+  }
+
+  /** Tells a client that understands it that its publishing is held back by an alarm, or no longer. */
+  private notifyBlocked(blocked: boolean): void {
+    if (blocked === this.notifiedBlocked) return;
+    this.notifiedBlocked = blocked;
+    if (this.state !== "running" || this.clientCapabilities["connection.blocked"] !== true) return;
+    this.sendMethod(0, blocked ? { name: "connection.blocked", args: { reason: shortReason(this.blockedReason) } } : { name: "connection.unblocked", args: {} });
   }
 
   /** Closes from this side (the node is stopping): connection.close with CONNECTION_FORCED. */

@@ -52,6 +52,7 @@ const DEFAULT_MAX_UNCONFIRMED = 10_000;
 export class AmqpServer {
   private readonly servers: Server[] = [];
   private readonly connections = new Set<AmqpConnection>();
+  private blocked = "";
   ports: AmqpPorts = { amqp: 0, amqps: 0 };
 
   constructor(private readonly options: AmqpServerOptions) {
@@ -121,6 +122,13 @@ export class AmqpServer {
       onClosed: (c) => this.connections.delete(c),
     });
     this.connections.add(connection);
+    if (this.blocked !== "") connection.setBlocked(this.blocked);
+  }
+
+  /** A resource alarm raised (its reason) or cleared (""): every connection hears of it. */
+  setBlocked(reason: string): void {
+    this.blocked = reason;
+    for (const c of this.connections) c.setBlocked(reason);
   }
 
   private async authenticate(mechanism: string, response: Buffer, remote: string, secure: tls.TLSSocket | null): Promise<Omit<CallAccess, "vhost">> {
