@@ -20,6 +20,11 @@ function upgraded(): Driver {
   return d;
 }
 
+/** Declares fanout exchanges of these names. */
+function fanouts(d: Driver, ...names: string[]): void {
+  for (const name of names) d.exchange(name, FANOUT);
+}
+
 function errorOf(out: { result: { ok: boolean } }): { code: string; message: string } {
   const r = out.result as { ok: false; error: { code: string; message: string } };
   expect(r.ok).toBe(false);
@@ -50,8 +55,7 @@ describe("routing through exchange-to-exchange bindings", () => {
 
   it("delivers one copy to a queue that several paths reach (fan-in)", () => {
     const d = upgraded();
-    d.exchange("src", FANOUT);
-    d.exchange("left", FANOUT);
+    fanouts(d, "src", "left");
     d.exchange("right", DIRECT);
     d.queue("q");
     d.queue("other");
@@ -69,9 +73,7 @@ describe("routing through exchange-to-exchange bindings", () => {
 
   it("ends cycles: each exchange is visited once, a self-binding included", () => {
     const d = upgraded();
-    d.exchange("a", FANOUT);
-    d.exchange("b", FANOUT);
-    d.exchange("c", FANOUT);
+    fanouts(d, "a", "b", "c");
     d.queue("q");
     d.bindExchange("a", "b");
     d.bindExchange("b", "c");
@@ -150,8 +152,7 @@ describe("routing through exchange-to-exchange bindings", () => {
 
   it("dead-letters through exchange bindings too", () => {
     const d = upgraded();
-    d.exchange("dlx", FANOUT);
-    d.exchange("dead-sink", FANOUT);
+    fanouts(d, "dlx", "dead-sink");
     d.queue("dead");
     d.bindExchange("dlx", "dead-sink");
     d.bind("dead-sink", "dead");
@@ -163,8 +164,7 @@ describe("routing through exchange-to-exchange bindings", () => {
 
   it("keeps a queue and an exchange of the same name apart", () => {
     const d = upgraded();
-    d.exchange("src", FANOUT);
-    d.exchange("same", FANOUT);
+    fanouts(d, "src", "same");
     d.queue("same");
     d.queue("q");
     d.bind("same", "q");
@@ -183,8 +183,7 @@ describe("routing through exchange-to-exchange bindings", () => {
 describe("binding to exchanges: answers", () => {
   it("is idempotent both ways: binding twice makes one binding, unbinding what is not there succeeds", () => {
     const d = upgraded();
-    d.exchange("x", FANOUT);
-    d.exchange("y", FANOUT);
+    fanouts(d, "x", "y");
     d.bindExchange("x", "y", "k");
     d.bindExchange("x", "y", "k");
     expect(d.broker.listBindings()).toHaveLength(1);
@@ -227,8 +226,7 @@ describe("binding to exchanges: answers", () => {
   it("counts exchange bindings against maxBindings", () => {
     const d = new Driver(undefined, { maxBindings: 1 });
     d.upgrade();
-    d.exchange("x", FANOUT);
-    d.exchange("y", FANOUT);
+    fanouts(d, "x", "y");
     d.bindExchange("x", "y");
     const full = errorOf(d.run({ bind: { exchange: "y", destinationExchange: "x" } }));
     expect(full).toEqual({ code: "RESOURCE_EXHAUSTED", message: 'cannot bind exchange "x" to exchange "y": the broker holds its limit of 1 bindings' });
@@ -240,9 +238,7 @@ describe("binding to exchanges: answers", () => {
 describe("deleting an end of an exchange binding", () => {
   it("removes the bindings an exchange is the source or the destination of", () => {
     const d = upgraded();
-    d.exchange("a", FANOUT);
-    d.exchange("b", FANOUT);
-    d.exchange("c", FANOUT);
+    fanouts(d, "a", "b", "c");
     d.queue("q");
     d.bindExchange("a", "b");
     d.bindExchange("b", "c");
@@ -257,8 +253,7 @@ describe("deleting an end of an exchange binding", () => {
 
   it("if_unused counts only the bindings the exchange is the source of", () => {
     const d = upgraded();
-    d.exchange("a", FANOUT);
-    d.exchange("b", FANOUT);
+    fanouts(d, "a", "b");
     d.bindExchange("a", "b");
     expect(outcomeOf(d.run({ deleteExchange: { name: "a", ifUnused: true } }))).toBe("PRECONDITION_FAILED");
     d.ok({ deleteExchange: { name: "b", ifUnused: true } });

@@ -7,15 +7,13 @@ import time
 
 import pika
 
-from amqp_pika_common import closed_by_broker, connect, deadline, report
+from amqp_pika_common import closed_by_broker, confirmed_channel, deadline, report
 
 deadline(60)
 queue, count = sys.argv[1], int(sys.argv[2])
 result = {}
 
-connection = connect()
-channel = connection.channel()
-channel.confirm_delivery()
+connection, channel = confirmed_channel()
 channel.queue_declare(queue=queue)
 started = time.monotonic()
 confirmed = 0
