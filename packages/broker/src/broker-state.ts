@@ -33,6 +33,8 @@ export interface BrokerState {
   /** Log time of the last sweep for expiries. */
   lastSweepAt: number;
   nextMessageId: number;
+  /** The key the next stored body gets (BodyRef.bodyKey). */
+  nextBodyKey: number;
   nextQueueSeq: number;
   /** Counter for server-named queues (amq.gen-N). */
   nextGeneratedName: number;
@@ -65,6 +67,7 @@ export function emptyState(limits: BrokerLimits): BrokerState {
     now: 0,
     lastSweepAt: 0,
     nextMessageId: 1,
+    nextBodyKey: 1,
     nextQueueSeq: 1,
     nextGeneratedName: 1,
     nextGetTag: 1,

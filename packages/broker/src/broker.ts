@@ -17,7 +17,7 @@ import {
   type UserPermissions,
 } from "./access-control.ts";
 import { type BrokerError, invariant, notFound, outcomeUnknown, preconditionFailed, resourceExhausted, unknownDeliveryTag } from "./broker-error.ts";
-import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
+import { HeadPool, type MessageHead, type NewBody, QueuedMessage, StringPool } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import { settingsFromProto } from "./cluster-settings.ts";
 import type { CommandResult, GetResult, PublishResult } from "./command-result.ts";
@@ -70,6 +70,19 @@ export interface BindingInfo {
   arguments: Header[];
 }
 
+/** What applying one entry did: results in command order, effects for the leader, bodies to store. */
+export interface AppliedEntry {
+  results: CommandResult[];
+  effects: Effect[];
+  bodies: NewBody[];
+}
+
+/** Broker.liveBodies: the body keys the state refers to, ascending, and the next key to be handed out. */
+export interface LiveBodies {
+  frontier: number;
+  keys: Float64Array;
+}
+
 export interface ApplyMeta {
   index: number;
   timestamp: number;
@@ -91,14 +104,20 @@ type SettleAction = "ack" | "requeue" | "reject";
 export class Broker {
   private readonly s: BrokerState;
   private effects: Effect[] = [];
+  /** Bodies published (or restored from an older snapshot that held them) and not taken yet. */
+  private newBodies: NewBody[] = [];
+  /** Routing keys and heads of queued messages, each held once (memory only: nothing reads the pools' state). */
+  private readonly strings = new StringPool();
+  private readonly heads = new HeadPool();
   private readonly dirty: Queue[] = [];
 
   /**
    * `limits` are the settings a new cluster starts with (defaultLimits unless a test says
    * otherwise); a restored state brings its own. From then on only SetClusterSettings changes them.
    */
-  constructor(limits?: Partial<BrokerLimits>, state?: BrokerState) {
+  constructor(limits?: Partial<BrokerLimits>, state?: BrokerState, restoredBodies?: NewBody[]) {
     this.s = state ?? emptyState(resolveLimits(limits));
+    if (restoredBodies !== undefined) this.newBodies = restoredBodies;
   }
 
   private get limits(): BrokerLimits {
@@ -107,7 +126,8 @@ export class Broker {
 
   static restore(bytes: Uint8Array, limits?: Partial<BrokerLimits>): Broker {
     const resolved = resolveLimits(limits);
-    return new Broker(resolved, decodeState(bytes, resolved));
+    const bodies: NewBody[] = [];
+    return new Broker(resolved, decodeState(bytes, resolved, bodies), bodies);
   }
 
   snapshot(): Uint8Array {
@@ -129,12 +149,13 @@ export class Broker {
   /** Restores piece by piece: each next() decodes one piece; the generator returns the broker. */
   static *restoring(bytes: Uint8Array, limits?: Partial<BrokerLimits>): Generator<void, Broker, undefined> {
     const resolved = resolveLimits(limits);
-    const state = yield* decodeStatePieces(bytes, resolved);
-    return new Broker(resolved, state);
+    const bodies: NewBody[] = [];
+    const state = yield* decodeStatePieces(bytes, resolved, bodies);
+    return new Broker(resolved, state, bodies);
   }
 
-  applyEntry(index: number, data: Uint8Array): { results: CommandResult[]; effects: Effect[] } {
-    if (data.byteLength === 0) return { results: [], effects: [] };
+  applyEntry(index: number, data: Uint8Array): AppliedEntry {
+    if (data.byteLength === 0) return { results: [], effects: [], bodies: [] };
     const batch = raftmq.v1.CommandBatch.decode(data);
     const timestamp = int64(batch.timestampMs);
     const results: CommandResult[] = [];
@@ -144,7 +165,52 @@ export class Broker {
       results.push(out.result);
       for (const e of out.effects) effects.push(e);
     }
-    return { results, effects };
+    return { results, effects, bodies: this.takeNewBodies() };
+  }
+
+  /**
+   * The bodies of messages published since the last call, for the node to store under their keys
+   * before it acts on anything else of the apply: a delivery in the same apply reads them back.
+   */
+  takeNewBodies(): NewBody[] {
+    const out = this.newBodies;
+    if (out.length > 0) this.newBodies = [];
+    return out;
+  }
+
+  /**
+   * The keys of every body a message in the state refers to (ready, held by a consumer, held by a
+   * basic.get), ascending, each once; and the frontier: every key handed out so far is below it.
+   * A stored body below the frontier whose key is not listed can never be read again.
+   */
+  liveBodies(): LiveBodies {
+    const s = this.s;
+    let keys = new Float64Array(1024);
+    let n = 0;
+    const add = (m: QueuedMessage) => {
+      if (m.bodySize === 0) return;
+      if (n === keys.length) {
+        const grown = new Float64Array(keys.length * 2);
+        grown.set(keys);
+        keys = grown;
+      }
+      keys[n++] = m.bodyKey;
+    };
+    for (const v of s.vhosts.values()) {
+      for (const q of v.queues.values()) {
+        for (const m of q.returned) add(m);
+        for (let i = 0; i < q.ready.length; i++) add(q.ready.at(i) as QueuedMessage);
+      }
+    }
+    for (const c of s.consumers.values()) for (const m of c.inflight.values()) add(m);
+    for (const x of s.sessions.values()) for (const d of x.gets.values()) add(d.message);
+    // One queue's messages are already in key order; several queues' need sorting.
+    let ascending = true;
+    for (let i = 1; i < n && ascending; i++) ascending = (keys[i - 1] as number) <= (keys[i] as number);
+    const sorted = ascending ? keys.subarray(0, n) : keys.subarray(0, n).sort();
+    let unique = 0;
+    for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[unique - 1]) sorted[unique++] = sorted[i] as number;
+    return { frontier: s.nextBodyKey, keys: sorted.slice(0, unique) };
   }
 
   apply(command: Command, meta: ApplyMeta): { result: CommandResult; effects: Effect[] } {
@@ -639,19 +705,19 @@ export class Broker {
     const ex = vh.exchanges.get(exName);
     if (ex === undefined) return fail(notFound(`no exchange "${exName}"`));
     if (ex.internal) return fail(preconditionFailed(`exchange "${exName}" is internal: clients cannot publish to it`));
-    const message: BrokerMessage = {
-      exchange: exName,
-      routingKey: c.routingKey ?? "",
-      properties: c.properties ?? {},
-      body: c.body ?? emptyBody,
-    };
-    const targets = this.route(vh, ex, message);
+    const bytes = c.body ?? emptyBody;
+    const routingKey = this.strings.intern(c.routingKey ?? "");
+    const head: MessageHead = c.properties == null ? this.heads.head(ex.name, routingKey) : { exchange: ex.name, routingKey, properties: c.properties };
+    const bodyKey = s.nextBodyKey++;
+    const targets = this.route(vh, ex, head);
     const routedQueues: string[] = [];
     let rejectedBy: string | undefined;
     for (const q of targets) {
-      if (this.enqueue(q, message)) routedQueues.push(q.name);
+      if (this.enqueue(q, head, bodyKey, bytes.byteLength)) routedQueues.push(q.name);
       else rejectedBy ??= q.name;
     }
+    // An empty body is never stored: reading one needs no key.
+    if (routedQueues.length > 0 && bytes.byteLength > 0) this.newBodies.push({ key: bodyKey, bytes });
     // The publisher learns of it from this result (a NO_ROUTE nack): there is no return effect.
     const returned = targets.length === 0 && (c.mandatory ?? false);
     const result: PublishResult = { ok: true, kind: "publish", routedQueues, duplicate: false, returned };
@@ -945,7 +1011,7 @@ export class Broker {
    * to its alternate exchange; an exchange already visited is not visited again, so cycles end.
    * The set of exchanges visited, and so the result, does not depend on the order of the walk.
    */
-  private route(vh: Vhost, ex: Exchange, m: BrokerMessage): Queue[] {
+  private route(vh: Vhost, ex: Exchange, m: MessageHead): Queue[] {
     const names = new Set<string>();
     const visited = new Set<string>([ex.name]);
     const pending: Exchange[] = [ex];
@@ -977,9 +1043,8 @@ export class Broker {
   }
 
   /** Enqueues one copy; false when a reject-publish limit refuses it. */
-  private enqueue(q: Queue, message: BrokerMessage): boolean {
+  private enqueue(q: Queue, head: MessageHead, bodyKey: number, size: number): boolean {
     const s = this.s;
-    const size = message.body.byteLength;
     const a = q.args;
     if (a.overflow === "reject-publish") {
       if ((a.maxLength !== null && q.readyCount >= a.maxLength) || (a.maxLengthBytes !== null && q.readyBytes + size > a.maxLengthBytes)) {
@@ -987,11 +1052,11 @@ export class Broker {
       }
     }
     let ttl = a.messageTtlMs;
-    const perMessage = parseExpiration(message.properties.expiration);
+    const perMessage = parseExpiration(head.properties.expiration);
     if (perMessage !== null && !Number.isNaN(perMessage)) ttl = ttl === null ? perMessage : Math.min(ttl, perMessage);
     // Stored as the first log time at which the message counts as expired; 0 means never.
     const expiresAt = ttl === null ? 0 : s.now + ttl + 1;
-    q.pushTail(new QueuedMessage(s.nextMessageId++, message, expiresAt, 0, false));
+    q.pushTail(new QueuedMessage(s.nextMessageId++, head, bodyKey, size, expiresAt, 0, false));
     if (a.overflow === "drop-head") {
       while (q.readyCount > 0 && ((a.maxLength !== null && q.readyCount > a.maxLength) || (a.maxLengthBytes !== null && q.readyBytes > a.maxLengthBytes))) {
         const dropped = q.takeHead();
@@ -1011,7 +1076,7 @@ export class Broker {
     const message = deadLetteredMessage(m.message, q.name, reason, this.s.now, dlx, q.args.deadLetterRoutingKey);
     for (const target of this.route(q.vhost, ex, message)) {
       if (isDeadLetterCycle(message.properties.deaths, target.name)) continue;
-      this.enqueue(target, message);
+      this.enqueue(target, message, message.bodyKey, message.bodySize);
     }
   }
 

@@ -56,7 +56,8 @@ export function deadLetteredMessage(
     exchange: deadLetterExchange,
     routingKey: deadLetterRoutingKey ?? m.routingKey,
     properties,
-    body: m.body,
+    bodyKey: m.bodyKey,
+    bodySize: m.bodySize,
   };
 }
 

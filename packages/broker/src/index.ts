@@ -1,8 +1,8 @@
 export type { Permissions, User, UserPermissions } from "./access-control.ts";
 export type { BrokerError, BrokerErrorCode } from "./broker-error.ts";
 export { BrokerInvariantError, unknownDeliveryTag } from "./broker-error.ts";
-export type { BrokerMessage, MessageProperties } from "./broker-message.ts";
-export { type ApplyMeta, type BindingInfo, Broker, type ExchangeInfo, type QueueInfo } from "./broker.ts";
+export type { BodyRef, BrokerMessage, MessageProperties, NewBody } from "./broker-message.ts";
+export { type ApplyMeta, type AppliedEntry, type BindingInfo, Broker, type ExchangeInfo, type LiveBodies, type QueueInfo } from "./broker.ts";
 export { REQUEST_LIMITS_VERSION, settingsToProto } from "./cluster-settings.ts";
 export type { CommandOk, CommandResult, GetResult, PublishResult } from "./command-result.ts";
 export type { ConsumerCancelledEffect, ConsumerRef, DeliverEffect, DeliveryPausedEffect, Effect } from "./effect.ts";

@@ -4,7 +4,7 @@ import { int64 } from "./proto-int.ts";
 import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
 import { frozenPermissions, frozenUser } from "./access-control.ts";
 import { BrokerInvariantError, invariant } from "./broker-error.ts";
-import { type BrokerMessage, QueuedMessage } from "./broker-message.ts";
+import { EMPTY_PROPERTIES, HeadPool, type MessageHead, type NewBody, QueuedMessage, StringPool } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import { settingsFromProto, settingsToProto } from "./cluster-settings.ts";
 import type { PublishResult } from "./command-result.ts";
@@ -47,25 +47,34 @@ function* allQueues(s: BrokerState): IterableIterator<Queue> {
 /** Marks the piece format: an old single-message snapshot never starts with a zero byte. */
 const PIECES_MARKER = 0;
 const PIECES_VERSION = 1;
-/** Fixed cost of one queued message in a piece, besides its body. */
-const QUEUED_MESSAGE_OVERHEAD = 48;
+/** Cost of one queued message in a piece, its shared message's fields included. */
+const QUEUED_MESSAGE_OVERHEAD = 64;
 export const DEFAULT_PIECE_BYTES = 1024 * 1024;
 
-/** Numbers messages as they are first referenced; each piece carries the ones new to it. */
+/**
+ * Numbers message heads as they are first referenced; each piece carries the ones new to it.
+ * Heads without properties are one entry per exchange and routing key (by value, so a restored
+ * state, whose heads are shared differently, writes the same bytes); others one per head.
+ */
 class MessageTable {
-  private readonly refs = new Map<BrokerMessage, number>();
+  private readonly refs = new Map<MessageHead, number>();
+  private readonly plain = new Map<string, number>();
   private fresh: raftmq.v1.SnapshotMessage.$Properties[] = [];
   private count = 0;
 
   copy(m: QueuedMessage, deliveryCount = m.deliveryCount, redelivered = m.redelivered): raftmq.v1.SnapshotQueuedMessage.$Properties {
-    let ref = this.refs.get(m.message);
+    const head = m.head;
+    const plain = head.properties === EMPTY_PROPERTIES;
+    const key = plain ? `${head.exchange}\u0000${head.routingKey}` : "";
+    let ref = plain ? this.plain.get(key) : this.refs.get(head);
     if (ref === undefined) {
       ref = this.count++;
-      this.refs.set(m.message, ref);
-      const msg = m.message;
-      this.fresh.push({ exchange: msg.exchange, routingKey: msg.routingKey, properties: msg.properties, body: msg.body });
+      if (plain) this.plain.set(key, ref);
+      else this.refs.set(head, ref);
+      // A message published without properties has none written: it restores without an object of its own.
+      this.fresh.push({ exchange: head.exchange, routingKey: head.routingKey, properties: plain ? null : head.properties });
     }
-    return { id: m.id, messageRef: ref, expiresAtMs: m.expiresAt, deliveryCount, redelivered };
+    return { id: m.id, messageRef: ref, expiresAtMs: m.expiresAt, deliveryCount, redelivered, bodyKey: m.bodyKey, bodySize: m.bodySize };
   }
 
   takeFresh(): raftmq.v1.SnapshotMessage.$Properties[] {
@@ -85,13 +94,17 @@ function framed(piece: raftmq.v1.BrokerSnapshot.$Properties): Uint8Array {
 }
 
 /**
- * The ready messages of every non-empty queue, in order, with the two fields of a queued message
- * that change after it is queued (its id, message and expiry never do; a message's body and
- * properties are never written to), so that the state may go on changing while they are encoded.
+ * The ready messages of every non-empty queue, in order, so that the state may go on changing
+ * while they are encoded. A queued message's id, head, body and expiry never change; its delivery
+ * count and redelivered flag do once it is taken. Those of the returned messages (taken before,
+ * at the head) are copied; the others have never been taken (0 and false), so only a reference
+ * to each is kept: 8 bytes a message.
  */
 interface CapturedQueue {
   position: number;
   messages: QueuedMessage[];
+  /** The first `returned` messages are returned ones, with these counts and flags. */
+  returned: number;
   deliveryCounts: number[];
   redelivered: boolean[];
 }
@@ -100,11 +113,19 @@ function captureReady(s: BrokerState): CapturedQueue[] {
   const captured: CapturedQueue[] = [];
   let position = 0;
   for (const q of allQueues(s)) {
-    const c: CapturedQueue = { position, messages: [], deliveryCounts: [], redelivered: [] };
-    for (const m of q.readyInOrder()) {
-      c.messages.push(m);
+    const returned = q.returned.length;
+    const c: CapturedQueue = { position, messages: new Array<QueuedMessage>(q.readyCount), returned, deliveryCounts: [], redelivered: [] };
+    for (let i = 0; i < returned; i++) {
+      const m = q.returned[returned - 1 - i] as QueuedMessage;
+      c.messages[i] = m;
       c.deliveryCounts.push(m.deliveryCount);
       c.redelivered.push(m.redelivered);
+    }
+    const ready = q.ready;
+    for (let i = 0; i < ready.length; i++) {
+      const m = ready.at(i) as QueuedMessage;
+      invariant(m.deliveryCount === 0 && !m.redelivered, `a message of queue "${q.name}" that was never taken has a delivery count`);
+      c.messages[returned + i] = m;
     }
     if (c.messages.length > 0) captured.push(c);
     position++;
@@ -264,6 +285,7 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     users: [...s.users.values()].map((u) => ({ name: u.name, passwordHash: u.passwordHash, tags: [...u.tags] })),
     permissions: [...s.permissions].flatMap(([user, ofUser]) => [...ofUser].map(([vhost, p]) => ({ user, vhost, configure: p.configure, write: p.write, read: p.read }))),
     accessVersion: s.accessVersion,
+    nextBodyKey: s.nextBodyKey,
   };
   const producers = captureProducers(s);
   const captured = captureReady(s);
@@ -280,8 +302,8 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
     let ready: raftmq.v1.SnapshotQueuedMessage.$Properties[] = [];
     for (let i = 0; i < c.messages.length; i++) {
       const m = c.messages[i] as QueuedMessage;
-      ready.push(table.copy(m, c.deliveryCounts[i], c.redelivered[i]));
-      bytes += m.size + QUEUED_MESSAGE_OVERHEAD;
+      ready.push(i < c.returned ? table.copy(m, c.deliveryCounts[i], c.redelivered[i]) : table.copy(m, 0, false));
+      bytes += QUEUED_MESSAGE_OVERHEAD;
       if (bytes >= maxPieceBytes) {
         runs.push({ queue: c.position, ready });
         yield framed({ messages: table.takeFresh(), readyRuns: runs });
@@ -316,8 +338,8 @@ const bool = (v: boolean | null | undefined): boolean => v ?? false;
 const list = <T>(v: T[] | null | undefined): T[] => v ?? [];
 
 /** Restores the state from snapshot bytes at once. */
-export function decodeState(bytes: Uint8Array, limits: BrokerLimits): BrokerState {
-  const steps = decodeStatePieces(bytes, limits);
+export function decodeState(bytes: Uint8Array, limits: BrokerLimits, restoredBodies: NewBody[] = []): BrokerState {
+  const steps = decodeStatePieces(bytes, limits, restoredBodies);
   for (;;) {
     const step = steps.next();
     if (step.done === true) return step.value;
@@ -328,13 +350,13 @@ export function decodeState(bytes: Uint8Array, limits: BrokerLimits): BrokerStat
  * Restores the state piece by piece: each `next()` decodes one piece; the generator returns
  * the state. Reads both the piece format and an old single-message snapshot.
  */
-export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits): Generator<void, BrokerState, undefined> {
+export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits, restoredBodies: NewBody[] = []): Generator<void, BrokerState, undefined> {
   // Bodies are views into the snapshot; as Buffer views they are the same type as the bodies of
   // applied commands, whatever type of array the snapshot was read into.
   const bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (bytes.length === 0 || bytes[0] !== PIECES_MARKER) {
     const snap = pb.BrokerSnapshot.decode(bytes);
-    const restored = stateFromFirstPiece(snap, limits, []);
+    const restored = stateFromFirstPiece(snap, limits, [], restoredBodies);
     for (let i = 0; i < restored.queues.length; i++) restored.ready[i] = list(snap.queues[i]?.ready).map(restored.copy);
     return restored.finish();
   }
@@ -356,13 +378,13 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits): Gen
   };
   const first = nextPiece();
   invariant(first !== null, "snapshot has its first piece");
-  const messages: BrokerMessage[] = [];
-  const restored = stateFromFirstPiece(first, limits, messages);
+  const messages: RestoredHead[] = [];
+  const restored = stateFromFirstPiece(first, limits, messages, restoredBodies);
   for (;;) {
     yield;
     const piece = nextPiece();
     if (piece === null) break;
-    for (const m of list(piece.messages)) messages.push(messageOf(m));
+    for (const m of list(piece.messages)) messages.push(restored.message(m));
     for (const run of list(piece.readyRuns)) {
       const target = restored.ready[num(run.queue)];
       invariant(target !== undefined, `snapshot ready run names queue ${run.queue} of ${restored.ready.length}`);
@@ -372,8 +394,38 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits): Gen
   return restored.finish();
 }
 
-function messageOf(m: raftmq.v1.SnapshotMessage.$Properties): BrokerMessage {
-  return { exchange: str(m.exchange), routingKey: str(m.routingKey), properties: m.properties ?? {}, body: m.body ?? new Uint8Array(0) };
+
+/** A snapshot's message head; one written before bodies were kept apart also names the body it carried. */
+interface RestoredHead {
+  head: MessageHead;
+  bodyKey: number;
+  bodySize: number;
+}
+
+/** Restores heads: those without properties shared as the broker shares them, strings kept once. */
+class HeadRestorer {
+  private readonly strings = new StringPool();
+  private readonly heads = new HeadPool();
+
+  constructor(
+    private readonly s: BrokerState,
+    private readonly restoredBodies: NewBody[],
+  ) {}
+
+  /**
+   * A snapshot's message. One written before bodies were kept apart carries its body: it gets the
+   * next key (in snapshot order, so the same on every node) and goes to `restoredBodies` to be stored.
+   */
+  restore(m: raftmq.v1.SnapshotMessage.$Properties): RestoredHead {
+    const exchange = this.strings.intern(str(m.exchange));
+    const routingKey = this.strings.intern(str(m.routingKey));
+    const head = m.properties == null ? this.heads.head(exchange, routingKey) : { exchange, routingKey, properties: m.properties };
+    const inline = m.body ?? new Uint8Array(0);
+    if (inline.length === 0) return { head, bodyKey: 0, bodySize: 0 };
+    const bodyKey = this.s.nextBodyKey++;
+    this.restoredBodies.push({ key: bodyKey, bytes: inline });
+    return { head, bodyKey, bodySize: inline.length };
+  }
 }
 
 interface PartialState {
@@ -381,6 +433,7 @@ interface PartialState {
   /** Ready messages of each queue (by position), head first, filled by later pieces. */
   ready: QueuedMessage[][];
   copy: (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined) => QueuedMessage;
+  message: (m: raftmq.v1.SnapshotMessage.$Properties) => RestoredHead;
   finish: () => BrokerState;
 }
 
@@ -400,7 +453,7 @@ function settingsOfSnapshot(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimits
 }
 
 /** Everything of the first piece; the queues' ready messages are added before finish(). */
-function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimits, messages: BrokerMessage[]): PartialState {
+function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimits, messages: RestoredHead[], restoredBodies: NewBody[]): PartialState {
   const { machineVersion, settings } = settingsOfSnapshot(snap, limits);
   const s = emptyState(settings);
   s.machineVersion = machineVersion;
@@ -430,12 +483,19 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
   s.nextQueueSeq = num(snap.nextQueueSeq);
   s.nextGeneratedName = num(snap.nextGeneratedName);
   s.nextGetTag = num(snap.nextGetTag);
-  for (const m of list(snap.messages)) messages.push(messageOf(m));
+  s.nextBodyKey = Math.max(1, num(snap.nextBodyKey));
+  const heads = new HeadRestorer(s, restoredBodies);
+  const message = (m: raftmq.v1.SnapshotMessage.$Properties) => heads.restore(m);
+  for (const m of list(snap.messages)) messages.push(message(m));
   const copy = (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined): QueuedMessage => {
     invariant(c != null, "snapshot delivery has a message");
-    const message = messages[num(c.messageRef)];
-    invariant(message !== undefined, `snapshot message ref ${c.messageRef} is out of range`);
-    return new QueuedMessage(num(c.id), message, num(c.expiresAtMs), num(c.deliveryCount), bool(c.redelivered));
+    const restored = messages[num(c.messageRef)];
+    invariant(restored !== undefined, `snapshot message ref ${c.messageRef} is out of range`);
+    const key = num(c.bodyKey);
+    const bodyKey = key > 0 ? key : restored.bodyKey;
+    const bodySize = key > 0 ? num(c.bodySize) : restored.bodySize;
+    invariant(bodyKey < s.nextBodyKey, `snapshot body key ${bodyKey} is not below its next body key ${s.nextBodyKey}`);
+    return new QueuedMessage(num(c.id), restored.head, bodyKey, bodySize, num(c.expiresAtMs), num(c.deliveryCount), bool(c.redelivered));
   };
   const queues = list(snap.queues);
   const built: Queue[] = [];
@@ -559,5 +619,5 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
     }
     return s;
   };
-  return { queues, ready, copy, finish };
+  return { queues, ready, copy, message, finish };
 }

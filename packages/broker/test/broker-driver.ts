@@ -1,7 +1,32 @@
 // A test driver: applies commands one at a time with an advancing log index and a chosen time,
 // and shortens command construction.
 import { lengthPrefix, Reader, raftmq } from "@raftmq/proto";
-import { Broker, type BrokerLimits, type Command, type CommandResult, type DeliverEffect, type Effect, MACHINE_VERSION } from "../src/index.ts";
+import { type BodyRef, Broker, type NewBody, type BrokerLimits, type Command, type CommandResult, type DeliverEffect, type Effect, MACHINE_VERSION } from "../src/index.ts";
+
+/**
+ * The bodies brokers of this test file handed out to be stored, by key, as a node's body store
+ * keeps them; a later broker's body replaces an earlier one's of the same key.
+ */
+const shelf = new Map<number, Uint8Array>();
+
+/** Keeps the bodies `broker` asks to store (after an apply, or a restore from an older snapshot). */
+export function shelve(broker: Broker): void {
+  keepBodies(broker.takeNewBodies());
+}
+
+/** Keeps bodies an applyEntry returned. */
+export function keepBodies(bodies: readonly NewBody[]): void {
+  for (const b of bodies) shelf.set(b.key, b.bytes);
+}
+
+/** The bytes of a stored body, as a node reads them back. */
+export function bodyBytes(ref: BodyRef): Uint8Array {
+  if (ref.bodySize === 0) return new Uint8Array(0);
+  const bytes = shelf.get(ref.bodyKey);
+  if (bytes === undefined) throw new Error(`body ${ref.bodyKey} was never stored`);
+  if (bytes.length !== ref.bodySize) throw new Error(`body ${ref.bodyKey} has ${bytes.length} bytes, its reference says ${ref.bodySize}`);
+  return bytes;
+}
 
 export const { ExchangeType, Overflow } = raftmq.v1;
 
@@ -17,7 +42,9 @@ export class Driver {
 
   run(command: Command, at = this.now): { result: CommandResult; effects: Effect[] } {
     this.index++;
-    return this.broker.apply(command, { index: this.index, timestamp: at });
+    const out = this.broker.apply(command, { index: this.index, timestamp: at });
+    shelve(this.broker);
+    return out;
   }
 
   /** Applies and insists on success. */
@@ -73,11 +100,12 @@ export function deliveries(effects: Effect[]): DeliverEffect[] {
 }
 
 export function bodies(effects: Effect[]): string[] {
-  return deliveries(effects).map((d) => new TextDecoder().decode(d.message.body));
+  return deliveries(effects).map((d) => new TextDecoder().decode(bodyBytes(d.message)));
 }
 
-export function text(b: Uint8Array): string {
-  return new TextDecoder().decode(b);
+/** A body's text: its bytes, or the reference a message holds to its stored bytes. */
+export function text(b: Uint8Array | BodyRef): string {
+  return new TextDecoder().decode(b instanceof Uint8Array ? b : bodyBytes(b));
 }
 
 export function routed(out: { result: CommandResult }): string[] {

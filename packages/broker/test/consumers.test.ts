@@ -81,7 +81,7 @@ describe("consumers", () => {
     d.ok({ reject: { consumerId: "c1", deliveryTag: 1, requeue: true } });
     const again = d.subscribe("c2", "q", 10);
     const ds = deliveries(again.effects);
-    expect(ds.map((x) => text(x.message.body))).toEqual(["1", "2", "4"]);
+    expect(ds.map((x) => text(x.message))).toEqual(["1", "2", "4"]);
     expect(ds.map((x) => [x.redelivered, x.deliveryCount])).toEqual([
       [true, 2],
       [true, 2],
@@ -108,7 +108,7 @@ describe("consumers", () => {
     const p = [1, 2, 3].map((i) => d.publish("", "q", String(i)));
     expect(p.flatMap((x) => deliveries(x.effects).map((e) => e.consumer.id))).toEqual(["a"]);
     const down = d.ok({ consumerDown: { consumerId: "a" } });
-    expect(deliveries(down.effects).map((e) => [e.consumer.id, text(e.message.body)])).toEqual([
+    expect(deliveries(down.effects).map((e) => [e.consumer.id, text(e.message)])).toEqual([
       ["b", "1"],
       ["b", "2"],
       ["b", "3"],
@@ -270,7 +270,7 @@ describe("no_ack consumers get a bounded share of each apply", () => {
     const b = restored.apply({ tick: {} }, { index: 100, timestamp: 2_000 });
     // Messages come back decoded from the snapshot: compare what they say, not how they are held.
     const said = (effects: Effect[]) =>
-      effects.map((e) => (e.kind === "deliver" ? { consumer: e.consumer, tag: e.deliveryTag, body: text(e.message.body), count: e.deliveryCount } : e));
+      effects.map((e) => (e.kind === "deliver" ? { consumer: e.consumer, tag: e.deliveryTag, body: text(e.message), count: e.deliveryCount } : e));
     expect(bodies(b.effects)).toEqual(["4", "5", "6"]);
     expect(said(b.effects)).toEqual(said(a.effects));
     expect(b.result).toEqual(a.result);

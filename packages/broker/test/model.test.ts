@@ -3,7 +3,8 @@
 import { raftmq } from "@raftmq/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Broker, type CommandResult, type Effect } from "../src/index.ts";
+import { Broker, type BrokerMessage, type CommandResult, type Effect, type NewBody } from "../src/index.ts";
+import { keepBodies, shelve, text } from "./broker-driver.ts";
 
 const { CommandBatch, ExchangeType } = raftmq.v1;
 
@@ -137,11 +138,15 @@ function entries(ops: Op[]): Uint8Array[] {
   return out;
 }
 
-function runAll(broker: Broker, log: Uint8Array[], from = 0): { results: CommandResult[]; effects: Effect[] }[] {
-  return log.slice(from).map((data, i) => broker.applyEntry(from + i + 1, data));
+function runAll(broker: Broker, log: Uint8Array[], from = 0): { results: CommandResult[]; effects: Effect[]; bodies: NewBody[] }[] {
+  return log.slice(from).map((data, i) => {
+    const out = broker.applyEntry(from + i + 1, data);
+    keepBodies(out.bodies);
+    return out;
+  });
 }
 
-const bodyOf = (m: { body: Uint8Array }) => new TextDecoder().decode(m.body);
+const bodyOf = (m: BrokerMessage) => text(m);
 
 describe("broker model properties", () => {
   it.each([
@@ -185,7 +190,8 @@ describe("broker model properties", () => {
           h.set(tag, key);
         };
         const step = (c: raftmq.v1.Command.$Properties, o: Op | null) => {
-          const { results, effects } = broker.applyEntry(++index, script.entry([c]));
+          const { results, effects, bodies } = broker.applyEntry(++index, script.entry([c]));
+          keepBodies(bodies);
           const r = results[0];
           expect(r).toBeDefined();
           if (r === undefined) return;
@@ -242,7 +248,11 @@ describe("broker model properties", () => {
       fc.property(fc.integer({ min: 0, max: 4 }), actions, (prefetch, acts) => {
         const broker = new Broker();
         let index = 0;
-        const run = (c: raftmq.v1.Command.$Properties) => broker.apply(c, { index: ++index, timestamp: 1 });
+        const run = (c: raftmq.v1.Command.$Properties) => {
+          const out = broker.apply(c, { index: ++index, timestamp: 1 });
+          shelve(broker);
+          return out;
+        };
         run({ declareQueue: { name: "q" } });
         run({ subscribe: { consumerId: "c", sessionId: "s", queue: "q", prefetch } });
         const seen: number[] = [];

@@ -43,7 +43,7 @@ describe("queues", () => {
     d.tick(2001);
     expect(d.broker.queueInfo("q")?.messagesReady).toBe(1);
     const [dead] = getAll(d, "dead");
-    expect(text(dead?.body ?? new Uint8Array())).toBe("old");
+    expect(text(dead ?? new Uint8Array())).toBe("old");
     expect(dead?.properties.deaths).toEqual([
       { queue: "q", reason: "expired", count: 1, exchange: "", routingKeys: ["q"], timeMs: 2001, originalExpiration: "" },
     ]);
@@ -79,9 +79,9 @@ describe("queues", () => {
     withDlx(d);
     d.queue("q", { maxLength: 2, deadLetterExchange: "dlx" });
     for (const b of ["1", "2", "3"]) d.publish("", "q", b);
-    expect(getAll(d, "q").map((m) => text(m.body))).toEqual(["2", "3"]);
+    expect(getAll(d, "q").map((m) => text(m))).toEqual(["2", "3"]);
     const dead = getAll(d, "dead");
-    expect(dead.map((m) => [text(m.body), m.properties.deaths?.[0]?.reason])).toEqual([["1", "maxlen"]]);
+    expect(dead.map((m) => [text(m), m.properties.deaths?.[0]?.reason])).toEqual([["1", "maxlen"]]);
   });
 
   it("x-max-length-bytes with reject-publish refuses the publish there but not elsewhere", () => {

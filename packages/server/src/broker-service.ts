@@ -194,7 +194,7 @@ export function brokerHandlers(ctx: BrokerServiceContext): grpc.UntypedServiceIm
           redelivered: res.redelivered,
           deliveryCount: res.deliveryCount,
           properties: m.properties,
-          body: m.body,
+          body: driver.readBody(m),
         },
         messageCount: res.messageCount,
       };

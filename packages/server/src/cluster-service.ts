@@ -21,6 +21,8 @@ export interface ClusterServiceContext {
   version: string;
   /** Applied entries behind the commit index that still count as caught up. */
   readyLag: number;
+  /** This node's own resource alarms now. */
+  alarms?: () => { alarms: string[]; detail: string };
 }
 
 const HOST_PORT = /^[A-Za-z0-9.\-_:[\]]+:\d{1,5}$/;
@@ -118,6 +120,8 @@ export function clusterHandlers(ctx: ClusterServiceContext): grpc.UntypedService
           settings: settingsToProto(driver.broker.settings()),
           machineVersion: driver.broker.machineVersion(),
           maxMachineVersion: MACHINE_VERSION,
+          alarms: ctx.alarms?.().alarms ?? [],
+          alarmDetail: ctx.alarms?.().detail ?? "",
         } satisfies raftmq.v1.StatusResponse.$Properties);
       } catch (err) {
         callback(toServiceError(err));

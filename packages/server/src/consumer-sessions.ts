@@ -1,6 +1,6 @@
 // The Consume streams attached to this node (the leader), one session each. Effects name the
 // session and consumer tag of their consumer and are routed to the stream of that session.
-import type { ConsumerCancelledEffect, Effect } from "@raftmq/broker";
+import type { BodyRef, ConsumerCancelledEffect, Effect } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { DEFAULT_CONSUME_MAX_PENDING_BYTES } from "./bounded-stream-writer.ts";
 import type { GrpcFailure } from "./grpc-status.ts";
@@ -41,6 +41,8 @@ export class ConsumerSessions {
     /** Unique per node boot, so session ids never repeat across restarts. */
     private readonly prefix: string,
     private readonly maxSessions: number,
+    /** A delivered message's body, read from where the node keeps bodies. */
+    private readonly readBody: (ref: BodyRef) => Uint8Array,
     /** Bytes of deliveries one stream may have waiting to be sent before it is cut off. */
     readonly maxPendingBytes = DEFAULT_CONSUME_MAX_PENDING_BYTES,
   ) {
@@ -88,6 +90,7 @@ export class ConsumerSessions {
           const sink = this.sessions.get(effect.consumer.sessionId);
           if (sink === undefined) continue;
           const m = effect.message;
+          const body = this.readBody(m);
           const tag = effect.consumer.consumerTag;
           const delivery: Delivery = {
             consumerTag: tag,
@@ -98,10 +101,10 @@ export class ConsumerSessions {
             redelivered: effect.redelivered,
             deliveryCount: effect.deliveryCount,
             properties: m.properties,
-            body: m.body,
+            body,
           };
           this.delivered++;
-          const bodyBytes = m.body.byteLength;
+          const bodyBytes = body.byteLength;
           const run = runs.get(sink);
           if (run !== undefined && run.consumerTag === tag && run.deliveries.length < MAX_BATCH_DELIVERIES && run.bodyBytes + bodyBytes <= MAX_BATCH_BODY_BYTES) {
             run.deliveries.push(delivery);

@@ -14,12 +14,15 @@ export type DataDirVerdict =
   | { kind: "corrupt"; error: CorruptionError }
   | { kind: "unreadable"; error: Error };
 
+/** The body store's folder inside the data directory (a LevelDB database of its own). */
+export const BODIES_DIR = "bodies";
+
 /** Names LevelDB and raftmq put in a data directory; anything else means it is someone else's. */
 const OURS = [/^\d{6}\.(log|ldb|sst)$/, /^MANIFEST-\d{6}$/, /^CURRENT$/, /^LOCK$/, /^LOG(\.old)?$/, /^\d{6}\.dbtmp$/, /^lost\+found$/];
 const LEVELDB_MARKERS = [/^CURRENT$/, /^MANIFEST-\d{6}$/, /^\d{6}\.(log|ldb|sst)$/];
 
 function isOurs(name: string): boolean {
-  return name === IDENTITY_RECORD_FILE || name === `${IDENTITY_RECORD_FILE}.tmp` || OURS.some((re) => re.test(name));
+  return name === IDENTITY_RECORD_FILE || name === `${IDENTITY_RECORD_FILE}.tmp` || name === BODIES_DIR || OURS.some((re) => re.test(name));
 }
 
 async function entriesOf(dir: string): Promise<string[] | null> {

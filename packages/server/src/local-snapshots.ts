@@ -1,6 +1,7 @@
 // Snapshots this node takes of its own state: when one is due (SnapshotPolicy) or asked for, the
 // state is captured at one index between cycles, encoded a slice at a time while the loop goes on,
 // and stored with the log compacted below it.
+import type { LiveBodies } from "@raftmq/broker";
 import type { ConfState } from "@raftmq/raft";
 import type { RaftStorage } from "@raftmq/storage";
 import type { Logger } from "pino";
@@ -14,10 +15,14 @@ export interface SnapshotHost {
   appliedIndex(): number;
   /** False mid-cycle: the state machine, the core's membership and the stored log may disagree. */
   betweenCycles(): boolean;
-  /** The state and the core's membership at the applied index, captured synchronously. */
-  capture(): { confState: ConfState; capture: SnapshotCapture };
+  /** The state, the core's membership and the bodies the state refers to at the applied index, captured synchronously. */
+  capture(): { confState: ConfState; capture: SnapshotCapture; bodies: LiveBodies };
   /** Writes the hard state not written yet: on restart the stored commit index must not be below the snapshot. */
   persistHardState(): Promise<void>;
+  /** Resolves once the bodies of every entry applied so far are synced to disk: the log below the snapshot goes. */
+  bodiesDurable(): Promise<void>;
+  /** The snapshot referring to `bodies` is stored: bodies it does not refer to may go. */
+  stored(bodies: LiveBodies): void;
   /** Storing a snapshot failed: the node must stop. */
   fail(error: Error): void;
 }
@@ -105,7 +110,7 @@ export class LocalSnapshots {
     if (index > storage.lastIndex()) throw new Error(`snapshot started mid-cycle (applied ${index}, stored ${storage.lastIndex()})`);
     const started = performance.now();
     const keepEntries = policy.captured();
-    const { confState, capture } = host.capture();
+    const { confState, capture, bodies } = host.capture();
     this.encoding = true;
     const work = (async () => {
       let data: Uint8Array;
@@ -125,7 +130,9 @@ export class LocalSnapshots {
       }
       const encoded = performance.now();
       await host.persistHardState();
+      await host.bodiesDurable();
       await storage.createSnapshot(index, confState, data, keepEntries);
+      host.stored(bodies);
       policy.stored(data.length);
       this.index = index;
       metrics?.snapshotSeconds.observe((performance.now() - started) / 1000);

@@ -91,6 +91,8 @@ export interface NodeConfig {
   consumerTimeoutMs: number;
   /** The memory alarm is raised above this fraction of the container's (or machine's) memory. */
   memoryHighWatermark: number;
+  /** The memory alarm's threshold in bytes when set (not 0), instead of a fraction of the limit. */
+  memoryHighWatermarkBytes: number;
   /** The disk alarm is raised below this many free bytes on the data directory's filesystem. */
   diskFreeLimitBytes: number;
   /** How often the alarms' resources are read. */
@@ -390,6 +392,13 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
       "the memory alarm is raised while the node's resident memory is above this fraction of its container's memory limit (the machine's memory outside one); publishers are blocked while it is, consumers go on (RabbitMQ's vm_memory_high_watermark)",
     defaultText: "0.6",
     parse: fraction("memory-high-watermark"),
+  },
+  {
+    key: "memoryHighWatermarkBytes",
+    name: "memory-high-watermark-bytes",
+    description: "when not 0, the memory alarm is raised above this many bytes of resident memory instead of --memory-high-watermark's fraction (RabbitMQ's vm_memory_high_watermark.absolute)",
+    defaultText: "0",
+    parse: integer("memory-high-watermark-bytes", 0),
   },
   {
     key: "diskFreeLimitBytes",

@@ -29,6 +29,8 @@ export class NodeMetrics {
   /** Open AMQP connections, read at scrape time from the AMQP server once it exists. */
   amqpConnections: () => number = () => 0;
   readonly appliedEntries: Counter;
+  /** The body store's counts, read at scrape time once the store is open. */
+  bodyStore: () => { written: number; writtenBytes: number; deleted: number; missing: number } = () => ({ written: 0, writtenBytes: 0, deleted: 0, missing: 0 });
 
   constructor(source: MetricsSource) {
     collectDefaultMetrics({ register: this.registry });
@@ -48,6 +50,21 @@ export class NodeMetrics {
     gauge("raftmq_raft_last_index", "Last index of the local log", (s) => s.lastIndex);
     gauge("raftmq_raft_snapshot_index", "Index of the latest local snapshot", (s) => s.snapshotIndex);
     gauge("raftmq_raft_leader_id", "The leader this node knows (0: none)", (s) => s.leaderId);
+    const bodyGauge = (name: string, help: string, read: (b: ReturnType<NodeMetrics["bodyStore"]>) => number) => {
+      const metrics = this;
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(metrics.bodyStore()));
+        },
+      });
+    };
+    bodyGauge("raftmq_body_store_writes", "Message bodies written to this node's body store since it started", (b) => b.written);
+    bodyGauge("raftmq_body_store_written_bytes", "Bytes of message bodies written to this node's body store since it started", (b) => b.writtenBytes);
+    bodyGauge("raftmq_body_store_deletes", "Message body keys deleted from this node's body store since it started (a range cleared counts its whole span)", (b) => b.deleted);
+    bodyGauge("raftmq_body_store_missing", "Bodies the state refers to that this node's body store lacks and could not fetch from a peer", (b) => b.missing);
     new Gauge({
       name: "raftmq_raft_role",
       help: "1 for this node's current Raft role",

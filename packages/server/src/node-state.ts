@@ -2,7 +2,7 @@
 // the log (the members' addresses). Normal entries are applied by the broker (Broker.applyEntry,
 // the one apply path); conf changes update the address book. A Raft snapshot carries all of it as
 // one NodeSnapshot.
-import { Broker, type BrokerLimits, type CommandResult, type Effect } from "@raftmq/broker";
+import { Broker, type BrokerLimits, type CommandResult, type Effect, type NewBody } from "@raftmq/broker";
 import { lengthDelimitedHeader, raftmq } from "@raftmq/proto";
 import { type ConfChange, ConfChangeType, decodeConfChange, type Entry, EntryType } from "@raftmq/raft";
 import type { ClusterMemberAddress } from "./node-config.ts";
@@ -10,6 +10,8 @@ import type { ClusterMemberAddress } from "./node-config.ts";
 export interface AppliedBatch {
   results: CommandResult[];
   effects: Effect[];
+  /** Bodies to store before the effects are acted on (Broker.takeNewBodies). */
+  bodies: NewBody[];
 }
 
 /** What one committed entry did: a normal entry's results and effects, or a conf change's address change. */
@@ -92,9 +94,9 @@ export class NodeState {
 
   /** Applies one committed entry of either kind: a conf change to the address book, a normal entry to the broker. */
   applyCommitted(entry: Entry): AppliedEntry {
-    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) return { results: [], effects: [], addressChange: this.applyConfChange(decodeConfChange(entry.data)) };
-    const { results, effects } = this.broker.applyEntry(entry.index, entry.data);
-    return { results, effects, addressChange: null };
+    if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) return { results: [], effects: [], bodies: [], addressChange: this.applyConfChange(decodeConfChange(entry.data)) };
+    const { results, effects, bodies } = this.broker.applyEntry(entry.index, entry.data);
+    return { results, effects, bodies, addressChange: null };
   }
 
   /** Records what a committed conf change means for the address book. */

@@ -19,13 +19,22 @@ export const RAFT_SERVICE_NAME = "raftmq.v1.Raft";
 /** `service Raft` with its proto message types, for tools that speak to a node's peer port. */
 export const raftServiceDefinition = defineService(RAFT_SERVICE_NAME, {
   Stream: { request: raftmq.v1.MessageBatch, response: raftmq.v1.StreamAck, requestStream: true, responseStream: true },
+  FetchBodies: { request: raftmq.v1.FetchBodiesRequest, response: raftmq.v1.FetchBodiesResponse, requestStream: false, responseStream: false },
 });
 
 // The transport decodes frames itself: a frame that fails to decode is answered with
 // INVALID_ARGUMENT, where a throwing deserializer would make grpc-js answer INTERNAL.
 const rawServiceDefinition = defineService(RAFT_SERVICE_NAME, {
   Stream: { request: rawBytes, response: raftmq.v1.StreamAck, requestStream: true, responseStream: true },
+  FetchBodies: { request: raftmq.v1.FetchBodiesRequest, response: raftmq.v1.FetchBodiesResponse, requestStream: false, responseStream: false },
 });
+
+/** Keys one FetchBodies request may name. */
+export const MAX_FETCH_KEYS = 4096;
+/** Body bytes one FetchBodies answer carries at most (one larger body still goes alone). */
+export const MAX_FETCH_BYTES = 4 * 1024 * 1024;
+/** How long a FetchBodies call may take. */
+const FETCH_TIMEOUT_MS = 10_000;
 
 const STREAM_PATH = rawServiceDefinition.Stream.path;
 
@@ -103,6 +112,8 @@ export interface PeerTransportOptions {
    * peerId is 0 when the stream did not name its sender.
    */
   onFrameRejected?: (peerId: number, reason: string) => void;
+  /** Reads bodies for a peer's FetchBodies (null where none is held); none served without it. */
+  bodySource?: (keys: readonly number[]) => (Uint8Array | null)[];
   /** gRPC max send and receive message length, set explicitly on both ends (default 64 MiB). */
   maxMessageBytes?: number;
   /** Messages per MessageBatch frame (default 256). */
@@ -420,6 +431,8 @@ export class PeerTransport {
   private readonly onInboundClosed: ((peerId: number) => void) | undefined;
   private readonly onUnreachable: ((peerId: number) => void) | undefined;
   private readonly onFrameRejected: ((peerId: number, reason: string) => void) | undefined;
+  /** Set once the node's body store is open (PeerTransportOptions.bodySource). */
+  bodySource: ((keys: readonly number[]) => (Uint8Array | null)[]) | undefined;
   private readonly maxMessageBytes: number;
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
@@ -468,6 +481,7 @@ export class PeerTransport {
     this.onInboundClosed = options.onInboundClosed;
     this.onUnreachable = options.onUnreachable;
     this.onFrameRejected = options.onFrameRejected;
+    this.bodySource = options.bodySource;
     const d = PEER_TRANSPORT_DEFAULTS;
     this.maxMessageBytes = options.maxMessageBytes ?? d.maxMessageBytes;
     this.maxBatchMessages = options.maxBatchMessages ?? d.maxBatchMessages;
@@ -533,7 +547,76 @@ export class PeerTransport {
   addService(server: grpc.Server): void {
     server.addService(rawServiceDefinition, {
       Stream: (call: grpc.ServerDuplexStream<Uint8Array, raftmq.v1.StreamAck.$Properties>) => this.acceptStream(call),
+      FetchBodies: (
+        call: grpc.ServerUnaryCall<raftmq.v1.FetchBodiesRequest, raftmq.v1.FetchBodiesResponse.$Properties>,
+        callback: grpc.sendUnaryData<raftmq.v1.FetchBodiesResponse.$Properties>,
+      ) => this.answerFetch(call, callback),
     });
+  }
+
+  /** Asks peer `peerId` for the bodies of `keys` (at most MAX_FETCH_KEYS); resolves to the first of them it could answer. */
+  fetchBodies(peerId: number, keys: readonly number[]): Promise<raftmq.v1.FetchedBody[]> {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return Promise.reject(new Error(`peer ${peerId} is not known`));
+    if (keys.length > MAX_FETCH_KEYS) return Promise.reject(new RangeError(`at most ${MAX_FETCH_KEYS} keys per fetch, got ${keys.length}`));
+    const client = new grpc.Client(peer.address, this.credentials(peerId), this.channelOptions);
+    const method = rawServiceDefinition.FetchBodies;
+    return new Promise<raftmq.v1.FetchedBody[]>((resolve, reject) => {
+      client.makeUnaryRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        raftmq.v1.FetchBodiesRequest.create({ keys: [...keys] }),
+        this.introduction("control"),
+        { deadline: Date.now() + FETCH_TIMEOUT_MS },
+        (err, answer) => {
+          if (err !== null || answer === undefined) reject(err ?? new Error("FetchBodies answered nothing"));
+          else resolve((answer.bodies ?? []) as raftmq.v1.FetchedBody[]);
+        },
+      );
+    }).finally(() => client.close());
+  }
+
+  private answerFetch(
+    call: grpc.ServerUnaryCall<raftmq.v1.FetchBodiesRequest, raftmq.v1.FetchBodiesResponse.$Properties>,
+    callback: grpc.sendUnaryData<raftmq.v1.FetchBodiesResponse.$Properties>,
+  ): void {
+    const named = this.namedId(call.metadata);
+    if (this.identify !== undefined) {
+      const identity = this.identify(call, named);
+      const reason = !identity.ok ? identity.reason : identity.peerId !== named ? `its certificate names node ${identity.peerId} but the call claims to be node ${named || "(none)"}` : "";
+      if (reason !== "") {
+        this.inboundCounters.refusedStreams++;
+        this.onRefused?.(call.getPeer(), named, reason);
+        callback({ code: grpc.status.PERMISSION_DENIED, details: `node ${this.selfId} refused a body fetch: ${reason}` });
+        return;
+      }
+    }
+    const source = this.bodySource;
+    if (source === undefined) {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: `node ${this.selfId} serves no bodies` });
+      return;
+    }
+    const keys = call.request.keys.map((k) => Number(k));
+    if (keys.length > MAX_FETCH_KEYS || keys.some((k) => !Number.isSafeInteger(k) || k <= 0)) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: `a body fetch names 1 to ${MAX_FETCH_KEYS} positive keys` });
+      return;
+    }
+    try {
+      const found = source(keys);
+      const bodies: raftmq.v1.FetchedBody.$Properties[] = [];
+      let bytes = 0;
+      for (let i = 0; i < keys.length; i++) {
+        const body = found[i] ?? null;
+        const size = body?.length ?? 0;
+        if (bodies.length > 0 && bytes + size > MAX_FETCH_BYTES) break;
+        bytes += size;
+        bodies.push(body === null ? { key: keys[i], found: false } : { key: keys[i], found: true, body });
+      }
+      callback(null, { bodies });
+    } catch (error) {
+      callback({ code: grpc.status.INTERNAL, details: `node ${this.selfId} could not read bodies: ${(error as Error).message}` });
+    }
   }
 
   /** Adds a peer or changes its address (host:port). */

@@ -3,7 +3,7 @@
 // keeps the state machine and wires the jobs that have units of their own (LocalSnapshots,
 // LinearizableReads, LeadershipWatch, MembershipWaiters, PeerBook, learner promotion). Proposals
 // that arrive while a write is in flight wait and leave together in the next entry.
-import type { Broker, Effect } from "@raftmq/broker";
+import type { BodyRef, Broker, Effect } from "@raftmq/broker";
 import { raftmq } from "@raftmq/proto";
 import {
   ConfChangeType,
@@ -21,7 +21,7 @@ import {
   type Role,
   type Snapshot,
 } from "@raftmq/raft";
-import type { RaftStorage } from "@raftmq/storage";
+import type { BodyStore, RaftStorage } from "@raftmq/storage";
 import type { Logger } from "pino";
 import type { ClusterMemberAddress, NodeConfig } from "./node-config.ts";
 import { LeadershipWatch } from "./leadership-watch.ts";
@@ -36,6 +36,7 @@ import type { PeerStats } from "./peer-transport.ts";
 import { type ProposalOutcome, ProposalPipeline } from "./proposal-pipeline.ts";
 import { SnapshotPolicy } from "./snapshot-policy.ts";
 import { LocalSnapshots } from "./local-snapshots.ts";
+import { BodyKeeper } from "./body-keeper.ts";
 import { MembershipWaiters } from "./membership-waiters.ts";
 
 /** Longest stretch of applying before the loop yields to I/O. */
@@ -99,6 +100,10 @@ export type BrokerView = Pick<
 export interface DriverOptions {
   config: NodeConfig;
   storage: RaftStorage;
+  /** Where message bodies are kept (apart from the state and the log). */
+  bodies: BodyStore;
+  /** Fetches bodies a restored snapshot refers to and the body store lacks, from a peer. */
+  fetchBodies?: (keys: number[]) => Promise<void>;
   transport: DriverTransport;
   logger: Logger;
   hooks: DriverHooks;
@@ -119,6 +124,8 @@ export class RaftDriver {
   appliedIndex: number;
   private readonly config: NodeConfig;
   private readonly storage: RaftStorage;
+  readonly bodies: BodyStore;
+  readonly bodyKeeper: BodyKeeper;
   private readonly log: Logger;
   private readonly hooks: DriverHooks;
   private readonly metrics: NodeMetrics | undefined;
@@ -154,6 +161,10 @@ export class RaftDriver {
     const snapshot = storage.snapshot();
     this.state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, config.initialCluster) : NodeState.create(config.initialCluster);
     this.appliedIndex = snapshot.meta.index;
+    this.bodies = options.bodies;
+    this.bodyKeeper = new BodyKeeper({ store: this.bodies, log: logger, ...(options.fetchBodies && { fetchMissing: options.fetchBodies }) });
+    this.bodies.put(this.state.broker.takeNewBodies());
+    if (snapshot.meta.index > 0) void this.bodyKeeper.restored(this.state.broker.liveBodies(), "start");
     this.snapshotPolicy = new SnapshotPolicy(
       { entries: config.snapshotEntries, bytes: config.snapshotBytes, keepEntries: config.snapshotKeepEntries, keepBytes: config.snapshotKeepBytes },
       snapshot.data.length,
@@ -163,8 +174,10 @@ export class RaftDriver {
       host: {
         appliedIndex: () => this.appliedIndex,
         betweenCycles: () => !this.stopped && !this.loop.inCycle,
-        capture: () => ({ confState: this.raft.confState(), capture: this.state.captureSnapshot() }),
+        capture: () => ({ confState: this.raft.confState(), capture: this.state.captureSnapshot(), bodies: this.state.broker.liveBodies() }),
         persistHardState: () => this.persistHardState(),
+        bodiesDurable: () => this.bodies.sync(),
+        stored: (bodies) => void this.bodyKeeper.snapshotStored(bodies),
         fail: (error) => this.fail(error),
       },
       storage,
@@ -232,6 +245,11 @@ export class RaftDriver {
     this.idleSince = this.clock.now();
     this.stopTicker = this.clock.every(this.config.tickMs, () => this.onTick());
     this.kick();
+  }
+
+  /** A message's body, from the body store (BodyMissingError or CorruptionError if it cannot be had). */
+  readBody(ref: BodyRef): Uint8Array {
+    return this.bodies.read(ref.bodyKey, ref.bodySize);
   }
 
   /** True while a snapshot taken of the state is being encoded, piece by piece. */
@@ -420,6 +438,7 @@ export class RaftDriver {
     if (entry.index <= this.appliedIndex) return;
     if (entry.index !== this.appliedIndex + 1) throw new Error(`applying entry ${entry.index} after ${this.appliedIndex}: a gap`);
     const out = this.state.applyCommitted(entry);
+    this.bodies.put(out.bodies);
     this.appliedIndex = entry.index;
     this.pipeline.applied(entry.index, entry.term, out.results);
     if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
@@ -486,6 +505,8 @@ export class RaftDriver {
     }
     this.state = step.value;
     this.appliedIndex = snapshot.meta.index;
+    this.bodies.put(this.state.broker.takeNewBodies());
+    void this.bodyKeeper.restored(this.state.broker.liveBodies(), "received");
     this.noticeAccessChange();
     this.snapshots.restored(snapshot.meta.index, snapshot.data.length);
     this.pipeline.skippedThrough(snapshot.meta.index);
@@ -640,7 +661,8 @@ export class RaftDriver {
     }
   }
 
-  private fail(error: Error): void {
+  /** Stops the node after a failure outside the loop (the body store could not write). */
+  fail(error: Error): void {
     if (this.failed !== null) return;
     this.failed = error;
     this.log.fatal({ err: error }, "node failed; stopping");

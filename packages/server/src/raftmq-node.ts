@@ -4,9 +4,12 @@
 // is mutual TLS with the cluster's CA unless the node runs --insecure.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Server as HttpServer } from "node:http";
 import * as grpc from "@grpc/grpc-js";
-import { RaftStorage } from "@raftmq/storage";
+import { BodyStore, RaftStorage } from "@raftmq/storage";
+import { fetchBodies } from "./body-fetch.ts";
+import { BODIES_DIR } from "./data-verification.ts";
 import type { Logger } from "pino";
 import { brokerHandlers } from "./broker-service.ts";
 import { clusterHandlers, nodeReady } from "./cluster-service.ts";
@@ -34,6 +37,7 @@ import { accessHandlers } from "./access-service.ts";
 import { AccessGate } from "./security/access-gate.ts";
 import { AmqpServer } from "./amqp/amqp-server.ts";
 import { memoryLimitBytes, processReadings, ResourceAlarms } from "./resource-alarms.ts";
+import { ClusterAlarms } from "./cluster-alarms.ts";
 import { isLoopbackAddress } from "./access/authenticator.ts";
 import type { SecureContextOptions } from "node:tls";
 import { commonNameOfCertificate, nodeIdOfCertificate } from "./tls/cert-identity.ts";
@@ -128,10 +132,13 @@ export class RaftmqNode {
   private readonly gates: [AccessGate, AccessGate];
   private readonly amqp: AmqpServer | null;
   private readonly alarms: ResourceAlarms;
+  private readonly clusterAlarms: ClusterAlarms;
+  private clusterAlarmTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly config: NodeConfig,
     private readonly storage: RaftStorage,
+    private readonly bodies: BodyStore,
     private readonly log: Logger,
     private readonly setup: NodeSecuritySetup,
   ) {
@@ -139,7 +146,7 @@ export class RaftmqNode {
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
-    this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS, config.consumeMaxPendingBytes);
+    this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS, (ref) => this.driver.readBody(ref), config.consumeMaxPendingBytes);
     this.forwarder = new LeaderForwarder({
       selfId: config.nodeId,
       credentials: security.nodeChannelCredentials(),
@@ -157,9 +164,11 @@ export class RaftmqNode {
         ),
       consumerStreams: () => this.sessions.size,
     });
+    this.metrics.bodyStore = () => ({ written: bodies.written, writtenBytes: bodies.writtenBytes, deleted: bodies.deleted, missing: this.driver.bodyKeeper.missing });
     const transport = new PeerTransport({
       selfId: config.nodeId,
       onMessages: (messages) => this.driver.receive(messages),
+      bodySource: (keys) => bodies.readMany(keys),
       credentials: (peerId) => security.peerChannelCredentials(peerId),
       channelOptions: security.channelOptions,
       serverCredentials: security.peerServerCredentials(),
@@ -191,6 +200,8 @@ export class RaftmqNode {
     this.driver = new RaftDriver({
       config,
       storage,
+      bodies,
+      fetchBodies: (keys) => this.fetchMissingBodies(keys, transport),
       transport,
       logger: log,
       metrics: this.metrics,
@@ -256,15 +267,33 @@ export class RaftmqNode {
     );
     const leaderWaitMs = config.tickMs * config.electionTicks * 2;
     this.alarms = new ResourceAlarms({
-      memoryLimitBytes: memoryLimitBytes(),
-      memoryHighWatermark: config.memoryHighWatermark,
+      memoryLimitBytes: config.memoryHighWatermarkBytes > 0 ? config.memoryHighWatermarkBytes : memoryLimitBytes(),
+      memoryHighWatermark: config.memoryHighWatermarkBytes > 0 ? 1 : config.memoryHighWatermark,
       diskFreeLimitBytes: config.diskFreeLimitBytes,
       readings: processReadings(config.dataDir),
       changed: (raised, detail) => {
         if (raised.size > 0) log.warn({ event: "alarm-raised", alarms: [...raised], detail }, `publishing blocked: ${detail}`);
-        else log.info({ event: "alarm-cleared" }, "resource alarms cleared: publishing resumes");
+        else log.info({ event: "alarm-cleared" }, "resource alarms cleared on this node");
         this.metrics.alarms = raised;
-        this.amqp?.setBlocked(raised.size > 0 ? detail : "");
+        this.amqp?.setBlocked(this.publishBlocked());
+      },
+    });
+    const statusMethod = clusterServiceDefinition.Status as unknown as grpc.MethodDefinition<unknown, raftmq.v1.StatusResponse>;
+    this.clusterAlarms = new ClusterAlarms({
+      peers: () => this.driver.members().map((m) => m.id).filter((id) => id !== config.nodeId),
+      ask: async (id) => {
+        const address = this.driver.address(id)?.peerAddress ?? "";
+        if (address === "") throw new Error(`the address of node ${id} is unknown`);
+        const answer = await this.forwarder.unary(address, statusMethod, {}, new grpc.Metadata(), Date.now() + config.alarmCheckMs);
+        return { alarms: answer.alarms ?? [], detail: answer.alarmDetail ?? "" };
+      },
+      now: () => Date.now(),
+      staleMs: 3 * config.alarmCheckMs,
+      changed: () => {
+        const remote = this.clusterAlarms.reason;
+        if (remote !== "") log.warn({ event: "member-alarm-raised", detail: remote }, `publishing blocked by another member's alarm: ${remote}`);
+        else log.info({ event: "member-alarms-cleared" }, "no other member has a resource alarm raised");
+        this.amqp?.setBlocked(this.publishBlocked());
       },
     });
     const broker = brokerHandlers({
@@ -278,11 +307,19 @@ export class RaftmqNode {
       // Long enough for a few elections, as a client's own resubscription would wait.
       consumeResumeMs: 3 * leaderWaitMs,
       stopping: () => this.stopping !== null,
-      publishBlocked: () => this.alarms.reason,
+      publishBlocked: () => this.publishBlocked(),
       log,
       metrics: this.metrics,
     });
-    const cluster = clusterHandlers({ driver: this.driver, builder, forwarder: this.forwarder, leaderWaitMs, version: RAFTMQ_VERSION, readyLag: READY_LAG });
+    const cluster = clusterHandlers({
+      driver: this.driver,
+      builder,
+      forwarder: this.forwarder,
+      leaderWaitMs,
+      version: RAFTMQ_VERSION,
+      readyLag: READY_LAG,
+      alarms: () => ({ alarms: [...this.alarms.active], detail: this.alarms.reason }),
+    });
     const access = accessHandlers({ driver: this.driver, builder, forwarder: this.forwarder, leaderWaitMs });
     const authenticator = new Authenticator({ view: () => this.driver.broker, loopbackOnlyUsers: config.loopbackUsers });
     const gate = (port: "client" | "peer") => new AccessGate({ port, insecure: security.insecure, nodeId: config.nodeId, authenticator, view: () => this.driver.broker, audit: this.audit, log });
@@ -372,11 +409,19 @@ export class RaftmqNode {
       log.warn({ event: "insecure" }, "RUNNING INSECURE (--insecure): no TLS on any port and no authentication; anyone who reaches a port can read, change or delete everything. Never use this in production");
     }
     const storage = await RaftStorage.open({ dir: config.dataDir });
-    let node: RaftmqNode;
+    let node: RaftmqNode | undefined;
+    let bodies: BodyStore;
     try {
-      node = new RaftmqNode(config, storage, log, security);
+      bodies = await BodyStore.open({ dir: join(config.dataDir, BODIES_DIR) }, (error) => node?.driver.fail(error));
     } catch (err) {
       await storage.close();
+      throw err;
+    }
+    try {
+      node = new RaftmqNode(config, storage, bodies, log, security);
+    } catch (err) {
+      await storage.close();
+      await bodies.close();
       throw err;
     }
     try {
@@ -387,6 +432,8 @@ export class RaftmqNode {
     }
     node.driver.start();
     node.alarms.start(config.alarmCheckMs);
+    node.clusterAlarmTimer = setInterval(() => void node.clusterAlarms.poll(), config.alarmCheckMs);
+    node.clusterAlarmTimer.unref();
     node.removalProbe.start();
     if (needsAdding) node.startJoinLoop({ ...options, clusterCalls: calls });
     node.readinessTimer = setInterval(() => node.introspection.setServing(nodeReady(node.driver, READY_LAG)), 200);
@@ -467,6 +514,35 @@ export class RaftmqNode {
     }
   }
 
+  /** Why publishes are refused now: this node's alarms, then the other members'; "" when none is raised. */
+  private publishBlocked(): string {
+    return [this.alarms.reason, this.clusterAlarms.reason].filter((r) => r !== "").join("; ");
+  }
+
+  /** Fetches bodies a restored snapshot refers to from the peers, the leader first, and stores them. */
+  private async fetchMissingBodies(keys: number[], transport: PeerTransport): Promise<void> {
+    const self = this.config.nodeId;
+    const started = performance.now();
+    const outcome = await fetchBodies(keys, {
+      peers: () => {
+        const leader = this.driver.leaderId;
+        const others = this.driver
+          .members()
+          .map((m) => m.id)
+          .filter((id) => id !== self && id !== leader);
+        return leader > 0 && leader !== self ? [leader, ...others] : others;
+      },
+      fetch: (peer, chunk) => transport.fetchBodies(peer, chunk),
+      store: (found) => this.bodies.put(found),
+      pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      stopped: () => this.stopping !== null,
+    });
+    this.driver.bodyKeeper.missing = outcome.unreachable;
+    const line = { event: "bodies-fetched", asked: keys.length, ...outcome, ms: Math.round(performance.now() - started) };
+    if (outcome.unreachable > 0) this.log.error(line, `${outcome.unreachable} message bodies could not be fetched from any peer`);
+    else this.log.info(line, "fetched the message bodies the snapshot refers to");
+  }
+
   /**
    * Stops the node: no new calls, leadership handed over when `transfer` and this node leads
    * (bounded wait), streams ended, the last write flushed, storage closed.
@@ -482,6 +558,7 @@ export class RaftmqNode {
     if (this.readinessTimer !== null) clearInterval(this.readinessTimer);
     this.removalProbe.stop();
     this.alarms.stop();
+    if (this.clusterAlarmTimer !== null) clearInterval(this.clusterAlarmTimer);
     this.joinLoop?.stop();
     this.bootstrap.stop();
     this.memberLookup.stop();
@@ -509,6 +586,8 @@ export class RaftmqNode {
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
     await this.storage.close();
+    await this.driver.bodyKeeper.idle();
+    await this.bodies.close();
     await this.audit.close();
     this.log.info({ event: "stopped" }, "node stopped");
     // A removal or a failure has settled the exit already; settling again changes nothing.

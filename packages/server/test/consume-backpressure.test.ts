@@ -107,7 +107,7 @@ describe("bounded stream writer", () => {
 
 function consumeOn(maxPendingBytes: number) {
   const submitted: Command[] = [];
-  const sessions = new ConsumerSessions("1.test", 10, maxPendingBytes);
+  const sessions = new ConsumerSessions("1.test", 10, (ref) => body(ref.bodySize), maxPendingBytes);
   const driver = {
     isLeader: true,
     submit: (commands: readonly Command[]) => {
@@ -128,7 +128,7 @@ function deliverTo(sessionId: string, tag: number, bytes: number): DeliverEffect
     consumer: { id: `${sessionId}/t`, sessionId, consumerTag: "t" },
     deliveryTag: tag,
     queue: "q",
-    message: { exchange: "", routingKey: "q", properties: {}, body: body(bytes) },
+    message: { exchange: "", routingKey: "q", properties: {}, bodyKey: tag, bodySize: bytes },
     redelivered: false,
     deliveryCount: 1,
   };

@@ -1,4 +1,4 @@
-import type { Effect } from "@raftmq/broker";
+import type { BodyRef, Effect } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
 import { ConsumerSessions, MAX_BATCH_BODY_BYTES, MAX_BATCH_DELIVERIES } from "../src/consumer-sessions.ts";
@@ -22,11 +22,20 @@ function sink(batchedTags: string[] = []) {
 
 const consumerOf = (sessionId: string, consumerTag: string) => ({ id: `${sessionId}/${consumerTag}`, sessionId, consumerTag });
 
-const message = { exchange: "x", routingKey: "k", properties: {}, body: new Uint8Array([1]) };
+/** Bodies as a node's body store holds them, by key. */
+const stored = new Map<number, Uint8Array>();
+const stash = (bytes: Uint8Array): BodyRef => {
+  const key = stored.size + 1;
+  stored.set(key, bytes);
+  return { bodyKey: key, bodySize: bytes.length };
+};
+const readBody = (ref: BodyRef): Uint8Array => stored.get(ref.bodyKey) ?? new Uint8Array(0);
+
+const message = { exchange: "x", routingKey: "k", properties: {}, ...stash(new Uint8Array([1])) };
 
 describe("consumer sessions", () => {
   it("routes each delivery to the stream whose session owns the consumer", () => {
-    const sessions = new ConsumerSessions("1.boot", 10);
+    const sessions = new ConsumerSessions("1.boot", 10, readBody);
     const a = sink();
     const b = sink();
     const sa = sessions.open(a) as string;
@@ -52,7 +61,7 @@ describe("consumer sessions", () => {
   });
 
   it("routes by the session and tag the effect names, whatever the consumer id looks like", () => {
-    const sessions = new ConsumerSessions("1.boot", 10);
+    const sessions = new ConsumerSessions("1.boot", 10, readBody);
     const a = sink();
     const sa = sessions.open(a) as string;
     sessions.route([{ kind: "deliver", consumer: { id: "opaque", sessionId: sa, consumerTag: "t" }, deliveryTag: 1, queue: "q", message, redelivered: false, deliveryCount: 1 }]);
@@ -60,10 +69,10 @@ describe("consumer sessions", () => {
   });
 
   it("sends a run of deliveries to a consumer that takes batches as one message, in order, bounded in count and bytes", () => {
-    const sessions = new ConsumerSessions("1.boot", 10);
+    const sessions = new ConsumerSessions("1.boot", 10, readBody);
     const a = sink(["batched"]);
     const sa = sessions.open(a) as string;
-    const deliver = (tag: string, deliveryTag: number, body = message.body): Effect => ({ kind: "deliver", consumer: consumerOf(sa, tag), deliveryTag, queue: "q", message: { ...message, body }, redelivered: false, deliveryCount: 1 });
+    const deliver = (tag: string, deliveryTag: number, body: BodyRef = message): Effect => ({ kind: "deliver", consumer: consumerOf(sa, tag), deliveryTag, queue: "q", message: { ...message, bodyKey: body.bodyKey, bodySize: body.bodySize }, redelivered: false, deliveryCount: 1 });
     const big = new Uint8Array(MAX_BATCH_BODY_BYTES);
     const effects: Effect[] = [
       deliver("batched", 1),
@@ -73,7 +82,7 @@ describe("consumer sessions", () => {
       deliver("batched", 3),
       { kind: "consumerCancelled", consumer: consumerOf(sa, "single"), reason: "queueDeleted", queue: "q" },
       ...Array.from({ length: MAX_BATCH_DELIVERIES + 1 }, (_, i) => deliver("batched", 4 + i)),
-      deliver("batched", 1000, big),
+      deliver("batched", 1000, stash(big)),
       deliver("batched", 1001),
     ];
     sessions.route(effects);
@@ -98,7 +107,7 @@ describe("consumer sessions", () => {
   });
 
   it("bounds the number of sessions and ends them all with one status", () => {
-    const sessions = new ConsumerSessions("1.boot", 2);
+    const sessions = new ConsumerSessions("1.boot", 2, readBody);
     const a = sink();
     const b = sink();
     sessions.open(a);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandResult } from "@raftmq/broker";
 import type { raftmq } from "@raftmq/proto";
-import { RaftStorage } from "@raftmq/storage";
+import { BodyStore, RaftStorage } from "@raftmq/storage";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { resolveNodeConfig } from "../src/node-config.ts";
@@ -23,11 +23,15 @@ const turn = () => new Promise((r) => setImmediate(r));
 async function startDriver(dir: string, overrides: string[] = [], clock?: ManualClock) {
   const config = resolveNodeConfig(["--insecure", "--tick-ms", "10", "--idle-tick-ms", "50", "--data-dir", dir, ...overrides], {});
   const storage = await RaftStorage.open({ dir });
+  const bodies = await BodyStore.open({ dir: join(dir, "bodies") }, (e) => {
+    throw e;
+  });
   const leaders: number[] = [];
   const transport = new PeerTransport({ selfId: config.nodeId, onMessages: (messages) => driver.receive(messages) });
   const driver: RaftDriver = new RaftDriver({
     config,
     storage,
+    bodies,
     transport,
     ...(clock && { clock }),
     logger: pino({ level: "silent" }),
@@ -46,6 +50,8 @@ async function startDriver(dir: string, overrides: string[] = [], clock?: Manual
   return { driver, storage, leaders, stop: async () => {
     await driver.stop();
     await storage.close();
+    await driver.bodyKeeper.idle();
+    await bodies.close();
   } };
 }
 
@@ -82,9 +88,10 @@ describe("raft driver (single node)", () => {
     dirs.push(dir);
     const { driver, storage, stop } = await startDriver(dir);
     await submit(driver, [{ declareQueue: { name: "big" } }]);
-    // Enough messages that encoding takes many turns, even next to a slow disk's sync.
-    const body = new Uint8Array(4096).fill(7);
-    for (let i = 0; i < 40; i++) await submit(driver, Array.from({ length: 500 }, () => ({ publish: { routingKey: "big", body } })));
+    // Enough messages that encoding takes many turns, even next to a slow disk's sync (bodies
+    // are not in the snapshot: its size is the messages' count).
+    const body = new Uint8Array(16).fill(7);
+    for (let i = 0; i < 100; i++) await submit(driver, Array.from({ length: 2000 }, () => ({ publish: { routingKey: "big", body } })));
     const before = driver.appliedIndex;
     const snapshot = driver.triggerSnapshot();
     // Commands submitted while the pieces are encoded are answered before the encoding ends.
@@ -119,10 +126,10 @@ describe("raft driver (single node)", () => {
     // The snapshot holds the state at the index it was taken at, not what was applied after.
     expect(index).toBe(before);
     expect(driver.appliedIndex).toBeGreaterThan(index);
-    expect(driver.broker.queueInfo("big")?.messagesReady).toBe(20_000 + late.length);
+    expect(driver.broker.queueInfo("big")?.messagesReady).toBe(200_000 + late.length);
     const stored = storage.snapshot();
     expect(stored.meta.index).toBe(index);
-    expect(NodeState.restore(stored.data, []).broker.queueInfo("big")?.messagesReady).toBe(20_000);
+    expect(NodeState.restore(stored.data, []).broker.queueInfo("big")?.messagesReady).toBe(200_000);
     await stop();
   });
 

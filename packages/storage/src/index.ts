@@ -9,3 +9,4 @@ export {
   type StorageOptions,
   type StorageUpdate,
 } from "./raft-storage.ts";
+export { BodyMissingError, BodyStore, type BodyStoreOptions, bodyKeyBytes, type StoredBody } from "./body-store.ts";

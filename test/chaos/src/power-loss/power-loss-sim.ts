@@ -144,6 +144,7 @@ class PowerLossSimulation {
       now: () => this.#now,
       random: () => nodeRng.next(),
       send: (messages: readonly Message[]) => this.#send(id, messages),
+      peerBodies: () => this.#nodes.filter((n) => n.id !== id && n.powered).map((n) => n.bodies),
     });
     for (const id of ids) this.#nodes.push(new SimNode(id, config, env(id)));
     const weights: Record<FaultKind, number> = { one: 3, leader: 3, majority: 2, all: 2, partition: shape.pick([0, 1, 2]), ...options.weights };

@@ -16,6 +16,7 @@ import { NodeState } from "@raftmq/server/replicated-core";
 import { NodeUnavailableError, OutcomeUnknownError } from "@raftmq/server/replicated-core";
 import { type ProposalOutcome, ProposalPipeline } from "@raftmq/server/replicated-core";
 import type { raftmq } from "@raftmq/proto";
+import { SimBodies } from "./sim-bodies.ts";
 import { type PowerLossDamage, SimDisk } from "./sim-disk.ts";
 
 /**
@@ -71,11 +72,13 @@ export interface NodeEnv {
   now(): number;
   random(): number;
   send(messages: readonly Message[]): void;
+  /** The body stores of the other nodes that have power, for bodies a received snapshot needs. */
+  peerBodies(): SimBodies[];
 }
 
 /** A consuming session's stream, as the leader sees it. */
 export interface SessionSink {
-  deliver(effect: DeliverEffect): void;
+  deliver(effect: DeliverEffect, body: Uint8Array | null): void;
   /** The stream ended: leadership moved, the node lost power, or the client closed it. */
   end(reason: string): void;
 }
@@ -116,6 +119,7 @@ export class SimNode {
   #raft: RaftNode | null = null;
   #loop: ReadyLoop | null = null;
   #state: NodeState = NodeState.create([]);
+  readonly bodies = new SimBodies();
   #pipeline: ProposalPipeline | null = null;
   readonly #sessions = new Map<string, SessionSink>();
   #sessionCounter = 0;
@@ -159,6 +163,7 @@ export class SimNode {
     this.#state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, []) : NodeState.create([]);
     this.appliedIndex = snapshot.meta.index;
     this.#snapshotIndex = snapshot.meta.index;
+    this.bodies.put(this.#state.broker.takeNewBodies());
     this.#term = storage.initialState().hardState.term;
     this.role = "follower";
     this.leaderId = 0;
@@ -225,6 +230,8 @@ export class SimNode {
    */
   powerLoss(keepOps: number): PowerLossDamage {
     const damage = this.#stop(keepOps, "the node lost power");
+    // The body store's writes since its last sync are lost with the power; a crash keeps them.
+    this.bodies.powerLoss();
     this.powerLosses++;
     if (damage.keptOps > 0) this.tornWrites++;
     this.lostOps += damage.unsyncedOps - damage.keptOps;
@@ -340,6 +347,7 @@ export class SimNode {
     if (entry.index <= this.appliedIndex) return;
     if (entry.index !== this.appliedIndex + 1) throw new Error(`node ${this.id} applies entry ${entry.index} after ${this.appliedIndex}: a gap`);
     const out = this.#state.applyCommitted(entry);
+    this.bodies.put(out.bodies);
     this.appliedIndex = entry.index;
     this.#pipeline?.applied(entry.index, entry.term, out.results);
     if (this.role === "leader" && out.effects.length > 0) this.#route(out.effects);
@@ -349,7 +357,13 @@ export class SimNode {
     for (const effect of effects) {
       switch (effect.kind) {
         case "deliver":
-          this.#sessions.get(effect.consumer.sessionId)?.deliver(effect);
+          {
+            const sink = this.#sessions.get(effect.consumer.sessionId);
+            if (sink === undefined) continue;
+            const body = this.bodies.get(effect.message.bodyKey, effect.message.bodySize);
+            if (body === null) this.bodies.missingReads++;
+            sink.deliver(effect, body);
+          }
           continue;
         case "consumerCancelled":
         case "deliveryPaused":
@@ -367,6 +381,10 @@ export class SimNode {
     this.#state = NodeState.restore(snapshot.data, []);
     this.appliedIndex = snapshot.meta.index;
     this.#snapshotIndex = snapshot.meta.index;
+    this.bodies.put(this.#state.broker.takeNewBodies());
+    const live = this.#state.broker.liveBodies();
+    this.bodies.collect(live);
+    this.bodies.fetch(live, this.env.peerBodies());
     this.#pipeline?.skippedThrough(snapshot.meta.index);
   }
 
@@ -392,7 +410,10 @@ export class SimNode {
     const hs = this.#loop?.takeUnsavedHardState() ?? null;
     if (hs !== null) this.disk.writeSynced({ hardState: hs, entries: [], snapshot: null });
     const index = this.appliedIndex;
+    const live = this.#state.broker.liveBodies();
+    this.bodies.sync();
     this.disk.snapshotAndCompact(index, raft.confState(), this.#state.snapshot(), index - this.config.snapshotKeepEntries);
+    this.bodies.collect(live);
     this.#snapshotIndex = index;
   }
 

@@ -1,0 +1,176 @@
+// A deep backlog on a 3-node cluster of real node processes: 1 KiB messages (random bytes) are
+// published into one queue with nothing consuming, in steps; after each step it prints the depth
+// against each node's resident memory and V8 heap (the largest of the three, from /metrics), the
+// data directories' size on disk (Raft log and body store), and the step's publish rate. Memory
+// is also sampled every 200 ms throughout, for the peak. Then every node is restarted and the
+// time until a publish is confirmed and the depth reads right is measured, and the backlog is
+// drained. For comparison it first publishes a 50,000 backlog into an empty queue and drains it.
+// Prints figures only.
+//   pnpm bench:backlog [total=1000000] [step=250000]
+import { randomBytes } from "node:crypto";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { publishRange, type raftmq, TestClient, waitForLeader } from "../../../test/integration/broker-test-client.ts";
+import { ClusterHarness } from "../../../test/integration/cluster-harness.ts";
+import { testAuth } from "../../../test/integration/three-node-cluster.ts";
+
+const args = process.argv.slice(2);
+const TOTAL = Number(args[0] ?? 1_000_000);
+const STEP = Number(args[1] ?? 250_000);
+const SMALL = 50_000;
+const BODY = 1024;
+const ids = [1, 2, 3];
+const harness = new ClusterHarness("bench-backlog", ["--log-level", "info"]);
+await harness.plan(3);
+await harness.startAll(3);
+const clients = new Map(ids.map((id) => [id, new TestClient(harness.clientAddress(id), testAuth(harness))]));
+const at = (id: number) => clients.get(id) as TestClient;
+
+const pool = Array.from({ length: 4096 }, () => new Uint8Array(randomBytes(BODY)));
+const body = (seq: number) => pool[seq % pool.length] as Uint8Array;
+const MiB = 1024 * 1024;
+
+interface Sample {
+  rss: number;
+  heap: number;
+}
+
+async function sample(id: number): Promise<Sample | null> {
+  try {
+    const text = await (await fetch(`http://${harness.host(id)}:${harness.spec(id).httpPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const value = (name: string) => Number(/^(\S+) (\S+)$/m.exec(text.split("\n").find((l) => l.startsWith(`${name} `)) ?? "")?.[2] ?? Number.NaN);
+    return { rss: value("process_resident_memory_bytes"), heap: value("nodejs_heap_size_used_bytes") };
+  } catch {
+    return null;
+  }
+}
+
+function bytesUnder(dir: string): number {
+  let total = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    try {
+      const st = statSync(join(dir, name));
+      total += st.isDirectory() ? bytesUnder(join(dir, name)) : st.size;
+    } catch {
+      // Compaction removed it meanwhile.
+    }
+  }
+  return total;
+}
+
+function disk(id: number): { log: number; bodies: number } {
+  const dir = harness.spec(id).dataDir;
+  const bodies = bytesUnder(join(dir, "bodies"));
+  return { log: bytesUnder(dir) - bodies, bodies };
+}
+
+const peak = new Map<number, number>(ids.map((id) => [id, 0]));
+let sampling = true;
+const sampler = (async () => {
+  while (sampling) {
+    await Promise.all(
+      ids.map(async (id) => {
+        const s = await sample(id);
+        if (s !== null && s.rss > (peak.get(id) ?? 0)) peak.set(id, s.rss);
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+  }
+})();
+
+async function publish(leader: number, queue: string, from: number, to: number): Promise<number> {
+  const started = performance.now();
+  const out = await publishRange(at(leader), { exchange: "", routingKey: queue, producerId: `bench-${queue}`, from, to, perRequest: 64, window: 16, body });
+  if (out.confirmed.length !== to - from) throw new Error(`only ${out.confirmed.length} of ${to - from} confirmed`);
+  return (to - from) / ((performance.now() - started) / 1000);
+}
+
+async function drain(node: number, queue: string, count: number): Promise<number> {
+  const started = performance.now();
+  const stream = at(node).consume();
+  let got = 0;
+  await new Promise<void>((resolve, reject) => {
+    stream.on("data", (r: raftmq.v1.ConsumeResponse) => {
+      if (r.kind !== "delivery" && r.kind !== "deliveries") return;
+      const batch = r.kind === "delivery" ? [r.delivery] : (r.deliveries?.deliveries ?? []);
+      const last = batch.at(-1);
+      got += batch.length;
+      if (last != null) stream.write({ ack: { consumerTag: "drain", deliveryTag: last.deliveryTag, multiple: true } });
+      if (got >= count) resolve();
+    });
+    stream.on("error", reject);
+    stream.write({ subscribe: { queue, prefetch: 256, consumerTag: "drain", batchDeliveries: true } });
+  });
+  stream.cancel();
+  return count / ((performance.now() - started) / 1000);
+}
+
+async function worst(): Promise<Sample> {
+  const all = (await Promise.all(ids.map(sample))).filter((s): s is Sample => s !== null);
+  return { rss: Math.max(...all.map((s) => s.rss)), heap: Math.max(...all.map((s) => s.heap)) };
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 0 });
+const mb = (n: number) => (n / MiB).toFixed(0);
+
+let leader = await waitForLeader(ids.map(at), 60_000);
+await at(leader).callRetrying("DeclareQueue", { name: "small", durable: true });
+await at(leader).callRetrying("DeclareQueue", { name: "deep", durable: true });
+const emptyRate = await publish(leader, "small", 0, SMALL);
+const smallDrain = await drain(leader, "small", SMALL);
+console.log(`into an empty queue: publish ${fmt(emptyRate)} msg/s; drain of a ${fmt(SMALL)} backlog ${fmt(smallDrain)} msg/s`);
+
+const base = await worst();
+console.log("| depth | RSS, largest node (MiB) | heap (MiB) | Raft log on disk (MiB) | body store on disk (MiB) | publish rate of the step (msg/s) |");
+console.log("|---|---|---|---|---|---|");
+console.log(`| 0 | ${mb(base.rss)} | ${mb(base.heap)} | ${mb(Math.max(...ids.map((id) => disk(id).log)))} | ${mb(Math.max(...ids.map((id) => disk(id).bodies)))} | |`);
+let lastRate = 0;
+let atDepth = base;
+for (let depth = 0; depth < TOTAL; ) {
+  const to = Math.min(TOTAL, depth + STEP);
+  leader = await waitForLeader(ids.map(at), 60_000);
+  lastRate = await publish(leader, "deep", depth, to);
+  depth = to;
+  atDepth = await worst();
+  const d = ids.map(disk);
+  console.log(`| ${fmt(depth)} | ${mb(atDepth.rss)} | ${mb(atDepth.heap)} | ${mb(Math.max(...d.map((x) => x.log)))} | ${mb(Math.max(...d.map((x) => x.bodies)))} | ${fmt(lastRate)} |`);
+}
+console.log(`memory per queued message (RSS at ${fmt(TOTAL)} less RSS empty, largest node): ${((atDepth.rss - base.rss) / TOTAL).toFixed(0)} bytes; heap: ${((atDepth.heap - base.heap) / TOTAL).toFixed(0)} bytes`);
+console.log(`publish rate at ${fmt(TOTAL)} queued ÷ into an empty queue: ${(lastRate / emptyRate).toFixed(2)}`);
+
+// Restart of every node with the backlog queued.
+for (const id of ids) await harness.stop(id);
+const restartAt = performance.now();
+await Promise.all(ids.map((id) => harness.start(id, { members: ids })));
+let served = 0;
+for (;;) {
+  try {
+    leader = await waitForLeader(ids.map(at), 60_000);
+    await publishRange(at(leader), { exchange: "", routingKey: "deep", producerId: "bench-after", from: 0, to: 1, perRequest: 1, window: 1, body });
+    const info = await at(leader).call("QueueInfo", { name: "deep" });
+    if (Number(info.queue?.messagesReady) === TOTAL + 1) {
+      served = performance.now() - restartAt;
+      break;
+    }
+    throw new Error(`depth ${info.queue?.messagesReady}`);
+  } catch {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+console.log(`restart of all nodes with ${fmt(TOTAL)} queued: serving (a publish confirmed, the depth right) after ${(served / 1000).toFixed(1)} s`);
+
+leader = await waitForLeader(ids.map(at), 60_000);
+const deepDrain = await drain(leader, "deep", TOTAL + 1);
+const after = await worst();
+console.log(`drain of the ${fmt(TOTAL)} backlog: ${fmt(deepDrain)} msg/s (÷ drain of ${fmt(SMALL)}: ${(deepDrain / smallDrain).toFixed(2)}); RSS after ${mb(after.rss)} MiB`);
+sampling = false;
+await sampler;
+console.log(`peak RSS per node over the whole run: ${ids.map((id) => `node ${id} ${mb(peak.get(id) ?? 0)} MiB`).join(", ")}`);
+for (const c of clients.values()) c.close();
+await harness.cleanup();

@@ -1,0 +1,141 @@
+// When bodies leave the body store. A body is deleted once no message of a stored snapshot refers
+// to it: then neither a restart (which restores that snapshot or a later one, and replays the log
+// after it) nor a follower sent that snapshot can need it, since a key is never handed out twice.
+// Each snapshot the node stores lists the keys its state refers to (Broker.liveBodies); what the
+// previous list held and this one does not, and every key handed out since the previous one that
+// this one does not hold, are deleted. Bodies acked after a snapshot stay until the next one.
+//
+// After a restart or a received snapshot, the node does not know what its store holds beyond the
+// snapshot's list: it walks the stored keys below the snapshot's frontier once, in the
+// background, deletes those the snapshot does not refer to and reports those it refers to that
+// are missing (a follower that received a snapshot fetches them from a peer).
+import type { LiveBodies } from "@raftmq/broker";
+import type { BodyStore } from "@raftmq/storage";
+import type { Logger } from "pino";
+
+/** Gaps in the live keys up to this long are deleted key by key, longer ones as a range. */
+const RANGE_DELETE_MIN = 256;
+
+export interface BodyKeeperOptions {
+  store: BodyStore;
+  log: Logger;
+  /**
+   * Bodies the state refers to that the store lacks after a restore: fetched from a peer by the
+   * node when it can. Resolves once it gave up or has stored them.
+   */
+  fetchMissing?: (keys: number[]) => Promise<void>;
+}
+
+export class BodyKeeper {
+  /** Keys the newest stored (or restored) snapshot refers to, ascending. */
+  private live: Float64Array = new Float64Array(0);
+  /** Every key below this was handed out by the time of that snapshot. */
+  private frontier = 1;
+  /** Deletions and walks run one at a time, in order. */
+  private chain: Promise<void> = Promise.resolve();
+  /** Missing bodies found by the last walk; 0 once fetched. */
+  missing = 0;
+
+  constructor(private readonly o: BodyKeeperOptions) {}
+
+  /** The state was restored from a snapshot (at start, or received from the leader) that refers to `live`. */
+  restored(live: LiveBodies, why: "start" | "received"): Promise<void> {
+    this.live = live.keys;
+    this.frontier = live.frontier;
+    return this.run(() => this.walk(live, why));
+  }
+
+  /** A snapshot that refers to `live` was stored: bodies it does not need go. */
+  snapshotStored(live: LiveBodies): Promise<void> {
+    const previous = this.live;
+    const previousFrontier = this.frontier;
+    this.live = live.keys;
+    this.frontier = live.frontier;
+    return this.run(() => this.collect(previous, previousFrontier, live));
+  }
+
+  /** Resolves once the deletions and walks asked for so far are done. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private run(task: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(task).catch((err: unknown) => {
+      this.o.log.error({ event: "body-store-maintenance-failed", err }, "deleting unreferenced message bodies failed");
+    });
+    this.chain = next;
+    return next;
+  }
+
+  private async collect(previous: Float64Array, previousFrontier: number, live: LiveBodies): Promise<void> {
+    const { store } = this.o;
+    const keys = live.keys;
+    const gone: number[] = [];
+    // Keys the previous snapshot held that this one does not.
+    let j = 0;
+    for (let i = 0; i < previous.length; i++) {
+      const k = previous[i] as number;
+      while (j < keys.length && (keys[j] as number) < k) j++;
+      if (j >= keys.length || keys[j] !== k) gone.push(k);
+    }
+    // Keys handed out since the previous snapshot that this one does not hold.
+    const ranges: [number, number][] = [];
+    let i = lowerBound(keys, previousFrontier);
+    let from = previousFrontier;
+    for (; i <= keys.length; i++) {
+      const to = i < keys.length ? (keys[i] as number) : live.frontier;
+      if (to - from >= RANGE_DELETE_MIN) ranges.push([from, to]);
+      else for (let k = from; k < to; k++) gone.push(k);
+      from = to + 1;
+    }
+    await store.remove(gone);
+    for (const [a, b] of ranges) await store.removeRange(a, b);
+  }
+
+  private async walk(live: LiveBodies, why: "start" | "received"): Promise<void> {
+    const { store, log } = this.o;
+    const started = performance.now();
+    // Bodies restored from an older snapshot that carried them are written before the walk looks.
+    await store.sync();
+    const keys = live.keys;
+    const missing: number[] = [];
+    let garbage: number[] = [];
+    let deleted = 0;
+    let j = 0;
+    for await (const batch of store.keys(live.frontier)) {
+      for (const k of batch) {
+        while (j < keys.length && (keys[j] as number) < k) missing.push(keys[j++] as number);
+        if (j < keys.length && keys[j] === k) j++;
+        else garbage.push(k);
+      }
+      if (garbage.length >= 4096) {
+        deleted += garbage.length;
+        await store.remove(garbage);
+        garbage = [];
+      }
+    }
+    while (j < keys.length) missing.push(keys[j++] as number);
+    deleted += garbage.length;
+    await store.remove(garbage);
+    this.missing = missing.length;
+    log.info(
+      { event: "body-store-walked", why, live: keys.length, deleted, missing: missing.length, ms: Math.round(performance.now() - started) },
+      missing.length === 0 ? "body store matches the snapshot" : `${missing.length} message bodies the snapshot refers to are not in the body store`,
+    );
+    if (missing.length > 0 && this.o.fetchMissing !== undefined) {
+      await this.o.fetchMissing(missing);
+    }
+  }
+}
+
+/** The first position in ascending `keys` holding a key ≥ k. */
+function lowerBound(keys: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((keys[mid] as number) < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,118 @@
+// Which bodies leave the store, and when: a body goes once a stored snapshot no longer refers to
+// it; after a restore the stored keys are walked once; a received snapshot's missing bodies are
+// fetched from peers.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BodyStore } from "@raftmq/storage";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { fetchBodies } from "../src/body-fetch.ts";
+import { BodyKeeper } from "../src/body-keeper.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const log = pino({ level: "silent" });
+const body = (key: number) => new Uint8Array([key % 256, 1, 2]);
+
+async function openStore(): Promise<BodyStore> {
+  const dir = mkdtempSync(join(tmpdir(), "raftmq-bodies-"));
+  dirs.push(dir);
+  return BodyStore.open({ dir: join(dir, "bodies") }, (e) => {
+    throw e;
+  });
+}
+
+async function keysOf(store: BodyStore): Promise<number[]> {
+  const out: number[] = [];
+  for await (const batch of store.keys(Number.MAX_SAFE_INTEGER)) out.push(...batch);
+  return out;
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+const live = (keys: number[], frontier: number) => ({ keys: Float64Array.from(keys), frontier });
+
+describe("body keeper", () => {
+  it("deletes what a stored snapshot no longer refers to, and keeps what came after it", async () => {
+    const store = await openStore();
+    const keeper = new BodyKeeper({ store, log });
+    store.put(range(1, 1001).map((key) => ({ key, bytes: body(key) })));
+    // The first snapshot refers to 1-10 and 500-999 (a long gap goes as a range).
+    await keeper.snapshotStored(live([...range(1, 11), ...range(500, 1000)], 1000));
+    expect(await keysOf(store)).toEqual([...range(1, 11), ...range(500, 1001)]);
+    // Later: 1-10 were acked, 1000 is still queued, 1001-1004 were published and 1002 acked.
+    store.put(range(1001, 1005).map((key) => ({ key, bytes: body(key) })));
+    await keeper.snapshotStored(live([...range(500, 1000), 1000, 1001, 1003, 1004], 1005));
+    expect(await keysOf(store)).toEqual([...range(500, 1002), 1003, 1004]);
+    await store.close();
+  });
+
+  it("after a restore, deletes stored bodies the snapshot does not refer to and fetches the missing ones", async () => {
+    const store = await openStore();
+    store.put([1, 2, 3, 7, 9, 20].map((key) => ({ key, bytes: body(key) })));
+    await store.sync();
+    const asked: number[][] = [];
+    const keeper = new BodyKeeper({
+      store,
+      log,
+      fetchMissing: async (keys) => {
+        asked.push(keys);
+        store.put(keys.map((key) => ({ key, bytes: body(key) })));
+      },
+    });
+    // The snapshot refers to 2, 4, 7 and 8 below its frontier 10; 20 is past it (applied after).
+    await keeper.restored(live([2, 4, 7, 8], 10), "received");
+    expect(asked).toEqual([[4, 8]]);
+    await store.sync();
+    expect(await keysOf(store)).toEqual([2, 4, 7, 8, 20]);
+    expect(Buffer.from(store.read(8, 3))).toEqual(Buffer.from(body(8)));
+    await store.close();
+  });
+});
+
+describe("fetching bodies from peers", () => {
+  const noPause = { pause: async () => undefined, stopped: () => false };
+
+  it("asks the first peer, then the next for what the first lacks; a body no peer holds counts as absent", async () => {
+    const held: Record<number, Set<number>> = { 1: new Set([1, 2]), 2: new Set([3]) };
+    const calls: [number, number[]][] = [];
+    const stored: number[] = [];
+    const out = await fetchBodies([1, 2, 3, 4], {
+      ...noPause,
+      peers: () => [1, 2],
+      fetch: async (peer, keys) => {
+        calls.push([peer, [...keys]]);
+        // Peer 1 answers one key per call, as a peer whose answer is full does.
+        const asked = peer === 1 ? keys.slice(0, 1) : keys;
+        return asked.map((key) => ({ key, found: held[peer]?.has(key) ?? false, body: body(key) }));
+      },
+      store: (bodies) => stored.push(...bodies.map((b) => b.key)),
+    });
+    expect(stored.sort()).toEqual([1, 2, 3]);
+    expect(out).toEqual({ fetched: 3, absent: 1, unreachable: 0 });
+    expect(calls[0]).toEqual([1, [1, 2, 3, 4]]);
+    expect(calls.at(-1)).toEqual([2, [3, 4]]);
+  });
+
+  it("keeps asking in later rounds while a peer that may hold a body does not answer", async () => {
+    let round = 0;
+    const out = await fetchBodies([5], {
+      ...noPause,
+      pause: async () => {
+        round++;
+      },
+      peers: () => [1, 2],
+      fetch: async (peer, keys) => {
+        if (peer === 2 && round < 2) throw new Error("unavailable");
+        return keys.map((key) => ({ key, found: peer === 2, body: body(key) }));
+      },
+      store: () => undefined,
+      rounds: 5,
+    });
+    expect(out).toEqual({ fetched: 1, absent: 0, unreachable: 0 });
+    expect(round).toBe(2);
+  });
+});
