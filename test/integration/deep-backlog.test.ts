@@ -4,6 +4,7 @@
 // by itself. Then, with each node's data directory on a small filesystem of its own, a publisher
 // fills the disks: the disk alarm stops it, no node fails, and nothing confirmed is lost.
 import { execFileSync } from "node:child_process";
+import { randomFillSync } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { statusDetailsOf } from "@raftmq/proto";
 import { afterAll, describe, expect, it } from "vitest";
@@ -14,9 +15,9 @@ import { testAuth } from "./three-node-cluster.ts";
 const MiB = 1024 * 1024;
 const ids = [1, 2, 3];
 const BODY = new Uint8Array(1024).fill(42);
-/** 1 KiB whose first four bytes are the sequence number. */
+/** 1 KiB of random bytes (LevelDB compresses nothing of it) whose first four are the sequence number. */
 function bodyOf(seq: number): Uint8Array {
-  const b = new Uint8Array(1024).fill(42);
+  const b = randomFillSync(new Uint8Array(1024));
   new DataView(b.buffer).setUint32(0, seq);
   return b;
 }
@@ -114,10 +115,15 @@ describe("a deep backlog with a low memory watermark", () => {
   it("raises the memory alarm before the nodes run out, loses nothing confirmed, and clears the alarm once drained", { timeout: 900_000 }, async () => {
     await harness.plan(3);
     await harness.startAll(3);
-    await waitForLeader(ids.map(client));
-    // What the nodes use empty and warm, then a watermark 96 MiB above it.
-    const empty = Math.max(...(await Promise.all(ids.map((id) => metric(harness, id, "process_resident_memory_bytes")))));
-    const watermark = Math.round(empty + 96 * MiB);
+    const first = await waitForLeader(ids.map(client));
+    // What the nodes use warm (after 100,000 messages went through, filling LevelDB's memtables
+    // and caches) and empty, as resident memory no file backs (the alarm's reading); then a
+    // watermark 128 MiB above it.
+    await client(first).callRetrying("DeclareQueue", { name: "warm-up", durable: true });
+    await publishUntilRefused(client(first), "warm-up", 100_000);
+    await client(first).call("PurgeQueue", { name: "warm-up" });
+    const empty = Math.max(...(await Promise.all(ids.map((id) => metric(harness, id, "raftmq_process_anonymous_memory_bytes")))));
+    const watermark = Math.round(empty + 128 * MiB);
     for (const id of ids) await harness.stop(id);
     for (const id of ids) await harness.start(id, { members: ids, flags: ["--memory-high-watermark-bytes", String(watermark)] });
     let leader = await waitForLeader(ids.map(client));
@@ -129,6 +135,7 @@ describe("a deep backlog with a low memory watermark", () => {
     expect(published.refusal?.reason).toBe("RESOURCE_ALARM");
     expect(published.refusal?.details).toMatch(/memory alarm/);
     expect(published.count).toBeGreaterThan(50_000);
+    process.stdout.write(`deep backlog: the memory alarm (watermark ${Math.round(watermark / MiB)} MiB, ${Math.round(empty / MiB)} MiB warm and empty) stopped the publisher after ${published.count} confirmed messages\n`);
     for (const id of ids) expect(harness.eventCount(id, "alarm-raised") + harness.eventCount(id, "member-alarm-raised")).toBeGreaterThan(0);
     const depth = Number((await client(leader).call("QueueInfo", { name: "deep" })).queue?.messagesReady);
     // Unconfirmed publishes may have been enqueued too; every confirmed one is there.

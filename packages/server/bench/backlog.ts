@@ -1,6 +1,8 @@
 // A deep backlog on a 3-node cluster of real node processes: 1 KiB messages (random bytes) are
 // published into one queue with nothing consuming, in steps; after each step it prints the depth
-// against each node's resident memory and V8 heap (the largest of the three, from /metrics), the
+// against each node's resident memory (all of it, and the part no file backs: LevelDB maps the
+// tables it reads, and the kernel drops those pages under pressure) and V8 heap (the largest of
+// the three, from /metrics), the
 // data directories' size on disk (Raft log and body store), and the step's publish rate. Memory
 // is also sampled every 200 ms throughout, for the peak. Then every node is restarted and the
 // time until a publish is confirmed and the depth reads right is measured, and the backlog is
@@ -31,15 +33,19 @@ const body = (seq: number) => pool[seq % pool.length] as Uint8Array;
 const MiB = 1024 * 1024;
 
 interface Sample {
+  /** Resident memory that no file backs (RssAnon), as the memory alarm reads it. */
+  anon: number;
   rss: number;
   heap: number;
+  /** Memory outside V8's heap that V8 knows of (Buffers). */
+  external: number;
 }
 
 async function sample(id: number): Promise<Sample | null> {
   try {
     const text = await (await fetch(`http://${harness.host(id)}:${harness.spec(id).httpPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
     const value = (name: string) => Number(/^(\S+) (\S+)$/m.exec(text.split("\n").find((l) => l.startsWith(`${name} `)) ?? "")?.[2] ?? Number.NaN);
-    return { rss: value("process_resident_memory_bytes"), heap: value("nodejs_heap_size_used_bytes") };
+    return { anon: value("raftmq_process_anonymous_memory_bytes"), rss: value("process_resident_memory_bytes"), heap: value("nodejs_heap_size_used_bytes"), external: value("nodejs_external_memory_bytes") };
   } catch {
     return null;
   }
@@ -70,14 +76,24 @@ function disk(id: number): { log: number; bodies: number } {
   return { log: bytesUnder(dir) - bodies, bodies };
 }
 
-const peak = new Map<number, number>(ids.map((id) => [id, 0]));
+const peak = new Map<number, Sample>(ids.map((id) => [id, { anon: 0, rss: 0, heap: 0, external: 0 }]));
+/** The largest of each reading of any node since the phase began. */
+let phasePeak: Sample = { anon: 0, rss: 0, heap: 0, external: 0 };
+const phase = (): Sample => {
+  const p = phasePeak;
+  phasePeak = { anon: 0, rss: 0, heap: 0, external: 0 };
+  return p;
+};
 let sampling = true;
 const sampler = (async () => {
   while (sampling) {
     await Promise.all(
       ids.map(async (id) => {
         const s = await sample(id);
-        if (s !== null && s.rss > (peak.get(id) ?? 0)) peak.set(id, s.rss);
+        if (s === null) return;
+        const p = peak.get(id) as Sample;
+        peak.set(id, { anon: Math.max(p.anon, s.anon), rss: Math.max(p.rss, s.rss), heap: Math.max(p.heap, s.heap), external: Math.max(p.external, s.external) });
+        phasePeak = { anon: Math.max(phasePeak.anon, s.anon), rss: Math.max(phasePeak.rss, s.rss), heap: Math.max(phasePeak.heap, s.heap), external: Math.max(phasePeak.external, s.external) };
       }),
     );
     await new Promise((r) => setTimeout(r, 200));
@@ -113,7 +129,7 @@ async function drain(node: number, queue: string, count: number): Promise<number
 
 async function worst(): Promise<Sample> {
   const all = (await Promise.all(ids.map(sample))).filter((s): s is Sample => s !== null);
-  return { rss: Math.max(...all.map((s) => s.rss)), heap: Math.max(...all.map((s) => s.heap)) };
+  return { anon: Math.max(...all.map((s) => s.anon)), rss: Math.max(...all.map((s) => s.rss)), heap: Math.max(...all.map((s) => s.heap)), external: Math.max(...all.map((s) => s.external)) };
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 0 });
@@ -127,9 +143,9 @@ const smallDrain = await drain(leader, "small", SMALL);
 console.log(`into an empty queue: publish ${fmt(emptyRate)} msg/s; drain of a ${fmt(SMALL)} backlog ${fmt(smallDrain)} msg/s`);
 
 const base = await worst();
-console.log("| depth | RSS, largest node (MiB) | heap (MiB) | Raft log on disk (MiB) | body store on disk (MiB) | publish rate of the step (msg/s) |");
-console.log("|---|---|---|---|---|---|");
-console.log(`| 0 | ${mb(base.rss)} | ${mb(base.heap)} | ${mb(Math.max(...ids.map((id) => disk(id).log)))} | ${mb(Math.max(...ids.map((id) => disk(id).bodies)))} | |`);
+console.log("| depth | RSS (MiB) | RSS not file-backed (MiB) | heap used (MiB) | external (MiB) | Raft log on disk (MiB) | body store on disk (MiB) | publish rate of the step (msg/s) |");
+console.log("|---|---|---|---|---|---|---|---|");
+console.log(`| 0 | ${mb(base.rss)} | ${mb(base.anon)} | ${mb(base.heap)} | ${mb(base.external)} | ${mb(Math.max(...ids.map((id) => disk(id).log)))} | ${mb(Math.max(...ids.map((id) => disk(id).bodies)))} | |`);
 let lastRate = 0;
 let atDepth = base;
 for (let depth = 0; depth < TOTAL; ) {
@@ -139,12 +155,19 @@ for (let depth = 0; depth < TOTAL; ) {
   depth = to;
   atDepth = await worst();
   const d = ids.map(disk);
-  console.log(`| ${fmt(depth)} | ${mb(atDepth.rss)} | ${mb(atDepth.heap)} | ${mb(Math.max(...d.map((x) => x.log)))} | ${mb(Math.max(...d.map((x) => x.bodies)))} | ${fmt(lastRate)} |`);
+  console.log(`| ${fmt(depth)} | ${mb(atDepth.rss)} | ${mb(atDepth.anon)} | ${mb(atDepth.heap)} | ${mb(atDepth.external)} | ${mb(Math.max(...d.map((x) => x.log)))} | ${mb(Math.max(...d.map((x) => x.bodies)))} | ${fmt(lastRate)} |`);
 }
-console.log(`memory per queued message (RSS at ${fmt(TOTAL)} less RSS empty, largest node): ${((atDepth.rss - base.rss) / TOTAL).toFixed(0)} bytes; heap: ${((atDepth.heap - base.heap) / TOTAL).toFixed(0)} bytes`);
+console.log(
+  `memory per queued message (at ${fmt(TOTAL)} less empty, largest node): RSS ${((atDepth.rss - base.rss) / TOTAL).toFixed(0)} bytes, not file-backed ${((atDepth.anon - base.anon) / TOTAL).toFixed(0)} bytes, heap ${((atDepth.heap - base.heap) / TOTAL).toFixed(0)} bytes`,
+);
 console.log(`publish rate at ${fmt(TOTAL)} queued ÷ into an empty queue: ${(lastRate / emptyRate).toFixed(2)}`);
 
-// Restart of every node with the backlog queued.
+{
+  const p = phase();
+  console.log(`peak while publishing: RSS ${mb(p.rss)} MiB, not file-backed ${mb(p.anon)} MiB (heap ${mb(p.heap)}, external ${mb(p.external)})`);
+}
+// Restart of every node with the backlog queued; the log lines of the processes before it are kept.
+const earlierLogs = new Map(ids.map((id) => [id, harness.logs(id)]));
 for (const id of ids) await harness.stop(id);
 const restartAt = performance.now();
 await Promise.all(ids.map((id) => harness.start(id, { members: ids })));
@@ -165,12 +188,36 @@ for (;;) {
 }
 console.log(`restart of all nodes with ${fmt(TOTAL)} queued: serving (a publish confirmed, the depth right) after ${(served / 1000).toFixed(1)} s`);
 
+{
+  const p = phase();
+  console.log(`peak while restarting: RSS ${mb(p.rss)} MiB, not file-backed ${mb(p.anon)} MiB (heap ${mb(p.heap)}, external ${mb(p.external)})`);
+}
 leader = await waitForLeader(ids.map(at), 60_000);
 const deepDrain = await drain(leader, "deep", TOTAL + 1);
 const after = await worst();
-console.log(`drain of the ${fmt(TOTAL)} backlog: ${fmt(deepDrain)} msg/s (÷ drain of ${fmt(SMALL)}: ${(deepDrain / smallDrain).toFixed(2)}); RSS after ${mb(after.rss)} MiB`);
+{
+  const p = phase();
+  console.log(`peak while draining: RSS ${mb(p.rss)} MiB, not file-backed ${mb(p.anon)} MiB (heap ${mb(p.heap)}, external ${mb(p.external)})`);
+}
+console.log(`drain of the ${fmt(TOTAL)} backlog: ${fmt(deepDrain)} msg/s (÷ drain of ${fmt(SMALL)}: ${(deepDrain / smallDrain).toFixed(2)}); after it, largest node: RSS ${mb(after.rss)} MiB, not file-backed ${mb(after.anon)} MiB, heap ${mb(after.heap)} MiB, external ${mb(after.external)} MiB`);
 sampling = false;
 await sampler;
-console.log(`peak RSS per node over the whole run: ${ids.map((id) => `node ${id} ${mb(peak.get(id) ?? 0)} MiB`).join(", ")}`);
+console.log(`peak per node over the whole run, RSS / not file-backed: ${ids.map((id) => `node ${id} ${mb(peak.get(id)?.rss ?? 0)} / ${mb(peak.get(id)?.anon ?? 0)} MiB`).join(", ")}`);
+for (const id of ids) {
+  const snapshots = `${earlierLogs.get(id) ?? ""}\n${harness.logs(id)}`
+    .split("\n")
+    .filter((l) => l.includes('"event":"snapshot"'))
+    .map((l) => JSON.parse(l) as { bytes: number; ms: number; encodeMs: number });
+  const largest = snapshots.reduce((a, s) => (s.bytes > a.bytes ? s : a), { bytes: 0, ms: 0, encodeMs: 0 });
+  const restored = harness
+    .logs(id)
+    .split("\n")
+    .filter((l) => l.includes('"event":"body-store-walked"'))
+    .map((l) => JSON.parse(l) as { live: number; ms: number });
+  console.log(
+    `node ${id}: ${snapshots.length} snapshots, the largest ${mb(largest.bytes)} MiB taken in ${largest.ms} ms (encoding ${largest.encodeMs} ms, the loop going on); ` +
+      `body store walks after restart: ${restored.map((w) => `${fmt(w.live)} bodies in ${w.ms} ms`).join(", ") || "none"}`,
+  );
+}
 for (const c of clients.values()) c.close();
 await harness.cleanup();

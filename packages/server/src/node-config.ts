@@ -235,7 +235,7 @@ export const NODE_OPTIONS: readonly AnySpec[] = [
     key: "snapshotBytes",
     name: "snapshot-bytes",
     description: "bytes of applied entries between automatic snapshots (or twice the last snapshot's size, if larger; stretched like snapshot-entries)",
-    defaultText: "536870912",
+    defaultText: "67108864",
     parse: integer("snapshot-bytes", 1),
   },
   {

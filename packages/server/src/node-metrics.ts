@@ -3,6 +3,7 @@
 // registry also carries prom-client's process metrics (CPU, resident memory, V8 heap, GC pauses,
 // event-loop lag), which describe the whole process.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { anonymousMemoryBytes } from "./resource-alarms.ts";
 
 export interface MetricsSource {
   raft(): { term: number; role: string; commit: number; applied: number; lastIndex: number; snapshotIndex: number; leaderId: number };
@@ -61,6 +62,14 @@ export class NodeMetrics {
         },
       });
     };
+    new Gauge({
+      name: "raftmq_process_anonymous_memory_bytes",
+      help: "Resident memory that no file backs (RssAnon; the memory alarm's reading): the resident size less mapped file pages such as LevelDB's tables",
+      registers,
+      collect() {
+        this.set(anonymousMemoryBytes());
+      },
+    });
     bodyGauge("raftmq_body_store_writes", "Message bodies written to this node's body store since it started", (b) => b.written);
     bodyGauge("raftmq_body_store_written_bytes", "Bytes of message bodies written to this node's body store since it started", (b) => b.writtenBytes);
     bodyGauge("raftmq_body_store_deletes", "Message body keys deleted from this node's body store since it started (a range cleared counts its whole span)", (b) => b.deleted);

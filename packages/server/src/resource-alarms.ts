@@ -9,7 +9,7 @@ import { totalmem } from "node:os";
 export type AlarmResource = "memory" | "disk";
 
 export interface AlarmReadings {
-  /** Resident memory of this process, in bytes. */
+  /** Resident memory of this process that no file backs, in bytes (see anonymousMemoryBytes). */
   rssBytes(): number;
   /** Bytes free for this process on the data directory's filesystem. */
   diskFreeBytes(): Promise<number>;
@@ -40,10 +40,26 @@ export function memoryLimitBytes(read: (path: string) => string = (p) => readFil
   return machine;
 }
 
+/**
+ * This process's resident memory that no file backs (Linux's RssAnon): what it allocated. Its
+ * resident size also counts pages of files it maps (LevelDB maps the tables it reads), which
+ * the kernel drops under memory pressure; they would raise the alarm without any risk of
+ * running out. The whole resident size where /proc does not say.
+ */
+export function anonymousMemoryBytes(read: (path: string) => string = (p) => readFileSync(p, "utf8")): number {
+  try {
+    const m = /^RssAnon:\s+(\d+) kB$/m.exec(read("/proc/self/status"));
+    if (m !== null) return Number(m[1]) * 1024;
+  } catch {
+    // No /proc: not Linux.
+  }
+  return process.memoryUsage.rss();
+}
+
 /** Readings of this process and the filesystem of `dataDir`. */
 export function processReadings(dataDir: string): AlarmReadings {
   return {
-    rssBytes: () => process.memoryUsage.rss(),
+    rssBytes: () => anonymousMemoryBytes(),
     diskFreeBytes: async () => {
       const s = await statfs(dataDir);
       return s.bavail * s.bsize;
