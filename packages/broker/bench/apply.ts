@@ -86,5 +86,5 @@ for (const perEntry of [64, 1]) {
 const mem = [backlogRun(), backlogRun(), backlogRun()];
 console.log(
   `backlog of ${fmt(BACKLOG)} x 1 KiB: ${median(mem.map((m) => m.heapPerMsg)).toFixed(0)} B heap/message ` +
-    "(bookkeeping; bodies live outside the JS heap in the entries' buffers), median of 3",
+    "(the state machine's records; bodies are not held: each node's body store keeps them), median of 3",
 );

@@ -35,6 +35,7 @@ export class BodyKeeper {
   private chain: Promise<void> = Promise.resolve();
   /** Missing bodies found by the last walk; 0 once fetched. */
   missing = 0;
+  private stopped = false;
 
   constructor(private readonly o: BodyKeeperOptions) {}
 
@@ -59,8 +60,14 @@ export class BodyKeeper {
     return this.chain;
   }
 
+  /** The node is stopping: a walk under way ends at its next step, and nothing more starts. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    return this.chain;
+  }
+
   private run(task: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(task).catch((err: unknown) => {
+    const next = this.chain.then(() => (this.stopped ? undefined : task())).catch((err: unknown) => {
       this.o.log.error({ event: "body-store-maintenance-failed", err }, "deleting unreferenced message bodies failed");
     });
     this.chain = next;
@@ -103,6 +110,8 @@ export class BodyKeeper {
     let deleted = 0;
     let j = 0;
     for await (const batch of store.keys(live.frontier)) {
+      // Stopping: what is left is walked at the next start.
+      if (this.stopped) return;
       for (const k of batch) {
         while (j < keys.length && (keys[j] as number) < k) missing.push(keys[j++] as number);
         if (j < keys.length && keys[j] === k) j++;

@@ -586,7 +586,7 @@ export class RaftmqNode {
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
     await this.storage.close();
-    await this.driver.bodyKeeper.idle();
+    await this.driver.bodyKeeper.stop();
     await this.bodies.close();
     await this.audit.close();
     this.log.info({ event: "stopped" }, "node stopped");

@@ -210,8 +210,9 @@ export class BodyStore {
     return this.db.approximateSize(bodyKeyBytes(0), bodyKeyBytes(Number.MAX_SAFE_INTEGER));
   }
 
-  /** Waits for the writes queued so far, then closes the database. */
+  /** Writes what was put, waits for every write queued, then closes the database. */
   async close(): Promise<void> {
+    this.writeQueued();
     await this.tail.catch(() => undefined);
     if (this.db.status === "open") await this.db.close();
   }
