@@ -187,19 +187,21 @@ export class Broker {
     const s = this.s;
     let keys = new Float64Array(1024);
     let n = 0;
-    const add = (m: QueuedMessage) => {
-      if (m.bodySize === 0) return;
+    const addKey = (key: number, size: number) => {
+      if (size === 0) return;
       if (n === keys.length) {
         const grown = new Float64Array(keys.length * 2);
         grown.set(keys);
         keys = grown;
       }
-      keys[n++] = m.bodyKey;
+      keys[n++] = key;
     };
+    const add = (m: QueuedMessage) => addKey(m.bodyKey, m.bodySize);
     for (const v of s.vhosts.values()) {
       for (const q of v.queues.values()) {
         for (const m of q.returned) add(m);
-        for (let i = 0; i < q.ready.length; i++) add(q.ready.at(i) as QueuedMessage);
+        const ready = q.ready;
+        for (let i = 0; i < ready.length; i++) addKey(ready.bodyKeyAt(i), ready.bodySizeAt(i));
       }
     }
     for (const c of s.consumers.values()) for (const m of c.inflight.values()) add(m);
@@ -245,8 +247,8 @@ export class Broker {
     for (const v of s.vhosts.values()) {
       for (const q of v.queues.values()) {
         if (q.deleted) continue;
-        const h = q.peekHead();
-        if (h !== undefined && h.expiresAt !== 0 && h.expiresAt < next) next = h.expiresAt;
+        const expiresAt = q.headExpiresAt();
+        if (expiresAt !== undefined && expiresAt !== 0 && expiresAt < next) next = expiresAt;
         const ttl = q.args.expiresMs;
         // The sweep removes the queue once now - lastUsedAt > ttl.
         if (ttl !== null && q.consumers.length === 0 && q.lastUsedAt + ttl + 1 < next) next = q.lastUsedAt + ttl + 1;
@@ -614,7 +616,7 @@ export class Broker {
     if (q === undefined) return fail(notFound(`no queue "${name}"`));
     const locked = this.exclusiveError(q, c.sessionId ?? "");
     if (locked !== null) return fail(locked);
-    return { ok: true, kind: "purgeQueue", messageCount: q.takeAllReady().length };
+    return { ok: true, kind: "purgeQueue", messageCount: q.takeAllReady() };
   }
 
   private bind(c: raftmq.v1.Bind.$Properties): CommandResult {
@@ -1056,7 +1058,7 @@ export class Broker {
     if (perMessage !== null && !Number.isNaN(perMessage)) ttl = ttl === null ? perMessage : Math.min(ttl, perMessage);
     // Stored as the first log time at which the message counts as expired; 0 means never.
     const expiresAt = ttl === null ? 0 : s.now + ttl + 1;
-    q.pushTail(new QueuedMessage(s.nextMessageId++, head, bodyKey, size, expiresAt, 0, false));
+    q.pushTail(s.nextMessageId++, head, bodyKey, size, expiresAt);
     if (a.overflow === "drop-head") {
       while (q.readyCount > 0 && ((a.maxLength !== null && q.readyCount > a.maxLength) || (a.maxLengthBytes !== null && q.readyBytes > a.maxLengthBytes))) {
         const dropped = q.takeHead();
@@ -1082,8 +1084,9 @@ export class Broker {
 
   private expireHead(q: Queue): void {
     const now = this.s.now;
-    for (let h = q.peekHead(); h !== undefined && h.expiresAt !== 0 && now >= h.expiresAt; h = q.peekHead()) {
-      q.takeHead();
+    for (let at = q.headExpiresAt(); at !== undefined && at !== 0 && now >= at; at = q.headExpiresAt()) {
+      const h = q.takeHead();
+      invariant(h !== undefined, "a queue with a head expiry has a head");
       this.deadLetter(q, h, "expired");
     }
   }
@@ -1168,8 +1171,8 @@ export class Broker {
     for (const v of s.vhosts.values()) for (const q of v.queues.values()) queues.push(q);
     for (const q of queues) {
       if (q.deleted) continue;
-      const h = q.peekHead();
-      if (h !== undefined && h.expiresAt !== 0 && s.now >= h.expiresAt) this.markDirty(q);
+      const expiresAt = q.headExpiresAt();
+      if (expiresAt !== undefined && expiresAt !== 0 && s.now >= expiresAt) this.markDirty(q);
       const ttl = q.args.expiresMs;
       if (ttl !== null && q.consumers.length === 0 && s.now - q.lastUsedAt > ttl) this.removeQueue(q);
     }

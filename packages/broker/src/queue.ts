@@ -1,8 +1,8 @@
 // A queue's state: ready messages in order, consumers in subscription order, counters.
 // Messages returned by consumers go back to their original place at the head: they sit in a
-// small sorted stack in front of the main deque (they always precede it, being taken from the head).
-import type { QueuedMessage } from "./broker-message.ts";
-import { Deque } from "./deque.ts";
+// small sorted stack in front of the ready ring (they always precede it, being taken from the head).
+import type { MessageHead, QueuedMessage } from "./broker-message.ts";
+import { ReadyRing } from "./ready-ring.ts";
 import type { ConsumerRef } from "./effect.ts";
 import type { Binding } from "./exchange.ts";
 import type { Vhost } from "./vhost.ts";
@@ -52,7 +52,8 @@ export class Consumer {
 export class Queue {
   /** Returned messages, sorted by id descending so the head is at the end (pop is O(1)). */
   readonly returned: QueuedMessage[] = [];
-  readonly ready = new Deque<QueuedMessage>();
+  /** Messages never taken, in order, as columns (ReadyRing): no object per message. */
+  readonly ready = new ReadyRing();
   readyBytes = 0;
   unacked = 0;
   unackedBytes = 0;
@@ -93,15 +94,22 @@ export class Queue {
     return r ?? this.ready.peek();
   }
 
+  /** Expiry of the message at the head (0: never); undefined when none is ready. */
+  headExpiresAt(): number | undefined {
+    const r = this.returned[this.returned.length - 1];
+    return r === undefined ? this.ready.headExpiresAt() : r.expiresAt;
+  }
+
   takeHead(): QueuedMessage | undefined {
     const m = this.returned.length > 0 ? this.returned.pop() : this.ready.shift();
     if (m !== undefined) this.readyBytes -= m.size;
     return m;
   }
 
-  pushTail(m: QueuedMessage): void {
-    this.ready.push(m);
-    this.readyBytes += m.size;
+  /** Queues a message never taken at the tail. */
+  pushTail(id: number, head: MessageHead, bodyKey: number, bodySize: number, expiresAt: number): void {
+    this.ready.push(id, head, bodyKey, bodySize, expiresAt);
+    this.readyBytes += bodySize;
   }
 
   /** Puts a message taken earlier back at its original place. */
@@ -118,17 +126,13 @@ export class Queue {
     this.readyBytes += m.size;
   }
 
-  /** Removes every ready message; returns them head first. */
-  takeAllReady(): QueuedMessage[] {
-    const out: QueuedMessage[] = [];
-    for (let m = this.takeHead(); m !== undefined; m = this.takeHead()) out.push(m);
-    return out;
-  }
-
-  /** Ready messages head first (returned ones, then the deque). */
-  *readyInOrder(): IterableIterator<QueuedMessage> {
-    for (let i = this.returned.length - 1; i >= 0; i--) yield this.returned[i] as QueuedMessage;
-    yield* this.ready;
+  /** Removes every ready message; answers how many there were. */
+  takeAllReady(): number {
+    const n = this.readyCount;
+    this.returned.length = 0;
+    this.ready.clear();
+    this.readyBytes = 0;
+    return n;
   }
 
   removeConsumer(c: Consumer): void {

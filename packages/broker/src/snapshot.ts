@@ -14,6 +14,7 @@ import { type BrokerLimits, limitKeys, limitRangeError } from "./limits.ts";
 import { INITIAL_MACHINE_VERSION, requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 import { Consumer, Queue } from "./queue.ts";
+import type { ReadyColumns } from "./ready-ring.ts";
 import { DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 const pb = raftmq.v1;
@@ -63,7 +64,10 @@ class MessageTable {
   private count = 0;
 
   copy(m: QueuedMessage, deliveryCount = m.deliveryCount, redelivered = m.redelivered): raftmq.v1.SnapshotQueuedMessage.$Properties {
-    const head = m.head;
+    return this.copyFields(m.head, m.id, m.expiresAt, m.bodyKey, m.bodySize, deliveryCount, redelivered);
+  }
+
+  copyFields(head: MessageHead, id: number, expiresAt: number, bodyKey: number, bodySize: number, deliveryCount: number, redelivered: boolean): raftmq.v1.SnapshotQueuedMessage.$Properties {
     const plain = head.properties === EMPTY_PROPERTIES;
     const key = plain ? `${head.exchange}\u0000${head.routingKey}` : "";
     let ref = plain ? this.plain.get(key) : this.refs.get(head);
@@ -74,7 +78,7 @@ class MessageTable {
       // A message published without properties has none written: it restores without an object of its own.
       this.fresh.push({ exchange: head.exchange, routingKey: head.routingKey, properties: plain ? null : head.properties });
     }
-    return { id: m.id, messageRef: ref, expiresAtMs: m.expiresAt, deliveryCount, redelivered, bodyKey: m.bodyKey, bodySize: m.bodySize };
+    return { id, messageRef: ref, expiresAtMs: expiresAt, deliveryCount, redelivered, bodyKey, bodySize };
   }
 
   takeFresh(): raftmq.v1.SnapshotMessage.$Properties[] {
@@ -95,39 +99,28 @@ function framed(piece: raftmq.v1.BrokerSnapshot.$Properties): Uint8Array {
 
 /**
  * The ready messages of every non-empty queue, in order, so that the state may go on changing
- * while they are encoded. A queued message's id, head, body and expiry never change; its delivery
- * count and redelivered flag do once it is taken. Those of the returned messages (taken before,
- * at the head) are copied; the others have never been taken (0 and false), so only a reference
- * to each is kept: 8 bytes a message.
+ * while they are encoded. The returned ones (taken before, at the head) are copied as objects
+ * with their delivery counts and flags, which change once they are taken again; the ring of
+ * those never taken is copied as its columns (a memory copy per chunk, about 36 bytes a message).
  */
 interface CapturedQueue {
   position: number;
-  messages: QueuedMessage[];
-  /** The first `returned` messages are returned ones, with these counts and flags. */
-  returned: number;
-  deliveryCounts: number[];
-  redelivered: boolean[];
+  returned: { m: QueuedMessage; deliveryCount: number; redelivered: boolean }[];
+  ready: ReadyColumns;
 }
 
 function captureReady(s: BrokerState): CapturedQueue[] {
   const captured: CapturedQueue[] = [];
   let position = 0;
   for (const q of allQueues(s)) {
-    const returned = q.returned.length;
-    const c: CapturedQueue = { position, messages: new Array<QueuedMessage>(q.readyCount), returned, deliveryCounts: [], redelivered: [] };
-    for (let i = 0; i < returned; i++) {
-      const m = q.returned[returned - 1 - i] as QueuedMessage;
-      c.messages[i] = m;
-      c.deliveryCounts.push(m.deliveryCount);
-      c.redelivered.push(m.redelivered);
+    if (q.readyCount > 0) {
+      const returned = [];
+      for (let i = q.returned.length - 1; i >= 0; i--) {
+        const m = q.returned[i] as QueuedMessage;
+        returned.push({ m, deliveryCount: m.deliveryCount, redelivered: m.redelivered });
+      }
+      captured.push({ position, returned, ready: q.ready.columns() });
     }
-    const ready = q.ready;
-    for (let i = 0; i < ready.length; i++) {
-      const m = ready.at(i) as QueuedMessage;
-      invariant(m.deliveryCount === 0 && !m.redelivered, `a message of queue "${q.name}" that was never taken has a delivery count`);
-      c.messages[returned + i] = m;
-    }
-    if (c.messages.length > 0) captured.push(c);
     position++;
   }
   return captured;
@@ -300,9 +293,16 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
   let bytes = 0;
   for (const c of captured) {
     let ready: raftmq.v1.SnapshotQueuedMessage.$Properties[] = [];
-    for (let i = 0; i < c.messages.length; i++) {
-      const m = c.messages[i] as QueuedMessage;
-      ready.push(i < c.returned ? table.copy(m, c.deliveryCounts[i], c.redelivered[i]) : table.copy(m, 0, false));
+    const n = c.returned.length + c.ready.length;
+    for (let i = 0; i < n; i++) {
+      if (i < c.returned.length) {
+        const r = c.returned[i] as CapturedQueue["returned"][number];
+        ready.push(table.copy(r.m, r.deliveryCount, r.redelivered));
+      } else {
+        const j = i - c.returned.length;
+        const col = c.ready;
+        ready.push(table.copyFields(col.heads[j] as MessageHead, col.ids[j] as number, col.expiresAt[j] as number, col.bodyKeys[j] as number, col.bodySizes[j] as number, 0, false));
+      }
       bytes += QUEUED_MESSAGE_OVERHEAD;
       if (bytes >= maxPieceBytes) {
         runs.push({ queue: c.position, ready });
@@ -615,7 +615,11 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
         queue.returned.push(m);
         queue.readyBytes += m.size;
       }
-      for (let r = returnedCount; r < messagesOfQueue.length; r++) queue.pushTail(messagesOfQueue[r] as QueuedMessage);
+      for (let r = returnedCount; r < messagesOfQueue.length; r++) {
+        const m = messagesOfQueue[r] as QueuedMessage;
+        invariant(m.deliveryCount === 0 && !m.redelivered, `snapshot queue "${queue.name}" has a message never taken with a delivery count`);
+        queue.pushTail(m.id, m.head, m.bodyKey, m.bodySize, m.expiresAt);
+      }
     }
     return s;
   };
