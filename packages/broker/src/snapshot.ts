@@ -357,7 +357,7 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits, rest
   if (bytes.length === 0 || bytes[0] !== PIECES_MARKER) {
     const snap = pb.BrokerSnapshot.decode(bytes);
     const restored = stateFromFirstPiece(snap, limits, [], restoredBodies);
-    for (let i = 0; i < restored.queues.length; i++) restored.ready[i] = list(snap.queues[i]?.ready).map(restored.copy);
+    for (let i = 0; i < restored.queues.length; i++) for (const c of list(snap.queues[i]?.ready)) restored.addReady(i, c);
     return restored.finish();
   }
   invariant(bytes[1] === PIECES_VERSION, `snapshot piece format version ${bytes[1]} is not supported (this node reads version ${PIECES_VERSION})`);
@@ -386,9 +386,9 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits, rest
     if (piece === null) break;
     for (const m of list(piece.messages)) messages.push(restored.message(m));
     for (const run of list(piece.readyRuns)) {
-      const target = restored.ready[num(run.queue)];
-      invariant(target !== undefined, `snapshot ready run names queue ${run.queue} of ${restored.ready.length}`);
-      for (const c of list(run.ready)) target.push(restored.copy(c));
+      const position = num(run.queue);
+      invariant(position < restored.queues.length, `snapshot ready run names queue ${run.queue} of ${restored.queues.length}`);
+      for (const c of list(run.ready)) restored.addReady(position, c);
     }
   }
   return restored.finish();
@@ -431,7 +431,8 @@ class HeadRestorer {
 interface PartialState {
   queues: raftmq.v1.SnapshotQueue.$Properties[];
   /** Ready messages of each queue (by position), head first, filled by later pieces. */
-  ready: QueuedMessage[][];
+  /** Adds the next ready message of the queue at `position`, head first. */
+  addReady: (position: number, c: raftmq.v1.SnapshotQueuedMessage.$Properties) => void;
   copy: (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined) => QueuedMessage;
   message: (m: raftmq.v1.SnapshotMessage.$Properties) => RestoredHead;
   finish: () => BrokerState;
@@ -487,15 +488,19 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
   const heads = new HeadRestorer(s, restoredBodies);
   const message = (m: raftmq.v1.SnapshotMessage.$Properties) => heads.restore(m);
   for (const m of list(snap.messages)) messages.push(message(m));
-  const copy = (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined): QueuedMessage => {
-    invariant(c != null, "snapshot delivery has a message");
+  /** A queued message's head and body. */
+  const head = (c: raftmq.v1.SnapshotQueuedMessage.$Properties): RestoredHead => {
     const restored = messages[num(c.messageRef)];
     invariant(restored !== undefined, `snapshot message ref ${c.messageRef} is out of range`);
     const key = num(c.bodyKey);
     const bodyKey = key > 0 ? key : restored.bodyKey;
-    const bodySize = key > 0 ? num(c.bodySize) : restored.bodySize;
     invariant(bodyKey < s.nextBodyKey, `snapshot body key ${bodyKey} is not below its next body key ${s.nextBodyKey}`);
-    return new QueuedMessage(num(c.id), restored.head, bodyKey, bodySize, num(c.expiresAtMs), num(c.deliveryCount), bool(c.redelivered));
+    return key > 0 ? { head: restored.head, bodyKey, bodySize: num(c.bodySize) } : restored;
+  };
+  const copy = (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined): QueuedMessage => {
+    invariant(c != null, "snapshot delivery has a message");
+    const m = head(c);
+    return new QueuedMessage(num(c.id), m.head, m.bodyKey, m.bodySize, num(c.expiresAtMs), num(c.deliveryCount), bool(c.redelivered));
   };
   const queues = list(snap.queues);
   const built: Queue[] = [];
@@ -602,26 +607,35 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
     }
     ofUser.set(vhost, frozenPermissions(str(p.configure), str(p.write), str(p.read)));
   }
-  const ready: QueuedMessage[][] = queues.map(() => []);
+  // Per queue: its returned messages (the first returnedCount of its ready ones, as objects) and
+  // how many ready ones came so far; those never taken go straight into its ring, no object made.
+  const returned: QueuedMessage[][] = queues.map(() => []);
+  const seen: number[] = queues.map(() => 0);
+  const addReady = (position: number, c: raftmq.v1.SnapshotQueuedMessage.$Properties) => {
+    const queue = built[position] as Queue;
+    const returnedCount = num(queues[position]?.returnedCount);
+    if ((seen[position] as number) < returnedCount) (returned[position] as QueuedMessage[]).push(copy(c));
+    else {
+      const m = head(c);
+      invariant(num(c.deliveryCount) === 0 && !bool(c.redelivered), `snapshot queue "${queue.name}" has a message never taken with a delivery count`);
+      queue.pushTail(num(c.id), m.head, m.bodyKey, m.bodySize, num(c.expiresAtMs));
+    }
+    seen[position] = (seen[position] as number) + 1;
+  };
   const finish = (): BrokerState => {
     for (let i = 0; i < built.length; i++) {
       const queue = built[i] as Queue;
-      const messagesOfQueue = ready[i] as QueuedMessage[];
+      const messagesOfQueue = returned[i] as QueuedMessage[];
       const returnedCount = num(queues[i]?.returnedCount);
+      invariant(messagesOfQueue.length === returnedCount, `queue "${queue.name}" returned count exceeds its messages`);
       // Returned messages were written head first; the stack keeps its head at the end.
       for (let r = returnedCount - 1; r >= 0; r--) {
-        const m = messagesOfQueue[r];
-        invariant(m !== undefined, `queue "${queue.name}" returned count exceeds its messages`);
+        const m = messagesOfQueue[r] as QueuedMessage;
         queue.returned.push(m);
         queue.readyBytes += m.size;
-      }
-      for (let r = returnedCount; r < messagesOfQueue.length; r++) {
-        const m = messagesOfQueue[r] as QueuedMessage;
-        invariant(m.deliveryCount === 0 && !m.redelivered, `snapshot queue "${queue.name}" has a message never taken with a delivery count`);
-        queue.pushTail(m.id, m.head, m.bodyKey, m.bodySize, m.expiresAt);
       }
     }
     return s;
   };
-  return { queues, ready, copy, message, finish };
+  return { queues, addReady, copy, message, finish };
 }
