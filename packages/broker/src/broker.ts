@@ -17,7 +17,7 @@ import {
   type UserPermissions,
 } from "./access-control.ts";
 import { type BrokerError, invariant, notFound, outcomeUnknown, preconditionFailed, resourceExhausted, unknownDeliveryTag } from "./broker-error.ts";
-import { HeadPool, type MessageHead, type NewBody, QueuedMessage, StringPool } from "./broker-message.ts";
+import { HeadPool, type MessageHead, type NewBody, type QueuedMessage, StringPool } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import { settingsFromProto } from "./cluster-settings.ts";
 import type { CommandResult, GetResult, PublishResult } from "./command-result.ts";
