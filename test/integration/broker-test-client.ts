@@ -158,7 +158,17 @@ export interface PublishOutcome {
  */
 export function publishRange(
   client: TestClient,
-  options: { exchange: string; routingKey: string; producerId: string; from: number; to: number; perRequest: number; window: number; body?: (seq: number) => Uint8Array },
+  options: {
+    exchange: string;
+    routingKey: string;
+    producerId: string;
+    from: number;
+    to: number;
+    perRequest: number;
+    window: number;
+    body?: (seq: number) => Uint8Array;
+    properties?: (seq: number) => raftmq.v1.MessageProperties.$Properties;
+  },
   onConfirm?: (seqs: number[]) => void,
 ): Promise<PublishOutcome> {
   const body = options.body ?? ((seq: number) => new TextEncoder().encode(String(seq)));
@@ -176,7 +186,14 @@ export function publishRange(
         inFlight.set(id, seqs);
         stream.write({
           clientSequence: id,
-          messages: seqs.map((s) => ({ exchange: options.exchange, routingKey: options.routingKey, producerId: options.producerId, sequence: s + 1, body: body(s) })),
+          messages: seqs.map((s) => ({
+            exchange: options.exchange,
+            routingKey: options.routingKey,
+            producerId: options.producerId,
+            sequence: s + 1,
+            body: body(s),
+            ...(options.properties === undefined ? {} : { properties: options.properties(s) }),
+          })),
         });
       }
       if (inFlight.size === 0 && next >= options.to) stream.end();

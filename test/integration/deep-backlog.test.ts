@@ -1,7 +1,7 @@
-// A deep backlog on a 3-node cluster. Up to a million 1 KiB messages are queued with a memory
-// watermark set just above what the nodes use empty: the alarm must stop the publisher before
-// a node runs out, every confirmed message must come back once drained, and the alarm must clear
-// by itself. Then, with each node's data directory on a small filesystem of its own, a publisher
+// A deep backlog on a 3-node cluster. Up to a million 1 KiB messages, each with a message id
+// and a header, are queued with a memory watermark set 128 MiB above what the nodes use warm and
+// empty: the alarm must stop the publisher before a node runs out, every confirmed message must
+// come back once drained, and the alarm must clear by itself. Then, with each node's data directory on a small filesystem of its own, a publisher
 // fills the disks: the disk alarm stops it, no node fails, and nothing confirmed is lost.
 import { execFileSync } from "node:child_process";
 import { randomFillSync } from "node:crypto";
@@ -49,14 +49,16 @@ interface Published {
 }
 
 /** Publishes sequences [0, limit) in rounds until done or refused by a resource alarm. */
-async function publishUntilRefused(client: TestClient, queue: string, limit: number): Promise<Published> {
+async function publishUntilRefused(client: TestClient, queue: string, limit: number, properties?: (seq: number) => raftmq.v1.MessageProperties.$Properties): Promise<Published> {
   const out: Published = { confirmed: new Uint8Array(limit), count: 0, refusal: null };
   const ROUND = 50_000;
   for (let from = 0; from < limit && out.refusal === null; from += ROUND) {
     const to = Math.min(limit, from + ROUND);
     let confirmed: number[];
     try {
-      confirmed = (await publishRange(client, { exchange: "", routingKey: queue, producerId: `p-${queue}`, from, to, perRequest: 64, window: 16, body: bodyOf })).confirmed;
+      confirmed = (
+        await publishRange(client, { exchange: "", routingKey: queue, producerId: `p-${queue}`, from, to, perRequest: 64, window: 16, body: bodyOf, ...(properties === undefined ? {} : { properties }) })
+      ).confirmed;
     } catch (err) {
       if (!isServiceError(err) || err.code !== GrpcStatus.RESOURCE_EXHAUSTED) throw err;
       out.refusal = { details: err.details, reason: statusDetailsOf(err.metadata)?.reason };
@@ -129,8 +131,10 @@ describe("a deep backlog with a low memory watermark", () => {
     let leader = await waitForLeader(ids.map(client));
     await client(leader).callRetrying("DeclareQueue", { name: "deep", durable: true });
 
+    // Orders with a message id and a header each: what a queued message keeps in memory besides
+    // its ~45 bytes is its own properties, a few hundred bytes.
     const LIMIT = 1_000_000;
-    const published = await publishUntilRefused(client(leader), "deep", LIMIT);
+    const published = await publishUntilRefused(client(leader), "deep", LIMIT, (seq) => ({ messageId: `order-${seq}`, headers: [{ key: "customer", value: { stringValue: `customer-${seq % 1000}` } }] }));
     expect(published.refusal, `no alarm within ${LIMIT} messages (watermark ${Math.round(watermark / MiB)} MiB)`).not.toBeNull();
     expect(published.refusal?.reason).toBe("RESOURCE_ALARM");
     expect(published.refusal?.details).toMatch(/memory alarm/);
@@ -163,7 +167,8 @@ describe("a deep backlog with a low memory watermark", () => {
         return undefined;
       }
     });
-    for (const id of ids) expect(harness.eventCount(id, "alarm-cleared") + harness.eventCount(id, "member-alarms-cleared")).toBeGreaterThan(0);
+    // The node whose own alarm was raised says it cleared.
+    expect(ids.reduce((n, id) => n + harness.eventCount(id, "alarm-cleared"), 0)).toBeGreaterThan(0);
   });
 });
 
