@@ -54,9 +54,10 @@ export interface MessageHead {
 export interface BrokerMessage extends MessageHead, BodyRef {}
 
 /**
- * One copy of a message in one queue: all the memory a queued message costs besides its share
- * of a head (about 88 bytes). It is a BrokerMessage itself; copies of one publish in several
- * queues, and the copies a dead-lettering makes, name the same body.
+ * One copy of a message in one queue, as an object: a message that was taken (delivered, got,
+ * returned); one never taken is a row of its queue's ReadyRing instead. It is a BrokerMessage
+ * itself; copies of one publish in several queues, and the copies a dead-lettering makes, name
+ * the same body.
  */
 export class QueuedMessage implements BrokerMessage {
   constructor(
