@@ -1,35 +1,79 @@
-// A queue's messages that were never taken, in order, as columns of numbers in fixed-size chunks:
-// a message here is about 36 bytes (id, body key, body size, expiry, and a reference to its head)
-// and no object of its own, so a queue of millions costs the garbage collector millions of
-// objects less to walk, and growing never copies (or doubles) what is there. A message becomes a
-// QueuedMessage object when it is taken (or looked at); its delivery count and redelivered flag
-// are 0 and false until then.
+// A queue's messages that were never taken, in order, as columns of numbers in chunks: a message
+// here is 20 bytes of numbers (id, body key, body size), 8 more when any message of its chunk
+// expires, and a reference to its head, with no object of its own, so a queue of millions costs
+// the garbage collector millions of objects less to walk, and growing never copies what is
+// there once a chunk is full. A message becomes a QueuedMessage object when it is taken (or
+// looked at); its delivery count and redelivered flag are 0 and false until then.
+//
+// A snapshot's capture shares the chunks instead of copying them: a captured chunk's slots that
+// hold messages are never written again (a push writes past them, a shift leaves them as they
+// are, and an emptied ring drops a captured chunk rather than reusing it).
 import { type MessageHead, QueuedMessage } from "./broker-message.ts";
 
-/** Messages per chunk (a power of two). */
+/** Messages per full chunk (a power of two). */
 const CHUNK_SHIFT = 13;
 const CHUNK = 1 << CHUNK_SHIFT;
 const MASK = CHUNK - 1;
+/** Capacity of a ring's first chunk: it doubles up to CHUNK, so that a short queue stays small. */
+const FIRST_CAPACITY = 16;
 
-/** The columns of a ring's messages at one moment, head first, copied: the ring goes on changing. */
-export interface ReadyColumns {
-  readonly length: number;
+class Chunk {
   readonly ids: Float64Array;
   readonly bodyKeys: Float64Array;
   readonly bodySizes: Uint32Array;
-  readonly expiresAt: Float64Array;
-  readonly heads: MessageHead[];
+  /** Expiry of each message, allocated when the first one that expires is pushed. */
+  expires: Float64Array | null = null;
+  readonly heads: (MessageHead | undefined)[];
+  /** A snapshot's capture refers to this chunk: slots that held messages stay as they are. */
+  captured = false;
+
+  constructor(readonly capacity: number) {
+    this.ids = new Float64Array(capacity);
+    this.bodyKeys = new Float64Array(capacity);
+    this.bodySizes = new Uint32Array(capacity);
+    this.heads = new Array(capacity);
+  }
+
+  expiresAt(at: number): number {
+    return this.expires === null ? 0 : (this.expires[at] as number);
+  }
 }
 
-class Chunk {
-  readonly ids = new Float64Array(CHUNK);
-  readonly bodyKeys = new Float64Array(CHUNK);
-  readonly bodySizes = new Uint32Array(CHUNK);
-  readonly expires = new Float64Array(CHUNK);
-  readonly heads: (MessageHead | undefined)[] = new Array(CHUNK);
+/** A ring's messages at the moment of a capture, head first; the ring goes on changing. */
+export class ReadyView {
+  constructor(
+    private readonly chunks: readonly Chunk[],
+    private readonly first: number,
+    readonly length: number,
+  ) {}
+
+  private chunk(i: number): Chunk {
+    return this.chunks[(this.first + i) >>> CHUNK_SHIFT] as Chunk;
+  }
+
+  id(i: number): number {
+    return this.chunk(i).ids[(this.first + i) & MASK] as number;
+  }
+
+  bodyKey(i: number): number {
+    return this.chunk(i).bodyKeys[(this.first + i) & MASK] as number;
+  }
+
+  bodySize(i: number): number {
+    return this.chunk(i).bodySizes[(this.first + i) & MASK] as number;
+  }
+
+  expiresAt(i: number): number {
+    return this.chunk(i).expiresAt((this.first + i) & MASK);
+  }
+
+  head(i: number): MessageHead {
+    return this.chunk(i).heads[(this.first + i) & MASK] as MessageHead;
+  }
 }
 
 export class ReadyRing {
+  /** All of capacity CHUNK, except a lone first chunk, which may be smaller. */
   private chunks: Chunk[] = [];
   /** Position of the head message in chunks[0]. */
   private first = 0;
@@ -40,17 +84,46 @@ export class ReadyRing {
   }
 
   push(id: number, head: MessageHead, bodyKey: number, bodySize: number, expiresAt: number): void {
-    const pos = this.first + this.count;
+    let pos = this.first + this.count;
+    if (this.chunks.length === 0) this.chunks.push(new Chunk(FIRST_CAPACITY));
+    else if (this.chunks.length === 1 && pos === (this.chunks[0] as Chunk).capacity && (this.chunks[0] as Chunk).capacity < CHUNK) {
+      this.grow();
+      pos = this.count;
+    }
     const ci = pos >>> CHUNK_SHIFT;
-    if (ci === this.chunks.length) this.chunks.push(new Chunk());
+    if (ci === this.chunks.length) this.chunks.push(new Chunk(CHUNK));
     const c = this.chunks[ci] as Chunk;
     const at = pos & MASK;
     c.ids[at] = id;
     c.bodyKeys[at] = bodyKey;
     c.bodySizes[at] = bodySize;
-    c.expires[at] = expiresAt;
+    if (expiresAt !== 0) {
+      c.expires ??= new Float64Array(c.capacity);
+      c.expires[at] = expiresAt;
+    } else if (c.expires !== null) c.expires[at] = 0;
     c.heads[at] = head;
     this.count++;
+  }
+
+  /**
+   * Moves the messages of the lone first chunk, whose last slot is taken, to the start of a new
+   * one: twice its size when they fill more than half of it.
+   */
+  private grow(): void {
+    const old = this.chunks[0] as Chunk;
+    const c = new Chunk(this.count > old.capacity / 2 ? Math.min(CHUNK, old.capacity * 2) : old.capacity);
+    const from = this.first;
+    const to = from + this.count;
+    c.ids.set(old.ids.subarray(from, to));
+    c.bodyKeys.set(old.bodyKeys.subarray(from, to));
+    c.bodySizes.set(old.bodySizes.subarray(from, to));
+    if (old.expires !== null) {
+      c.expires = new Float64Array(c.capacity);
+      c.expires.set(old.expires.subarray(from, to));
+    }
+    for (let i = from; i < to; i++) c.heads[i - from] = old.heads[i];
+    this.chunks[0] = c;
+    this.first = 0;
   }
 
   /** The message at the head as an object, taken off the ring. */
@@ -58,14 +131,14 @@ export class ReadyRing {
     if (this.count === 0) return undefined;
     const c = this.chunks[0] as Chunk;
     const m = materialize(c, this.first);
-    c.heads[this.first] = undefined;
+    if (!c.captured) c.heads[this.first] = undefined;
     this.first++;
     this.count--;
     if (this.count === 0) {
-      // Keep one chunk for the next push.
-      this.chunks.length = Math.min(this.chunks.length, 1);
+      // Keep one chunk for the next push, unless a capture still reads it.
+      this.chunks = c.captured ? [] : [c];
       this.first = 0;
-    } else if (this.first === CHUNK) {
+    } else if (this.first === c.capacity) {
       this.chunks.shift();
       this.first = 0;
     }
@@ -79,7 +152,7 @@ export class ReadyRing {
 
   /** Expiry of the message at the head (0: never); undefined when empty. */
   headExpiresAt(): number | undefined {
-    return this.count === 0 ? undefined : ((this.chunks[0] as Chunk).expires[this.first] as number);
+    return this.count === 0 ? undefined : (this.chunks[0] as Chunk).expiresAt(this.first);
   }
 
   bodyKeyAt(i: number): number {
@@ -99,23 +172,11 @@ export class ReadyRing {
     return materialize(this.chunks[pos >>> CHUNK_SHIFT] as Chunk, pos & MASK);
   }
 
-  /** A copy of every column, head first: a memory copy per chunk, whatever the length. */
-  columns(): ReadyColumns {
-    const n = this.count;
-    const out = { length: n, ids: new Float64Array(n), bodyKeys: new Float64Array(n), bodySizes: new Uint32Array(n), expiresAt: new Float64Array(n), heads: new Array<MessageHead>(n) };
-    let done = 0;
-    for (let ci = 0; done < n; ci++) {
-      const c = this.chunks[ci] as Chunk;
-      const from = ci === 0 ? this.first : 0;
-      const to = Math.min(CHUNK, from + (n - done));
-      out.ids.set(c.ids.subarray(from, to), done);
-      out.bodyKeys.set(c.bodyKeys.subarray(from, to), done);
-      out.bodySizes.set(c.bodySizes.subarray(from, to), done);
-      out.expiresAt.set(c.expires.subarray(from, to), done);
-      for (let i = from; i < to; i++) out.heads[done + i - from] = c.heads[i] as MessageHead;
-      done += to - from;
-    }
-    return out;
+  /** The messages as they are now, sharing the chunks: no copy, whatever the length. */
+  capture(): ReadyView {
+    const chunks = this.chunks.slice(0, (this.first + this.count + MASK) >>> CHUNK_SHIFT);
+    for (const c of chunks) c.captured = true;
+    return new ReadyView(chunks, this.first, this.count);
   }
 
   clear(): void {
@@ -126,5 +187,5 @@ export class ReadyRing {
 }
 
 function materialize(c: Chunk, at: number): QueuedMessage {
-  return new QueuedMessage(c.ids[at] as number, c.heads[at] as MessageHead, c.bodyKeys[at] as number, c.bodySizes[at] as number, c.expires[at] as number, 0, false);
+  return new QueuedMessage(c.ids[at] as number, c.heads[at] as MessageHead, c.bodyKeys[at] as number, c.bodySizes[at] as number, c.expiresAt(at), 0, false);
 }

@@ -14,7 +14,7 @@ import { type BrokerLimits, limitKeys, limitRangeError } from "./limits.ts";
 import { INITIAL_MACHINE_VERSION, requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 import { Consumer, Queue } from "./queue.ts";
-import type { ReadyColumns } from "./ready-ring.ts";
+import type { ReadyView } from "./ready-ring.ts";
 import { DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 const pb = raftmq.v1;
@@ -101,12 +101,12 @@ function framed(piece: raftmq.v1.BrokerSnapshot.$Properties): Uint8Array {
  * The ready messages of every non-empty queue, in order, so that the state may go on changing
  * while they are encoded. The returned ones (taken before, at the head) are copied as objects
  * with their delivery counts and flags, which change once they are taken again; the ring of
- * those never taken is copied as its columns (a memory copy per chunk, about 36 bytes a message).
+ * those never taken is captured as a view that shares its chunks (no copy).
  */
 interface CapturedQueue {
   position: number;
   returned: { m: QueuedMessage; deliveryCount: number; redelivered: boolean }[];
-  ready: ReadyColumns;
+  ready: ReadyView;
 }
 
 function captureReady(s: BrokerState): CapturedQueue[] {
@@ -119,7 +119,7 @@ function captureReady(s: BrokerState): CapturedQueue[] {
         const m = q.returned[i] as QueuedMessage;
         returned.push({ m, deliveryCount: m.deliveryCount, redelivered: m.redelivered });
       }
-      captured.push({ position, returned, ready: q.ready.columns() });
+      captured.push({ position, returned, ready: q.ready.capture() });
     }
     position++;
   }
@@ -300,8 +300,8 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
         ready.push(table.copy(r.m, r.deliveryCount, r.redelivered));
       } else {
         const j = i - c.returned.length;
-        const col = c.ready;
-        ready.push(table.copyFields(col.heads[j] as MessageHead, col.ids[j] as number, col.expiresAt[j] as number, col.bodyKeys[j] as number, col.bodySizes[j] as number, 0, false));
+        const v = c.ready;
+        ready.push(table.copyFields(v.head(j), v.id(j), v.expiresAt(j), v.bodyKey(j), v.bodySize(j), 0, false));
       }
       bytes += QUEUED_MESSAGE_OVERHEAD;
       if (bytes >= maxPieceBytes) {

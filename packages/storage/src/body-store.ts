@@ -42,6 +42,14 @@ const CRC_BYTES = 4;
 const TWO_32 = 2 ** 32;
 /** Deletes per write when many bodies go at once: the loop's reads and writes go between them. */
 const DELETES_PER_WRITE = 4096;
+/** Ranges of at least this many keys are compacted once deleted. */
+const COMPACT_MIN_KEYS = 4096;
+/**
+ * Table files LevelDB keeps open (its default is 1,000). LevelDB maps the tables it reads into
+ * memory, and what it has read of an open table stays resident: this bounds that to about this
+ * many times its 2 MiB table size.
+ */
+export const BODY_STORE_MAX_OPEN_FILES = 100;
 /** Keys read per step when the stored keys are listed. */
 const KEYS_PER_STEP = 4096;
 /**
@@ -80,11 +88,14 @@ export class BodyStore {
   private queued: StoredBody[] = [];
   private flushScheduled = false;
   private tail: Promise<void> = Promise.resolve();
+  private compacting: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
   /** Bodies written, and keys deleted (one by one, or the span of a range cleared), since the store opened. */
   written = 0;
   writtenBytes = 0;
   deleted = 0;
+  /** Ranges compacted after they were deleted. */
+  compactions = 0;
 
   private constructor(
     private readonly db: ClassicLevel<Uint8Array, Uint8Array>,
@@ -99,6 +110,7 @@ export class BodyStore {
       valueEncoding: "view",
       writeBufferSize: options.writeBufferSize ?? 4 * 1024 * 1024,
       cacheSize: options.cacheSize ?? 8 * 1024 * 1024,
+      maxOpenFiles: BODY_STORE_MAX_OPEN_FILES,
     });
     try {
       await db.open();
@@ -181,14 +193,42 @@ export class BodyStore {
     return Promise.all(tasks).then(() => undefined);
   }
 
-  /** Deletes every body with a key in [from, to). */
+  /**
+   * Deletes every body with a key in [from, to): a delete per key, a bounded number per write,
+   * written without reading what is there (LevelDB's own range clear reads every value it
+   * deletes). A range of at least COMPACT_MIN_KEYS keys is then compacted, which is what frees
+   * its space on disk: a body store's keys only grow, so LevelDB's own compactions seldom reach
+   * old ones.
+   */
   removeRange(from: number, to: number): Promise<void> {
     if (to <= from) return Promise.resolve();
     this.writeQueued();
-    return this.enqueue(async () => {
-      await this.db.clear({ gte: bodyKeyBytes(from), lt: bodyKeyBytes(to) });
-      this.deleted += to - from;
+    const tasks: Promise<void>[] = [];
+    for (let lo = from; lo < to; lo += DELETES_PER_WRITE) {
+      const hi = Math.min(to, lo + DELETES_PER_WRITE);
+      tasks.push(
+        this.enqueue(async () => {
+          const ops: Op[] = [];
+          for (let key = lo; key < hi; key++) ops.push({ type: "del", key: bodyKeyBytes(key) });
+          await this.db.batch(ops);
+          this.deleted += hi - lo;
+        }),
+      );
+    }
+    const done = Promise.all(tasks).then(() => undefined);
+    if (to - from >= COMPACT_MIN_KEYS) void done.then(() => this.compact(from, to)).catch(() => undefined);
+    return done;
+  }
+
+  /** Compacts [from, to) after the ranges queued before it; one compaction runs at a time. */
+  private compact(from: number, to: number): Promise<void> {
+    const run = this.compacting.then(async () => {
+      if (this.failure !== null || this.db.status !== "open") return;
+      await this.db.compactRange(bodyKeyBytes(from), bodyKeyBytes(to));
+      this.compactions++;
     });
+    this.compacting = run.catch(() => undefined);
+    return run;
   }
 
   /** The stored keys below `below`, ascending, a step at a time. */
@@ -205,6 +245,12 @@ export class BodyStore {
     }
   }
 
+  /** Resolves once the deletes queued so far are written and the ranges among them compacted. */
+  async whenCompacted(): Promise<void> {
+    await this.tail;
+    await this.compacting;
+  }
+
   /** Bytes the store's files take on disk, approximately. */
   async approximateBytes(): Promise<number> {
     return this.db.approximateSize(bodyKeyBytes(0), bodyKeyBytes(Number.MAX_SAFE_INTEGER));
@@ -214,6 +260,7 @@ export class BodyStore {
   async close(): Promise<void> {
     this.writeQueued();
     await this.tail.catch(() => undefined);
+    await this.compacting;
     if (this.db.status === "open") await this.db.close();
   }
 

@@ -60,6 +60,12 @@ const FORMAT_WITH_LEGACY_KEYS = 1;
  */
 export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/**
+ * Table files LevelDB keeps open (its default is 1,000). LevelDB maps the tables it reads into
+ * memory, and what it has read of an open table stays resident: this bounds that to about this
+ * many times its 2 MiB table size, plus the larger level-0 tables the memtable is flushed to.
+ */
+export const LOG_MAX_OPEN_FILES = 100;
 /** Snapshot data is stored in records of at most this size. */
 export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Entries kept below a new snapshot so a follower slightly behind catches up from the log. */
@@ -141,6 +147,9 @@ export class RaftStorage implements LogStorage {
   private closed = false;
   /** Settles when every queued write has; writes run one at a time in call order. */
   private writeTail: Promise<void> = Promise.resolve();
+  /** Compactions of dropped entries, one after another, and how far they were asked to reach. */
+  private compacting: Promise<void> = Promise.resolve();
+  private compactedThrough = 0;
   /**
    * While a write that deletes or overwrites records is in flight, reads go to the database
    * as it was before it: the in-memory indexes still describe that state until the write lands.
@@ -187,7 +196,7 @@ export class RaftStorage implements LogStorage {
     // The tables there before LevelDB opens: the ones to check once it has, since it removes
     // those a crash left half-written and may meanwhile be writing new ones in the background.
     const tablesBefore = await dataFilesOf(dir, "table");
-    const db: Database = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view", writeBufferSize, createIfMissing: !holdsData });
+    const db: Database = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view", writeBufferSize, maxOpenFiles: LOG_MAX_OPEN_FILES, createIfMissing: !holdsData });
     try {
       await db.open();
     } catch (error) {
@@ -353,10 +362,16 @@ export class RaftStorage implements LogStorage {
     if (previousAnchor !== null) await this.dropCompacted(previousAnchor, index);
   }
 
+  /** Resolves once the compactions of dropped entries asked for so far have run. */
+  whenCompacted(): Promise<void> {
+    return this.compacting;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.writeTail;
+    await this.compacting;
     await this.db.close();
   }
 
@@ -533,7 +548,11 @@ export class RaftStorage implements LogStorage {
       try {
         await this.enqueue(async () => {
           try {
-            await this.db.clear({ gt: entryKey(lo), lte: entryKey(hi) });
+            // A delete per index, written without reading the entries (LevelDB's own range
+            // clear reads every value it deletes, and the tables it reads stay mapped).
+            const ops: BatchOp[] = [];
+            for (let i = lo + 1; i <= hi; i++) ops.push({ type: "del", key: entryKey(i) });
+            await writeOps(this.db, ops, false);
           } catch (error) {
             throw this.fail("dropping compacted entries", error);
           }
@@ -543,6 +562,25 @@ export class RaftStorage implements LogStorage {
         throw error;
       }
     }
+    this.compactDropped(through);
+  }
+
+  /**
+   * Compacts the dropped entries' key range through `through`, after what was asked before (one
+   * compaction at a time, not in the write queue): that is what frees their space on disk. The
+   * log's keys only grow, so LevelDB's own compactions seldom reach the tables that hold old
+   * entries, and the deletes alone would leave them there.
+   */
+  private compactDropped(through: number): void {
+    if (through <= this.compactedThrough) return;
+    const from = this.compactedThrough;
+    this.compactedThrough = through;
+    this.compacting = this.compacting
+      .then(async () => {
+        if (this.closed || this.failure !== null) return;
+        await this.db.compactRange(entryKey(from), entryKey(through));
+      })
+      .catch(() => undefined);
   }
 
   private enqueue<T>(op: () => Promise<T>): Promise<T> {

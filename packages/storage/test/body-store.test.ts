@@ -1,5 +1,8 @@
+import { randomBytes } from "node:crypto";
 // The body store: bodies read back as written, before and after their write lands and across a
 // reopen; deletes by key and by range; damage is reported, never returned as a body.
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
 import { BodyMissingError, BodyStore, bodyKeyBytes, CorruptionError } from "../src/index.ts";
@@ -13,6 +16,12 @@ const asBuffer = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b.bu
 
 function failOnError(error: Error): void {
   throw error;
+}
+
+async function bytesOnDisk(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size;
+  return total;
 }
 
 async function stored(store: BodyStore): Promise<number[]> {
@@ -43,6 +52,27 @@ describe("body store", () => {
     expect(await stored(again)).toEqual([1, 2, 2 ** 40 + 3]);
     expect(() => again.read(7, 10)).toThrow(BodyMissingError);
     await again.close();
+  });
+
+  it("frees the disk space of a range of bodies once it is deleted", async () => {
+    const dir = await temp.make();
+    const store = await BodyStore.open({ dir }, failOnError);
+    const count = 40_000;
+    // Random bodies: LevelDB compresses its tables, and random bytes do not shrink.
+    const last = new Uint8Array(randomBytes(1024));
+    for (let lo = 1; lo <= count; lo += 1000) {
+      store.put(Array.from({ length: 1000 }, (_, i) => ({ key: lo + i, bytes: lo + i === count ? last : new Uint8Array(randomBytes(1024)) })));
+      await store.sync();
+    }
+    const written = await bytesOnDisk(dir);
+    expect(written).toBeGreaterThan(count * 1024);
+    await store.removeRange(1, count - 99);
+    await store.whenCompacted();
+    expect(store.compactions).toBe(1);
+    expect(await bytesOnDisk(dir)).toBeLessThan(written / 8);
+    expect(await stored(store)).toEqual(Array.from({ length: 100 }, (_, i) => count - 99 + i));
+    expect(asBuffer(store.read(count, 1024))).toEqual(asBuffer(last));
+    await store.close();
   });
 
   it("deletes by key and by range, and lists the keys below a bound in order", async () => {
