@@ -117,5 +117,8 @@ describe("bodies on disk", () => {
     expect(consumer.errors).toEqual([]);
     expect(consumer.received.map((m) => m.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i));
     consumer.end();
+    // The bodies after the first prefetch's worth were read ahead of their deliveries (and each
+    // delivered body is the one published: its sequence is its text).
+    expect(await metric(next, "raftmq_body_read_ahead_hits")).toBeGreaterThan(0);
   });
 });

@@ -17,7 +17,7 @@ import {
   type UserPermissions,
 } from "./access-control.ts";
 import { type BrokerError, invariant, notFound, outcomeUnknown, preconditionFailed, resourceExhausted, unknownDeliveryTag } from "./broker-error.ts";
-import { HeadPool, type MessageHead, type NewBody, type QueuedMessage, StringPool } from "./broker-message.ts";
+import { type BodyRef, HeadPool, type MessageHead, type NewBody, type QueuedMessage, StringPool } from "./broker-message.ts";
 import { type BrokerState, emptyState, type Session } from "./broker-state.ts";
 import { settingsFromProto } from "./cluster-settings.ts";
 import type { CommandResult, GetResult, PublishResult } from "./command-result.ts";
@@ -176,6 +176,17 @@ export class Broker {
     const out = this.newBodies;
     if (out.length > 0) this.newBodies = [];
     return out;
+  }
+
+  /**
+   * The bodies of the next messages the consumer's queue will hand out, head first: as many as
+   * its prefetch, `most` at most, bodiless ones left out. A node reads these ahead of the
+   * deliveries. Empty for a consumer the state does not have.
+   */
+  upcomingBodies(consumerId: string, most: number): BodyRef[] {
+    const c = this.s.consumers.get(consumerId);
+    if (c === undefined || c.cancelled) return [];
+    return c.queue.upcomingBodies(c.prefetch === 0 ? most : Math.min(c.prefetch, most));
   }
 
   /**

@@ -1,7 +1,7 @@
 // A queue's state: ready messages in order, consumers in subscription order, counters.
 // Messages returned by consumers go back to their original place at the head: they sit in a
 // small sorted stack in front of the ready ring (they always precede it, being taken from the head).
-import type { MessageHead, QueuedMessage } from "./broker-message.ts";
+import type { BodyRef, MessageHead, QueuedMessage } from "./broker-message.ts";
 import { ReadyRing } from "./ready-ring.ts";
 import type { ConsumerRef } from "./effect.ts";
 import type { Binding } from "./exchange.ts";
@@ -104,6 +104,21 @@ export class Queue {
     const m = this.returned.length > 0 ? this.returned.pop() : this.ready.shift();
     if (m !== undefined) this.readyBytes -= m.size;
     return m;
+  }
+
+  /** Body refs of the next `n` messages takeHead would hand out, head first, bodiless ones left out. */
+  upcomingBodies(n: number): BodyRef[] {
+    const out: BodyRef[] = [];
+    for (let i = this.returned.length - 1; i >= 0 && n > 0; i--, n--) {
+      const m = this.returned[i] as QueuedMessage;
+      if (m.bodySize > 0) out.push({ bodyKey: m.bodyKey, bodySize: m.bodySize });
+    }
+    const ready = this.ready;
+    for (let i = 0; i < ready.length && n > 0; i++, n--) {
+      const bodySize = ready.bodySizeAt(i);
+      if (bodySize > 0) out.push({ bodyKey: ready.bodyKeyAt(i), bodySize });
+    }
+    return out;
   }
 
   /** Queues a message never taken at the tail. */

@@ -78,15 +78,31 @@ export class BodyKeeper {
     const { store } = this.o;
     const keys = live.keys;
     const gone: number[] = [];
-    // Keys the previous snapshot held that this one does not.
+    const ranges: [number, number][] = [];
+    // Keys the previous snapshot held that this one does not. Those between two live keys of
+    // this one (a queue's consumed head, say) go as one range when they fill most of it: the
+    // keys between them are garbage too, and a range is compacted once deleted.
+    let run: number[] = [];
+    let runGap = -1;
+    const endRun = () => {
+      const first = run[0];
+      const last = run[run.length - 1];
+      if (first !== undefined && last !== undefined && run.length >= RANGE_DELETE_MIN && last + 1 - first <= 2 * run.length) ranges.push([first, last + 1]);
+      else for (const k of run) gone.push(k);
+      run = [];
+    };
     let j = 0;
     for (let i = 0; i < previous.length; i++) {
       const k = previous[i] as number;
       while (j < keys.length && (keys[j] as number) < k) j++;
-      if (j >= keys.length || keys[j] !== k) gone.push(k);
+      if (j < keys.length && keys[j] === k) continue;
+      // j is the gap of live keys k falls in.
+      if (j !== runGap) endRun();
+      runGap = j;
+      run.push(k);
     }
+    endRun();
     // Keys handed out since the previous snapshot that this one does not hold.
-    const ranges: [number, number][] = [];
     let i = lowerBound(keys, previousFrontier);
     let from = previousFrontier;
     for (; i <= keys.length; i++) {

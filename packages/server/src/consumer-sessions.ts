@@ -45,6 +45,8 @@ export class ConsumerSessions {
     private readonly readBody: (ref: BodyRef) => Uint8Array,
     /** Bytes of deliveries one stream may have waiting to be sent before it is cut off. */
     readonly maxPendingBytes = DEFAULT_CONSUME_MAX_PENDING_BYTES,
+    /** Called after the deliveries of a route to each consumer they went to: the node reads the next bodies ahead. */
+    private readonly readAhead: (consumerId: string) => void = () => {},
   ) {
     if (prefix.includes("/")) throw new RangeError(`session prefix ${prefix} must not contain "/"`);
   }
@@ -78,6 +80,7 @@ export class ConsumerSessions {
    */
   route(effects: readonly Effect[]): void {
     const runs = new Map<SessionSink, Run>();
+    const deliveredTo = new Set<string>();
     const flush = (sink: SessionSink) => {
       const run = runs.get(sink);
       if (run === undefined) return;
@@ -104,6 +107,7 @@ export class ConsumerSessions {
             body,
           };
           this.delivered++;
+          deliveredTo.add(effect.consumer.id);
           const bodyBytes = body.byteLength;
           const run = runs.get(sink);
           if (run !== undefined && run.consumerTag === tag && run.deliveries.length < MAX_BATCH_DELIVERIES && run.bodyBytes + bodyBytes <= MAX_BATCH_BODY_BYTES) {
@@ -137,6 +141,7 @@ export class ConsumerSessions {
       }
     }
     for (const sink of runs.keys()) flush(sink);
+    for (const id of deliveredTo) this.readAhead(id);
   }
 
   /** Ends every stream with `failure` (leadership lost, node stopping). */

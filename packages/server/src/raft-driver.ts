@@ -36,6 +36,7 @@ import type { PeerStats } from "./peer-transport.ts";
 import { type ProposalOutcome, ProposalPipeline } from "./proposal-pipeline.ts";
 import { SnapshotPolicy } from "./snapshot-policy.ts";
 import { LocalSnapshots } from "./local-snapshots.ts";
+import { BodyReadAhead, READ_AHEAD_MESSAGES } from "./body-read-ahead.ts";
 import { BodyKeeper } from "./body-keeper.ts";
 import { MembershipWaiters } from "./membership-waiters.ts";
 
@@ -125,6 +126,8 @@ export class RaftDriver {
   private readonly config: NodeConfig;
   private readonly storage: RaftStorage;
   readonly bodies: BodyStore;
+  /** Bodies read ahead of their delivery to this node's consumers. */
+  readonly readAhead: BodyReadAhead;
   readonly bodyKeeper: BodyKeeper;
   private readonly log: Logger;
   private readonly hooks: DriverHooks;
@@ -162,6 +165,7 @@ export class RaftDriver {
     this.state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, config.initialCluster) : NodeState.create(config.initialCluster);
     this.appliedIndex = snapshot.meta.index;
     this.bodies = options.bodies;
+    this.readAhead = new BodyReadAhead(this.bodies);
     this.bodyKeeper = new BodyKeeper({ store: this.bodies, log: logger, ...(options.fetchBodies && { fetchMissing: options.fetchBodies }) });
     this.bodies.put(this.state.broker.takeNewBodies());
     if (snapshot.meta.index > 0) void this.bodyKeeper.restored(this.state.broker.liveBodies(), "start");
@@ -249,7 +253,12 @@ export class RaftDriver {
 
   /** A message's body, from the body store (BodyMissingError or CorruptionError if it cannot be had). */
   readBody(ref: BodyRef): Uint8Array {
-    return this.bodies.read(ref.bodyKey, ref.bodySize);
+    return this.readAhead.take(ref.bodyKey) ?? this.bodies.read(ref.bodyKey, ref.bodySize);
+  }
+
+  /** Reads ahead the bodies of the next messages the consumer's queue will hand it. */
+  readAheadFor(consumerId: string): void {
+    this.readAhead.want(this.state.broker.upcomingBodies(consumerId, READ_AHEAD_MESSAGES));
   }
 
   /** True while a snapshot taken of the state is being encoded, piece by piece. */

@@ -146,7 +146,7 @@ export class RaftmqNode {
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
-    this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS, (ref) => this.driver.readBody(ref), config.consumeMaxPendingBytes);
+    this.sessions = new ConsumerSessions(`${config.nodeId}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`, MAX_SESSIONS, (ref) => this.driver.readBody(ref), config.consumeMaxPendingBytes, (consumerId) => this.driver.readAheadFor(consumerId));
     this.forwarder = new LeaderForwarder({
       selfId: config.nodeId,
       credentials: security.nodeChannelCredentials(),
@@ -164,7 +164,15 @@ export class RaftmqNode {
         ),
       consumerStreams: () => this.sessions.size,
     });
-    this.metrics.bodyStore = () => ({ written: bodies.written, writtenBytes: bodies.writtenBytes, deleted: bodies.deleted, missing: this.driver.bodyKeeper.missing });
+    this.metrics.bodyStore = () => ({
+      written: bodies.written,
+      writtenBytes: bodies.writtenBytes,
+      deleted: bodies.deleted,
+      missing: this.driver.bodyKeeper.missing,
+      compactions: bodies.compactions,
+      readAhead: this.driver.readAhead.read,
+      readAheadHits: this.driver.readAhead.hits,
+    });
     const transport = new PeerTransport({
       selfId: config.nodeId,
       onMessages: (messages) => this.driver.receive(messages),

@@ -50,6 +50,22 @@ describe("body keeper", () => {
     await store.close();
   });
 
+  it("deletes a consumed head as a range, which frees its disk space, and a scattered few key by key", async () => {
+    const store = await openStore();
+    const keeper = new BodyKeeper({ store, log });
+    store.put(range(1, 20_001).map((key) => ({ key, bytes: body(key) })));
+    await keeper.snapshotStored(live(range(1, 20_001), 20_001));
+    // The head (1-9,999) was consumed, and so were 12,000 and 15,000 further on; 10,000 is still
+    // queued between them, so the range stops before it.
+    const kept = range(10_000, 20_001).filter((k) => k !== 12_000 && k !== 15_000);
+    await keeper.snapshotStored(live(kept, 20_001));
+    expect(await keysOf(store)).toEqual(kept);
+    expect(store.deleted).toBe(9_999 + 2);
+    await store.whenCompacted();
+    expect(store.compactions).toBe(1);
+    await store.close();
+  });
+
   it("after a restore, deletes stored bodies the snapshot does not refer to and fetches the missing ones", async () => {
     const store = await openStore();
     store.put([1, 2, 3, 7, 9, 20].map((key) => ({ key, bytes: body(key) })));

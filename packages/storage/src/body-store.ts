@@ -160,6 +160,21 @@ export class BodyStore {
     });
   }
 
+  /**
+   * Bodies of `keys`, read off the event loop (LevelDB's getMany runs on the thread pool): null
+   * where the store has none; a damaged one rejects with CorruptionError.
+   */
+  async readManyAsync(keys: readonly number[]): Promise<(Uint8Array | null)[]> {
+    const keyBytes = keys.map(bodyKeyBytes);
+    const values = await this.db.getMany(keyBytes);
+    return keys.map((key, i) => {
+      const held = this.pending.get(key);
+      if (held !== undefined) return held;
+      const value = values[i];
+      return value === undefined ? null : this.check(key, keyBytes[i] as Uint8Array, value);
+    });
+  }
+
   private check(key: number, keyBytes: Uint8Array, value: Uint8Array): Uint8Array {
     const bodyLength = value.length - CRC_BYTES;
     if (bodyLength < 0) throw new CorruptionError(`message body ${key}`, this.dir, `a value of ${value.length} bytes is shorter than its checksum`);

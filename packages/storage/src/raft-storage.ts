@@ -42,6 +42,7 @@ import {
   logAnchorKey,
   logEndKey,
   RecordKind,
+  snapshotChunkKey,
   snapshotChunkOf,
   snapshotManifestKey,
 } from "./record-keys.ts";
@@ -150,6 +151,7 @@ export class RaftStorage implements LogStorage {
   /** Compactions of dropped entries, one after another, and how far they were asked to reach. */
   private compacting: Promise<void> = Promise.resolve();
   private compactedThrough = 0;
+  private chunksCompactedBelow = 0;
   /**
    * While a write that deletes or overwrites records is in flight, reads go to the database
    * as it was before it: the in-memory indexes still describe that state until the write lands.
@@ -566,19 +568,24 @@ export class RaftStorage implements LogStorage {
   }
 
   /**
-   * Compacts the dropped entries' key range through `through`, after what was asked before (one
-   * compaction at a time, not in the write queue): that is what frees their space on disk. The
-   * log's keys only grow, so LevelDB's own compactions seldom reach the tables that hold old
-   * entries, and the deletes alone would leave them there.
+   * Compacts the key ranges of the dropped entries through `through` and of the chunks of
+   * replaced snapshots, after what was asked before (one compaction at a time, not in the write
+   * queue): that is what frees their space on disk. The keys of both only grow, so LevelDB's own
+   * compactions seldom reach the tables that hold old ones, and the deletes alone would leave
+   * them there.
    */
   private compactDropped(through: number): void {
-    if (through <= this.compactedThrough) return;
-    const from = this.compactedThrough;
-    this.compactedThrough = through;
+    const snapshotAt = this.manifest.meta.index;
+    const entriesFrom = this.compactedThrough;
+    const chunksFrom = this.chunksCompactedBelow;
+    if (through <= entriesFrom && snapshotAt <= chunksFrom) return;
+    this.compactedThrough = Math.max(entriesFrom, through);
+    this.chunksCompactedBelow = Math.max(chunksFrom, snapshotAt);
     this.compacting = this.compacting
       .then(async () => {
         if (this.closed || this.failure !== null) return;
-        await this.db.compactRange(entryKey(from), entryKey(through));
+        if (through > entriesFrom) await this.db.compactRange(entryKey(entriesFrom), entryKey(through));
+        if (snapshotAt > chunksFrom) await this.db.compactRange(snapshotChunkKey(chunksFrom, 0), snapshotChunkKey(snapshotAt, 0));
       })
       .catch(() => undefined);
   }
