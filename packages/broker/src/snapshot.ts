@@ -15,6 +15,7 @@ import { INITIAL_MACHINE_VERSION, requireMachineVersion } from "./machine-versio
 import { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 import { Consumer, Queue } from "./queue.ts";
 import type { ReadyView } from "./ready-ring.ts";
+import { type ReadyPieceSink, ReadyRunWriter, readReadyPiece } from "./ready-run-writer.ts";
 import { DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 const pb = raftmq.v1;
@@ -62,12 +63,17 @@ class MessageTable {
   private readonly plain = new Map<string, number>();
   private fresh: raftmq.v1.SnapshotMessage.$Properties[] = [];
   private count = 0;
+  private lastHead: MessageHead | null = null;
+  private lastRef = 0;
 
   copy(m: QueuedMessage, deliveryCount = m.deliveryCount, redelivered = m.redelivered): raftmq.v1.SnapshotQueuedMessage.$Properties {
-    return this.copyFields(m.head, m.id, m.expiresAt, m.bodyKey, m.bodySize, deliveryCount, redelivered);
+    return { id: m.id, messageRef: this.refOf(m.head), expiresAtMs: m.expiresAt, deliveryCount, redelivered, bodyKey: m.bodyKey, bodySize: m.bodySize };
   }
 
-  copyFields(head: MessageHead, id: number, expiresAt: number, bodyKey: number, bodySize: number, deliveryCount: number, redelivered: boolean): raftmq.v1.SnapshotQueuedMessage.$Properties {
+  /** The number of `head` in the table, added to it (and to the fresh ones) when new. */
+  refOf(head: MessageHead): number {
+    // Runs of messages share a head: the last one answers most lookups without a key.
+    if (head === this.lastHead) return this.lastRef;
     const plain = head.properties === EMPTY_PROPERTIES;
     const key = plain ? `${head.exchange}\u0000${head.routingKey}` : "";
     let ref = plain ? this.plain.get(key) : this.refs.get(head);
@@ -78,7 +84,9 @@ class MessageTable {
       // A message published without properties has none written: it restores without an object of its own.
       this.fresh.push({ exchange: head.exchange, routingKey: head.routingKey, properties: plain ? null : head.properties });
     }
-    return { id, messageRef: ref, expiresAtMs: expiresAt, deliveryCount, redelivered, bodyKey, bodySize };
+    this.lastHead = head;
+    this.lastRef = ref;
+    return ref;
   }
 
   takeFresh(): raftmq.v1.SnapshotMessage.$Properties[] {
@@ -86,15 +94,6 @@ class MessageTable {
     this.fresh = [];
     return out;
   }
-}
-
-function framed(piece: raftmq.v1.BrokerSnapshot.$Properties): Uint8Array {
-  const body = pb.BrokerSnapshot.encode(piece).finish();
-  const prefix = lengthPrefix(body.length);
-  const out = new Uint8Array(prefix.length + body.length);
-  out.set(prefix, 0);
-  out.set(body, prefix.length);
-  return out;
 }
 
 /**
@@ -289,32 +288,37 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
   parts.push(pb.BrokerSnapshot.encode(after).finish());
   yield concatPieces([Uint8Array.of(PIECES_MARKER, PIECES_VERSION), lengthPrefix(totalLength(parts)), ...parts]);
 
-  let runs: raftmq.v1.SnapshotReadyRun.$Properties[] = [];
+  // The ready messages, written straight to wire bytes (no object per message).
+  const runs = new ReadyRunWriter();
   let bytes = 0;
   for (const c of captured) {
-    let ready: raftmq.v1.SnapshotQueuedMessage.$Properties[] = [];
     const n = c.returned.length + c.ready.length;
+    runs.startRun(c.position);
     for (let i = 0; i < n; i++) {
       if (i < c.returned.length) {
         const r = c.returned[i] as CapturedQueue["returned"][number];
-        ready.push(table.copy(r.m, r.deliveryCount, r.redelivered));
+        const m = r.m;
+        runs.message(m.id, table.refOf(m.head), m.expiresAt, r.deliveryCount, r.redelivered, m.bodyKey, m.bodySize);
       } else {
         const j = i - c.returned.length;
         const v = c.ready;
-        ready.push(table.copyFields(v.head(j), v.id(j), v.expiresAt(j), v.bodyKey(j), v.bodySize(j), 0, false));
+        runs.message(v.id(j), table.refOf(v.head(j)), v.expiresAt(j), 0, false, v.bodyKey(j), v.bodySize(j));
       }
       bytes += QUEUED_MESSAGE_OVERHEAD;
       if (bytes >= maxPieceBytes) {
-        runs.push({ queue: c.position, ready });
-        yield framed({ messages: table.takeFresh(), readyRuns: runs });
-        runs = [];
-        ready = [];
+        yield readyPiece(table.takeFresh(), runs.take());
         bytes = 0;
+        if (i + 1 < n) runs.startRun(c.position);
       }
     }
-    if (ready.length > 0) runs.push({ queue: c.position, ready });
   }
-  if (runs.length > 0) yield framed({ messages: table.takeFresh(), readyRuns: runs });
+  if (bytes > 0) yield readyPiece(table.takeFresh(), runs.take());
+}
+
+/** A piece of ready messages: BrokerSnapshot { messages, ready_runs }, framed. */
+function readyPiece(messages: raftmq.v1.SnapshotMessage.$Properties[], readyRuns: Uint8Array): Uint8Array {
+  const head = messages.length === 0 ? new Uint8Array(0) : pb.BrokerSnapshot.encode({ messages }).finish();
+  return concatPieces([lengthPrefix(head.length + readyRuns.length), head, readyRuns]);
 }
 
 export function encodeState(s: BrokerState): Uint8Array {
@@ -362,7 +366,7 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits, rest
   }
   invariant(bytes[1] === PIECES_VERSION, `snapshot piece format version ${bytes[1]} is not supported (this node reads version ${PIECES_VERSION})`);
   let at = 2;
-  const nextPiece = (): raftmq.v1.BrokerSnapshot | null => {
+  const nextPiece = (): Uint8Array | null => {
     if (at >= bytes.length) return null;
     const reader = Reader.create(bytes.subarray(at, Math.min(bytes.length, at + 10)));
     let value: number;
@@ -374,21 +378,29 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits, rest
     const next = at + reader.pos;
     invariant(next + value <= bytes.length, `snapshot piece at byte ${at} runs past the end`);
     at = next + value;
-    return pb.BrokerSnapshot.decode(bytes.subarray(next, next + value));
+    return bytes.subarray(next, next + value);
   };
   const first = nextPiece();
   invariant(first !== null, "snapshot has its first piece");
   const messages: RestoredHead[] = [];
-  const restored = stateFromFirstPiece(first, limits, messages, restoredBodies);
+  const restored = stateFromFirstPiece(pb.BrokerSnapshot.decode(first), limits, messages, restoredBodies);
+  // The pieces after the first hold heads and ready messages only: read without an object per message.
+  const sink: ReadyPieceSink = {
+    message: (m) => messages.push(restored.message(pb.SnapshotMessage.decode(m))),
+    queued: (position, fields) => {
+      invariant(position < restored.queues.length, `snapshot ready run names queue ${position} of ${restored.queues.length}`);
+      restored.addReady(position, fields);
+    },
+  };
   for (;;) {
     yield;
     const piece = nextPiece();
     if (piece === null) break;
-    for (const m of list(piece.messages)) messages.push(restored.message(m));
-    for (const run of list(piece.readyRuns)) {
-      const position = num(run.queue);
-      invariant(position < restored.queues.length, `snapshot ready run names queue ${run.queue} of ${restored.queues.length}`);
-      for (const c of list(run.ready)) restored.addReady(position, c);
+    try {
+      readReadyPiece(piece, sink);
+    } catch (error) {
+      if (error instanceof RangeError) throw new BrokerInvariantError(error.message);
+      throw error;
     }
   }
   return restored.finish();
