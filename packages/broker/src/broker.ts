@@ -196,23 +196,19 @@ export class Broker {
    */
   liveBodies(): LiveBodies {
     const s = this.s;
-    let keys = new Float64Array(1024);
+    let total = 0;
+    for (const v of s.vhosts.values()) for (const q of v.queues.values()) total += q.readyCount;
+    for (const c of s.consumers.values()) total += c.inflight.size;
+    for (const x of s.sessions.values()) total += x.gets.size;
+    const keys = new Float64Array(total);
     let n = 0;
-    const addKey = (key: number, size: number) => {
-      if (size === 0) return;
-      if (n === keys.length) {
-        const grown = new Float64Array(keys.length * 2);
-        grown.set(keys);
-        keys = grown;
-      }
-      keys[n++] = key;
+    const add = (m: QueuedMessage) => {
+      if (m.bodySize > 0) keys[n++] = m.bodyKey;
     };
-    const add = (m: QueuedMessage) => addKey(m.bodyKey, m.bodySize);
     for (const v of s.vhosts.values()) {
       for (const q of v.queues.values()) {
         for (const m of q.returned) add(m);
-        const ready = q.ready;
-        for (let i = 0; i < ready.length; i++) addKey(ready.bodyKeyAt(i), ready.bodySizeAt(i));
+        n = q.ready.copyBodyKeys(keys, n);
       }
     }
     for (const c of s.consumers.values()) for (const m of c.inflight.values()) add(m);
@@ -223,7 +219,7 @@ export class Broker {
     const sorted = ascending ? keys.subarray(0, n) : keys.subarray(0, n).sort();
     let unique = 0;
     for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[unique - 1]) sorted[unique++] = sorted[i] as number;
-    return { frontier: s.nextBodyKey, keys: sorted.slice(0, unique) };
+    return { frontier: s.nextBodyKey, keys: unique === keys.length ? keys : sorted.slice(0, unique) };
   }
 
   apply(command: Command, meta: ApplyMeta): { result: CommandResult; effects: Effect[] } {

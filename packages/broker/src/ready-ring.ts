@@ -165,6 +165,21 @@ export class ReadyRing {
     return (this.chunks[pos >>> CHUNK_SHIFT] as Chunk).bodySizes[pos & MASK] as number;
   }
 
+  /** Writes the body keys of the messages that have a body into `out` from `at`, head first; answers where it stopped. */
+  copyBodyKeys(out: Float64Array, at: number): number {
+    let left = this.count;
+    for (let ci = 0; left > 0; ci++) {
+      const c = this.chunks[ci] as Chunk;
+      const from = ci === 0 ? this.first : 0;
+      const to = Math.min(c.capacity, from + left);
+      const keys = c.bodyKeys;
+      const sizes = c.bodySizes;
+      for (let i = from; i < to; i++) if ((sizes[i] as number) > 0) out[at++] = keys[i] as number;
+      left -= to - from;
+    }
+    return at;
+  }
+
   /** The i-th message from the head as an object (a new one each call). */
   at(i: number): QueuedMessage | undefined {
     if (i < 0 || i >= this.count) return undefined;

@@ -152,6 +152,8 @@ export interface ReadyPieceSink {
  */
 export function readReadyPiece(bytes: Uint8Array, sink: ReadyPieceSink): void {
   const r = new WireReader(bytes, 0, bytes.length);
+  const run = new WireReader(bytes, 0, 0);
+  const message = new WireReader(bytes, 0, 0);
   const fields: ReadyFields = { id: 0, messageRef: 0, expiresAtMs: 0, deliveryCount: 0, redelivered: false, bodyKey: 0, bodySize: 0 };
   while (r.more()) {
     const tag = r.varint();
@@ -162,13 +164,13 @@ export function readReadyPiece(bytes: Uint8Array, sink: ReadyPieceSink): void {
       const [from, to] = r.span();
       // The run's queue first, wherever it is written; then its messages in order.
       let queue = 0;
-      const scan = new WireReader(bytes, from, to);
+      const scan = run.reset(from, to);
       while (scan.more()) {
         const t = scan.varint();
         if (t === RUN_QUEUE_TAG) queue = scan.varint();
         else scan.skip(t);
       }
-      const run = new WireReader(bytes, from, to);
+      run.reset(from, to);
       while (run.more()) {
         const t = run.varint();
         if (t !== RUN_READY_TAG) {
@@ -183,7 +185,7 @@ export function readReadyPiece(bytes: Uint8Array, sink: ReadyPieceSink): void {
         fields.redelivered = false;
         fields.bodyKey = 0;
         fields.bodySize = 0;
-        const m = new WireReader(bytes, mFrom, mTo);
+        const m = message.reset(mFrom, mTo);
         while (m.more()) {
           const mt = m.varint();
           switch (mt) {
@@ -222,8 +224,15 @@ class WireReader {
   constructor(
     private readonly buf: Uint8Array,
     private at: number,
-    private readonly end: number,
+    private end: number,
   ) {}
+
+  /** Reads [at, end) of the same bytes from now on. */
+  reset(at: number, end: number): this {
+    this.at = at;
+    this.end = end;
+    return this;
+  }
 
   more(): boolean {
     return this.at < this.end;

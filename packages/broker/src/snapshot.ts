@@ -623,14 +623,20 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
   // how many ready ones came so far; those never taken go straight into its ring, no object made.
   const returned: QueuedMessage[][] = queues.map(() => []);
   const seen: number[] = queues.map(() => 0);
+  const returnedCounts = queues.map((q) => num(q.returnedCount));
   const addReady = (position: number, c: raftmq.v1.SnapshotQueuedMessage.$Properties) => {
     const queue = built[position] as Queue;
-    const returnedCount = num(queues[position]?.returnedCount);
-    if ((seen[position] as number) < returnedCount) (returned[position] as QueuedMessage[]).push(copy(c));
+    if ((seen[position] as number) < (returnedCounts[position] as number)) (returned[position] as QueuedMessage[]).push(copy(c));
     else {
-      const m = head(c);
       invariant(num(c.deliveryCount) === 0 && !bool(c.redelivered), `snapshot queue "${queue.name}" has a message never taken with a delivery count`);
-      queue.pushTail(num(c.id), m.head, m.bodyKey, m.bodySize, num(c.expiresAtMs));
+      // The common case, millions of times: no object made.
+      const restoredHead = messages[num(c.messageRef)];
+      invariant(restoredHead !== undefined, `snapshot message ref ${c.messageRef} is out of range`);
+      const key = num(c.bodyKey);
+      if (key > 0) {
+        invariant(key < s.nextBodyKey, `snapshot body key ${key} is not below its next body key ${s.nextBodyKey}`);
+        queue.pushTail(num(c.id), restoredHead.head, key, num(c.bodySize), num(c.expiresAtMs));
+      } else queue.pushTail(num(c.id), restoredHead.head, restoredHead.bodyKey, restoredHead.bodySize, num(c.expiresAtMs));
     }
     seen[position] = (seen[position] as number) + 1;
   };

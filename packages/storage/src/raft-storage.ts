@@ -42,7 +42,6 @@ import {
   logAnchorKey,
   logEndKey,
   RecordKind,
-  snapshotChunkKey,
   snapshotChunkOf,
   snapshotManifestKey,
 } from "./record-keys.ts";
@@ -148,10 +147,6 @@ export class RaftStorage implements LogStorage {
   private closed = false;
   /** Settles when every queued write has; writes run one at a time in call order. */
   private writeTail: Promise<void> = Promise.resolve();
-  /** Compactions of dropped entries, one after another, and how far they were asked to reach. */
-  private compacting: Promise<void> = Promise.resolve();
-  private compactedThrough = 0;
-  private chunksCompactedBelow = 0;
   /**
    * While a write that deletes or overwrites records is in flight, reads go to the database
    * as it was before it: the in-memory indexes still describe that state until the write lands.
@@ -364,16 +359,10 @@ export class RaftStorage implements LogStorage {
     if (previousAnchor !== null) await this.dropCompacted(previousAnchor, index);
   }
 
-  /** Resolves once the compactions of dropped entries asked for so far have run. */
-  whenCompacted(): Promise<void> {
-    return this.compacting;
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.writeTail;
-    await this.compacting;
     await this.db.close();
   }
 
@@ -564,30 +553,6 @@ export class RaftStorage implements LogStorage {
         throw error;
       }
     }
-    this.compactDropped(through);
-  }
-
-  /**
-   * Compacts the key ranges of the dropped entries through `through` and of the chunks of
-   * replaced snapshots, after what was asked before (one compaction at a time, not in the write
-   * queue): that is what frees their space on disk. The keys of both only grow, so LevelDB's own
-   * compactions seldom reach the tables that hold old ones, and the deletes alone would leave
-   * them there.
-   */
-  private compactDropped(through: number): void {
-    const snapshotAt = this.manifest.meta.index;
-    const entriesFrom = this.compactedThrough;
-    const chunksFrom = this.chunksCompactedBelow;
-    if (through <= entriesFrom && snapshotAt <= chunksFrom) return;
-    this.compactedThrough = Math.max(entriesFrom, through);
-    this.chunksCompactedBelow = Math.max(chunksFrom, snapshotAt);
-    this.compacting = this.compacting
-      .then(async () => {
-        if (this.closed || this.failure !== null) return;
-        if (through > entriesFrom) await this.db.compactRange(entryKey(entriesFrom), entryKey(through));
-        if (snapshotAt > chunksFrom) await this.db.compactRange(snapshotChunkKey(chunksFrom, 0), snapshotChunkKey(snapshotAt, 0));
-      })
-      .catch(() => undefined);
   }
 
   private enqueue<T>(op: () => Promise<T>): Promise<T> {

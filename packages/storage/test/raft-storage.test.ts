@@ -1,6 +1,3 @@
-import { randomBytes } from "node:crypto";
-import { readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
 import { CompactedError, EntryType, UnavailableError } from "@raftmq/raft";
@@ -28,12 +25,6 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
   await temp.removeAll();
 });
-
-async function bytesOnDisk(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size;
-  return total;
-}
 
 const noUpdate = { hardState: null, entries: [], snapshot: null };
 
@@ -321,23 +312,6 @@ describe("snapshots and compaction", () => {
     await s.close();
     // Once createSnapshot resolves, no compacted entry is left.
     expect(await entryIndexesOnDisk(dir)).toEqual(makeEntries(count + 1, count + 10, 1).map((e) => e.index));
-  });
-
-  it("frees the disk space of the entries a snapshot compacts", async () => {
-    const dir = await temp.make();
-    const s = await openStorage({ dir });
-    const count = 40_000;
-    // Random data: LevelDB compresses its tables, and random bytes do not shrink.
-    const entries = (lo: number) => makeEntries(lo, lo + 999, 1, 0).map((e) => ({ ...e, data: new Uint8Array(randomBytes(1024)) }));
-    for (let lo = 1; lo <= count; lo += 1000) await s.save({ hardState: { term: 1, vote: 1, commit: lo + 999 }, entries: entries(lo), snapshot: null });
-    const written = await bytesOnDisk(dir);
-    expect(written).toBeGreaterThan(count * 1024);
-    await s.createSnapshot(count, confState, new Uint8Array(10), 0);
-    await s.whenCompacted();
-    // Deletes alone leave the entries' tables where they are; the compaction after them does not.
-    expect(await bytesOnDisk(dir)).toBeLessThan(written / 8);
-    await s.save({ hardState: null, entries: makeEntries(count + 1, count + 10, 1), snapshot: null });
-    expect(s.entries(count + 1, count + 11, Number.MAX_SAFE_INTEGER).length).toBe(10);
   });
 
   it("a snapshot stored before close resolves though its compacted entries are left; the next open deletes them", async () => {
