@@ -4,7 +4,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CorruptionError } from "./errors.ts";
-import { checkTableFile, checkWriteAheadLog, type FileDamage } from "./leveldb-file-format.ts";
+import { checkTableFile, checkWriteAheadLog, type FileDamage, manifestTables, type TableKeyRange } from "./leveldb-file-format.ts";
 
 type FileKind = "table" | "wal";
 
@@ -54,4 +54,23 @@ export async function checkDataFiles(dir: string, kind: FileKind, only?: Readonl
     const damage: FileDamage = kind === "table" ? checkTableFile(bytes) : checkWriteAheadLog(bytes);
     if (damage !== null) throw new CorruptionError(`${kind === "table" ? "table file" : "write-ahead log"} ${name}`, dir, damage);
   }
+}
+
+/**
+ * The tables in `dir` whose keys LevelDB's MANIFEST says all satisfy `dead` (records deleted
+ * but not yet compacted away): checking them at open would only read garbage. Empty when the
+ * MANIFEST cannot be read, so that every table is checked then.
+ */
+export async function deadTables(dir: string, dead: (range: TableKeyRange) => boolean): Promise<ReadonlySet<string>> {
+  const out = new Set<string>();
+  const current = await readIfPresent(join(dir, "CURRENT"));
+  if (current === null) return out;
+  const name = new TextDecoder().decode(current).trim();
+  if (!/^MANIFEST-\d+$/.test(name)) return out;
+  const manifest = await readIfPresent(join(dir, name));
+  if (manifest === null) return out;
+  const tables = manifestTables(manifest);
+  if (tables === null) return out;
+  for (const [number, range] of tables) if (dead(range)) out.add(`${String(number).padStart(6, "0")}.ldb`);
+  return out;
 }

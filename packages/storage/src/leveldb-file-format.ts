@@ -177,3 +177,115 @@ export function checkWriteAheadLog(file: Uint8Array): FileDamage {
   }
   return null;
 }
+
+/**
+ * The records of a log-format file (a write-ahead log or a MANIFEST), fragments joined, up to the
+ * first record that is torn, fails its checksum or does not fit together.
+ */
+export function logRecords(file: Uint8Array): Uint8Array[] {
+  const records: Uint8Array[] = [];
+  let parts: Uint8Array[] | null = null;
+  let at = 0;
+  while (at < file.length) {
+    const leftInBlock = LOG_BLOCK_BYTES - (at % LOG_BLOCK_BYTES);
+    if (leftInBlock < LOG_HEADER_BYTES) {
+      at += leftInBlock;
+      continue;
+    }
+    if (at + LOG_HEADER_BYTES > file.length) break;
+    const length = (file[at + 4] ?? 0) | ((file[at + 5] ?? 0) << 8);
+    const type = file[at + 6] ?? 0;
+    const end = at + LOG_HEADER_BYTES + length;
+    if (type === 0 || end > file.length || LOG_HEADER_BYTES + length > leftInBlock) break;
+    if (unmask(readUint32LE(file, at)) !== crc32c(file, 0, at + 6, end)) break;
+    const payload = file.subarray(at + LOG_HEADER_BYTES, end);
+    at = end;
+    if (type === 1) records.push(payload);
+    else if (type === 2) parts = [payload];
+    else if (type === 3 && parts !== null) parts.push(payload);
+    else if (type === 4 && parts !== null) {
+      parts.push(payload);
+      const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        joined.set(p, o);
+        o += p.length;
+      }
+      records.push(joined);
+      parts = null;
+    } else break;
+  }
+  return records;
+}
+
+/** A live table's smallest and largest user keys, from LevelDB's MANIFEST. */
+export interface TableKeyRange {
+  readonly smallest: Uint8Array;
+  readonly largest: Uint8Array;
+}
+
+/**
+ * The live tables a MANIFEST describes (its version edits replayed: tables added less those
+ * deleted), by file number, with their key ranges; null when an edit cannot be read.
+ */
+export function manifestTables(manifest: Uint8Array): Map<number, TableKeyRange> | null {
+  const tables = new Map<number, TableKeyRange>();
+  try {
+    for (const edit of logRecords(manifest)) {
+      let at = 0;
+      const varint = (): number => {
+        const v = readVarint(edit, at, edit.length);
+        at = v.next;
+        return v.value;
+      };
+      const bytes = (): Uint8Array => {
+        const n = varint();
+        if (at + n > edit.length) throw new Damage("a field runs past its version edit");
+        const out = edit.subarray(at, at + n);
+        at += n;
+        return out;
+      };
+      while (at < edit.length) {
+        const tag = varint();
+        switch (tag) {
+          case 1: // comparator name
+            bytes();
+            break;
+          case 2: // log number
+          case 3: // next file number
+          case 4: // last sequence
+          case 9: // previous log number
+            varint();
+            break;
+          case 5: // compaction pointer: level, internal key
+            varint();
+            bytes();
+            break;
+          case 6: {
+            // deleted file: level, number
+            varint();
+            tables.delete(varint());
+            break;
+          }
+          case 7: {
+            // new file: level, number, size, smallest and largest internal keys
+            varint();
+            const number = varint();
+            varint();
+            const smallest = bytes();
+            const largest = bytes();
+            if (smallest.length < 8 || largest.length < 8) throw new Damage("an internal key is shorter than its 8-byte trailer");
+            tables.set(number, { smallest: smallest.subarray(0, smallest.length - 8), largest: largest.subarray(0, largest.length - 8) });
+            break;
+          }
+          default:
+            throw new Damage(`unknown version edit tag ${tag}`);
+        }
+      }
+    }
+  } catch (error) {
+    if (error instanceof Damage) return null;
+    throw error;
+  }
+  return tables;
+}

@@ -13,7 +13,7 @@ import {
   type Snapshot,
   UnavailableError,
 } from "@raftmq/raft";
-import { checkDataFiles, dataFilesOf } from "./data-file-check.ts";
+import { checkDataFiles, dataFilesOf, deadTables } from "./data-file-check.ts";
 import { CorruptionError, DataDirLockedError, StorageContractError, StorageFailedError, UnsupportedFormatError } from "./errors.ts";
 import {
   type BatchOp,
@@ -82,6 +82,24 @@ const SNAPSHOT_WRITE_GROUP_BYTES = 1024 * 1024;
  * at once.
  */
 export const LARGE_WRITE_BYTES = 4 * 1024 * 1024;
+
+/** Of `tables`, those that may hold a live record: all of them if the log anchor cannot be read. */
+async function tablesToCheck(db: Database, dir: string, tables: ReadonlySet<string>): Promise<ReadonlySet<string>> {
+  let anchorIndex: number;
+  try {
+    const value = db.getSync(logAnchorKey);
+    anchorIndex = value === undefined ? 0 : decodeLogAnchor(logAnchorKey, value, dir).index;
+  } catch {
+    // Damage there is reported when the log loads.
+    return tables;
+  }
+  const below = (key: Uint8Array) => {
+    const index = entryIndexOf(key);
+    return index !== undefined && index <= anchorIndex;
+  };
+  const dead = await deadTables(dir, (range) => below(range.smallest) && below(range.largest));
+  return new Set([...tables].filter((name) => !dead.has(name)));
+}
 
 /** Resolves once the event loop has run its timers and I/O. */
 function nextTurn(): Promise<void> {
@@ -205,7 +223,9 @@ export class RaftStorage implements LogStorage {
     }
     try {
       // After open, which removes the files a crash left behind (such as a half-written table).
-      if (verifyFiles) await checkDataFiles(dir, "table", tablesBefore);
+      // Tables holding nothing but entries below the log's start are not read: LevelDB has yet
+      // to compact away those deleted entries, and a log's tables are mostly such garbage.
+      if (verifyFiles) await checkDataFiles(dir, "table", await tablesToCheck(db, dir, tablesBefore));
       const loaded = await load(db, dir, cache);
       return new RaftStorage(db, dir, chunkBytes, loaded);
     } catch (error) {

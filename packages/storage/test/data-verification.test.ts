@@ -1,13 +1,14 @@
 // The full verification pass at open: damage anywhere in the data directory (a record's value,
 // a table block LevelDB itself would not check, a truncated or deleted table, a damaged
 // write-ahead-log record, a key this format never writes) is CorruptionError naming it.
+import { randomBytes } from "node:crypto";
 import { open as openFile, readdir, readFile, rm, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
 import { CorruptionError, RaftStorage } from "../src/index.ts";
-import { checkTableFile, checkWriteAheadLog } from "../src/leveldb-file-format.ts";
-import { entryKey } from "../src/record-keys.ts";
+import { checkTableFile, checkWriteAheadLog, manifestTables, type TableKeyRange } from "../src/leveldb-file-format.ts";
+import { entryIndexOf, entryKey } from "../src/record-keys.ts";
 import { makeEntries } from "./fixtures/log-entries.ts";
 import { TempDirs } from "./fixtures/temp-data-dir.ts";
 
@@ -20,7 +21,11 @@ async function writeLog(dir: string, last: number, bytes: number, options: { com
     await storage.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: makeEntries(lo, Math.min(last, lo + 499), 1, bytes), snapshot: null });
   }
   await storage.close();
-  if (!options.compact) return;
+  if (options.compact) await compactAll(dir);
+}
+
+/** Compacts the whole database: its records end up in tables. */
+async function compactAll(dir: string): Promise<void> {
   const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
   await db.open();
   await db.compactRange(Uint8Array.of(0), Uint8Array.of(0xff));
@@ -107,6 +112,44 @@ describe("table files (.ldb)", () => {
     const error = await openError(dir);
     expect(error.message).toContain(table);
     expect(error.message).toContain("missing");
+  });
+
+  it("a table that holds only entries below the log's start is not read; one that holds live entries is", async () => {
+    const dir = await temp.make();
+    // About 8 MB of random bytes (LevelDB compresses its tables): several tables of 2 MiB.
+    const writer = await RaftStorage.open({ dir });
+    for (let lo = 1; lo <= 4000; lo += 500) {
+      const entries = makeEntries(lo, lo + 499, 1, 0).map((e) => ({ ...e, data: new Uint8Array(randomBytes(2000)) }));
+      await writer.save({ hardState: { term: 1, vote: 1, commit: lo + 499 }, entries, snapshot: null });
+    }
+    await writer.close();
+    await compactAll(dir);
+    // A snapshot at 3,000 with nothing kept below it: entries 1-3,000 are deleted, and their
+    // tables stay until LevelDB compacts them.
+    const storage = await RaftStorage.open({ dir });
+    await storage.createSnapshot(3000, { voters: [1], learners: [] }, new Uint8Array(16), 0);
+    await storage.close();
+    const tables = await filesEnding(dir, ".ldb");
+    // Which table holds which entries, from LevelDB's own list of them.
+    const manifest = manifestTables(await readFile(join(dir, (await readFile(join(dir, "CURRENT"), "utf8")).trim())));
+    expect(manifest).not.toBeNull();
+    const listed = [...(manifest as Map<number, TableKeyRange>).entries()];
+    expect(listed.map(([n]) => `${String(n).padStart(6, "0")}.ldb`).sort()).toEqual(tables);
+    const dead = listed.filter(([, r]) => (entryIndexOf(r.largest) ?? Number.POSITIVE_INFINITY) <= 3000 && entryIndexOf(r.smallest) !== undefined);
+    const live = listed.filter(([, r]) => (entryIndexOf(r.largest) ?? Number.POSITIVE_INFINITY) > 3000);
+    expect(dead.length).toBeGreaterThan(0);
+    expect(live.length).toBeGreaterThan(0);
+    const name = (n: number) => `${String(n).padStart(6, "0")}.ldb`;
+    // Damage in a dead table: the open does not read it, and the log is whole.
+    await flipBytes(join(dir, name((dead[0] as [number, TableKeyRange])[0])), (size) => Math.floor(size / 3));
+    const reopened = await RaftStorage.open({ dir });
+    expect(reopened.firstIndex()).toBe(3001);
+    expect(reopened.entries(3001, 4001, Number.MAX_SAFE_INTEGER).length).toBe(1000);
+    await reopened.close();
+    // Damage in a live one is still found.
+    const liveTable = name((live[0] as [number, TableKeyRange])[0]);
+    await flipBytes(join(dir, liveTable), (size) => Math.floor(size / 3));
+    expect((await openError(dir)).message).toContain(liveTable);
   });
 
   it("an intact table checks out, and every single-byte flip of a small one is caught", async () => {
