@@ -152,17 +152,26 @@ export function checkTableFile(file: Uint8Array): FileDamage {
  * the file may be torn or fail its checksum: a write cut short by a crash ends there and was
  * never acknowledged, while a bad record with records after it is damage.
  */
+/** A log record's header: where it starts, its payload length and type, and what is left of its block. */
+interface RecordHeader {
+  at: number;
+  length: number;
+  type: number;
+  leftInBlock: number;
+}
+
+/** The header of the record at `at` (past a block's tail too short for one), or null at the file's end. */
+function recordHeader(file: Uint8Array, at: number): RecordHeader | null {
+  if (LOG_BLOCK_BYTES - (at % LOG_BLOCK_BYTES) < LOG_HEADER_BYTES) at += LOG_BLOCK_BYTES - (at % LOG_BLOCK_BYTES);
+  if (at + LOG_HEADER_BYTES > file.length) return null;
+  return { at, length: (file[at + 4] ?? 0) | ((file[at + 5] ?? 0) << 8), type: file[at + 6] ?? 0, leftInBlock: LOG_BLOCK_BYTES - (at % LOG_BLOCK_BYTES) };
+}
+
 export function checkWriteAheadLog(file: Uint8Array): FileDamage {
-  let at = 0;
-  while (at < file.length) {
-    const leftInBlock = LOG_BLOCK_BYTES - (at % LOG_BLOCK_BYTES);
-    if (leftInBlock < LOG_HEADER_BYTES) {
-      at += leftInBlock;
-      continue;
-    }
-    if (at + LOG_HEADER_BYTES > file.length) return null;
-    const length = (file[at + 4] ?? 0) | ((file[at + 5] ?? 0) << 8);
-    const type = file[at + 6] ?? 0;
+  for (let next = 0; next < file.length; ) {
+    const header = recordHeader(file, next);
+    if (header === null) return null;
+    const { at, length, type, leftInBlock } = header;
     if (type === 0 && length === 0) {
       // Zeroes where a writer preallocated space: only more zeroes may follow.
       for (let i = at; i < file.length; i++) if (file[i] !== 0) return `non-zero bytes at ${i} after the end of the records`;
@@ -173,7 +182,7 @@ export function checkWriteAheadLog(file: Uint8Array): FileDamage {
     if (LOG_HEADER_BYTES + length > leftInBlock) return `record at byte ${at} claims ${length} bytes, past its 32 KiB block`;
     if (type < 1 || type > 4) return `record at byte ${at} has unknown type ${type}`;
     if (unmask(readUint32LE(file, at)) !== crc32c(file, 0, at + 6, end)) return `record at byte ${at} (${length} bytes) fails its checksum`;
-    at = end;
+    next = end;
   }
   return null;
 }
@@ -185,21 +194,15 @@ export function checkWriteAheadLog(file: Uint8Array): FileDamage {
 export function logRecords(file: Uint8Array): Uint8Array[] {
   const records: Uint8Array[] = [];
   let parts: Uint8Array[] | null = null;
-  let at = 0;
-  while (at < file.length) {
-    const leftInBlock = LOG_BLOCK_BYTES - (at % LOG_BLOCK_BYTES);
-    if (leftInBlock < LOG_HEADER_BYTES) {
-      at += leftInBlock;
-      continue;
-    }
-    if (at + LOG_HEADER_BYTES > file.length) break;
-    const length = (file[at + 4] ?? 0) | ((file[at + 5] ?? 0) << 8);
-    const type = file[at + 6] ?? 0;
+  for (let next = 0; next < file.length; ) {
+    const header = recordHeader(file, next);
+    if (header === null) break;
+    const { at, length, type, leftInBlock } = header;
     const end = at + LOG_HEADER_BYTES + length;
     if (type === 0 || end > file.length || LOG_HEADER_BYTES + length > leftInBlock) break;
     if (unmask(readUint32LE(file, at)) !== crc32c(file, 0, at + 6, end)) break;
     const payload = file.subarray(at + LOG_HEADER_BYTES, end);
-    at = end;
+    next = end;
     if (type === 1) records.push(payload);
     else if (type === 2) parts = [payload];
     else if (type === 3 && parts !== null) parts.push(payload);
