@@ -36,6 +36,11 @@ export class BodyKeeper {
   /** Missing bodies found by the last walk; 0 once fetched. */
   missing = 0;
   private stopped = false;
+  /**
+   * Whether every deletion since the last walk (or since a start the store matched) went
+   * through: only then does a finished collection mark the store as matching its snapshot.
+   */
+  private exact = true;
 
   constructor(private readonly o: BodyKeeperOptions) {}
 
@@ -43,6 +48,13 @@ export class BodyKeeper {
   restored(live: LiveBodies, why: "start" | "received"): Promise<void> {
     this.live = live.keys;
     this.frontier = live.frontier;
+    // Restarted from the snapshot whose bodies the store was last made to match (after its
+    // collection, or a walk): nothing below its frontier is garbage or missing, and the walk,
+    // which reads every stored body, is not needed.
+    if (why === "start" && this.o.store.matchedAt() === live.frontier) {
+      this.o.log.info({ event: "body-store-walk-skipped", live: live.keys.length, frontier: live.frontier }, "body store matched this snapshot when the node stopped: not walked");
+      return this.chain;
+    }
     return this.run(() => this.walk(live, why));
   }
 
@@ -68,6 +80,7 @@ export class BodyKeeper {
 
   private run(task: () => Promise<void>): Promise<void> {
     const next = this.chain.then(() => (this.stopped ? undefined : task())).catch((err: unknown) => {
+      this.exact = false;
       this.o.log.error({ event: "body-store-maintenance-failed", err }, "deleting unreferenced message bodies failed");
     });
     this.chain = next;
@@ -113,6 +126,7 @@ export class BodyKeeper {
     }
     await store.remove(gone);
     for (const [a, b] of ranges) await store.removeRange(a, b);
+    if (this.exact) await store.markMatched(live.frontier);
   }
 
   private async walk(live: LiveBodies, why: "start" | "received"): Promise<void> {
@@ -143,6 +157,10 @@ export class BodyKeeper {
     deleted += garbage.length;
     await store.remove(garbage);
     this.missing = missing.length;
+    if (missing.length === 0) {
+      this.exact = true;
+      await store.markMatched(live.frontier);
+    }
     log.info(
       { event: "body-store-walked", why, live: keys.length, deleted, missing: missing.length, ms: Math.round(performance.now() - started) },
       missing.length === 0 ? "body store matches the snapshot" : `${missing.length} message bodies the snapshot refers to are not in the body store`,

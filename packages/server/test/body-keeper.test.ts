@@ -66,6 +66,32 @@ describe("body keeper", () => {
     await store.close();
   });
 
+  it("a restart from the snapshot the store last matched does not walk it; any other restart does", async () => {
+    const store = await openStore();
+    const keeper = new BodyKeeper({ store, log });
+    store.put(range(1, 101).map((key) => ({ key, bytes: body(key) })));
+    await keeper.snapshotStored(live(range(50, 101), 101));
+    expect(store.matchedAt()).toBe(101);
+    await keeper.stop();
+    // A body below the frontier that no snapshot refers to: only a walk would delete it.
+    store.put([{ key: 7, bytes: body(7) }]);
+    await store.sync();
+    const restarted = new BodyKeeper({ store, log });
+    await restarted.restored(live(range(50, 101), 101), "start");
+    expect((await keysOf(store)).includes(7)).toBe(true);
+    // Restored from another snapshot (an older one, say, after the newest was lost): walked.
+    const other = new BodyKeeper({ store, log });
+    await other.restored(live(range(50, 100), 100), "start");
+    expect((await keysOf(store)).includes(7)).toBe(false);
+    expect(store.matchedAt()).toBe(100);
+    // A received snapshot is always walked, whatever the store last matched.
+    store.put([{ key: 8, bytes: body(8) }]);
+    await store.sync();
+    await new BodyKeeper({ store, log }).restored(live(range(50, 100), 100), "received");
+    expect((await keysOf(store)).includes(8)).toBe(false);
+    await store.close();
+  });
+
   it("after a restore, deletes stored bodies the snapshot does not refer to and fetches the missing ones", async () => {
     const store = await openStore();
     store.put([1, 2, 3, 7, 9, 20].map((key) => ({ key, bytes: body(key) })));

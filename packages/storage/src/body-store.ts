@@ -58,6 +58,8 @@ const KEYS_PER_STEP = 4096;
  */
 const SYNC_MARK_KEY = Uint8Array.of(0xff);
 const SYNC_MARK_VALUE = new Uint8Array(0);
+/** Where markMatched() keeps its frontier: one byte, after every body key, before the sync mark. */
+const MATCHED_KEY = Uint8Array.of(0xfe);
 
 export function bodyKeyBytes(key: number): Uint8Array {
   const out = new Uint8Array(KEY_BYTES);
@@ -188,6 +190,23 @@ export class BodyStore {
   sync(): Promise<void> {
     this.writeQueued();
     return this.enqueue(() => this.db.put(SYNC_MARK_KEY, SYNC_MARK_VALUE, { sync: true }));
+  }
+
+  /**
+   * Records, behind every write and delete queued before it, that the store holds exactly the
+   * bodies below `frontier` that the snapshot with that frontier refers to (the body keeper
+   * deleted the others and found none missing). LevelDB replays its log in order after a
+   * crash, so the record never outlives a delete queued before it.
+   */
+  markMatched(frontier: number): Promise<void> {
+    this.writeQueued();
+    return this.enqueue(() => this.db.put(MATCHED_KEY, bodyKeyBytes(frontier)));
+  }
+
+  /** The frontier of the last markMatched() that reached the store, if any. */
+  matchedAt(): number | undefined {
+    const value = this.db.getSync(MATCHED_KEY);
+    return value === undefined || value.length !== KEY_BYTES ? undefined : keyOfBytes(value);
   }
 
   /** Deletes the bodies of `keys` (ascending or not), a bounded number per write. */
