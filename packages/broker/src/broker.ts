@@ -205,21 +205,24 @@ export class Broker {
     const add = (m: QueuedMessage) => {
       if (m.bodySize > 0) keys[n++] = m.bodyKey;
     };
+    // Runs that each ascend as a rule (a queue's messages are in publish order, and so are their
+    // keys), merged below: sorting millions of keys at once costs far more.
+    const runEnds: number[] = [];
     for (const v of s.vhosts.values()) {
       for (const q of v.queues.values()) {
-        for (const m of q.returned) add(m);
+        // Head first (the returned stack keeps its head at the end).
+        for (let i = q.returned.length - 1; i >= 0; i--) add(q.returned[i] as QueuedMessage);
         n = q.ready.copyBodyKeys(keys, n);
+        runEnds.push(n);
       }
     }
     for (const c of s.consumers.values()) for (const m of c.inflight.values()) add(m);
     for (const x of s.sessions.values()) for (const d of x.gets.values()) add(d.message);
-    // One queue's messages are already in key order; several queues' need sorting.
-    let ascending = true;
-    for (let i = 1; i < n && ascending; i++) ascending = (keys[i - 1] as number) <= (keys[i] as number);
-    const sorted = ascending ? keys.subarray(0, n) : keys.subarray(0, n).sort();
+    runEnds.push(n);
+    const sorted = mergeRuns(keys.subarray(0, n), runEnds);
     let unique = 0;
     for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[unique - 1]) sorted[unique++] = sorted[i] as number;
-    return { frontier: s.nextBodyKey, keys: unique === keys.length ? keys : sorted.slice(0, unique) };
+    return { frontier: s.nextBodyKey, keys: sorted.subarray(0, unique) };
   }
 
   apply(command: Command, meta: ApplyMeta): { result: CommandResult; effects: Effect[] } {
@@ -1363,4 +1366,60 @@ function queueInfoOf(q: Queue): QueueInfo {
     readyBytes: q.readyBytes,
     unackedBytes: q.unackedBytes,
   };
+}
+
+/**
+ * `keys` in ascending order, given the ends of runs that each mostly ascend: a run that does not
+ * is sorted by itself, then runs are merged two by two (a few passes over the keys, where one
+ * sort of all of them would cost far more).
+ */
+function mergeRuns(keys: Float64Array, runEnds: readonly number[]): Float64Array {
+  let runs: [number, number][] = [];
+  let from = 0;
+  for (const end of runEnds) {
+    if (end <= from) continue;
+    let ascending = true;
+    for (let i = from + 1; i < end && ascending; i++) ascending = (keys[i - 1] as number) <= (keys[i] as number);
+    if (!ascending) keys.subarray(from, end).sort();
+    // A run that continues the one before it joins it.
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[1] === from && (keys[from - 1] as number) <= (keys[from] as number)) last[1] = end;
+    else runs.push([from, end]);
+    from = end;
+  }
+  let src = keys;
+  let dst = runs.length > 1 ? new Float64Array(keys.length) : keys;
+  while (runs.length > 1) {
+    const merged: [number, number][] = [];
+    for (let r = 0; r < runs.length; r += 2) {
+      const a = runs[r] as [number, number];
+      const b = runs[r + 1];
+      if (b === undefined) {
+        dst.set(src.subarray(a[0], a[1]), a[0]);
+        merged.push(a);
+        continue;
+      }
+      merged.push([a[0], b[1]]);
+      // Runs that do not interleave (a consumer's few held messages, all older than its queue's
+      // ready ones, say) are two copies.
+      if ((src[a[1] - 1] as number) <= (src[b[0]] as number)) {
+        dst.set(src.subarray(a[0], b[1]), a[0]);
+        continue;
+      }
+      if ((src[b[1] - 1] as number) <= (src[a[0]] as number)) {
+        dst.set(src.subarray(b[0], b[1]), a[0]);
+        dst.set(src.subarray(a[0], a[1]), a[0] + (b[1] - b[0]));
+        continue;
+      }
+      let i = a[0];
+      let j = b[0];
+      let o = a[0];
+      while (i < a[1] && j < b[1]) dst[o++] = (src[i] as number) <= (src[j] as number) ? (src[i++] as number) : (src[j++] as number);
+      while (i < a[1]) dst[o++] = src[i++] as number;
+      while (j < b[1]) dst[o++] = src[j++] as number;
+    }
+    runs = merged;
+    [src, dst] = [dst, src];
+  }
+  return src;
 }
