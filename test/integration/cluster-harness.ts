@@ -175,8 +175,8 @@ export class ClusterHarness {
     return ids.map((id) => `${id}=${this.peerAddress(id)}/${this.clientAddress(id)}`).join(",");
   }
 
-  /** Starts node `id` and resolves once it logged "node started". */
-  async start(id: number, options: { members: number[]; join?: boolean; flags?: string[] }): Promise<NodeProcess> {
+  /** Starts node `id` and resolves once it logged "node started" (within `startTimeoutMs`, 20 s unless given). */
+  async start(id: number, options: { members: number[]; join?: boolean; flags?: string[]; startTimeoutMs?: number }): Promise<NodeProcess> {
     if (this.processes.has(id)) throw new Error(`node ${id} is running`);
     const s = this.spec(id);
     const args = [
@@ -216,7 +216,8 @@ export class ClusterHarness {
       if (this.processes.get(id) === proc) this.processes.delete(id);
     });
     const started = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`node ${id} did not start within 20 s:\n${lines.join("\n")}`)), 20_000);
+      const timeoutMs = options.startTimeoutMs ?? 20_000;
+      const timer = setTimeout(() => reject(new Error(`node ${id} did not start within ${timeoutMs / 1000} s:\n${lines.join("\n")}`)), timeoutMs);
       const onLine = (line: string) => {
         lines.push(line);
         const event = /"event":"([a-z.-]+)"/.exec(line)?.[1];
