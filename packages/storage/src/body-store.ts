@@ -69,6 +69,20 @@ export function bodyKeyBytes(key: number): Uint8Array {
   return out;
 }
 
+/** Deletes of `count` keys, from keyAt(0) on: their keys are views into one buffer, not one each. */
+function deletes(count: number, keyAt: (i: number) => number): Op[] {
+  const all = new Uint8Array(count * KEY_BYTES);
+  const view = new DataView(all.buffer);
+  const ops: Op[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const key = keyAt(i);
+    view.setUint32(i * KEY_BYTES, Math.floor(key / TWO_32));
+    view.setUint32(i * KEY_BYTES + 4, key >>> 0);
+    ops[i] = { type: "del", key: all.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES) };
+  }
+  return ops;
+}
+
 function keyOfBytes(bytes: Uint8Array): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return view.getUint32(0) * TWO_32 + view.getUint32(4);
@@ -214,9 +228,8 @@ export class BodyStore {
     this.writeQueued();
     const tasks: Promise<void>[] = [];
     for (let at = 0; at < keys.length; at += DELETES_PER_WRITE) {
-      const ops: Op[] = [];
       const end = Math.min(keys.length, at + DELETES_PER_WRITE);
-      for (let i = at; i < end; i++) ops.push({ type: "del", key: bodyKeyBytes(keys[i] as number) });
+      const ops = deletes(end - at, (i) => keys[at + i] as number);
       tasks.push(
         this.enqueue(async () => {
           await this.db.batch(ops);
@@ -242,9 +255,7 @@ export class BodyStore {
       const hi = Math.min(to, lo + DELETES_PER_WRITE);
       tasks.push(
         this.enqueue(async () => {
-          const ops: Op[] = [];
-          for (let key = lo; key < hi; key++) ops.push({ type: "del", key: bodyKeyBytes(key) });
-          await this.db.batch(ops);
+          await this.db.batch(deletes(hi - lo, (i) => lo + i));
           this.deleted += hi - lo;
         }),
       );
