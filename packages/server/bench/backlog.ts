@@ -228,9 +228,21 @@ for (const id of ids) {
     .split("\n")
     .filter((l) => l.includes('"event":"body-store-walked"'))
     .map((l) => JSON.parse(l) as { live: number; ms: number });
+  const after = (event: string) => {
+    const line = harness
+      .logs(id)
+      .split("\n")
+      .find((l) => l.includes(`"event":"${event}"`));
+    return line === undefined ? undefined : (JSON.parse(line) as { ms: number; entries?: number; bodiesAlreadyStored?: number });
+  };
+  const opened = after("storage-opened");
+  const loaded = after("state-loaded");
+  const replayed = after("log-replayed");
   console.log(
     `node ${id}: ${snapshots.length} snapshots, the largest ${mb(largest.bytes)} MiB taken in ${largest.ms} ms (encoding ${largest.encodeMs} ms, the loop going on); ` +
-      `body store walks after restart: ${restored.map((w) => `${fmt(w.live)} bodies in ${w.ms} ms`).join(", ") || "none"}`,
+      `after restart: log and body store opened in ${opened?.ms ?? "?"} ms, state loaded ${loaded?.ms ?? "?"} ms later, ` +
+      `${fmt(replayed?.entries ?? 0)} entries applied again by ${replayed?.ms ?? "?"} ms (${fmt(replayed?.bodiesAlreadyStored ?? 0)} bodies already stored, not written again); ` +
+      `body store walks: ${restored.map((w) => `${fmt(w.live)} bodies in ${w.ms} ms`).join(", ") || "none"}`,
   );
 }
 for (const c of clients.values()) c.close();

@@ -150,6 +150,10 @@ export class RaftDriver {
   /** When the next automatic snapshot is due and how much log it keeps. */
   private readonly snapshotPolicy: SnapshotPolicy;
   private readonly snapshots: LocalSnapshots;
+  private readonly startedAt = performance.now();
+  /** The stored snapshot's index and commit index when the node started: the entries between are applied again at start. */
+  private readonly replayFrom: number;
+  private readonly replayThrough: number;
 
   constructor(options: DriverOptions) {
     const { config, storage, logger, hooks } = options;
@@ -163,6 +167,12 @@ export class RaftDriver {
     this.leadership = new LeadershipWatch(this.clock);
     const snapshot = storage.snapshot();
     this.state = snapshot.meta.index > 0 ? NodeState.restore(snapshot.data, config.initialCluster) : NodeState.create(config.initialCluster);
+    if (snapshot.meta.index > 0) {
+      logger.info(
+        { event: "state-loaded", index: snapshot.meta.index, bytes: snapshot.data.length, ms: Math.round(performance.now() - this.startedAt) },
+        "state restored from the stored snapshot",
+      );
+    }
     this.appliedIndex = snapshot.meta.index;
     this.bodies = options.bodies;
     this.readAhead = new BodyReadAhead(this.bodies);
@@ -193,6 +203,8 @@ export class RaftDriver {
       index: snapshot.meta.index,
     });
     this.term = storage.initialState().hardState.term;
+    this.replayFrom = snapshot.meta.index;
+    this.replayThrough = storage.initialState().hardState.commit;
     const bootstrap = !config.join;
     this.raft = new RaftNode(
       {
@@ -246,6 +258,7 @@ export class RaftDriver {
   }
 
   start(): void {
+    if (this.replayThrough <= this.replayFrom) this.replayed();
     this.idleSince = this.clock.now();
     this.stopTicker = this.clock.every(this.config.tickMs, () => this.onTick());
     this.kick();
@@ -447,7 +460,7 @@ export class RaftDriver {
     if (entry.index <= this.appliedIndex) return;
     if (entry.index !== this.appliedIndex + 1) throw new Error(`applying entry ${entry.index} after ${this.appliedIndex}: a gap`);
     const out = this.state.applyCommitted(entry);
-    this.bodies.put(out.bodies);
+    this.bodies.putApplied(out.bodies);
     this.appliedIndex = entry.index;
     this.pipeline.applied(entry.index, entry.term, out.results);
     if (entry.type === EntryType.ENTRY_TYPE_CONF_CHANGE) {
@@ -460,6 +473,15 @@ export class RaftDriver {
     this.metrics?.appliedEntries.inc();
     this.reads.applied(this.appliedIndex);
     this.noticeAccessChange();
+    if (entry.index === this.replayThrough) this.replayed();
+  }
+
+  private replayed(): void {
+    const { skipped } = this.bodies;
+    this.log.info(
+      { event: "log-replayed", entries: this.replayThrough - this.replayFrom, through: this.replayThrough, bodiesAlreadyStored: skipped, ms: Math.round(performance.now() - this.startedAt) },
+      "applied the entries committed before the node stopped",
+    );
   }
 
   private seenAccessVersion = 0;

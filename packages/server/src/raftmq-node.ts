@@ -416,6 +416,7 @@ export class RaftmqNode {
     if (security.security.insecure) {
       log.warn({ event: "insecure" }, "RUNNING INSECURE (--insecure): no TLS on any port and no authentication; anyone who reaches a port can read, change or delete everything. Never use this in production");
     }
+    const opening = performance.now();
     const storage = await RaftStorage.open({ dir: config.dataDir });
     let node: RaftmqNode | undefined;
     let bodies: BodyStore;
@@ -425,6 +426,10 @@ export class RaftmqNode {
       await storage.close();
       throw err;
     }
+    log.info(
+      { event: "storage-opened", logStart: storage.firstIndex(), logEnd: storage.lastIndex(), commit: storage.initialState().hardState.commit, ms: Math.round(performance.now() - opening) },
+      "log and body store opened and verified",
+    );
     try {
       node = new RaftmqNode(config, storage, bodies, log, security);
     } catch (err) {

@@ -60,6 +60,12 @@ const SYNC_MARK_KEY = Uint8Array.of(0xff);
 const SYNC_MARK_VALUE = new Uint8Array(0);
 /** Where markMatched() keeps its frontier: one byte, after every body key, before the sync mark. */
 const MATCHED_KEY = Uint8Array.of(0xfe);
+/**
+ * The highest key put by putApplied() whose write has landed: written in the same batch as the
+ * bodies, so that LevelDB's in-order recovery after a crash keeps it only with every body put
+ * before it.
+ */
+const APPLIED_KEY = Uint8Array.of(0xfd);
 
 export function bodyKeyBytes(key: number): Uint8Array {
   const out = new Uint8Array(KEY_BYTES);
@@ -102,6 +108,12 @@ export class BodyStore {
   private readonly pending = new Map<number, Uint8Array>();
   /** Puts of this turn, in put() order, not yet handed to a write. */
   private queued: StoredBody[] = [];
+  /** The highest key among the queued puts that came from putApplied(); -1 if none. */
+  private queuedApplied = -1;
+  /** The highest key putApplied() has handed to a write. */
+  private appliedThrough: number;
+  /** Bodies putApplied() left out because the store held them when it opened. */
+  skipped = 0;
   private flushScheduled = false;
   private tail: Promise<void> = Promise.resolve();
   private compacting: Promise<void> = Promise.resolve();
@@ -118,7 +130,11 @@ export class BodyStore {
     readonly dir: string,
     /** Called once, with the first failed write: the node cannot go on without its bodies. */
     private readonly onFailure: (error: Error) => void,
-  ) {}
+    /** The highest key putApplied() had written when the store opened; -1 if none. */
+    readonly appliedAtOpen: number,
+  ) {
+    this.appliedThrough = appliedAtOpen;
+  }
 
   static async open(options: BodyStoreOptions, onFailure: (error: Error) => void): Promise<BodyStore> {
     const db = new ClassicLevel<Uint8Array, Uint8Array>(options.dir, {
@@ -133,7 +149,18 @@ export class BodyStore {
     } catch (error) {
       throw new StorageFailedError(options.dir, `the body store did not open: ${(error as Error).message}`, { cause: error });
     }
-    return new BodyStore(db, options.dir, onFailure);
+    let appliedAtOpen = -1;
+    try {
+      const value = db.getSync(APPLIED_KEY);
+      if (value !== undefined) {
+        if (value.length !== KEY_BYTES) throw new CorruptionError("body store's applied mark", options.dir, `a value of ${value.length} bytes, not ${KEY_BYTES}`);
+        appliedAtOpen = keyOfBytes(value);
+      }
+    } catch (error) {
+      await db.close().catch(() => undefined);
+      throw error instanceof CorruptionError ? error : new StorageFailedError(options.dir, `the body store did not open: ${(error as Error).message}`, { cause: error });
+    }
+    return new BodyStore(db, options.dir, onFailure, appliedAtOpen);
   }
 
   /** Stores bodies under their keys (a key stored again gets the same bytes: replays after a restart do that). */
@@ -147,6 +174,26 @@ export class BodyStore {
       this.flushScheduled = true;
       queueMicrotask(() => this.writeQueued());
     }
+  }
+
+  /**
+   * Stores the bodies of an entry just applied. The state machine hands out keys in apply order,
+   * so the store remembers the highest one written: when a restarted node applies again the
+   * entries after its snapshot, bodies it wrote before it stopped are not written again.
+   */
+  putApplied(bodies: readonly StoredBody[]): void {
+    const first = bodies[0];
+    const last = bodies[bodies.length - 1];
+    if (first === undefined || last === undefined) return;
+    if (first.key <= this.appliedAtOpen) {
+      const fresh = bodies.filter((b) => b.key > this.appliedAtOpen);
+      this.skipped += bodies.length - fresh.length;
+      if (fresh.length === 0) return;
+      this.put(fresh);
+    } else {
+      this.put(bodies);
+    }
+    if (last.key > this.queuedApplied) this.queuedApplied = last.key;
   }
 
   /** The body stored under `key`, `size` bytes long; empty bodies are never stored. */
@@ -318,6 +365,10 @@ export class BodyStore {
       const key = bodyKeyBytes(b.key);
       return { type: "put", key, value: sealed(key, b.bytes) };
     });
+    if (this.queuedApplied > this.appliedThrough) {
+      this.appliedThrough = this.queuedApplied;
+      ops.push({ type: "put", key: APPLIED_KEY, value: bodyKeyBytes(this.appliedThrough) });
+    }
     this.enqueue(async () => {
       await this.db.batch(ops);
       for (const b of bodies) {

@@ -54,6 +54,30 @@ describe("body store", () => {
     await again.close();
   });
 
+  it("does not write again, after a reopen, the bodies of applied entries it already holds", async () => {
+    const dir = await temp.make();
+    const store = await BodyStore.open({ dir }, failOnError);
+    expect(store.appliedAtOpen).toBe(-1);
+    for (let key = 1; key <= 10; key++) store.putApplied([{ key, bytes: bytes(key) }]);
+    // A body fetched from a peer is no applied one: it does not move the mark.
+    store.put([{ key: 500, bytes: bytes(500) }]);
+    await store.close();
+
+    const again = await BodyStore.open({ dir }, failOnError);
+    expect(again.appliedAtOpen).toBe(10);
+    // Entries applied again after the restart: 6..10 are held, 11..15 are new.
+    again.putApplied([6, 7, 8, 9, 10, 11, 12, 13, 14, 15].map((key) => ({ key, bytes: bytes(key) })));
+    await again.sync();
+    expect(again.skipped).toBe(5);
+    expect(again.written).toBe(5);
+    for (let key = 1; key <= 15; key++) expect(asBuffer(again.read(key, 32))).toEqual(bytes(key));
+    await again.close();
+
+    const third = await BodyStore.open({ dir }, failOnError);
+    expect(third.appliedAtOpen).toBe(15);
+    await third.close();
+  });
+
   it("frees the disk space of a range of bodies once it is deleted", async () => {
     const dir = await temp.make();
     const store = await BodyStore.open({ dir }, failOnError);
