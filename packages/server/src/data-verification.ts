@@ -3,7 +3,7 @@
 // (the same full verification a node runs at startup).
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { CorruptionError, DataDirLockedError, RaftStorage } from "@raftmq/storage";
+import { CorruptionError, DataDirLockedError, RaftStorage, SNAPSHOTS_DIR } from "@raftmq/storage";
 import { IDENTITY_RECORD_FILE } from "./identity-record.ts";
 
 export type DataDirVerdict =
@@ -22,7 +22,7 @@ const OURS = [/^\d{6}\.(log|ldb|sst)$/, /^MANIFEST-\d{6}$/, /^CURRENT$/, /^LOCK$
 const LEVELDB_MARKERS = [/^CURRENT$/, /^MANIFEST-\d{6}$/, /^\d{6}\.(log|ldb|sst)$/];
 
 function isOurs(name: string): boolean {
-  return name === IDENTITY_RECORD_FILE || name === `${IDENTITY_RECORD_FILE}.tmp` || name === BODIES_DIR || OURS.some((re) => re.test(name));
+  return name === IDENTITY_RECORD_FILE || name === `${IDENTITY_RECORD_FILE}.tmp` || name === BODIES_DIR || name === SNAPSHOTS_DIR || OURS.some((re) => re.test(name));
 }
 
 async function entriesOf(dir: string): Promise<string[] | null> {

@@ -10,3 +10,4 @@ export {
   type StorageUpdate,
 } from "./raft-storage.ts";
 export { BodyMissingError, BodyStore, type BodyStoreOptions, bodyKeyBytes, type StoredBody } from "./body-store.ts";
+export { SNAPSHOTS_DIR } from "./snapshot-db.ts";

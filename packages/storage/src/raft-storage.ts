@@ -1,6 +1,7 @@
-// The durable Raft log: hard state, entries and the latest snapshot in one LevelDB data
-// directory. Writes are group commits (one synced batch per call, one call at a time); reads
-// are synchronous, served from memory (terms, the log tail) or LevelDB's getSync.
+// The durable Raft log: hard state, entries and the latest snapshot's manifest in one LevelDB
+// data directory, the snapshot's data in a database of its own beside them (snapshot-db.ts).
+// Writes are group commits (one synced batch per call, one call at a time); reads are
+// synchronous, served from memory (terms, the log tail) or LevelDB's getSync.
 import { readdir } from "node:fs/promises";
 import { ClassicLevel, type Snapshot as LevelSnapshot } from "classic-level";
 import {
@@ -45,14 +46,17 @@ import {
   snapshotChunkOf,
   snapshotManifestKey,
 } from "./record-keys.ts";
-import { readSnapshotData, snapshotChunkCount, snapshotChunkDels, snapshotChunkPuts, snapshotManifestPut } from "./snapshot-records.ts";
+import { SnapshotDb } from "./snapshot-db.ts";
+import { readSnapshotData, snapshotChunkDels, snapshotManifestPut } from "./snapshot-records.ts";
 import { TailCache } from "./tail-cache.ts";
 import { TermRuns } from "./term-runs.ts";
 
 /** The on-disk layout this code writes and reads. Bump it with any change to record-keys/codec. */
-export const STORAGE_FORMAT_VERSION = 2;
-/** Format 1 differs only in where the hard state and the log end are kept; open() moves them. */
+export const STORAGE_FORMAT_VERSION = 3;
+/** Format 1 differs from 2 only in where the hard state and the log end are kept; open() moves them. */
 const FORMAT_WITH_LEGACY_KEYS = 1;
+/** Format 2 differs from 3 only in keeping the snapshot's chunks in the log's database; open() moves them. */
+const FORMAT_WITH_CHUNKS_IN_LOG = 2;
 /**
  * LevelDB's memtable: a larger one writes fewer, larger level-0 tables and so compacts less
  * often (about a third less CPU per appended KiB here than LevelDB's 4 MiB default). LevelDB
@@ -70,11 +74,6 @@ export const LOG_MAX_OPEN_FILES = 100;
 export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Entries kept below a new snapshot so a follower slightly behind catches up from the log. */
 export const DEFAULT_SNAPSHOT_KEEP_ENTRIES = 5000;
-/**
- * Bytes of snapshot chunks per synced write when a snapshot is stored. The log's saves wait for
- * each such write (about 4 ms per MiB synced here), so a group is kept to one default chunk.
- */
-const SNAPSHOT_WRITE_GROUP_BYTES = 1024 * 1024;
 /**
  * Entries carrying at least this many bytes are encoded, and handed to LevelDB, each in an
  * event-loop turn of its own: copying and checksumming 16 MiB, then LevelDB's copy of it into
@@ -149,6 +148,8 @@ interface LoadedState {
   manifest: SnapshotManifest;
   /** The latest snapshot's data, read and verified at open; null without a snapshot. */
   snapshotData: Uint8Array | null;
+  /** The latest snapshot's database; null without a snapshot. */
+  snapshotDb: SnapshotDb | null;
   lastIndex: number;
   terms: TermRuns;
   cache: TailCache;
@@ -175,6 +176,10 @@ export class RaftStorage implements LogStorage {
    * the state restored from it), so that sending it again does not read and verify it again.
    */
   private snapshotData: { index: number; data: WeakRef<Uint8Array> } | null = null;
+  /** The database of the snapshot the manifest names; null while there is none. */
+  private snapshotDb: SnapshotDb | null;
+  /** Settles when the snapshot database being written, if any, is; one is written at a time. */
+  private snapshotWrites: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly db: Database,
@@ -188,6 +193,7 @@ export class RaftStorage implements LogStorage {
     this.last = loaded.lastIndex;
     this.terms = loaded.terms;
     this.cache = loaded.cache;
+    this.snapshotDb = loaded.snapshotDb;
     if (loaded.snapshotData !== null) this.rememberSnapshotData(loaded.manifest.meta.index, loaded.snapshotData);
   }
 
@@ -226,7 +232,7 @@ export class RaftStorage implements LogStorage {
       // Tables holding nothing but entries below the log's start are not read: LevelDB has yet
       // to compact away those deleted entries, and a log's tables are mostly such garbage.
       if (verifyFiles) await checkDataFiles(dir, "table", await tablesToCheck(db, dir, tablesBefore));
-      const loaded = await load(db, dir, cache);
+      const loaded = await load(db, dir, cache, verifyFiles, chunkBytes);
       return new RaftStorage(db, dir, chunkBytes, loaded);
     } catch (error) {
       let failure = databaseError(dir, "open", error);
@@ -285,7 +291,9 @@ export class RaftStorage implements LogStorage {
     if (meta.index === 0) return { meta: copy, data: new Uint8Array(0) };
     const held = this.snapshotData?.index === meta.index ? this.snapshotData.data.deref() : undefined;
     if (held !== undefined) return { meta: copy, data: held };
-    const data = readSnapshotData(this.manifest, (key) => this.read(key), this.dir);
+    const snapshotDb = this.snapshotDb;
+    if (snapshotDb === null || snapshotDb.index !== meta.index) throw new Error(`storage invariant: no database open for snapshot ${meta.index} in ${this.dir}`);
+    const data = readSnapshotData(this.manifest, (key) => snapshotDb.read(key), this.dir);
     this.rememberSnapshotData(meta.index, data);
     return { meta: copy, data };
   }
@@ -313,41 +321,56 @@ export class RaftStorage implements LogStorage {
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array, keepEntries = DEFAULT_SNAPSHOT_KEEP_ENTRIES): Promise<Snapshot> {
     // Checked behind the writes already queued: one of them may be the commit index it needs.
     await this.enqueue(async () => this.checkSnapshotAt(index, keepEntries));
-    // The chunks go first, a group per synced write, so that saves queued meanwhile go between
-    // them instead of waiting for the whole snapshot; the manifest switches to it at the end.
-    let stored: { snapshot: Snapshot; from: number; through: number };
+    // The data goes to a database of its own, beside the saves queued meanwhile; the manifest,
+    // in the log's database, switches to it once it is durable.
+    const written = await this.writeSnapshotDb(index, data);
+    let stored: { snapshot: Snapshot; from: number; through: number; previous: SnapshotDb | null };
     try {
-      for (const writeGroup of this.chunkGroupWrites(index, data)) await this.enqueue(writeGroup);
       stored = await this.enqueue(async () => {
         this.checkSnapshotAt(index, keepEntries);
         const snapshot: Snapshot = { meta: { index, term: this.term(index), confState: copyConfState(confState) }, data };
         const ops: BatchOp[] = [];
-        snapshotChunkDels(this.manifest.meta.index, this.manifest.chunkCount, ops);
         const manifest = snapshotManifestPut(snapshot, this.chunkBytes, ops);
         const compactTo = Math.max(this.anchor.index, index - keepEntries);
         const anchor = compactTo > this.anchor.index ? { index: compactTo, term: this.term(compactTo) } : null;
         if (anchor !== null) ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
         const previousAnchor = this.anchor.index;
-        await this.commit(ops, true, () => {
+        const previous = this.snapshotDb;
+        await this.commit(ops, false, () => {
           this.manifest = manifest;
+          this.snapshotDb = written;
           this.rememberSnapshotData(index, data);
           if (anchor !== null) this.moveAnchor(anchor);
         });
-        return { snapshot, from: previousAnchor, through: this.anchor.index };
+        return { snapshot, from: previousAnchor, through: this.anchor.index, previous };
       });
     } catch (error) {
-      // Chunks of a snapshot that was not stored are not kept (the next open removes any left).
-      if (this.failure === null && !this.closed && this.manifest.meta.index !== index) {
-        await this.enqueue(async () => {
-          const ops: BatchOp[] = [];
-          snapshotChunkDels(index, snapshotChunkCount(data, this.chunkBytes), ops);
-          await writeOps(this.db, ops, false);
-        }).catch(() => undefined);
-      }
+      // The data of a snapshot that was not stored is not kept (the next open removes any left).
+      if (this.snapshotDb !== written) await written.remove().catch(() => undefined);
       throw error;
     }
+    await stored.previous?.remove().catch(() => undefined);
     await this.dropCompacted(stored.from, stored.through);
     return stored.snapshot;
+  }
+
+  /**
+   * Writes snapshot data at `index` to a database of its own, one such write at a time; the
+   * index must still be newer than the stored snapshot's when its turn comes.
+   */
+  private writeSnapshotDb(index: number, data: Uint8Array): Promise<SnapshotDb> {
+    const run = this.snapshotWrites.then(async () => {
+      if (this.closed) throw new StorageFailedError(this.dir, "storage is closed");
+      if (this.failure !== null) throw this.failure;
+      if (index <= this.manifest.meta.index) throw this.contract(`snapshot at ${index} is not newer than the stored one at ${this.manifest.meta.index}`);
+      try {
+        return await SnapshotDb.write(this.dir, index, data, this.chunkBytes);
+      } catch (error) {
+        throw this.fail("writing a snapshot", error);
+      }
+    });
+    this.snapshotWrites = run.catch(() => undefined);
+    return run;
   }
 
   /** Throws StorageContractError unless a snapshot at `index` may be stored now. */
@@ -383,6 +406,8 @@ export class RaftStorage implements LogStorage {
     if (this.closed) return;
     this.closed = true;
     await this.writeTail;
+    await this.snapshotWrites;
+    await this.snapshotDb?.close();
     await this.db.close();
   }
 
@@ -409,8 +434,7 @@ export class RaftStorage implements LogStorage {
         for (let index = meta.index + 1; index <= this.last; index++) ops.push({ type: "del", key: entryKey(index) });
         last = meta.index;
       }
-      snapshotChunkDels(this.manifest.meta.index, this.manifest.chunkCount, ops);
-      // Its chunks are written first, below; the manifest in this batch makes them the snapshot.
+      // Its data is written first, below; the manifest in this batch makes it the snapshot.
       manifest = snapshotManifestPut(snapshot, this.chunkBytes, ops);
       anchor = { index: meta.index, term: meta.term };
       ops.push({ type: "put", key: logAnchorKey, value: encodeLogAnchor(logAnchorKey, anchor) });
@@ -439,32 +463,36 @@ export class RaftStorage implements LogStorage {
     }
 
     if (ops.length === 0) return;
-    if (snapshot !== null) {
-      // A group of chunks per synced write, like a snapshot taken here: one batch of all of it
-      // would hold the snapshot again in LevelDB's batch and memtable, hundreds of MB at once.
-      for (const writeGroup of this.chunkGroupWrites(snapshot.meta.index, snapshot.data)) await writeGroup();
-    }
+    const written = snapshot === null ? null : await this.writeSnapshotDb(snapshot.meta.index, snapshot.data);
+    const previousSnapshotDb = this.snapshotDb;
     const previousAnchor = this.anchor.index;
     if (large) await nextTurn();
-    await this.commit(ops, needsReadView, () => {
-      if (snapshot !== null) {
-        if (!snapshotKeepsLog) {
-          this.terms.clear();
-          this.cache.clear();
+    try {
+      await this.commit(ops, needsReadView, () => {
+        if (snapshot !== null) {
+          if (!snapshotKeepsLog) {
+            this.terms.clear();
+            this.cache.clear();
+          }
+          this.manifest = manifest;
+          this.snapshotDb = written;
+          this.rememberSnapshotData(snapshot.meta.index, snapshot.data);
+          this.moveAnchor(anchor);
+          if (!snapshotKeepsLog) this.last = anchor.index;
         }
-        this.manifest = manifest;
-        this.rememberSnapshotData(snapshot.meta.index, snapshot.data);
-        this.moveAnchor(anchor);
-        if (!snapshotKeepsLog) this.last = anchor.index;
-      }
-      if (firstNew !== undefined && lastNew !== undefined) {
-        this.terms.truncateFrom(firstNew);
-        for (const entry of entries) this.terms.append(entry.index, entry.term);
-        this.cache.append(entries);
-        this.last = lastNew;
-      }
-      if (hardState !== null) this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
-    });
+        if (firstNew !== undefined && lastNew !== undefined) {
+          this.terms.truncateFrom(firstNew);
+          for (const entry of entries) this.terms.append(entry.index, entry.term);
+          this.cache.append(entries);
+          this.last = lastNew;
+        }
+        if (hardState !== null) this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
+      });
+    } catch (error) {
+      if (written !== null && this.snapshotDb !== written) await written.remove().catch(() => undefined);
+      throw error;
+    }
+    if (written !== null) await previousSnapshotDb?.remove().catch(() => undefined);
     // Queued behind this save, not awaited by it (it runs inside the queue).
     this.dropCompacted(previousAnchor, this.anchor.index).catch(() => undefined);
   }
@@ -500,24 +528,6 @@ export class RaftStorage implements LogStorage {
       throw this.contract(`hard state changes its vote in term ${current.term} from ${current.vote} to ${next.vote}`);
     }
     if (next.commit > last) throw this.contract(`hard state commit ${next.commit} is beyond the log's last index ${last}`);
-  }
-
-  /**
-   * One synced write per group of about SNAPSHOT_WRITE_GROUP_BYTES of a snapshot's chunks, to run
-   * in order; no manifest names the chunks yet.
-   */
-  private chunkGroupWrites(index: number, data: Uint8Array): (() => Promise<void>)[] {
-    const chunkCount = snapshotChunkCount(data, this.chunkBytes);
-    const groupChunks = Math.max(1, Math.floor(SNAPSHOT_WRITE_GROUP_BYTES / this.chunkBytes));
-    const writes: (() => Promise<void>)[] = [];
-    for (let from = 0; from < chunkCount; from += groupChunks) {
-      writes.push(async () => {
-        const ops: BatchOp[] = [];
-        snapshotChunkPuts(index, data, this.chunkBytes, from, Math.min(chunkCount, from + groupChunks), ops);
-        await this.commit(ops, false, () => undefined);
-      });
-    }
-    return writes;
   }
 
   /** One synced batch; `apply` updates the in-memory state only once the batch is durable. */
@@ -615,16 +625,20 @@ export class RaftStorage implements LogStorage {
   }
 }
 
-async function load(db: Database, dir: string, cache: TailCache): Promise<LoadedState> {
+async function load(db: Database, dir: string, cache: TailCache, verifyFiles: boolean, chunkBytes: number): Promise<LoadedState> {
   const format = db.getSync(formatKey);
+  let version = STORAGE_FORMAT_VERSION;
   if (format === undefined) {
     const anyKey = await db.keys({ limit: 1 }).all();
     if (anyKey.length > 0) throw new CorruptionError("format record", dir, "missing from a non-empty data directory");
     await writeOps(db, [{ type: "put", key: formatKey, value: encodeFormatVersion(formatKey, STORAGE_FORMAT_VERSION) }], true);
   } else {
-    const version = decodeFormatVersion(formatKey, format, dir);
-    if (version === FORMAT_WITH_LEGACY_KEYS) await moveLegacyRecords(db, dir);
-    else if (version !== STORAGE_FORMAT_VERSION) throw new UnsupportedFormatError(dir, version, STORAGE_FORMAT_VERSION);
+    version = decodeFormatVersion(formatKey, format, dir);
+    if (version === FORMAT_WITH_LEGACY_KEYS) {
+      await moveLegacyRecords(db, dir);
+      version = FORMAT_WITH_CHUNKS_IN_LOG;
+    }
+    if (version !== FORMAT_WITH_CHUNKS_IN_LOG && version !== STORAGE_FORMAT_VERSION) throw new UnsupportedFormatError(dir, version, STORAGE_FORMAT_VERSION);
   }
 
   const hardStateValue = db.getSync(hardStateKey);
@@ -632,12 +646,47 @@ async function load(db: Database, dir: string, cache: TailCache): Promise<Loaded
   const anchorValue = db.getSync(logAnchorKey);
   const anchor = anchorValue === undefined ? { index: 0, term: 0 } : decodeLogAnchor(logAnchorKey, anchorValue, dir);
   const manifestValue = db.getSync(snapshotManifestKey);
-  const manifest = manifestValue === undefined ? EMPTY_MANIFEST : decodeSnapshotManifest(snapshotManifestKey, manifestValue, dir);
+  let manifest = manifestValue === undefined ? EMPTY_MANIFEST : decodeSnapshotManifest(snapshotManifestKey, manifestValue, dir);
   if (manifest.meta.index < anchor.index) {
     throw new CorruptionError("log anchor", dir, `compacted through ${anchor.index}, past the latest snapshot at ${manifest.meta.index}`);
   }
-  const snapshotData = manifest.meta.index > 0 ? readSnapshotData(manifest, (key) => db.getSync(key), dir) : null;
-  await checkOtherRecords(db, dir, manifest);
+  let snapshotData: Uint8Array | null = null;
+  let snapshotDb: SnapshotDb | null = null;
+  if (version === FORMAT_WITH_CHUNKS_IN_LOG) {
+    // Format 2 to 3: the snapshot's chunks move to a database of their own, then one synced batch
+    // deletes them from the log's and records the new format. A crash between leaves format 2.
+    const ops: BatchOp[] = [];
+    snapshotChunkDels(manifest.meta.index, manifest.chunkCount, ops);
+    if (manifest.meta.index > 0) {
+      snapshotData = readSnapshotData(manifest, (key) => db.getSync(key), dir);
+      snapshotDb = await SnapshotDb.write(dir, manifest.meta.index, snapshotData, chunkBytes);
+      // Cut into this storage's chunk size, which may differ from the one it was stored with.
+      manifest = snapshotManifestPut({ meta: manifest.meta, data: snapshotData }, chunkBytes, ops);
+    }
+    ops.push({ type: "put", key: formatKey, value: encodeFormatVersion(formatKey, STORAGE_FORMAT_VERSION) });
+    await writeOps(db, ops, true);
+  } else if (manifest.meta.index > 0) {
+    snapshotDb = await SnapshotDb.open(dir, manifest.meta.index, verifyFiles);
+    const opened = snapshotDb;
+    try {
+      snapshotData = readSnapshotData(manifest, (key) => opened.read(key), dir);
+    } catch (error) {
+      await opened.close().catch(() => undefined);
+      throw error;
+    }
+  }
+  try {
+    await SnapshotDb.removeOthers(dir, manifest.meta.index);
+    await checkOtherRecords(db, dir);
+    return { ...(await loadLog(db, dir, cache, hardState, anchor)), manifest, snapshotData, snapshotDb };
+  } catch (error) {
+    await snapshotDb?.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The entries after the anchor, read and checked: their terms, the tail cached, the last index. */
+async function loadLog(db: Database, dir: string, cache: TailCache, hardState: HardState, anchor: LogAnchor): Promise<{ hardState: HardState; anchor: LogAnchor; lastIndex: number; terms: TermRuns; cache: TailCache }> {
 
   // Entries at or below the anchor are leftovers of a compaction cut short by a crash.
   if (anchor.index > 0) await db.clear({ gte: entryKey(0), lte: entryKey(anchor.index) });
@@ -673,7 +722,7 @@ async function load(db: Database, dir: string, cache: TailCache): Promise<Loaded
   if (hardState.commit > last) {
     throw new CorruptionError("hard state", dir, `commit ${hardState.commit} is beyond the log's last index ${last}`);
   }
-  return { hardState, anchor, manifest, snapshotData, lastIndex: last, terms, cache };
+  return { hardState, anchor, lastIndex: last, terms, cache };
 }
 
 /** Format 1 to 2: the hard state and the log end move behind the entries, in one synced batch. */
@@ -693,12 +742,11 @@ async function moveLegacyRecords(db: Database, dir: string): Promise<void> {
 }
 
 /** Every record outside the entry range is one this code writes: anything else is damage. */
-async function checkOtherRecords(db: Database, dir: string, manifest: SnapshotManifest): Promise<void> {
+async function checkOtherRecords(db: Database, dir: string): Promise<void> {
   const singletons = new Set<number>([RecordKind.Format, RecordKind.LogAnchor, RecordKind.SnapshotManifest]);
   const after = new Set<number>([RecordKind.HardState, RecordKind.LogEnd]);
   const stray = (key: Uint8Array) => new CorruptionError(`record ${Buffer.from(key).toString("hex")}`, dir, "a key this format never writes");
-  // Chunks of a snapshot that no manifest names were written for a snapshot that was not stored
-  // (its chunks go before its manifest, taken here or received): they are removed.
+  // Snapshot chunks are kept in databases of their own since format 3; any left here are removed.
   const leftovers: BatchOp[] = [];
   // Bounded without a limit of its own: the first key that is not one of these ends the scan.
   const below = db.keys({ lt: entryKey(0) });
@@ -709,12 +757,10 @@ async function checkOtherRecords(db: Database, dir: string, manifest: SnapshotMa
       for (const key of keys) {
         const kind = key[0] ?? 0;
         if (key.length === 1 && singletons.has(kind)) continue;
-        const chunk = snapshotChunkOf(key);
-        if (chunk !== undefined && chunk.snapshotIndex !== manifest.meta.index) {
+        if (snapshotChunkOf(key) !== undefined) {
           leftovers.push({ type: "del", key });
           continue;
         }
-        if (chunk !== undefined && chunk.chunk < manifest.chunkCount) continue;
         throw stray(key);
       }
     }

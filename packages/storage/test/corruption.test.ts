@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CorruptionError, RaftStorage, STORAGE_FORMAT_VERSION, StorageFailedError, UnsupportedFormatError } from "../src/index.ts";
 import { encodeFormatVersion } from "../src/record-codec.ts";
 import { entryKey, formatKey, hardStateKey, snapshotChunkKey } from "../src/record-keys.ts";
+import { SNAPSHOTS_DIR } from "../src/snapshot-db.ts";
 import { isIntact, makeEntries } from "./fixtures/log-entries.ts";
 import { TempDirs } from "./fixtures/temp-data-dir.ts";
 
@@ -107,17 +108,26 @@ describe("damaged records", () => {
     await storage.createSnapshot(15, { voters: [1], learners: [] }, new Uint8Array(450).fill(9), 0);
     await storage.close();
 
-    await rewrite(dir, snapshotChunkKey(15, 2), (v) => flipped(v, 50));
+    // The snapshot's chunks are in its own database.
+    const snapshotDir = join(dir, SNAPSHOTS_DIR, "15");
+    await rewrite(snapshotDir, snapshotChunkKey(15, 2), (v) => flipped(v, 50));
     const chunkError = await openError(dir);
     expect(chunkError).toBeInstanceOf(CorruptionError);
     expect((chunkError as CorruptionError).record).toBe("snapshot 15 chunk 2");
 
-    await rewrite(dir, snapshotChunkKey(15, 2), (v) => flipped(v, 50));
+    await rewrite(snapshotDir, snapshotChunkKey(15, 2), (v) => flipped(v, 50));
     expect(await openError(dir)).toBeNull();
     await rewrite(dir, hardStateKey, (v) => flipped(v, 5));
     const hardStateError = await openError(dir);
     expect(hardStateError).toBeInstanceOf(CorruptionError);
     expect((hardStateError as CorruptionError).record).toBe("hard state");
+    await rewrite(dir, hardStateKey, (v) => flipped(v, 5));
+    expect(await openError(dir)).toBeNull();
+
+    await rm(snapshotDir, { recursive: true });
+    const missingError = await openError(dir);
+    expect(missingError).toBeInstanceOf(CorruptionError);
+    expect((missingError as CorruptionError).message).toMatch(/snapshot 15 .*missing although the snapshot manifest names it/);
   });
 });
 
