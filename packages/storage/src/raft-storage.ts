@@ -21,18 +21,23 @@ import {
   decodeEntry,
   decodeFormatVersion,
   decodeHardState,
+  decodeIndexRecord,
   decodeLogAnchor,
   decodeLogEnd,
   decodeSnapshotManifest,
   encodeFormatVersion,
   encodeHardState,
+  encodeIndexRecord,
   encodeLogAnchor,
   encodeLogEnd,
+  frame,
   type LogAnchor,
   pushEntryPuts,
   type SnapshotManifest,
 } from "./record-codec.ts";
 import {
+  droppedThroughKey,
+  entriesStartKey,
   entryIndexOf,
   entryKey,
   entryKeysEnd,
@@ -573,6 +578,8 @@ export class RaftStorage implements LogStorage {
             // clear reads every value it deletes, and the tables it reads stay mapped).
             const ops: BatchOp[] = [];
             for (let i = lo + 1; i <= hi; i++) ops.push({ type: "del", key: entryKey(i) });
+            // In the same batch: the next open deletes what is left after it, without reading.
+            ops.push({ type: "put", key: droppedThroughKey, value: encodeIndexRecord(droppedThroughKey, hi) });
             await writeOps(this.db, ops, false);
           } catch (error) {
             throw this.fail("dropping compacted entries", error);
@@ -689,7 +696,7 @@ async function load(db: Database, dir: string, cache: TailCache, verifyFiles: bo
 async function loadLog(db: Database, dir: string, cache: TailCache, hardState: HardState, anchor: LogAnchor): Promise<{ hardState: HardState; anchor: LogAnchor; lastIndex: number; terms: TermRuns; cache: TailCache }> {
 
   // Entries at or below the anchor are leftovers of a compaction cut short by a crash.
-  if (anchor.index > 0) await db.clear({ gte: entryKey(0), lte: entryKey(anchor.index) });
+  if (anchor.index > 0) await dropLeftovers(db, dir, anchor.index);
 
   const terms = new TermRuns();
   let last = anchor.index;
@@ -725,6 +732,29 @@ async function loadLog(db: Database, dir: string, cache: TailCache, hardState: H
   return { hardState, anchor, lastIndex: last, terms, cache };
 }
 
+/**
+ * Deletes the entries at or below the anchor that the last compaction did not get to: those after
+ * the dropped-through record, a delete per index, without reading them. LevelDB's range clear
+ * would read its way through every deleted entry not yet compacted away.
+ */
+async function dropLeftovers(db: Database, dir: string, anchorIndex: number): Promise<void> {
+  const value = db.getSync(droppedThroughKey);
+  if (value === undefined) {
+    // Written before the record existed: the whole range, once.
+    await db.clear({ gte: entryKey(0), lte: entryKey(anchorIndex) });
+  } else {
+    const dropped = decodeIndexRecord(droppedThroughKey, value, "dropped-through record", dir);
+    if (dropped >= anchorIndex) return;
+    for (let lo = dropped; lo < anchorIndex; lo += DROP_ENTRIES_PER_WRITE * 16) {
+      const hi = Math.min(anchorIndex, lo + DROP_ENTRIES_PER_WRITE * 16);
+      const ops: BatchOp[] = [];
+      for (let i = lo + 1; i <= hi; i++) ops.push({ type: "del", key: entryKey(i) });
+      await writeOps(db, ops, false);
+    }
+  }
+  await writeOps(db, [{ type: "put", key: droppedThroughKey, value: encodeIndexRecord(droppedThroughKey, anchorIndex) }], false);
+}
+
 /** Format 1 to 2: the hard state and the log end move behind the entries, in one synced batch. */
 async function moveLegacyRecords(db: Database, dir: string): Promise<void> {
   const ops: BatchOp[] = [{ type: "put", key: formatKey, value: encodeFormatVersion(formatKey, STORAGE_FORMAT_VERSION) }];
@@ -744,29 +774,34 @@ async function moveLegacyRecords(db: Database, dir: string): Promise<void> {
 /** Every record outside the entry range is one this code writes: anything else is damage. */
 async function checkOtherRecords(db: Database, dir: string): Promise<void> {
   const singletons = new Set<number>([RecordKind.Format, RecordKind.LogAnchor, RecordKind.SnapshotManifest]);
-  const after = new Set<number>([RecordKind.HardState, RecordKind.LogEnd]);
+  const after = new Set<number>([RecordKind.HardState, RecordKind.LogEnd, RecordKind.DroppedThrough]);
   const stray = (key: Uint8Array) => new CorruptionError(`record ${Buffer.from(key).toString("hex")}`, dir, "a key this format never writes");
   // Snapshot chunks are kept in databases of their own since format 3; any left here are removed.
   const leftovers: BatchOp[] = [];
-  // Bounded without a limit of its own: the first key that is not one of these ends the scan.
+  // A key per step, up to the record in front of the entries: LevelDB does not step past it then.
   const below = db.keys({ lt: entryKey(0) });
+  let sentinel = false;
   try {
     for (;;) {
-      const keys = await below.nextv(LOAD_BATCH_ENTRIES);
-      if (keys.length === 0) break;
-      for (const key of keys) {
-        const kind = key[0] ?? 0;
-        if (key.length === 1 && singletons.has(kind)) continue;
-        if (snapshotChunkOf(key) !== undefined) {
-          leftovers.push({ type: "del", key });
-          continue;
-        }
-        throw stray(key);
+      const key = (await below.nextv(1))[0];
+      if (key === undefined) break;
+      const kind = key[0] ?? 0;
+      if (key.length === 1 && kind === RecordKind.EntriesStart) {
+        sentinel = true;
+        break;
       }
+      if (key.length === 1 && singletons.has(kind)) continue;
+      if (snapshotChunkOf(key) !== undefined) {
+        leftovers.push({ type: "del", key });
+        continue;
+      }
+      throw stray(key);
     }
   } finally {
     await below.close();
   }
+  // A directory written before it existed gets it now.
+  if (!sentinel) leftovers.push({ type: "put", key: entriesStartKey, value: frame(entriesStartKey, new Uint8Array(0)) });
   if (leftovers.length > 0) await writeOps(db, leftovers, false);
   // At most the two records behind the entries, and a third key if there is damage.
   const above = await db.keys({ gte: entryKeysEnd, limit: after.size + 1 }).all();

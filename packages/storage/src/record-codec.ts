@@ -183,18 +183,27 @@ export function decodeLogAnchor(key: Uint8Array, value: Uint8Array, dir: string)
  * The last index as of the latest write. LevelDB can lose the tail of a damaged table
  * without an error; comparing the entries found with this record turns that into corruption.
  */
-export function encodeLogEnd(key: Uint8Array, lastIndex: number): Uint8Array {
+/** A record holding one log index (the log end, the end of the deleted entries). */
+export function encodeIndexRecord(key: Uint8Array, index: number): Uint8Array {
   const payload = new Uint8Array(8);
-  new DataView(payload.buffer).setFloat64(0, lastIndex);
+  new DataView(payload.buffer).setFloat64(0, index);
   return frame(key, payload);
 }
 
+export function decodeIndexRecord(key: Uint8Array, value: Uint8Array, record: string, dir: string): number {
+  const payload = unframe(key, value, record, dir);
+  if (payload.length !== 8) throw new CorruptionError(record, dir, `payload is ${payload.length} bytes, expected 8`);
+  const index = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getFloat64(0);
+  if (!isCount(index)) throw new CorruptionError(record, dir, `holds index ${index}`);
+  return index;
+}
+
+export function encodeLogEnd(key: Uint8Array, lastIndex: number): Uint8Array {
+  return encodeIndexRecord(key, lastIndex);
+}
+
 export function decodeLogEnd(key: Uint8Array, value: Uint8Array, dir: string): number {
-  const payload = unframe(key, value, "log end", dir);
-  if (payload.length !== 8) throw new CorruptionError("log end", dir, `payload is ${payload.length} bytes, expected 8`);
-  const last = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getFloat64(0);
-  if (!isCount(last)) throw new CorruptionError("log end", dir, `holds index ${last}`);
-  return last;
+  return decodeIndexRecord(key, value, "log end", dir);
 }
 
 export function encodeFormatVersion(key: Uint8Array, version: number): Uint8Array {

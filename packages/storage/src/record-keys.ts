@@ -11,6 +11,12 @@ export const RecordKind = {
   SnapshotChunk: 0x05,
   /** Where format 1 kept the log end. */
   LegacyLogEnd: 0x06,
+  /**
+   * Always there, just in front of the entries (format 3): a scan of the records in front of the
+   * entries stops at it. Without it, LevelDB steps over every deleted entry it has yet to compact
+   * away before it finds the scan's end, gigabytes under a deep queue.
+   */
+  EntriesStart: 0x0f,
   Entry: 0x10,
   /**
    * The two records rewritten by nearly every write sort after every entry: then the key range
@@ -20,6 +26,8 @@ export const RecordKind = {
   HardState: 0x20,
   /** The log's last index, rewritten by every write that moves it. */
   LogEnd: 0x21,
+  /** Every entry up to this index is deleted (written with the last of those deletes). */
+  DroppedThrough: 0x22,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
@@ -30,6 +38,8 @@ export const hardStateKey = Uint8Array.of(RecordKind.HardState);
 export const logAnchorKey = Uint8Array.of(RecordKind.LogAnchor);
 export const snapshotManifestKey = Uint8Array.of(RecordKind.SnapshotManifest);
 export const logEndKey = Uint8Array.of(RecordKind.LogEnd);
+export const entriesStartKey = Uint8Array.of(RecordKind.EntriesStart);
+export const droppedThroughKey = Uint8Array.of(RecordKind.DroppedThrough);
 export const legacyHardStateKey = Uint8Array.of(RecordKind.LegacyHardState);
 export const legacyLogEndKey = Uint8Array.of(RecordKind.LegacyLogEnd);
 /** Just past every entry key: the exclusive upper bound of the entry range. */

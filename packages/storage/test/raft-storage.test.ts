@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CompactedError, EntryType, UnavailableError } from "@raftmq/raft";
 import { RaftStorage, StorageContractError, type StorageOptions } from "../src/index.ts";
 import { DROP_ENTRIES_PER_WRITE, LARGE_WRITE_BYTES } from "../src/raft-storage.ts";
-import { entryIndexOf, snapshotChunkKey, snapshotChunkOf } from "../src/record-keys.ts";
+import { decodeIndexRecord, encodeIndexRecord } from "../src/record-codec.ts";
+import { droppedThroughKey, entryIndexOf, entryKey, snapshotChunkKey, snapshotChunkOf } from "../src/record-keys.ts";
 import { SNAPSHOTS_DIR } from "../src/snapshot-db.ts";
 import { isIntact, makeEntries, makeEntry } from "./fixtures/log-entries.ts";
 import { TempDirs } from "./fixtures/temp-data-dir.ts";
@@ -327,6 +328,31 @@ describe("snapshots and compaction", () => {
     const again = await openStorage({ dir });
     expect(again.firstIndex()).toBe(count + 1);
     await again.close();
+    expect(await entryIndexesOnDisk(dir)).toEqual([]);
+  });
+
+  it("deletes compacted entries left behind after the dropped-through record, and all of them in a directory written before it", async () => {
+    const dir = await temp.make();
+    const { s, count, snapshotDone } = await snapshotDeletingEntries(dir);
+    await snapshotDone;
+    await s.close();
+    const dropped = await withRawDb(dir, async (db) => decodeIndexRecord(droppedThroughKey, (await db.get(droppedThroughKey)) as Uint8Array, "dropped", dir));
+    expect(dropped).toBe(count);
+    // Entries a crash left behind, after the record, and one before it that a compaction in
+    // LevelDB has yet to drop: only those after the record are looked for.
+    const stale = makeEntries(count - 3, count, 1);
+    await withRawDb(dir, async (db) => {
+      for (const e of stale) await db.put(entryKey(e.index), new Uint8Array([1]));
+      await db.put(droppedThroughKey, encodeIndexRecord(droppedThroughKey, count - 2));
+    });
+    const again = await openStorage({ dir });
+    await again.close();
+    expect(await entryIndexesOnDisk(dir)).toEqual([count - 3, count - 2]);
+    // Without the record, the whole compacted range.
+    await withRawDb(dir, (db) => db.del(droppedThroughKey));
+    const third = await openStorage({ dir });
+    expect(third.firstIndex()).toBe(count + 1);
+    await third.close();
     expect(await entryIndexesOnDisk(dir)).toEqual([]);
   });
 

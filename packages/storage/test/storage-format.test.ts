@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decodeFormatVersion, encodeFormatVersion, encodeHardState, encodeLogEnd, frame } from "../src/record-codec.ts";
-import { formatKey, hardStateKey, legacyHardStateKey, legacyLogEndKey, logEndKey, snapshotChunkKey } from "../src/record-keys.ts";
+import { entriesStartKey, formatKey, hardStateKey, legacyHardStateKey, legacyLogEndKey, logEndKey, snapshotChunkKey } from "../src/record-keys.ts";
 import { SNAPSHOTS_DIR } from "../src/snapshot-db.ts";
 import { RaftStorage, STORAGE_FORMAT_VERSION } from "../src/index.ts";
 import { makeEntries } from "./fixtures/log-entries.ts";
@@ -31,6 +31,7 @@ async function downgradeToFormat1(dir: string, hardState: { term: number; vote: 
   await db.batch([
     { type: "del", key: hardStateKey },
     { type: "del", key: logEndKey },
+    { type: "del", key: entriesStartKey },
     { type: "put", key: legacyHardStateKey, value: encodeHardState(legacyHardStateKey, hardState) },
     { type: "put", key: legacyLogEndKey, value: encodeLogEnd(legacyLogEndKey, last) },
     { type: "put", key: formatKey, value: encodeFormatVersion(formatKey, 1) },
@@ -68,7 +69,7 @@ describe("storage format", () => {
     await storage.save({ hardState: { term: 2, vote: 1, commit: 3 }, entries: makeEntries(1, 5, 2), snapshot: null });
     await storage.close();
     expect(STORAGE_FORMAT_VERSION).toBe(3);
-    expect(await rawKeys(dir)).toEqual(["01", "20", "21"]);
+    expect(await rawKeys(dir)).toEqual(["01", "0f", "20", "21"]);
   });
 
   it("moves a format 1 directory to format 2 at open, keeping hard state and log", async () => {
@@ -84,7 +85,7 @@ describe("storage format", () => {
     expect(reopened.lastIndex()).toBe(6);
     await reopened.save({ hardState: { term: 4, vote: 2, commit: 6 }, entries: makeEntries(7, 7, 4), snapshot: null });
     await reopened.close();
-    expect(await rawKeys(dir)).toEqual(["01", "20", "21"]);
+    expect(await rawKeys(dir)).toEqual(["01", "0f", "20", "21"]);
 
     const again = await RaftStorage.open({ dir });
     expect(again.initialState().hardState).toEqual({ term: 4, vote: 2, commit: 6 });
@@ -110,7 +111,7 @@ describe("storage format", () => {
     expect(reopened.lastIndex()).toBe(40);
     await reopened.close();
     expect(await formatOf(dir)).toBe(3);
-    expect(await rawKeys(dir)).toEqual(["01", "03", "04", "20", "21"]);
+    expect(await rawKeys(dir)).toEqual(["01", "03", "04", "0f", "20", "21", "22"]);
     expect(await readdir(join(dir, SNAPSHOTS_DIR))).toEqual(["30"]);
 
     const again = await RaftStorage.open({ dir, snapshotChunkBytes: 128 });
