@@ -181,6 +181,11 @@ export class RaftStorage implements LogStorage {
    * the state restored from it), so that sending it again does not read and verify it again.
    */
   private snapshotData: { index: number; data: WeakRef<Uint8Array> } | null = null;
+  /**
+   * The data read at open, held until snapshot() first hands it out: the node restores its state
+   * from it right after open, and a collection between the two would have it read again.
+   */
+  private openedSnapshotData: Uint8Array | null = null;
   /** The database of the snapshot the manifest names; null while there is none. */
   private snapshotDb: SnapshotDb | null;
   /** Settles when the snapshot database being written, if any, is; one is written at a time. */
@@ -200,6 +205,7 @@ export class RaftStorage implements LogStorage {
     this.cache = loaded.cache;
     this.snapshotDb = loaded.snapshotDb;
     if (loaded.snapshotData !== null) this.rememberSnapshotData(loaded.manifest.meta.index, loaded.snapshotData);
+    this.openedSnapshotData = loaded.snapshotData;
   }
 
   static async open(options: StorageOptions): Promise<RaftStorage> {
@@ -294,6 +300,7 @@ export class RaftStorage implements LogStorage {
     const { meta } = this.manifest;
     const copy = { index: meta.index, term: meta.term, confState: copyConfState(meta.confState) };
     if (meta.index === 0) return { meta: copy, data: new Uint8Array(0) };
+    this.openedSnapshotData = null;
     const held = this.snapshotData?.index === meta.index ? this.snapshotData.data.deref() : undefined;
     if (held !== undefined) return { meta: copy, data: held };
     const snapshotDb = this.snapshotDb;
