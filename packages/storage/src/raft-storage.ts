@@ -300,8 +300,9 @@ export class RaftStorage implements LogStorage {
     const { meta } = this.manifest;
     const copy = { index: meta.index, term: meta.term, confState: copyConfState(meta.confState) };
     if (meta.index === 0) return { meta: copy, data: new Uint8Array(0) };
+    const opened = this.openedSnapshotData;
     this.openedSnapshotData = null;
-    const held = this.snapshotData?.index === meta.index ? this.snapshotData.data.deref() : undefined;
+    const held = this.snapshotData?.index === meta.index ? (opened ?? this.snapshotData.data.deref()) : undefined;
     if (held !== undefined) return { meta: copy, data: held };
     const snapshotDb = this.snapshotDb;
     if (snapshotDb === null || snapshotDb.index !== meta.index) throw new Error(`storage invariant: no database open for snapshot ${meta.index} in ${this.dir}`);
@@ -559,6 +560,7 @@ export class RaftStorage implements LogStorage {
 
   /** Snapshot data handed out is shared: nobody may write into it. */
   private rememberSnapshotData(index: number, data: Uint8Array): void {
+    this.openedSnapshotData = null;
     this.snapshotData = { index, data: new WeakRef(data) };
   }
 
@@ -583,11 +585,7 @@ export class RaftStorage implements LogStorage {
           try {
             // A delete per index, written without reading the entries (LevelDB's own range
             // clear reads every value it deletes, and the tables it reads stay mapped).
-            const ops: BatchOp[] = [];
-            for (let i = lo + 1; i <= hi; i++) ops.push({ type: "del", key: entryKey(i) });
-            // In the same batch: the next open deletes what is left after it, without reading.
-            ops.push({ type: "put", key: droppedThroughKey, value: encodeIndexRecord(droppedThroughKey, hi) });
-            await writeOps(this.db, ops, false);
+            await writeOps(this.db, droppedEntries(lo, hi), false);
           } catch (error) {
             throw this.fail("dropping compacted entries", error);
           }
@@ -692,7 +690,7 @@ async function load(db: Database, dir: string, cache: TailCache, verifyFiles: bo
   try {
     await SnapshotDb.removeOthers(dir, manifest.meta.index);
     await checkOtherRecords(db, dir);
-    return { ...(await loadLog(db, dir, cache, hardState, anchor)), manifest, snapshotData, snapshotDb };
+    return { ...(await loadLog(db, dir, cache, hardState, anchor)), hardState, anchor, manifest, snapshotData, snapshotDb };
   } catch (error) {
     await snapshotDb?.close().catch(() => undefined);
     throw error;
@@ -700,8 +698,7 @@ async function load(db: Database, dir: string, cache: TailCache, verifyFiles: bo
 }
 
 /** The entries after the anchor, read and checked: their terms, the tail cached, the last index. */
-async function loadLog(db: Database, dir: string, cache: TailCache, hardState: HardState, anchor: LogAnchor): Promise<{ hardState: HardState; anchor: LogAnchor; lastIndex: number; terms: TermRuns; cache: TailCache }> {
-
+async function loadLog(db: Database, dir: string, cache: TailCache, hardState: HardState, anchor: LogAnchor): Promise<{ lastIndex: number; terms: TermRuns; cache: TailCache }> {
   // Entries at or below the anchor are leftovers of a compaction cut short by a crash.
   if (anchor.index > 0) await dropLeftovers(db, dir, anchor.index);
 
@@ -736,7 +733,7 @@ async function loadLog(db: Database, dir: string, cache: TailCache, hardState: H
   if (hardState.commit > last) {
     throw new CorruptionError("hard state", dir, `commit ${hardState.commit} is beyond the log's last index ${last}`);
   }
-  return { hardState, anchor, lastIndex: last, terms, cache };
+  return { lastIndex: last, terms, cache };
 }
 
 /**
@@ -752,14 +749,21 @@ async function dropLeftovers(db: Database, dir: string, anchorIndex: number): Pr
   } else {
     const dropped = decodeIndexRecord(droppedThroughKey, value, "dropped-through record", dir);
     if (dropped >= anchorIndex) return;
-    for (let lo = dropped; lo < anchorIndex; lo += DROP_ENTRIES_PER_WRITE * 16) {
-      const hi = Math.min(anchorIndex, lo + DROP_ENTRIES_PER_WRITE * 16);
-      const ops: BatchOp[] = [];
-      for (let i = lo + 1; i <= hi; i++) ops.push({ type: "del", key: entryKey(i) });
-      await writeOps(db, ops, false);
-    }
+    for (let lo = dropped; lo < anchorIndex; lo += DROP_ENTRIES_PER_WRITE * 16) await writeOps(db, droppedEntries(lo, Math.min(anchorIndex, lo + DROP_ENTRIES_PER_WRITE * 16)), false);
+    return;
   }
   await writeOps(db, [{ type: "put", key: droppedThroughKey, value: encodeIndexRecord(droppedThroughKey, anchorIndex) }], false);
+}
+
+/**
+ * Deletes of the entries in (from, through], written without reading them, and the
+ * dropped-through record in the same batch: the next open deletes only what is left after it.
+ */
+function droppedEntries(from: number, through: number): BatchOp[] {
+  const ops: BatchOp[] = [];
+  for (let i = from + 1; i <= through; i++) ops.push({ type: "del", key: entryKey(i) });
+  ops.push({ type: "put", key: droppedThroughKey, value: encodeIndexRecord(droppedThroughKey, through) });
+  return ops;
 }
 
 /** Format 1 to 2: the hard state and the log end move behind the entries, in one synced batch. */
