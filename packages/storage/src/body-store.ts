@@ -308,13 +308,17 @@ export class BodyStore {
       );
     }
     const done = Promise.all(tasks).then(() => undefined);
-    if (to - from >= COMPACT_MIN_KEYS) void done.then(() => this.compact(from, to)).catch(() => undefined);
+    if (to - from >= COMPACT_MIN_KEYS) void this.compact(done, from, to).catch(() => undefined);
     return done;
   }
 
-  /** Compacts [from, to) after the ranges queued before it; one compaction runs at a time. */
-  private compact(from: number, to: number): Promise<void> {
-    const run = this.compacting.then(async () => {
+  /**
+   * Compacts [from, to) once `deleted` resolves and the ranges queued before it are compacted;
+   * one compaction runs at a time. It is queued at once, so that whenCompacted() and close()
+   * wait for it even while its deletes are still being written.
+   */
+  private compact(deleted: Promise<void>, from: number, to: number): Promise<void> {
+    const run = Promise.all([this.compacting, deleted]).then(async () => {
       if (this.failure !== null || this.db.status !== "open") return;
       await this.db.compactRange(bodyKeyBytes(from), bodyKeyBytes(to));
       this.compactions++;
