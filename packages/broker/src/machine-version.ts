@@ -8,7 +8,7 @@
  * command (a new rule, a changed default or bound) goes under a new version, and apply branches on
  * the version in force until the old one is no longer supported.
  */
-export const MACHINE_VERSION = 6;
+export const MACHINE_VERSION = 7;
 
 // What each version applies:
 //   1  exchanges, queues, bindings, consumers, idempotent producers, cluster settings.
@@ -20,6 +20,9 @@ export const MACHINE_VERSION = 6;
 //      OUTCOME_UNKNOWN instead of enqueuing (ignored under 4).
 //   6  Bind/Unbind.destination_exchange: exchange-to-exchange bindings, routed recursively
 //      (version-gate.ts refuses them under 5; older code would ignore the field).
+//   7  Snapshots write the ready messages never taken as columns (snapshot.ts); apply answers
+//      every command as under 6. Older code would skip the columns: it refuses the snapshot by
+//      its version instead.
 
 /** The version of a state that never applied SetClusterSettings, and of snapshots written before versions. */
 export const INITIAL_MACHINE_VERSION = 1;

@@ -1,7 +1,7 @@
-// The `ready_runs` of a snapshot piece, written straight to wire bytes: a queue of millions of
-// messages is encoded without an object per message. The bytes are exactly those protobufjs
-// writes for the same SnapshotReadyRun messages (fields in number order, zero values left out),
-// so a piece is the BrokerSnapshot { messages, ready_runs } it always was.
+// The `ready_runs` and `ready_columns` of a snapshot piece, written straight to wire bytes: a
+// queue of millions of messages is encoded without an object per message. The bytes are exactly
+// those protobufjs writes for the same SnapshotReadyRun and SnapshotReadyColumns messages (fields
+// in number order, zero values and empty columns left out), so a piece is a BrokerSnapshot.
 
 /** BrokerSnapshot.ready_runs (field 13), SnapshotReadyRun.queue (1) and .ready (2). */
 const READY_RUNS_TAG = (13 << 3) | 2;
@@ -15,6 +15,32 @@ const DELIVERY_COUNT_TAG = (4 << 3) | 0;
 const REDELIVERED_TAG = (5 << 3) | 0;
 const BODY_KEY_TAG = (6 << 3) | 0;
 const BODY_SIZE_TAG = (7 << 3) | 0;
+/** BrokerSnapshot.ready_columns (field 21): its tag is two bytes of varint. */
+const READY_COLUMNS_TAG = (21 << 3) | 2;
+/** SnapshotReadyColumns.queue (1), .count (2), then the columns (3 to 7) in this order. */
+const COLUMNS_QUEUE_TAG = (1 << 3) | 0;
+const COLUMNS_COUNT_TAG = (2 << 3) | 0;
+const COLUMN_TAGS = [(3 << 3) | 2, (4 << 3) | 2, (5 << 3) | 2, (6 << 3) | 2, (7 << 3) | 2] as const;
+/**
+ * Values a column holds: below 2^52, so a delta's zigzag code stays a safe integer. A message
+ * with a larger number (none the broker hands out in practice) is written as a run's message.
+ */
+const COLUMN_VALUE_LIMIT = 2 ** 52;
+/** The most messages a column block may hold: a bound for the reader's buffers. */
+export const MAX_COLUMN_BLOCK = 1 << 20;
+
+/** Whether a ready message's numbers fit in a column block. */
+export function fitsColumns(id: number, expiresAt: number, bodyKey: number): boolean {
+  return id < COLUMN_VALUE_LIMIT && expiresAt < COLUMN_VALUE_LIMIT && bodyKey < COLUMN_VALUE_LIMIT;
+}
+
+function zigzag(d: number): number {
+  return d >= 0 ? d * 2 : -d * 2 - 1;
+}
+
+function unzigzag(z: number): number {
+  return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+}
 
 /** Bytes of `v` (a non-negative safe integer) as a varint. */
 function varintSize(v: number): number {
@@ -32,15 +58,83 @@ function fieldSize(v: number): number {
   return v === 0 ? 0 : 1 + varintSize(v);
 }
 
+/** One column of a block being written: its (zigzag delta, repeat) pairs so far and the open pair. */
+class ColumnEncoder {
+  private buf = new Uint8Array(256);
+  private at = 0;
+  private last = 0;
+  private delta = 0;
+  private repeat = 0;
+  private nonZero = false;
+
+  push(v: number): void {
+    const d = v - this.last;
+    this.last = v;
+    if (v !== 0) this.nonZero = true;
+    if (this.repeat > 0 && d === this.delta) {
+      this.repeat++;
+      return;
+    }
+    this.closePair();
+    this.delta = d;
+    this.repeat = 1;
+  }
+
+  /** The column's bytes (empty when every value was 0), and a fresh start for the next block. */
+  take(): Uint8Array {
+    this.closePair();
+    const out = this.nonZero ? this.buf.subarray(0, this.at) : new Uint8Array(0);
+    this.at = 0;
+    this.last = 0;
+    this.repeat = 0;
+    this.nonZero = false;
+    return out;
+  }
+
+  private closePair(): void {
+    if (this.repeat === 0) return;
+    if (this.at + 20 > this.buf.length) {
+      const grown = new Uint8Array(this.buf.length * 2);
+      grown.set(this.buf.subarray(0, this.at));
+      this.buf = grown;
+    }
+    this.at = writeVarint(this.buf, this.at, zigzag(this.delta));
+    this.at = writeVarint(this.buf, this.at, this.repeat);
+    this.repeat = 0;
+  }
+}
+
+function writeVarint(buf: Uint8Array, at: number, v: number): number {
+  while (v >= 0x80000000) {
+    buf[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  while (v >= 0x80) {
+    buf[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[at++] = v;
+  return at;
+}
+
 export class ReadyRunWriter {
   private buf = new Uint8Array(64 * 1024);
   private at = 0;
   /** Where the open run's body starts (its tag and length are written when it ends). */
   private runStart = -1;
+  /** The open column block's queue and count; -1 when none is open. */
+  private columnsQueue = -1;
+  private columnsCount = 0;
+  private readonly ids = new ColumnEncoder();
+  private readonly refs = new ColumnEncoder();
+  private readonly expires = new ColumnEncoder();
+  private readonly bodyKeys = new ColumnEncoder();
+  private readonly bodySizes = new ColumnEncoder();
 
   /** Starts a run of messages of the queue at `queue` in the first piece's list. */
   startRun(queue: number): void {
     this.endRun();
+    this.endColumns();
     this.runStart = this.at;
     // The run's tag and length go before its body once its length is known: room for both.
     this.ensure(16);
@@ -68,9 +162,31 @@ export class ReadyRunWriter {
     if (bodySize !== 0) this.field(BODY_SIZE_TAG, bodySize);
   }
 
-  /** The runs written since the last take, as the bytes of their `ready_runs` fields. */
+  /**
+   * Starts a block of ready messages never taken of the queue at `queue`, written as columns
+   * (SnapshotReadyColumns); `column` adds to it. Ends the open run or block.
+   */
+  startColumns(queue: number): void {
+    this.endRun();
+    this.endColumns();
+    this.columnsQueue = queue;
+    this.columnsCount = 0;
+  }
+
+  /** A message of the open column block; its numbers must fit (fitsColumns). */
+  column(id: number, messageRef: number, expiresAt: number, bodyKey: number, bodySize: number): void {
+    this.ids.push(id);
+    this.refs.push(messageRef);
+    this.expires.push(expiresAt);
+    this.bodyKeys.push(bodyKey);
+    this.bodySizes.push(bodySize);
+    this.columnsCount++;
+  }
+
+  /** The runs and blocks written since the last take, as the bytes of their fields. */
   take(): Uint8Array {
     this.endRun();
+    this.endColumns();
     const out = this.buf.slice(0, this.at);
     this.at = 0;
     return out;
@@ -91,6 +207,31 @@ export class ReadyRunWriter {
     this.runStart = -1;
   }
 
+  private endColumns(): void {
+    if (this.columnsQueue < 0) return;
+    const queue = this.columnsQueue;
+    const count = this.columnsCount;
+    this.columnsQueue = -1;
+    if (count === 0) return;
+    // In field order, as COLUMN_TAGS.
+    const bytes = [this.ids.take(), this.refs.take(), this.expires.take(), this.bodyKeys.take(), this.bodySizes.take()];
+    let size = fieldSize(queue) + fieldSize(count);
+    for (const b of bytes) if (b.length > 0) size += 1 + varintSize(b.length) + b.length;
+    this.ensure(2 + varintSize(size) + size);
+    this.varint(READY_COLUMNS_TAG);
+    this.varint(size);
+    if (queue !== 0) this.field(COLUMNS_QUEUE_TAG, queue);
+    this.field(COLUMNS_COUNT_TAG, count);
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i] as Uint8Array;
+      if (b.length === 0) continue;
+      this.byte(COLUMN_TAGS[i] as number);
+      this.varint(b.length);
+      this.buf.set(b, this.at);
+      this.at += b.length;
+    }
+  }
+
   private field(tag: number, v: number): void {
     this.buf[this.at++] = tag;
     this.varint(v);
@@ -105,17 +246,7 @@ export class ReadyRunWriter {
   }
 
   private writeVarintAt(at: number, v: number): number {
-    const buf = this.buf;
-    while (v >= 0x80000000) {
-      buf[at++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    while (v >= 0x80) {
-      buf[at++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    buf[at++] = v;
-    return at;
+    return writeVarint(this.buf, at, v);
   }
 
   private ensure(bytes: number): void {
@@ -139,10 +270,26 @@ export interface ReadyFields {
   bodySize: number;
 }
 
-/** What a piece's reader hands on: each head in `messages`, then each queued message of each run. */
+/**
+ * A column block's messages as read: message i is (ids[i], messageRefs[i], ...), for i below the
+ * block's count. The arrays are reused for the next block: read them during the call only.
+ */
+export interface ReadyColumns {
+  readonly ids: Float64Array;
+  readonly messageRefs: Float64Array;
+  readonly expiresAtMs: Float64Array;
+  readonly bodyKeys: Float64Array;
+  readonly bodySizes: Float64Array;
+}
+
+/**
+ * What a piece's reader hands on, in the order written: each head in `messages`, each queued
+ * message of each run, and each block of columns.
+ */
 export interface ReadyPieceSink {
   message(bytes: Uint8Array): void;
   queued(queue: number, fields: Readonly<ReadyFields>): void;
+  columns(queue: number, count: number, columns: ReadyColumns): void;
 }
 
 /**
@@ -155,9 +302,14 @@ export function readReadyPiece(bytes: Uint8Array, sink: ReadyPieceSink): void {
   const run = new WireReader(bytes, 0, 0);
   const message = new WireReader(bytes, 0, 0);
   const fields: ReadyFields = { id: 0, messageRef: 0, expiresAtMs: 0, deliveryCount: 0, redelivered: false, bodyKey: 0, bodySize: 0 };
+  let columns: ColumnReader | null = null;
   while (r.more()) {
     const tag = r.varint();
-    if (tag === ((7 << 3) | 2)) {
+    if (tag === READY_COLUMNS_TAG) {
+      const [from, to] = r.span();
+      columns ??= new ColumnReader(bytes);
+      columns.read(from, to, sink);
+    } else if (tag === ((7 << 3) | 2)) {
       const [from, to] = r.span();
       sink.message(bytes.subarray(from, to));
     } else if (tag === READY_RUNS_TAG) {
@@ -217,6 +369,75 @@ export function readReadyPiece(bytes: Uint8Array, sink: ReadyPieceSink): void {
         sink.queued(queue, fields);
       }
     } else r.skip(tag);
+  }
+}
+
+/** Reads SnapshotReadyColumns blocks into arrays that grow to the largest block read. */
+class ColumnReader {
+  private size = 0;
+  private arrays: Float64Array[] = [];
+  private readonly block: WireReader;
+  private readonly column: WireReader;
+
+  constructor(bytes: Uint8Array) {
+    this.block = new WireReader(bytes, 0, 0);
+    this.column = new WireReader(bytes, 0, 0);
+  }
+
+  read(from: number, to: number, sink: ReadyPieceSink): void {
+    let queue = 0;
+    let count = 0;
+    const spans: [number, number][] = [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ];
+    const b = this.block.reset(from, to);
+    while (b.more()) {
+      const t = b.varint();
+      if (t === COLUMNS_QUEUE_TAG) queue = b.varint();
+      else if (t === COLUMNS_COUNT_TAG) count = b.varint();
+      else {
+        const at = COLUMN_TAGS.indexOf(t as (typeof COLUMN_TAGS)[number]);
+        if (at >= 0) spans[at] = b.span();
+        else b.skip(t);
+      }
+    }
+    if (count > MAX_COLUMN_BLOCK) throw new RangeError(`snapshot piece: a column block of ${count} messages is more than ${MAX_COLUMN_BLOCK}`);
+    if (count > this.size) {
+      this.size = Math.max(count, this.size * 2);
+      this.arrays = spans.map(() => new Float64Array(this.size));
+    }
+    for (let i = 0; i < spans.length; i++) {
+      const [start, end] = spans[i] as [number, number];
+      this.decode(start, end, count, this.arrays[i] as Float64Array);
+    }
+    const [ids, messageRefs, expiresAtMs, bodyKeys, bodySizes] = this.arrays as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+    if (count > 0) sink.columns(queue, count, { ids, messageRefs, expiresAtMs, bodyKeys, bodySizes });
+  }
+
+  /** Decodes one column's pairs into `out`: exactly `count` non-negative safe values, or zeros when empty. */
+  private decode(from: number, to: number, count: number, out: Float64Array): void {
+    if (from === to) {
+      out.fill(0, 0, count);
+      return;
+    }
+    const c = this.column.reset(from, to);
+    let n = 0;
+    let value = 0;
+    while (c.more()) {
+      const delta = unzigzag(c.varint());
+      const repeat = c.varint();
+      if (repeat === 0 || repeat > count - n) throw new RangeError(`snapshot piece: a column holds more values than its block's ${count}`);
+      for (let k = 0; k < repeat; k++) {
+        value += delta;
+        out[n++] = value;
+      }
+      if (value < 0 || value > Number.MAX_SAFE_INTEGER) throw new RangeError("snapshot piece: a column value is out of range");
+    }
+    if (n !== count) throw new RangeError(`snapshot piece: a column holds ${n} values, its block ${count}`);
   }
 }
 

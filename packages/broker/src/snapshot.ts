@@ -15,7 +15,7 @@ import { INITIAL_MACHINE_VERSION, requireMachineVersion } from "./machine-versio
 import { queueArgumentsFromProto, queueArgumentsToProto } from "./queue-arguments.ts";
 import { Consumer, Queue } from "./queue.ts";
 import type { ReadyView } from "./ready-ring.ts";
-import { type ReadyPieceSink, ReadyRunWriter, readReadyPiece } from "./ready-run-writer.ts";
+import { fitsColumns, type ReadyColumns, type ReadyPieceSink, ReadyRunWriter, readReadyPiece } from "./ready-run-writer.ts";
 import { DEFAULT_VHOST, Vhost } from "./vhost.ts";
 
 const pb = raftmq.v1;
@@ -51,6 +51,13 @@ const PIECES_MARKER = 0;
 const PIECES_VERSION = 1;
 /** Cost of one queued message in a piece, its shared message's fields included. */
 const QUEUED_MESSAGE_OVERHEAD = 64;
+/** Cost of one message of a column block: the work of a step, rather than its bytes, which are few. */
+const COLUMN_MESSAGE_COST = 16;
+/**
+ * The state-machine version from which ready messages never taken are written as columns
+ * (SnapshotReadyColumns): code before it would skip them as a field it does not know.
+ */
+export const READY_COLUMNS_VERSION = 7;
 export const DEFAULT_PIECE_BYTES = 1024 * 1024;
 
 /**
@@ -288,27 +295,45 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
   parts.push(pb.BrokerSnapshot.encode(after).finish());
   yield concatPieces([Uint8Array.of(PIECES_MARKER, PIECES_VERSION), lengthPrefix(totalLength(parts)), ...parts]);
 
-  // The ready messages, written straight to wire bytes (no object per message).
+  // The ready messages, written straight to wire bytes (no object per message): those returned
+  // (taken before) as runs' messages, those never taken as columns where the version allows.
   const runs = new ReadyRunWriter();
+  const useColumns = s.machineVersion >= READY_COLUMNS_VERSION;
   let bytes = 0;
   for (const c of captured) {
     const n = c.returned.length + c.ready.length;
-    runs.startRun(c.position);
+    // What the message before wrote to: a run, a column block, or nothing yet (of this queue, in this piece).
+    let open: "run" | "columns" | null = null;
     for (let i = 0; i < n; i++) {
       if (i < c.returned.length) {
         const r = c.returned[i] as CapturedQueue["returned"][number];
         const m = r.m;
+        if (open !== "run") runs.startRun(c.position);
+        open = "run";
         runs.message(m.id, table.refOf(m.head), m.expiresAt, r.deliveryCount, r.redelivered, m.bodyKey, m.bodySize);
+        bytes += QUEUED_MESSAGE_OVERHEAD;
       } else {
         const j = i - c.returned.length;
         const v = c.ready;
-        runs.message(v.id(j), table.refOf(v.head(j)), v.expiresAt(j), 0, false, v.bodyKey(j), v.bodySize(j));
+        const id = v.id(j);
+        const expiresAt = v.expiresAt(j);
+        const bodyKey = v.bodyKey(j);
+        if (useColumns && fitsColumns(id, expiresAt, bodyKey)) {
+          if (open !== "columns") runs.startColumns(c.position);
+          open = "columns";
+          runs.column(id, table.refOf(v.head(j)), expiresAt, bodyKey, v.bodySize(j));
+          bytes += COLUMN_MESSAGE_COST;
+        } else {
+          if (open !== "run") runs.startRun(c.position);
+          open = "run";
+          runs.message(id, table.refOf(v.head(j)), expiresAt, 0, false, bodyKey, v.bodySize(j));
+          bytes += QUEUED_MESSAGE_OVERHEAD;
+        }
       }
-      bytes += QUEUED_MESSAGE_OVERHEAD;
       if (bytes >= maxPieceBytes) {
         yield readyPiece(table.takeFresh(), runs.take());
         bytes = 0;
-        if (i + 1 < n) runs.startRun(c.position);
+        open = null;
       }
     }
   }
@@ -388,8 +413,12 @@ export function* decodeStatePieces(input: Uint8Array, limits: BrokerLimits, rest
   const sink: ReadyPieceSink = {
     message: (m) => messages.push(restored.message(pb.SnapshotMessage.decode(m))),
     queued: (position, fields) => {
-      invariant(position < restored.queues.length, `snapshot ready run names queue ${position} of ${restored.queues.length}`);
+      if (position >= restored.queues.length) throw new BrokerInvariantError(`snapshot ready run names queue ${position} of ${restored.queues.length}`);
       restored.addReady(position, fields);
+    },
+    columns: (position, count, columns) => {
+      invariant(position < restored.queues.length, `snapshot ready columns name queue ${position} of ${restored.queues.length}`);
+      restored.addColumns(position, count, columns);
     },
   };
   for (;;) {
@@ -445,6 +474,8 @@ interface PartialState {
   /** Ready messages of each queue (by position), head first, filled by later pieces. */
   /** Adds the next ready message of the queue at `position`, head first. */
   addReady: (position: number, c: raftmq.v1.SnapshotQueuedMessage.$Properties) => void;
+  /** Adds the next `count` ready messages, never taken, of the queue at `position`. */
+  addColumns: (position: number, count: number, columns: ReadyColumns) => void;
   copy: (c: raftmq.v1.SnapshotQueuedMessage.$Properties | null | undefined) => QueuedMessage;
   message: (m: raftmq.v1.SnapshotMessage.$Properties) => RestoredHead;
   finish: () => BrokerState;
@@ -628,17 +659,42 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
     const queue = built[position] as Queue;
     if ((seen[position] as number) < (returnedCounts[position] as number)) (returned[position] as QueuedMessage[]).push(copy(c));
     else {
-      invariant(num(c.deliveryCount) === 0 && !bool(c.redelivered), `snapshot queue "${queue.name}" has a message never taken with a delivery count`);
-      // The common case, millions of times: no object made.
+      // The common case, millions of times: no object made, and the messages of errors built
+      // only when one is thrown.
+      if (num(c.deliveryCount) !== 0 || bool(c.redelivered)) throw new BrokerInvariantError(`snapshot queue "${queue.name}" has a message never taken with a delivery count`);
       const restoredHead = messages[num(c.messageRef)];
-      invariant(restoredHead !== undefined, `snapshot message ref ${c.messageRef} is out of range`);
+      if (restoredHead === undefined) throw new BrokerInvariantError(`snapshot message ref ${c.messageRef} is out of range`);
       const key = num(c.bodyKey);
       if (key > 0) {
-        invariant(key < s.nextBodyKey, `snapshot body key ${key} is not below its next body key ${s.nextBodyKey}`);
+        if (key >= s.nextBodyKey) throw new BrokerInvariantError(`snapshot body key ${key} is not below its next body key ${s.nextBodyKey}`);
         queue.pushTail(num(c.id), restoredHead.head, key, num(c.bodySize), num(c.expiresAtMs));
       } else queue.pushTail(num(c.id), restoredHead.head, restoredHead.bodyKey, restoredHead.bodySize, num(c.expiresAtMs));
     }
     seen[position] = (seen[position] as number) + 1;
+  };
+  const addColumns = (position: number, count: number, c: ReadyColumns) => {
+    const queue = built[position] as Queue;
+    invariant((seen[position] as number) >= (returnedCounts[position] as number), `snapshot queue "${queue.name}" has columns of messages never taken before its returned ones`);
+    const { ids, messageRefs, expiresAtMs, bodyKeys, bodySizes } = c;
+    // Millions of times: the messages of errors are built only when one is thrown.
+    let restoredHead: RestoredHead | undefined;
+    let lastRef = -1;
+    for (let i = 0; i < count; i++) {
+      const ref = messageRefs[i] as number;
+      if (ref !== lastRef) {
+        restoredHead = messages[ref];
+        if (restoredHead === undefined) throw new BrokerInvariantError(`snapshot message ref ${ref} is out of range`);
+        lastRef = ref;
+      }
+      const head = restoredHead as RestoredHead;
+      const key = bodyKeys[i] as number;
+      const size = bodySizes[i] as number;
+      if (size > 0xffff_ffff) throw new BrokerInvariantError(`snapshot body size ${size} is out of range`);
+      if (key >= s.nextBodyKey) throw new BrokerInvariantError(`snapshot body key ${key} is not below its next body key ${s.nextBodyKey}`);
+      if (key > 0) queue.pushTail(ids[i] as number, head.head, key, size, expiresAtMs[i] as number);
+      else queue.pushTail(ids[i] as number, head.head, head.bodyKey, head.bodySize, expiresAtMs[i] as number);
+    }
+    seen[position] = (seen[position] as number) + count;
   };
   const finish = (): BrokerState => {
     for (let i = 0; i < built.length; i++) {
@@ -655,5 +711,5 @@ function stateFromFirstPiece(snap: raftmq.v1.BrokerSnapshot, limits: BrokerLimit
     }
     return s;
   };
-  return { queues, addReady, copy, message, finish };
+  return { queues, addReady, addColumns, copy, message, finish };
 }

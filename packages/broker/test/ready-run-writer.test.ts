@@ -1,7 +1,7 @@
 // The ready runs written by hand are byte for byte what protobufjs writes for the same messages.
 import { raftmq, Writer } from "@raftmq/proto";
 import { describe, expect, it } from "vitest";
-import { type ReadyFields, ReadyRunWriter, readReadyPiece } from "../src/ready-run-writer.ts";
+import { MAX_COLUMN_BLOCK, type ReadyFields, type ReadyPieceSink, ReadyRunWriter, readReadyPiece } from "../src/ready-run-writer.ts";
 
 const pb = raftmq.v1;
 
@@ -47,7 +47,7 @@ describe("ReadyRunWriter", () => {
     expect(Number(back.readyRuns[5]?.ready?.[19_999]?.bodyKey)).toBe(runs[5]?.ready?.[19_999]?.bodyKey);
     // Read back by hand: the same runs, message for message.
     const read: { queue: number; fields: ReadyFields }[] = [];
-    readReadyPiece(written, { message: () => undefined, queued: (queue, fields) => read.push({ queue, fields: { ...fields } }) });
+    readReadyPiece(written, { message: () => undefined, queued: (queue, fields) => read.push({ queue, fields: { ...fields } }), columns: () => undefined });
     const flat = runs.flatMap((r) => (r.ready ?? []).map((m) => ({ queue: r.queue, fields: m })));
     expect(read).toEqual(flat);
     // Taken: the writer starts over.
@@ -66,13 +66,13 @@ describe("ReadyRunWriter", () => {
     w.uint32((50 << 3) | 5).fixed32(9);
     const heads: string[] = [];
     const read: { queue: number; fields: ReadyFields }[] = [];
-    readReadyPiece(w.finish(), { message: (m) => heads.push(String(pb.SnapshotMessage.decode(m).routingKey)), queued: (queue, fields) => read.push({ queue, fields: { ...fields } }) });
+    readReadyPiece(w.finish(), { message: (m) => heads.push(String(pb.SnapshotMessage.decode(m).routingKey)), queued: (queue, fields) => read.push({ queue, fields: { ...fields } }), columns: () => undefined });
     expect(heads).toEqual(["rk"]);
     expect(read).toEqual([{ queue: 3, fields: { id: 77, messageRef: 0, expiresAtMs: 0, deliveryCount: 0, redelivered: false, bodyKey: 2 ** 40 + 5, bodySize: 1024 } }]);
   });
 
   it("refuses bytes that run past their end or hold a number past 2^53", () => {
-    const sink = { message: () => undefined, queued: () => undefined };
+    const sink = { message: () => undefined, queued: () => undefined, columns: () => undefined };
     const good = new ReadyRunWriter();
     good.startRun(1);
     good.message(5, 0, 0, 0, false, 9, 100);
@@ -81,5 +81,78 @@ describe("ReadyRunWriter", () => {
     // A run whose queue is 2^64 - 1: ten bytes of varint.
     const huge = Uint8Array.of((13 << 3) | 2, 11, (1 << 3) | 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01);
     expect(() => readReadyPiece(huge, sink)).toThrow(/2\^53/);
+  });
+
+  it("writes column blocks as protobufjs would, in order with runs, and reads them back", () => {
+    // Deltas of every kind: +1 runs, repeats, drops, zeros, and numbers up to 2^52 - 1.
+    const blocks: { queue: number; rows: number[][] }[] = [
+      { queue: 0, rows: Array.from({ length: 5000 }, (_, i) => [100 + i, 0, 0, 7 + i, 1024]) },
+      { queue: 3, rows: [[5, 2, 2 ** 52 - 1, 9, 0], [4, 2, 0, 2 ** 40, 70_000], [4, 0, 0, 1, 70_000], [2 ** 52 - 1, 1, 17, 2, 1]] },
+    ];
+    /** The reference encoding of one column: (zigzag delta, repeat) pairs, written without repeats merged by a second path. */
+    const column = (values: number[]): Uint8Array => {
+      if (values.every((v) => v === 0)) return new Uint8Array(0);
+      const w = Writer.create();
+      let last = 0;
+      let i = 0;
+      while (i < values.length) {
+        const delta = (values[i] as number) - last;
+        let repeat = 1;
+        while (i + repeat < values.length && (values[i + repeat] as number) - (values[i + repeat - 1] as number) === delta) repeat++;
+        w.uint64(delta >= 0 ? delta * 2 : -delta * 2 - 1).uint32(repeat);
+        last = values[i + repeat - 1] as number;
+        i += repeat;
+      }
+      return w.finish();
+    };
+    const writer = new ReadyRunWriter();
+    writer.startRun(1);
+    writer.message(1, 0, 0, 2, true, 3, 4);
+    const readyColumns: raftmq.v1.SnapshotReadyColumns.$Properties[] = [];
+    for (const b of blocks) {
+      writer.startColumns(b.queue);
+      for (const [id, ref, expires, key, size] of b.rows as [number, number, number, number, number][]) writer.column(id, ref, expires, key, size);
+      const of = (f: number) => column(b.rows.map((r) => r[f] as number));
+      readyColumns.push({ queue: b.queue, count: b.rows.length, ids: of(0), messageRefs: of(1), expiresAtMs: of(2), bodyKeys: of(3), bodySizes: of(4) });
+    }
+    const written = writer.take();
+    const expected = Buffer.concat([pb.BrokerSnapshot.encode({ readyRuns: [{ queue: 1, ready: [{ id: 1, deliveryCount: 2, redelivered: true, bodyKey: 3, bodySize: 4 }] }] }).finish(), pb.BrokerSnapshot.encode({ readyColumns }).finish()]);
+    expect(Buffer.from(written).equals(expected)).toBe(true);
+    // 5,000 messages one apart in ids and keys, one size: a few bytes; the rest holds numbers of up to 8 bytes.
+    expect(written.length).toBeLessThan(200);
+    const read: string[] = [];
+    const rows: number[][] = [];
+    readReadyPiece(written, {
+      message: () => undefined,
+      queued: (queue) => read.push(`run ${queue}`),
+      columns: (queue, count, c) => {
+        read.push(`columns ${queue} ${count}`);
+        for (let i = 0; i < count; i++) rows.push([c.ids[i], c.messageRefs[i], c.expiresAtMs[i], c.bodyKeys[i], c.bodySizes[i]] as number[]);
+      },
+    });
+    expect(read).toEqual(["run 1", "columns 0 5000", "columns 3 4"]);
+    expect(rows).toEqual(blocks.flatMap((b) => b.rows));
+  });
+
+  it("refuses column blocks that are cut short, hold more or fewer values than their count, or too many", () => {
+    const sink: ReadyPieceSink = { message: () => undefined, queued: () => undefined, columns: () => undefined };
+    const good = new ReadyRunWriter();
+    good.startColumns(2);
+    for (let i = 0; i < 10; i++) good.column(i * 3, 0, 0, i, 5);
+    const bytes = good.take();
+    readReadyPiece(bytes, sink);
+    for (let cut = 1; cut < bytes.length; cut++) expect(() => readReadyPiece(bytes.subarray(0, cut), sink)).toThrow(RangeError);
+    const block = (fields: raftmq.v1.SnapshotReadyColumns.$Properties) => pb.BrokerSnapshot.encode({ readyColumns: [fields] }).finish();
+    const pairs = (...values: number[]) => {
+      const w = Writer.create();
+      for (const v of values) w.uint64(v);
+      return w.finish();
+    };
+    expect(() => readReadyPiece(block({ count: 3, ids: pairs(2, 4) }), sink)).toThrow(/more values than its block's 3/);
+    expect(() => readReadyPiece(block({ count: 3, ids: pairs(2, 2) }), sink)).toThrow(/holds 2 values, its block 3/);
+    expect(() => readReadyPiece(block({ count: 3, ids: pairs(2, 0, 2, 3) }), sink)).toThrow(RangeError);
+    // A delta of -1 from 0: below zero.
+    expect(() => readReadyPiece(block({ count: 1, ids: pairs(1, 1) }), sink)).toThrow(/out of range/);
+    expect(() => readReadyPiece(block({ count: MAX_COLUMN_BLOCK + 1, ids: pairs(2, MAX_COLUMN_BLOCK + 1) }), sink)).toThrow(/more than/);
   });
 });
