@@ -13,6 +13,8 @@ export interface ErrorContext {
   /** The node's structured details (google.rpc.ErrorInfo of domain raftmq.io), when it sent them. */
   reason?: string;
   outcome?: CallOutcome;
+  /** How long the node asked the caller to wait before trying again (google.rpc.RetryInfo). */
+  retryDelayMs?: number;
 }
 
 /** Base of every error the SDK throws on purpose. */
@@ -30,6 +32,12 @@ export class RaftmqError extends Error {
    * answer did not say (a broken connection, a deadline, an older node): treat it as `unknown`.
    */
   readonly outcome: CallOutcome | undefined;
+  /**
+   * How long the node asked to wait before trying again, from its google.rpc.RetryInfo: 1,000 ms
+   * while a resource alarm blocks publishing, 100 ms during an election. Undefined when it did
+   * not say. The SDK's publisher waits at least this long before it sends again.
+   */
+  readonly retryDelayMs: number | undefined;
 
   constructor(code: grpc.status, details: string, context: ErrorContext = {}) {
     super(context.address === undefined ? details : `${details} (at ${context.address})`);
@@ -39,6 +47,7 @@ export class RaftmqError extends Error {
     this.leaderAddress = context.leaderAddress;
     this.reason = context.reason;
     this.outcome = context.outcome;
+    this.retryDelayMs = context.retryDelayMs;
   }
 
   /** The node said the failed call changed nothing (outcome not_applied or refused), so sending it again is not a retry. */
@@ -197,6 +206,7 @@ export function errorFromStatus(code: grpc.status, details: string, metadata: gr
   if (structured !== null) {
     context.reason = structured.reason;
     context.outcome = structured.outcome;
+    if (structured.retryDelayMs !== undefined) context.retryDelayMs = structured.retryDelayMs;
   }
   switch (code) {
     case grpc.status.NOT_FOUND:

@@ -391,7 +391,9 @@ export class Publisher {
       return;
     }
     this.failures++;
-    this.reconnect(this.failures <= MAX_QUICK_RETRIES ? 0 : this.backoff.next());
+    const delay = this.failures <= MAX_QUICK_RETRIES ? 0 : this.backoff.next();
+    // A node refusing for want of resources (an alarm, a full pipeline) says when to come back.
+    this.reconnect(err instanceof ResourceExhaustedError ? Math.max(delay, err.retryDelayMs ?? 0) : delay);
   }
 
   /**

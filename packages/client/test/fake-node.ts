@@ -11,10 +11,24 @@ export interface RecordedCall {
   vhost: string | undefined;
   /** The common name of the client's certificate, under mutual TLS. */
   peerCommonName: string | undefined;
+  /** When it arrived (performance.now()). */
+  at: number;
 }
 
-/** What the node answers a call with, before doing anything: OK, or a status that ends it. */
-export type Gate = (call: RecordedCall) => { code: grpc.status; details: string } | null;
+/**
+ * What the node answers a call with, before doing anything: OK, or a status that ends it, with
+ * structured details (reason, outcome, retry delay) when `reason` is set.
+ */
+export type Gate = (call: RecordedCall) => { code: grpc.status; details: string; reason?: string; outcome?: CallOutcome; retryDelayMs?: number } | null;
+
+function refusalMetadata(refusal: NonNullable<ReturnType<Gate>>): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (refusal.reason !== undefined) {
+    const details = { reason: refusal.reason, outcome: refusal.outcome ?? "not_applied", ...(refusal.retryDelayMs !== undefined && { retryDelayMs: refusal.retryDelayMs }) };
+    metadata.set(STATUS_DETAILS_METADATA_KEY, encodeStatusDetails(refusal.code, refusal.details, details));
+  }
+  return metadata;
+}
 
 type Untyped = grpc.UntypedServiceImplementation;
 
@@ -47,6 +61,7 @@ export class FakeNode {
       authorization: text(call.metadata, "authorization"),
       vhost: text(call.metadata, "raftmq-vhost"),
       peerCommonName: Array.isArray(cn) ? cn[0] : cn,
+      at: performance.now(),
     };
     this.calls.push(recorded);
     return recorded;
@@ -56,7 +71,7 @@ export class FakeNode {
     return (call, callback) => {
       const recorded = this.record(method, call);
       const refusal = this.gate(recorded);
-      if (refusal !== null) callback({ code: refusal.code, details: refusal.details, metadata: new grpc.Metadata() });
+      if (refusal !== null) callback({ code: refusal.code, details: refusal.details, metadata: refusalMetadata(refusal) });
       else callback(null, answer(call.request, recorded));
     };
   }
@@ -91,7 +106,7 @@ export class FakeNode {
       PublishStream: (call: grpc.ServerDuplexStream<raftmq.v1.PublishRequest.$Properties, raftmq.v1.PublishResponse.$Properties>) => {
         const refusal = this.gate(this.record("Broker/PublishStream", call));
         if (refusal !== null) {
-          call.emit("error", { code: refusal.code, details: refusal.details });
+          call.emit("error", { code: refusal.code, details: refusal.details, metadata: refusalMetadata(refusal) });
           return;
         }
         call.on("data", (r: raftmq.v1.PublishRequest.$Properties) =>
