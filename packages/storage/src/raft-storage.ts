@@ -114,6 +114,13 @@ function nextTurn(): Promise<void> {
  * microseconds here), so thousands at once would hold up the saves behind them.
  */
 export const DROP_ENTRIES_PER_WRITE = 256;
+/**
+ * Bytes of tables at or below the log's start past which they are compacted away once entries
+ * are dropped. LevelDB alone reaches them only when the levels they sit in fill up: a log's keys
+ * only grow, and its old entries were moved down whole, so their deletes could wait there for
+ * gigabytes of writes.
+ */
+export const COMPACT_DROPPED_BYTES = 32 * 1024 * 1024;
 /** Entries read per step while loading the log at open. */
 const LOAD_BATCH_ENTRIES = 1024;
 
@@ -130,6 +137,8 @@ export interface StorageOptions {
   verifyFiles?: boolean;
   /** LevelDB's memtable size (default DEFAULT_WRITE_BUFFER_BYTES). */
   writeBufferBytes?: number;
+  /** Tables of dropped entries past which they are compacted away (default COMPACT_DROPPED_BYTES). */
+  compactDroppedBytes?: number;
 }
 
 export interface StorageUpdate {
@@ -190,12 +199,17 @@ export class RaftStorage implements LogStorage {
   private snapshotDb: SnapshotDb | null;
   /** Settles when the snapshot database being written, if any, is; one is written at a time. */
   private snapshotWrites: Promise<unknown> = Promise.resolve();
+  /** Settles when the compaction of dropped entries under way, if any, has; one runs at a time. */
+  private compacting: Promise<void> = Promise.resolve();
+  /** Compactions of dropped entries done, for tests and metrics. */
+  droppedCompactions = 0;
 
   private constructor(
     private readonly db: Database,
     readonly dir: string,
     private readonly chunkBytes: number,
     loaded: LoadedState,
+    private readonly compactDroppedBytes: number,
   ) {
     this.hardState = loaded.hardState;
     this.anchor = loaded.anchor;
@@ -244,7 +258,7 @@ export class RaftStorage implements LogStorage {
       // to compact away those deleted entries, and a log's tables are mostly such garbage.
       if (verifyFiles) await checkDataFiles(dir, "table", await tablesToCheck(db, dir, tablesBefore));
       const loaded = await load(db, dir, cache, verifyFiles, chunkBytes);
-      return new RaftStorage(db, dir, chunkBytes, loaded);
+      return new RaftStorage(db, dir, chunkBytes, loaded, options.compactDroppedBytes ?? COMPACT_DROPPED_BYTES);
     } catch (error) {
       let failure = databaseError(dir, "open", error);
       if (verifyFiles && !(failure instanceof CorruptionError)) {
@@ -420,6 +434,7 @@ export class RaftStorage implements LogStorage {
     this.closed = true;
     await this.writeTail;
     await this.snapshotWrites;
+    await this.compacting;
     await this.snapshotDb?.close();
     await this.db.close();
   }
@@ -595,6 +610,24 @@ export class RaftStorage implements LogStorage {
         throw error;
       }
     }
+    this.compactDropped(through);
+  }
+
+  /**
+   * Compacts the tables at or below `through` (already dropped) once they take
+   * COMPACT_DROPPED_BYTES or more: LevelDB then writes nothing back, and their space is freed.
+   * Runs beside the write queue, one at a time; close() waits for it.
+   */
+  private compactDropped(through: number): void {
+    const run = this.compacting.then(async () => {
+      if (this.closed || this.failure !== null) return;
+      const from = entryKey(0);
+      const to = entryKey(through + 1);
+      if ((await this.db.approximateSize(from, to)) < this.compactDroppedBytes) return;
+      await this.db.compactRange(from, to);
+      this.droppedCompactions++;
+    });
+    this.compacting = run.catch(() => undefined);
   }
 
   private enqueue<T>(op: () => Promise<T>): Promise<T> {

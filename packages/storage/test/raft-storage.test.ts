@@ -1,4 +1,4 @@
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
@@ -70,6 +70,26 @@ async function snapshotDeletingEntries(dir: string): Promise<{ s: RaftStorage; c
 }
 
 /** Indexes of the entry records in the directory. */
+/** Bytes that do not compress (xorshift32 from `seed`). */
+function noise(seed: number, length: number): Uint8Array {
+  let x = seed | 1;
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Bytes of the log database's table files. */
+async function tableBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) if (name.endsWith(".ldb")) total += (await stat(join(dir, name))).size;
+  return total;
+}
+
 async function entryIndexesOnDisk(dir: string): Promise<number[]> {
   return (await withRawDb(dir, (db) => db.keys().all())).map(entryIndexOf).filter((i) => i !== undefined);
 }
@@ -241,6 +261,32 @@ describe("snapshots and compaction", () => {
     const stored = again.snapshot();
     expect(stored.meta).toEqual({ index: 80, term: 2, confState });
     expect(Buffer.from(stored.data).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it("compacts the tables of dropped entries away once they pass compactDroppedBytes, and not before", async () => {
+    const dir = await temp.make();
+    const s = await openStorage({ dir, writeBufferBytes: 64 * 1024, compactDroppedBytes: 256 * 1024 });
+    // Data that does not compress: 2,000 entries of 2 KiB, about 4 MB of tables.
+    const entries = makeEntries(1, 2000, 1, 2048).map((e) => ({ ...e, data: noise(e.index, 2048) }));
+    for (let at = 0; at < entries.length; at += 100) await s.save({ hardState: { term: 1, vote: 1, commit: at + 100 }, entries: entries.slice(at, at + 100), snapshot: null });
+    // Dropping 50 entries (100 KB) does not call for a compaction.
+    await s.createSnapshot(60, confState, new Uint8Array(10), 10);
+    await s.close();
+    expect(await tableBytes(dir)).toBeGreaterThan(2 * 1024 * 1024);
+    expect(s.droppedCompactions).toBe(0);
+    const again = await reopen(s, { writeBufferBytes: 64 * 1024, compactDroppedBytes: 256 * 1024 });
+    await again.createSnapshot(1990, confState, new Uint8Array(10), 10);
+    const until = Date.now() + 10_000;
+    while (again.droppedCompactions === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(again.droppedCompactions).toBe(1);
+    // Their space is freed: the tables hold the 20 entries kept and little else.
+    expect(await tableBytes(dir)).toBeLessThan(512 * 1024);
+    // What is kept reads back whole, and after a reopen too.
+    const kept = again.entries(1981, 2001, Number.MAX_SAFE_INTEGER);
+    expect(kept.map((e) => e.index)).toEqual(Array.from({ length: 20 }, (_, i) => 1981 + i));
+    const last = await reopen(again);
+    expect(last.firstIndex()).toBe(1981);
+    expect(Buffer.from(last.entries(2000, 2001, Number.MAX_SAFE_INTEGER)[0]?.data ?? []).equals(Buffer.from(entries[1999]?.data ?? []))).toBe(true);
   });
 
   it("refuses to snapshot entries that are not committed", async () => {
