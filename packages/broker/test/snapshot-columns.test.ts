@@ -7,33 +7,14 @@ import { describe, expect, it } from "vitest";
 import { Broker, BrokerInvariantError } from "../src/index.ts";
 import { READY_COLUMNS_VERSION } from "../src/snapshot.ts";
 import { bodies, Driver, deliveries } from "./broker-driver.ts";
+import { decodePieces, encodePieces } from "./snapshot-bytes.ts";
 
 const pb = raftmq.v1;
-
-/** The BrokerSnapshot pieces of a snapshot in the piece format, decoded. */
-function pieces(bytes: Uint8Array): raftmq.v1.BrokerSnapshot[] {
-  expect(bytes[0]).toBe(0);
-  const out: raftmq.v1.BrokerSnapshot[] = [];
-  let at = 2;
-  while (at < bytes.length) {
-    let length = 0;
-    let scale = 1;
-    for (;;) {
-      const b = bytes[at++] as number;
-      length += (b & 0x7f) * scale;
-      if (b < 0x80) break;
-      scale *= 0x80;
-    }
-    out.push(pb.BrokerSnapshot.decode(bytes.subarray(at, at + length)));
-    at += length;
-  }
-  return out;
-}
 
 function counts(bytes: Uint8Array): { inColumns: number; inRuns: number } {
   let inColumns = 0;
   let inRuns = 0;
-  for (const p of pieces(bytes)) {
+  for (const p of decodePieces(bytes)) {
     for (const c of p.readyColumns) inColumns += c.count ?? 0;
     for (const r of p.readyRuns) inRuns += r.ready?.length ?? 0;
   }
@@ -97,7 +78,7 @@ describe("ready messages as columns", () => {
     expect(counts(snap)).toEqual({ inColumns: 5_990, inRuns: 10 });
     // Small pieces cut the columns into many blocks; the bytes restore to the same state either way.
     const small = Buffer.concat([...d.broker.snapshotPieces(4096)]);
-    expect(pieces(small).reduce((sum, p) => sum + p.readyColumns.length, 0)).toBeGreaterThan(20);
+    expect(decodePieces(small).reduce((sum, p) => sum + p.readyColumns.length, 0)).toBeGreaterThan(20);
     for (const bytes of [snap, small]) {
       const restored = new Driver(Broker.restore(bytes));
       restored.index = d.index;
@@ -129,7 +110,7 @@ describe("ready messages as columns", () => {
     const restored = Broker.restore(legacy);
     const snap = restored.snapshot();
     expect(counts(snap)).toEqual({ inColumns: 2, inRuns: 1 });
-    const ids = pieces(snap)
+    const ids = decodePieces(snap)
       .flatMap((p) => p.readyRuns)
       .flatMap((r) => r.ready ?? [])
       .map((m) => Number(m.id));
@@ -141,23 +122,12 @@ describe("ready messages as columns", () => {
 
   it("refuses columns that name a head, queue or body key the snapshot does not have", () => {
     const snap = Buffer.from(backlog(5, READY_COLUMNS_VERSION).broker.snapshot());
-    const [first, second] = pieces(snap);
+    const [first, second] = decodePieces(snap);
     if (first === undefined || second === undefined) throw new Error("two pieces expected");
     const rewrite = (edit: (c: raftmq.v1.SnapshotReadyColumns) => void): Uint8Array => {
       const copy = pb.BrokerSnapshot.decode(pb.BrokerSnapshot.encode(second).finish());
       edit(copy.readyColumns[0] as raftmq.v1.SnapshotReadyColumns);
-      const framed = (m: Uint8Array) => {
-        const length: number[] = [];
-        for (let v = m.length; ; v >>>= 7) {
-          if (v < 0x80) {
-            length.push(v);
-            break;
-          }
-          length.push((v & 0x7f) | 0x80);
-        }
-        return Buffer.concat([Buffer.from(length), m]);
-      };
-      return Buffer.concat([Buffer.from([0, 1]), framed(pb.BrokerSnapshot.encode(first).finish()), framed(pb.BrokerSnapshot.encode(copy).finish())]);
+      return encodePieces([first, copy]);
     };
     // Refs one apart from 0: the second message names head 1, which no piece holds.
     expect(() => Broker.restore(rewrite((c) => (c.messageRefs = Uint8Array.of(0, 1, 2, 4))))).toThrow(/message ref 1 is out of range/);

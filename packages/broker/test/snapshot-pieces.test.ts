@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { Broker } from "../src/index.ts";
 import { DEDUP_ENTRIES_PER_STEP } from "../src/snapshot.ts";
 import { Driver, deliveries } from "./broker-driver.ts";
+import { decodePieces } from "./snapshot-bytes.ts";
 
 function busyBroker(): Driver {
   const d = new Driver();
@@ -37,21 +38,7 @@ function producersBroker(): Driver {
 
 /** Reads the pieces back and writes them as one BrokerSnapshot with the ready lists inline. */
 function asSingleMessage(bytes: Uint8Array): Uint8Array {
-  let at = 2;
-  const pieces: raftmq.v1.BrokerSnapshot[] = [];
-  while (at < bytes.length) {
-    let length = 0;
-    let scale = 1;
-    for (;;) {
-      const b = bytes[at++] as number;
-      length += (b & 0x7f) * scale;
-      if (b < 0x80) break;
-      scale *= 0x80;
-    }
-    pieces.push(raftmq.v1.BrokerSnapshot.decode(bytes.subarray(at, at + length)));
-    at += length;
-  }
-  const [first, ...rest] = pieces;
+  const [first, ...rest] = decodePieces(bytes);
   if (first === undefined) throw new Error("no pieces");
   for (const piece of rest) {
     first.messages.push(...piece.messages);
