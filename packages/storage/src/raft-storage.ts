@@ -201,8 +201,7 @@ export class RaftStorage implements LogStorage {
   private snapshotWrites: Promise<unknown> = Promise.resolve();
   /** Settles when the compaction of dropped entries under way, if any, has; one runs at a time. */
   private compacting: Promise<void> = Promise.resolve();
-  /** Compactions of dropped entries done, for tests and metrics. */
-  droppedCompactions = 0;
+  private compactionsOfDropped = 0;
 
   private constructor(
     private readonly db: Database,
@@ -429,6 +428,11 @@ export class RaftStorage implements LogStorage {
     if (previousAnchor !== null) await this.dropCompacted(previousAnchor, index);
   }
 
+  /** Compactions of dropped entries done since open. */
+  get droppedCompactions(): number {
+    return this.compactionsOfDropped;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -625,7 +629,7 @@ export class RaftStorage implements LogStorage {
       const to = entryKey(through + 1);
       if ((await this.db.approximateSize(from, to)) < this.compactDroppedBytes) return;
       await this.db.compactRange(from, to);
-      this.droppedCompactions++;
+      this.compactionsOfDropped++;
     });
     this.compacting = run.catch(() => undefined);
   }
