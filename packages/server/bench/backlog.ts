@@ -9,15 +9,19 @@
 // drained. For comparison it first publishes a 50,000 backlog into an empty queue and drains it
 // (after a round of the same that warms the nodes up).
 // Prints figures only.
-//   pnpm bench:backlog [total=1000000] [step=250000]
+// With --cold (as root), the kernel's page cache is dropped before the backlog is drained, as it
+// is in effect when the bodies on the three nodes' disks outgrow the machine's memory.
+//   pnpm bench:backlog [total=1000000] [step=250000] [--cold]
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { publishRange, type raftmq, TestClient, waitForLeader } from "../../../test/integration/broker-test-client.ts";
 import { ClusterHarness } from "../../../test/integration/cluster-harness.ts";
 import { testAuth } from "../../../test/integration/three-node-cluster.ts";
 
-const args = process.argv.slice(2);
+const COLD = process.argv.includes("--cold");
+const args = process.argv.slice(2).filter((a) => a !== "--cold");
 const TOTAL = Number(args[0] ?? 1_000_000);
 const STEP = Number(args[1] ?? 250_000);
 const SMALL = 50_000;
@@ -108,7 +112,41 @@ async function publish(leader: number, queue: string, from: number, to: number):
   return (to - from) / ((performance.now() - started) / 1000);
 }
 
+/** CPU seconds each node has used (user and system) and spent collecting garbage, from its /metrics; NaN for a node that did not answer. */
+async function cpuSeconds(): Promise<{ cpu: number; gc: number }[]> {
+  return Promise.all(
+    ids.map(async (id) => {
+      try {
+        const text = await (await fetch(`http://${harness.host(id)}:${harness.spec(id).httpPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+        let gc = 0;
+        for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) gc += Number(m[1]);
+        return { cpu: Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN), gc };
+      } catch {
+        return { cpu: Number.NaN, gc: Number.NaN };
+      }
+    }),
+  );
+}
+
+/** CPU ms (garbage collection among them) per 1,000 messages that each node spent between two readings. */
+function cpuPer(before: { cpu: number; gc: number }[], after: { cpu: number; gc: number }[], count: number, leader: number): string {
+  const per = (s: number) => ((s * 1000 * 1000) / count).toFixed(1);
+  return ids
+    .map((id, i) => {
+      const a = after[i] as { cpu: number; gc: number };
+      const b = before[i] as { cpu: number; gc: number };
+      return `node ${id}${id === leader ? " (leader)" : ""} ${per(a.cpu - b.cpu)} (GC ${per(a.gc - b.gc)})`;
+    })
+    .join(", ");
+}
+
+/**
+ * Drains `count` messages from `queue` through one consumer on `node`; returns the rate and
+ * prints the CPU time the drain cost each node and this process, per 1,000 messages.
+ */
 async function drain(node: number, queue: string, count: number): Promise<number> {
+  const cpuBefore = await cpuSeconds();
+  const ownBefore = process.cpuUsage();
   const started = performance.now();
   const stream = at(node).consume();
   let got = 0;
@@ -125,7 +163,13 @@ async function drain(node: number, queue: string, count: number): Promise<number
     stream.write({ subscribe: { queue, prefetch: 256, consumerTag: "drain", batchDeliveries: true } });
   });
   stream.cancel();
-  return count / ((performance.now() - started) / 1000);
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = await cpuSeconds();
+  const own = process.cpuUsage(ownBefore);
+  console.log(
+    `  drain of ${fmt(count)} from ${queue} in ${seconds.toFixed(1)} s: CPU ms per 1,000 messages ${cpuPer(cpuBefore, cpuAfter, count, node)}, this client ${(((own.user + own.system) / 1e3) * (1000 / count)).toFixed(1)}`,
+  );
+  return count / seconds;
 }
 
 async function worst(): Promise<Sample> {
@@ -153,9 +197,11 @@ console.log(`| 0 | ${mb(base.rss)} | ${mb(base.anon)} | ${mb(base.heap)} | ${mb(
 let lastRate = 0;
 let atDepth = base;
 let reached = TOTAL;
+const stepCpu: string[] = [];
 for (let depth = 0; depth < TOTAL; ) {
   const to = Math.min(TOTAL, depth + STEP);
   leader = await waitForLeader(ids.map(at), 60_000);
+  const cpuBefore = await cpuSeconds();
   try {
     lastRate = await publish(leader, "deep", depth, to);
   } catch (err) {
@@ -165,6 +211,7 @@ for (let depth = 0; depth < TOTAL; ) {
     console.log(`publishing stopped at ${fmt(reached)} queued: ${(err as Error).message}`);
     break;
   }
+  stepCpu.push(`  publish of ${fmt(depth)}–${fmt(to)}: CPU ms per 1,000 messages ${cpuPer(cpuBefore, await cpuSeconds(), to - depth, leader)}`);
   depth = to;
   atDepth = await worst();
   const d = ids.map(disk);
@@ -173,6 +220,7 @@ for (let depth = 0; depth < TOTAL; ) {
 console.log(
   `memory per queued message (at ${fmt(reached)} less empty, largest node): RSS ${((atDepth.rss - base.rss) / reached).toFixed(0)} bytes, not file-backed ${((atDepth.anon - base.anon) / reached).toFixed(0)} bytes, heap ${((atDepth.heap - base.heap) / reached).toFixed(0)} bytes`,
 );
+for (const line of stepCpu) console.log(line);
 console.log(`publish rate at ${fmt(reached)} queued ÷ into an empty queue: ${(lastRate / emptyRate).toFixed(2)}`);
 
 {
@@ -207,6 +255,11 @@ console.log(`restart of all nodes with ${fmt(reached)} queued: serving (a publis
   console.log(`peak while restarting: RSS ${mb(p.rss)} MiB, not file-backed ${mb(p.anon)} MiB (heap ${mb(p.heap)}, external ${mb(p.external)})`);
 }
 leader = await waitForLeader(ids.map(at), 60_000);
+if (COLD) {
+  execFileSync("sync");
+  writeFileSync("/proc/sys/vm/drop_caches", "3");
+  console.log("page cache dropped before the drain");
+}
 const deepDrain = await drain(leader, "deep", reached + 1);
 const after = await worst();
 {
