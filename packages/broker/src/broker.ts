@@ -25,6 +25,7 @@ import { type DeadLetterReason, deadLetteredMessage, isDeadLetterCycle } from ".
 import type { Effect } from "./effect.ts";
 import { assertNever, type Binding, bindingId, type DestinationKind, Exchange, type ExchangeType } from "./exchange.ts";
 import { accessLimits, type BrokerLimits, resolveLimits } from "./limits.ts";
+import { type LiveBodies, RangeGatherer } from "./live-bodies.ts";
 import { requireMachineVersion } from "./machine-version.ts";
 import { queueArgumentsFromProto } from "./queue-arguments.ts";
 import { Consumer, Queue, type QueueArgs } from "./queue.ts";
@@ -77,11 +78,6 @@ export interface AppliedEntry {
   bodies: NewBody[];
 }
 
-/** Broker.liveBodies: the body keys the state refers to, ascending, and the next key to be handed out. */
-export interface LiveBodies {
-  frontier: number;
-  keys: Float64Array;
-}
 
 export interface ApplyMeta {
   index: number;
@@ -191,38 +187,40 @@ export class Broker {
 
   /**
    * The keys of every body a message in the state refers to (ready, held by a consumer, held by a
-   * basic.get), ascending, each once; and the frontier: every key handed out so far is below it.
-   * A stored body below the frontier whose key is not listed can never be read again.
+   * basic.get), as ascending ranges; and the frontier: every key handed out so far is below it.
+   * A stored body below the frontier whose key is not listed can never be read again. Time in
+   * the number of ranges for messages published one after another, once their chunks are full.
    */
   liveBodies(): LiveBodies {
     const s = this.s;
-    let total = 0;
-    for (const v of s.vhosts.values()) for (const q of v.queues.values()) total += q.readyCount;
-    for (const c of s.consumers.values()) total += c.inflight.size;
-    for (const x of s.sessions.values()) total += x.gets.size;
-    const keys = new Float64Array(total);
-    let n = 0;
+    const out = new RangeGatherer();
     const add = (m: QueuedMessage) => {
-      if (m.bodySize > 0) keys[n++] = m.bodyKey;
+      if (m.bodySize > 0) out.add(m.bodyKey, m.bodyKey + 1);
     };
-    // Runs that each ascend as a rule (a queue's messages are in publish order, and so are their
-    // keys), merged below: sorting millions of keys at once costs far more.
-    const runEnds: number[] = [];
+    // A run per queue, head first (the returned stack keeps its head at the end): messages
+    // published one after another are one range, found a chunk at a time.
     for (const v of s.vhosts.values()) {
       for (const q of v.queues.values()) {
-        // Head first (the returned stack keeps its head at the end).
         for (let i = q.returned.length - 1; i >= 0; i--) add(q.returned[i] as QueuedMessage);
-        n = q.ready.copyBodyKeys(keys, n);
-        runEnds.push(n);
+        const ready = q.ready.view();
+        for (let i = 0; i < ready.length; ) {
+          const alike = ready.alikeRun(i);
+          const key = ready.bodyKey(i);
+          if (alike > 1 && ready.bodySize(i) > 0 && ready.bodyKey(i + 1) === key + 1) {
+            out.add(key, key + alike);
+            i += alike;
+            continue;
+          }
+          if (ready.bodySize(i) > 0) out.add(key, key + 1);
+          i++;
+        }
+        out.endRun();
       }
     }
     for (const c of s.consumers.values()) for (const m of c.inflight.values()) add(m);
     for (const x of s.sessions.values()) for (const d of x.gets.values()) add(d.message);
-    runEnds.push(n);
-    const sorted = mergeRuns(keys.subarray(0, n), runEnds);
-    let unique = 0;
-    for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[unique - 1]) sorted[unique++] = sorted[i] as number;
-    return { frontier: s.nextBodyKey, keys: sorted.subarray(0, unique) };
+    const { ranges, count } = out.take();
+    return { frontier: s.nextBodyKey, ranges, count };
   }
 
   apply(command: Command, meta: ApplyMeta): { result: CommandResult; effects: Effect[] } {
@@ -1368,58 +1366,3 @@ function queueInfoOf(q: Queue): QueueInfo {
   };
 }
 
-/**
- * `keys` in ascending order, given the ends of runs that each mostly ascend: a run that does not
- * is sorted by itself, then runs are merged two by two (a few passes over the keys, where one
- * sort of all of them would cost far more).
- */
-function mergeRuns(keys: Float64Array, runEnds: readonly number[]): Float64Array {
-  let runs: [number, number][] = [];
-  let from = 0;
-  for (const end of runEnds) {
-    if (end <= from) continue;
-    let ascending = true;
-    for (let i = from + 1; i < end && ascending; i++) ascending = (keys[i - 1] as number) <= (keys[i] as number);
-    if (!ascending) keys.subarray(from, end).sort();
-    // A run that continues the one before it joins it.
-    const last = runs[runs.length - 1];
-    if (last !== undefined && last[1] === from && (keys[from - 1] as number) <= (keys[from] as number)) last[1] = end;
-    else runs.push([from, end]);
-    from = end;
-  }
-  let src = keys;
-  let dst = runs.length > 1 ? new Float64Array(keys.length) : keys;
-  while (runs.length > 1) {
-    const merged: [number, number][] = [];
-    for (let r = 0; r < runs.length; r += 2) {
-      const a = runs[r] as [number, number];
-      const b = runs[r + 1];
-      if (b === undefined) {
-        dst.set(src.subarray(a[0], a[1]), a[0]);
-        merged.push(a);
-        continue;
-      }
-      merged.push([a[0], b[1]]);
-      // Runs that do not interleave (a consumer's few held messages, all older than its queue's
-      // ready ones, say) are two copies.
-      if ((src[a[1] - 1] as number) <= (src[b[0]] as number)) {
-        dst.set(src.subarray(a[0], b[1]), a[0]);
-        continue;
-      }
-      if ((src[b[1] - 1] as number) <= (src[a[0]] as number)) {
-        dst.set(src.subarray(b[0], b[1]), a[0]);
-        dst.set(src.subarray(a[0], a[1]), a[0] + (b[1] - b[0]));
-        continue;
-      }
-      let i = a[0];
-      let j = b[0];
-      let o = a[0];
-      while (i < a[1] && j < b[1]) dst[o++] = (src[i] as number) <= (src[j] as number) ? (src[i++] as number) : (src[j++] as number);
-      while (i < a[1]) dst[o++] = src[i++] as number;
-      while (j < b[1]) dst[o++] = src[j++] as number;
-    }
-    runs = merged;
-    [src, dst] = [dst, src];
-  }
-  return src;
-}

@@ -26,6 +26,10 @@ class Chunk {
   readonly heads: (MessageHead | undefined)[];
   /** A snapshot's capture refers to this chunk: slots that held messages stay as they are. */
   captured = false;
+  /** Slots written so far: the chunk is full when this reaches its capacity. */
+  filled = 0;
+  /** See alikeFrom(); -1 until it is first asked, once the chunk is full. */
+  private alikeStart = -1;
 
   constructor(readonly capacity: number) {
     this.ids = new Float64Array(capacity);
@@ -36,6 +40,35 @@ class Chunk {
 
   expiresAt(at: number): number {
     return this.expires === null ? 0 : (this.expires[at] as number);
+  }
+
+  /** Its slots are to be written again from the first. */
+  emptied(): void {
+    this.filled = 0;
+    this.alikeStart = -1;
+  }
+
+  /**
+   * For a full chunk: the first slot of the run of messages that ends it in which each message
+   * has the head and body size of the one before, no expiry, and an id and body key that differ
+   * from the one before's by the same two steps throughout (messages published one after
+   * another). Found once: a full chunk's slots are not written again. A message with an expiry
+   * is a run of its own.
+   */
+  alikeFrom(): number {
+    if (this.alikeStart >= 0) return this.alikeStart;
+    const last = this.capacity - 1;
+    let i = last;
+    if (last > 0 && this.expiresAt(last) === 0) {
+      const { ids, bodyKeys, bodySizes, heads } = this;
+      const head = heads[last];
+      const size = bodySizes[last] as number;
+      const idStep = (ids[last] as number) - (ids[last - 1] as number);
+      const keyStep = (bodyKeys[last] as number) - (bodyKeys[last - 1] as number);
+      while (i > 0 && heads[i - 1] === head && bodySizes[i - 1] === size && this.expiresAt(i - 1) === 0 && (ids[i] as number) - (ids[i - 1] as number) === idStep && (bodyKeys[i] as number) - (bodyKeys[i - 1] as number) === keyStep) i--;
+    }
+    this.alikeStart = i;
+    return i;
   }
 }
 
@@ -70,6 +103,20 @@ export class ReadyView {
   head(i: number): MessageHead {
     return this.chunk(i).heads[(this.first + i) & MASK] as MessageHead;
   }
+
+  /**
+   * How many messages from the i-th on (1 at least, within one chunk) are alike as
+   * Chunk.alikeFrom() has it: their ids and body keys step evenly from the i-th's, and the rest
+   * is the i-th's. Known without looking at them once their chunk is full; 1 in a chunk still
+   * filling.
+   */
+  alikeRun(i: number): number {
+    const pos = this.first + i;
+    const c = this.chunks[pos >>> CHUNK_SHIFT] as Chunk;
+    const at = pos & MASK;
+    if (c.filled !== c.capacity || at < c.alikeFrom()) return 1;
+    return Math.min(c.capacity - at, this.length - i);
+  }
 }
 
 export class ReadyRing {
@@ -102,6 +149,7 @@ export class ReadyRing {
       c.expires[at] = expiresAt;
     } else if (c.expires !== null) c.expires[at] = 0;
     c.heads[at] = head;
+    c.filled = at + 1;
     this.count++;
   }
 
@@ -122,6 +170,7 @@ export class ReadyRing {
       c.expires.set(old.expires.subarray(from, to));
     }
     for (let i = from; i < to; i++) c.heads[i - from] = old.heads[i];
+    c.filled = this.count;
     this.chunks[0] = c;
     this.first = 0;
   }
@@ -136,7 +185,11 @@ export class ReadyRing {
     this.count--;
     if (this.count === 0) {
       // Keep one chunk for the next push, unless a capture still reads it.
-      this.chunks = c.captured ? [] : [c];
+      if (c.captured) this.chunks = [];
+      else {
+        c.emptied();
+        this.chunks = [c];
+      }
       this.first = 0;
     } else if (this.first === c.capacity) {
       this.chunks.shift();
@@ -165,19 +218,9 @@ export class ReadyRing {
     return (this.chunks[pos >>> CHUNK_SHIFT] as Chunk).bodySizes[pos & MASK] as number;
   }
 
-  /** Writes the body keys of the messages that have a body into `out` from `at`, head first; answers where it stopped. */
-  copyBodyKeys(out: Float64Array, at: number): number {
-    let left = this.count;
-    for (let ci = 0; left > 0; ci++) {
-      const c = this.chunks[ci] as Chunk;
-      const from = ci === 0 ? this.first : 0;
-      const to = Math.min(c.capacity, from + left);
-      const keys = c.bodyKeys;
-      const sizes = c.bodySizes;
-      for (let i = from; i < to; i++) if ((sizes[i] as number) > 0) out[at++] = keys[i] as number;
-      left -= to - from;
-    }
-    return at;
+  /** The messages as they are now, for a look that ends before the ring next changes. */
+  view(): ReadyView {
+    return new ReadyView(this.chunks, this.first, this.count);
   }
 
   /** The i-th message from the head as an object (a new one each call). */

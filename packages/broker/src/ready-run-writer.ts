@@ -80,6 +80,20 @@ class ColumnEncoder {
     this.repeat = 1;
   }
 
+  /** `count` values from `first` on, each `step` more than the one before: as many push()es, in a step. */
+  pushRun(first: number, step: number, count: number): void {
+    this.push(first);
+    if (count === 1) return;
+    if (step !== 0) this.nonZero = true;
+    if (this.delta === step) this.repeat += count - 1;
+    else {
+      this.closePair();
+      this.delta = step;
+      this.repeat = count - 1;
+    }
+    this.last = first + step * (count - 1);
+  }
+
   /** The column's bytes (empty when every value was 0), and a fresh start for the next block. */
   take(): Uint8Array {
     this.closePair();
@@ -181,6 +195,20 @@ export class ReadyRunWriter {
     this.bodyKeys.push(bodyKey);
     this.bodySizes.push(bodySize);
     this.columnsCount++;
+  }
+
+  /**
+   * `count` messages of the open column block, as column() would write them one by one: ids and
+   * body keys step evenly from the first's, head and body size are the first's, none expires.
+   * The first and last message's numbers must fit (fitsColumns).
+   */
+  columnRun(count: number, id: number, idStep: number, messageRef: number, bodyKey: number, bodyKeyStep: number, bodySize: number): void {
+    this.ids.pushRun(id, idStep, count);
+    this.refs.pushRun(messageRef, 0, count);
+    this.expires.pushRun(0, 0, count);
+    this.bodyKeys.pushRun(bodyKey, bodyKeyStep, count);
+    this.bodySizes.pushRun(bodySize, 0, count);
+    this.columnsCount += count;
   }
 
   /** The runs and blocks written since the last take, as the bytes of their fields. */

@@ -1,7 +1,8 @@
 // Broker.liveBodies: every body key a message in the state refers to, ascending, each once,
 // whatever mix of queues, held deliveries, requeued messages and gets holds them.
 import { describe, expect, it } from "vitest";
-import { Driver } from "./broker-driver.ts";
+import { liveBodyKeys } from "../src/index.ts";
+import { Driver, deliveries } from "./broker-driver.ts";
 
 describe("liveBodies", () => {
   it("lists the keys of every unsettled message, ascending and once, across queues, consumers, requeues and gets", () => {
@@ -30,7 +31,7 @@ describe("liveBodies", () => {
     for (let i = 0; i < 5; i++) d.ok({ get: { queue: "q2", sessionId: "s1" } });
     for (let i = 0; i < 5; i++) d.ok({ get: { queue: "q2", noAck: true } });
     const live = d.broker.liveBodies();
-    const keys = Array.from(live.keys);
+    const keys = [...liveBodyKeys(live)];
     expect(keys).toEqual([...keys].sort((a, b) => a - b));
     expect(new Set(keys).size).toBe(keys.length);
     expect(live.frontier).toBe(keyOf.length + 1);
@@ -42,5 +43,36 @@ describe("liveBodies", () => {
     const settled = new Set([...q1Keys.slice(0, 40), ...gotWithoutAck]);
     const expected = keyOf.map((_, i) => i + 1).filter((k) => !settled.has(k));
     expect(keys).toEqual(expected);
+  });
+
+  it("lists a queue of messages published one after another as one range, whatever its depth", () => {
+    const d = new Driver();
+    d.queue("deep");
+    d.queue("other");
+    const n = 50_000;
+    for (let i = 0; i < n; i++) d.publish("", "deep", "x".repeat(20));
+    let live = d.broker.liveBodies();
+    expect(Array.from(live.ranges)).toEqual([1, n + 1]);
+    expect(live.count).toBe(n);
+    // Another queue's messages interleave; a consumer holds the head; a message is put back.
+    for (let i = 0; i < 10; i++) {
+      d.publish("", "other", "o");
+      d.publish("", "deep", "x".repeat(20));
+    }
+    const taken = deliveries(d.subscribe("c", "deep", 100).effects);
+    for (const t of taken.slice(0, 60)) d.ok({ ack: { consumerId: "c", deliveryTag: t.deliveryTag } });
+    d.ok({ nack: { consumerId: "c", deliveryTag: (taken[70] as (typeof taken)[number]).deliveryTag, requeue: true } });
+    live = d.broker.liveBodies();
+    // Keys 1-60 acked; 61 up to the last key held, in one range with the other queue's.
+    expect(Array.from(live.ranges)).toEqual([61, n + 21]);
+    expect(live.count).toBe(n + 20 - 60);
+    // Acking the other queue's messages away splits what follows into single keys.
+    d.subscribe("c2", "other", 0, { noAck: true });
+    live = d.broker.liveBodies();
+    const expected: number[] = [];
+    for (let k = 61; k <= n; k++) expected.push(k);
+    for (let i = 0; i < 10; i++) expected.push(n + 2 + 2 * i);
+    expect([...liveBodyKeys(live)]).toEqual(expected);
+    expect(live.ranges.length / 2).toBe(11);
   });
 });

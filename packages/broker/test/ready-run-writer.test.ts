@@ -155,4 +155,33 @@ describe("ReadyRunWriter", () => {
     expect(() => readReadyPiece(block({ count: 1, ids: pairs(1, 1) }), sink)).toThrow(/out of range/);
     expect(() => readReadyPiece(block({ count: MAX_COLUMN_BLOCK + 1, ids: pairs(2, MAX_COLUMN_BLOCK + 1) }), sink)).toThrow(/more than/);
   });
+
+  it("writes a run of alike messages as column() writes them one by one, next to single ones and across blocks", () => {
+    // Runs of 1, 2 and many, steps of 0, 1, -1 and large, after and before single messages
+    // whose deltas equal or differ from the run's step.
+    const runs: [count: number, id: number, idStep: number, ref: number, key: number, keyStep: number, size: number][] = [
+      [1, 5, 1, 0, 9, 1, 100],
+      [3, 6, 1, 0, 10, 1, 100],
+      [5_000, 9, 1, 0, 13, 1, 100],
+      [2, 5_009, 2, 1, 5_013, 3, 0],
+      [7, 6_000, 1, 1, 0, 0, 0],
+      [4, 2 ** 40, 2 ** 33, 2 ** 31, 2 ** 45, 1, 2 ** 32 - 1],
+      [3, 90, 1, 2, 80, 1, 1],
+    ];
+    const byRun = new ReadyRunWriter();
+    const oneByOne = new ReadyRunWriter();
+    for (const w of [byRun, oneByOne]) w.startColumns(4);
+    runs.forEach(([count, id, idStep, ref, key, keyStep, size], r) => {
+      // A single message between runs, continuing the run before it or not.
+      for (const w of [byRun, oneByOne]) w.column(id - 1, ref, r % 2 === 0 ? 0 : 7, Math.max(0, key - 1), size);
+      byRun.columnRun(count, id, idStep, ref, key, keyStep, size);
+      for (let i = 0; i < count; i++) oneByOne.column(id + i * idStep, ref, 0, key + i * keyStep, size);
+      if (r === 3) for (const w of [byRun, oneByOne]) w.startColumns(5);
+    });
+    const bytes = byRun.take();
+    expect(Buffer.from(bytes).equals(Buffer.from(oneByOne.take()))).toBe(true);
+    const counts: number[] = [];
+    readReadyPiece(bytes, { message: () => undefined, queued: () => undefined, columns: (_q, count) => counts.push(count) });
+    expect(counts).toEqual([4 + 1 + 3 + 5_000 + 2, 7 + 4 + 3 + 3]);
+  });
 });

@@ -27,7 +27,7 @@ export interface BodyKeeperOptions {
 }
 
 export class BodyKeeper {
-  /** Keys the newest stored (or restored) snapshot refers to, ascending. */
+  /** Keys the newest stored (or restored) snapshot refers to, as LiveBodies.ranges. */
   private live: Float64Array = new Float64Array(0);
   /** Every key below this was handed out by the time of that snapshot. */
   private frontier = 1;
@@ -46,13 +46,13 @@ export class BodyKeeper {
 
   /** The state was restored from a snapshot (at start, or received from the leader) that refers to `live`. */
   restored(live: LiveBodies, why: "start" | "received"): Promise<void> {
-    this.live = live.keys;
+    this.live = live.ranges;
     this.frontier = live.frontier;
     // Restarted from the snapshot whose bodies the store was last made to match (after its
     // collection, or a walk): nothing below its frontier is garbage or missing, and the walk,
     // which reads every stored body, is not needed.
     if (why === "start" && this.o.store.matchedAt() === live.frontier) {
-      this.o.log.info({ event: "body-store-walk-skipped", live: live.keys.length, frontier: live.frontier }, "body store matched this snapshot when the node stopped: not walked");
+      this.o.log.info({ event: "body-store-walk-skipped", live: live.count, frontier: live.frontier }, "body store matched this snapshot when the node stopped: not walked");
       return this.chain;
     }
     return this.run(() => this.walk(live, why));
@@ -62,7 +62,7 @@ export class BodyKeeper {
   snapshotStored(live: LiveBodies): Promise<void> {
     const previous = this.live;
     const previousFrontier = this.frontier;
-    this.live = live.keys;
+    this.live = live.ranges;
     this.frontier = live.frontier;
     return this.run(() => this.collect(previous, previousFrontier, live));
   }
@@ -89,40 +89,59 @@ export class BodyKeeper {
 
   private async collect(previous: Float64Array, previousFrontier: number, live: LiveBodies): Promise<void> {
     const { store } = this.o;
-    const keys = live.keys;
+    const lr = live.ranges;
+    const liveCount = lr.length / 2;
     const gone: number[] = [];
     const ranges: [number, number][] = [];
-    // Keys the previous snapshot held that this one does not. Those between two live keys of
-    // this one (a queue's consumed head, say) go as one range when they fill most of it: the
-    // keys between them are garbage too, and a range is compacted once deleted.
-    let run: number[] = [];
-    let runGap = -1;
-    const endRun = () => {
-      const first = run[0];
-      const last = run[run.length - 1];
-      if (first !== undefined && last !== undefined && run.length >= RANGE_DELETE_MIN && last + 1 - first <= 2 * run.length) ranges.push([first, last + 1]);
-      else for (const k of run) gone.push(k);
-      run = [];
-    };
-    let j = 0;
-    for (let i = 0; i < previous.length; i++) {
-      const k = previous[i] as number;
-      while (j < keys.length && (keys[j] as number) < k) j++;
-      if (j < keys.length && keys[j] === k) continue;
-      // j is the gap of live keys k falls in.
-      if (j !== runGap) endRun();
-      runGap = j;
-      run.push(k);
-    }
-    endRun();
-    // Keys handed out since the previous snapshot that this one does not hold.
-    let i = lowerBound(keys, previousFrontier);
-    let from = previousFrontier;
-    for (; i <= keys.length; i++) {
-      const to = i < keys.length ? (keys[i] as number) : live.frontier;
+    /** Deletes [from, to): as a range when long, key by key when short. */
+    const drop = (from: number, to: number) => {
       if (to - from >= RANGE_DELETE_MIN) ranges.push([from, to]);
       else for (let k = from; k < to; k++) gone.push(k);
-      from = to + 1;
+    };
+    // Keys the previous snapshot held that this one does not, grouped by the gap between live
+    // ranges they fall in. A group that fills most of its span (a queue's consumed head, say)
+    // goes as one range: the keys between are garbage too, and a range is compacted once
+    // deleted.
+    let group: [number, number][] = [];
+    let groupCount = 0;
+    let groupGap = -1;
+    const endGroup = () => {
+      const first = group[0];
+      const last = group[group.length - 1];
+      if (first !== undefined && last !== undefined && groupCount >= RANGE_DELETE_MIN && last[1] - first[0] <= 2 * groupCount) ranges.push([first[0], last[1]]);
+      else for (const [from, to] of group) drop(from, to);
+      group = [];
+      groupCount = 0;
+    };
+    let j = 0;
+    for (let i = 0; i < previous.length; i += 2) {
+      const end = previous[i + 1] as number;
+      let k = previous[i] as number;
+      while (k < end) {
+        while (j < liveCount && (lr[2 * j + 1] as number) <= k) j++;
+        // Live range j, if any, ends after k.
+        if (j < liveCount && (lr[2 * j] as number) <= k) {
+          k = Math.min(end, lr[2 * j + 1] as number);
+          continue;
+        }
+        const to = j < liveCount ? Math.min(end, lr[2 * j] as number) : end;
+        // [k, to) is in the gap before live range j.
+        if (j !== groupGap) endGroup();
+        groupGap = j;
+        group.push([k, to]);
+        groupCount += to - k;
+        k = to;
+      }
+    }
+    endGroup();
+    // Keys handed out since the previous snapshot that this one does not hold: the gaps between
+    // live ranges from the previous frontier on.
+    let from = previousFrontier;
+    for (let r = lowerBoundEnd(lr, previousFrontier); ; r++) {
+      const to = r < liveCount ? (lr[2 * r] as number) : live.frontier;
+      if (to > from) drop(from, to);
+      if (r >= liveCount) break;
+      from = Math.max(from, lr[2 * r + 1] as number);
     }
     await store.remove(gone);
     for (const [a, b] of ranges) await store.removeRange(a, b);
@@ -134,17 +153,29 @@ export class BodyKeeper {
     const started = performance.now();
     // Bodies restored from an older snapshot that carried them are written before the walk looks.
     await store.sync();
-    const keys = live.keys;
+    const lr = live.ranges;
     const missing: number[] = [];
     let garbage: number[] = [];
     let deleted = 0;
-    let j = 0;
+    // The next live key not met yet among the stored keys, in live range r.
+    let r = 0;
+    let next = lr.length > 0 ? (lr[0] as number) : Number.POSITIVE_INFINITY;
+    const passNext = () => {
+      next++;
+      if (next >= (lr[2 * r + 1] as number)) {
+        r++;
+        next = 2 * r < lr.length ? (lr[2 * r] as number) : Number.POSITIVE_INFINITY;
+      }
+    };
     for await (const batch of store.keys(live.frontier)) {
       // Stopping: what is left is walked at the next start.
       if (this.stopped) return;
       for (const k of batch) {
-        while (j < keys.length && (keys[j] as number) < k) missing.push(keys[j++] as number);
-        if (j < keys.length && keys[j] === k) j++;
+        while (next < k) {
+          missing.push(next);
+          passNext();
+        }
+        if (next === k) passNext();
         else garbage.push(k);
       }
       if (garbage.length >= 4096) {
@@ -153,7 +184,10 @@ export class BodyKeeper {
         garbage = [];
       }
     }
-    while (j < keys.length) missing.push(keys[j++] as number);
+    while (next < Number.POSITIVE_INFINITY) {
+      missing.push(next);
+      passNext();
+    }
     deleted += garbage.length;
     await store.remove(garbage);
     this.missing = missing.length;
@@ -162,7 +196,7 @@ export class BodyKeeper {
       await store.markMatched(live.frontier);
     }
     log.info(
-      { event: "body-store-walked", why, live: keys.length, deleted, missing: missing.length, ms: Math.round(performance.now() - started) },
+      { event: "body-store-walked", why, live: live.count, deleted, missing: missing.length, ms: Math.round(performance.now() - started) },
       missing.length === 0 ? "body store matches the snapshot" : `${missing.length} message bodies the snapshot refers to are not in the body store`,
     );
     if (missing.length > 0 && this.o.fetchMissing !== undefined) {
@@ -171,13 +205,13 @@ export class BodyKeeper {
   }
 }
 
-/** The first position in ascending `keys` holding a key ≥ k. */
-function lowerBound(keys: Float64Array, k: number): number {
+/** The first range of `ranges` (LiveBodies.ranges) that ends after k. */
+function lowerBoundEnd(ranges: Float64Array, k: number): number {
   let lo = 0;
-  let hi = keys.length;
+  let hi = ranges.length / 2;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((keys[mid] as number) < k) lo = mid + 1;
+    if ((ranges[2 * mid + 1] as number) <= k) lo = mid + 1;
     else hi = mid;
   }
   return lo;

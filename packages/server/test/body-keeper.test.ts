@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { liveBodiesOfKeys } from "@raftmq/broker";
 import { BodyStore } from "@raftmq/storage";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -33,7 +34,7 @@ async function keysOf(store: BodyStore): Promise<number[]> {
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-const live = (keys: number[], frontier: number) => ({ keys: Float64Array.from(keys), frontier });
+const live = (keys: number[], frontier: number) => liveBodiesOfKeys(keys, frontier);
 
 describe("body keeper", () => {
   it("deletes what a stored snapshot no longer refers to, and keeps what came after it", async () => {

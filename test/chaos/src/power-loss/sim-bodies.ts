@@ -3,7 +3,7 @@
 // loses the unsynced ones, a process crash keeps them. A snapshot's stored list of live bodies
 // lets the rest go (BodyKeeper). A node that receives a snapshot takes the bodies it lacks from
 // its peers, as the real node fetches them.
-import type { LiveBodies, NewBody } from "@raftmq/broker";
+import { type LiveBodies, liveBodyKeys, type NewBody } from "@raftmq/broker";
 
 export class SimBodies {
   readonly #synced = new Map<number, Uint8Array>();
@@ -33,7 +33,7 @@ export class SimBodies {
 
   /** Deletes (not synced) every body below the frontier that `live` does not name. */
   collect(live: LiveBodies): void {
-    const keep = new Set(live.keys);
+    const keep = new Set(liveBodyKeys(live));
     for (const k of [...this.#synced.keys(), ...this.#unsynced.keys()]) {
       if (k < live.frontier && !keep.has(k)) this.#unsynced.set(k, null);
     }
@@ -42,7 +42,7 @@ export class SimBodies {
   /** Copies from `peers` the bodies `live` names that this store lacks; answers how many none had. */
   fetch(live: LiveBodies, peers: readonly SimBodies[]): number {
     let none = 0;
-    for (const k of live.keys) {
+    for (const k of liveBodyKeys(live)) {
       if (this.get(k, 1) !== null) continue;
       const found = peers.map((p) => p.get(k, 1)).find((b) => b !== null);
       if (found === undefined || found === null) none++;
