@@ -81,7 +81,10 @@ describe("ready messages as columns", () => {
     expect(snap.length).toBeLessThan(2_000);
     const small = Buffer.concat([...d.broker.snapshotPieces(4096)]);
     expect(decodePieces(small).reduce((sum, p) => sum + p.readyColumns.length, 0)).toBeGreaterThan(5);
-    const message = (x: ReturnType<typeof deliveries>[number]) => [x.message.id, x.message.bodyKey, x.message.bodySize, (x.message as { expiresAt?: number }).expiresAt, x.message.exchange];
+    const message = (x: ReturnType<typeof deliveries>[number]) => {
+      const m = x.message as typeof x.message & { id: number; bodyKey: number; bodySize: number; expiresAt: number };
+      return [m.id, m.bodyKey, m.bodySize, m.expiresAt, m.exchange];
+    };
     const restored = [snap, small].map((bytes) => {
       const r = new Driver(Broker.restore(bytes));
       r.index = d.index;
