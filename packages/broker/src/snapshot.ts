@@ -320,15 +320,16 @@ export function* encodeStatePieces(s: BrokerState, maxPieceBytes = DEFAULT_PIECE
         const bodyKey = v.bodyKey(j);
         // Messages alike (published one after another) go into the columns as a whole, up to
         // where the piece ends: the same bytes as one by one, in a step whatever their number.
-        const alike = useColumns ? Math.min(v.alikeRun(j), Math.ceil((maxPieceBytes - bytes) / COLUMN_MESSAGE_COST)) : 1;
+        const inColumns = useColumns && fitsColumns(id, expiresAt, bodyKey);
+        const alike = inColumns ? Math.min(v.alikeRun(j), Math.ceil((maxPieceBytes - bytes) / COLUMN_MESSAGE_COST)) : 1;
         const end = j + alike - 1;
-        if (alike > 1 && fitsColumns(id, expiresAt, bodyKey) && fitsColumns(v.id(end), 0, v.bodyKey(end))) {
+        if (alike > 1 && fitsColumns(v.id(end), 0, v.bodyKey(end))) {
           if (open !== "columns") runs.startColumns(c.position);
           open = "columns";
           runs.columnRun(alike, id, v.id(j + 1) - id, table.refOf(v.head(j)), bodyKey, v.bodyKey(j + 1) - bodyKey, v.bodySize(j));
           bytes += alike * COLUMN_MESSAGE_COST;
           i += alike - 1;
-        } else if (useColumns && fitsColumns(id, expiresAt, bodyKey)) {
+        } else if (inColumns) {
           if (open !== "columns") runs.startColumns(c.position);
           open = "columns";
           runs.column(id, table.refOf(v.head(j)), expiresAt, bodyKey, v.bodySize(j));

@@ -47,14 +47,20 @@ interface Sample {
   external: number;
 }
 
-async function sample(id: number): Promise<Sample | null> {
+/** Node `id`'s /metrics text; null when it does not answer within 2 s. */
+async function metricsOf(id: number): Promise<string | null> {
   try {
-    const text = await (await fetch(`http://${harness.host(id)}:${harness.spec(id).httpPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-    const value = (name: string) => Number(/^(\S+) (\S+)$/m.exec(text.split("\n").find((l) => l.startsWith(`${name} `)) ?? "")?.[2] ?? Number.NaN);
-    return { anon: value("raftmq_process_anonymous_memory_bytes"), rss: value("process_resident_memory_bytes"), heap: value("nodejs_heap_size_used_bytes"), external: value("nodejs_external_memory_bytes") };
+    return await (await fetch(`http://${harness.host(id)}:${harness.spec(id).httpPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
   } catch {
     return null;
   }
+}
+
+async function sample(id: number): Promise<Sample | null> {
+  const text = await metricsOf(id);
+  if (text === null) return null;
+  const value = (name: string) => Number(/^(\S+) (\S+)$/m.exec(text.split("\n").find((l) => l.startsWith(`${name} `)) ?? "")?.[2] ?? Number.NaN);
+  return { anon: value("raftmq_process_anonymous_memory_bytes"), rss: value("process_resident_memory_bytes"), heap: value("nodejs_heap_size_used_bytes"), external: value("nodejs_external_memory_bytes") };
 }
 
 function bytesUnder(dir: string): number {
@@ -117,14 +123,11 @@ async function publish(leader: number, queue: string, from: number, to: number):
 async function cpuSeconds(): Promise<{ cpu: number; gc: number }[]> {
   return Promise.all(
     ids.map(async (id) => {
-      try {
-        const text = await (await fetch(`http://${harness.host(id)}:${harness.spec(id).httpPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-        let gc = 0;
-        for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) gc += Number(m[1]);
-        return { cpu: Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN), gc };
-      } catch {
-        return { cpu: Number.NaN, gc: Number.NaN };
-      }
+      const text = await metricsOf(id);
+      if (text === null) return { cpu: Number.NaN, gc: Number.NaN };
+      let gc = 0;
+      for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) gc += Number(m[1]);
+      return { cpu: Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN), gc };
     }),
   );
 }
