@@ -132,6 +132,17 @@ async function cpuSeconds(): Promise<{ cpu: number; gc: number }[]> {
   );
 }
 
+/** Each node's body store work so far: keys deleted one by one, ranges compacted, segments dropped whole. */
+async function bodyWork(): Promise<{ deletes: number; compactions: number; dropped: number }[]> {
+  return Promise.all(
+    ids.map(async (id) => {
+      const text = (await metricsOf(id)) ?? "";
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+      return { deletes: value("raftmq_body_store_deletes"), compactions: value("raftmq_body_store_compactions"), dropped: value("raftmq_body_store_segments_dropped") };
+    }),
+  );
+}
+
 /** CPU ms (garbage collection among them) per 1,000 messages that each node spent between two readings. */
 function cpuPer(before: { cpu: number; gc: number }[], after: { cpu: number; gc: number }[], count: number, leader: number): string {
   const per = (s: number) => ((s * 1000 * 1000) / count).toFixed(1);
@@ -150,6 +161,7 @@ function cpuPer(before: { cpu: number; gc: number }[], after: { cpu: number; gc:
  */
 async function drain(node: number, queue: string, count: number): Promise<number> {
   const cpuBefore = await cpuSeconds();
+  const workBefore = await bodyWork();
   const ownBefore = process.cpuUsage();
   const started = performance.now();
   const stream = at(node).consume();
@@ -173,8 +185,16 @@ async function drain(node: number, queue: string, count: number): Promise<number
   const seconds = (performance.now() - started) / 1000;
   const cpuAfter = await cpuSeconds();
   const own = process.cpuUsage(ownBefore);
+  const workAfter = await bodyWork();
+  const work = ids
+    .map((id, i) => {
+      const a = workAfter[i] as { deletes: number; compactions: number; dropped: number };
+      const b = workBefore[i] as { deletes: number; compactions: number; dropped: number };
+      return `node ${id} ${fmt(a.dropped - b.dropped)} segments dropped, ${fmt(a.deletes - b.deletes)} keys deleted, ${fmt(a.compactions - b.compactions)} ranges compacted`;
+    })
+    .join("; ");
   console.log(
-    `  drain of ${fmt(count)} from ${queue} in ${seconds.toFixed(1)} s, ${(count / batches).toFixed(1)} deliveries per stream message: CPU ms per 1,000 messages ${cpuPer(cpuBefore, cpuAfter, count, node)}, this client ${(((own.user + own.system) / 1e3) * (1000 / count)).toFixed(1)}`,
+    `  drain of ${fmt(count)} from ${queue} in ${seconds.toFixed(1)} s, ${(count / batches).toFixed(1)} deliveries per stream message: CPU ms per 1,000 messages ${cpuPer(cpuBefore, cpuAfter, count, node)}, this client ${(((own.user + own.system) / 1e3) * (1000 / count)).toFixed(1)}; body store: ${work}`,
   );
   return count / seconds;
 }

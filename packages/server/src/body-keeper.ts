@@ -1,16 +1,17 @@
 // When bodies leave the body store. A body is deleted once no message of a stored snapshot refers
 // to it: then neither a restart (which restores that snapshot or a later one, and replays the log
 // after it) nor a follower sent that snapshot can need it, since a key is never handed out twice.
-// Each snapshot the node stores lists the keys its state refers to (Broker.liveBodies); what the
-// previous list held and this one does not, and every key handed out since the previous one that
-// this one does not hold, are deleted. Bodies acked after a snapshot stay until the next one.
+// Each snapshot the node stores lists the keys its state refers to (Broker.liveBodies): a segment
+// of the store none of whose keys it holds is dropped whole; of the rest, what the previous list
+// held and this one does not, and every key handed out since the previous one that this one does
+// not hold, are deleted. Bodies acked after a snapshot stay until the next one.
 //
 // After a restart or a received snapshot, the node does not know what its store holds beyond the
 // snapshot's list: it walks the stored keys below the snapshot's frontier once, in the
 // background, deletes those the snapshot does not refer to and reports those it refers to that
 // are missing (a follower that received a snapshot fetches them from a peer).
 import type { LiveBodies } from "@raftmq/broker";
-import type { BodyStore } from "@raftmq/storage";
+import { type BodyStore, firstRangeEndingAfter } from "@raftmq/storage";
 import type { Logger } from "pino";
 
 /** Gaps in the live keys up to this long are deleted key by key, longer ones as a range. */
@@ -89,6 +90,8 @@ export class BodyKeeper {
 
   private async collect(previous: Float64Array, previousFrontier: number, live: LiveBodies): Promise<void> {
     const { store } = this.o;
+    // Whole segments first: the deletes below skip the keys they held.
+    store.dropSegmentsWithout(live.ranges, live.frontier);
     const lr = live.ranges;
     const liveCount = lr.length / 2;
     const gone: number[] = [];
@@ -137,7 +140,7 @@ export class BodyKeeper {
     // Keys handed out since the previous snapshot that this one does not hold: the gaps between
     // live ranges from the previous frontier on.
     let from = previousFrontier;
-    for (let r = lowerBoundEnd(lr, previousFrontier); ; r++) {
+    for (let r = firstRangeEndingAfter(lr, previousFrontier); ; r++) {
       const to = r < liveCount ? (lr[2 * r] as number) : live.frontier;
       if (to > from) drop(from, to);
       if (r >= liveCount) break;
@@ -153,6 +156,8 @@ export class BodyKeeper {
     const started = performance.now();
     // Bodies restored from an older snapshot that carried them are written before the walk looks.
     await store.sync();
+    // Segments holding no body the snapshot refers to go whole, unread.
+    store.dropSegmentsWithout(live.ranges, live.frontier);
     const lr = live.ranges;
     const missing: number[] = [];
     let garbage: number[] = [];
@@ -203,16 +208,4 @@ export class BodyKeeper {
       await this.o.fetchMissing(missing);
     }
   }
-}
-
-/** The first range of `ranges` (LiveBodies.ranges) that ends after k. */
-function lowerBoundEnd(ranges: Float64Array, k: number): number {
-  let lo = 0;
-  let hi = ranges.length / 2;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((ranges[2 * mid + 1] as number) <= k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

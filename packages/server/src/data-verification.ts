@@ -14,7 +14,7 @@ export type DataDirVerdict =
   | { kind: "corrupt"; error: CorruptionError }
   | { kind: "unreadable"; error: Error };
 
-/** The body store's folder inside the data directory (a LevelDB database of its own). */
+/** The body store's folder inside the data directory (its segments, LevelDB databases of their own). */
 export const BODIES_DIR = "bodies";
 
 /** Names LevelDB and raftmq put in a data directory; anything else means it is someone else's. */
@@ -22,7 +22,7 @@ const OURS = [/^\d{6}\.(log|ldb|sst)$/, /^MANIFEST-\d{6}$/, /^CURRENT$/, /^LOCK$
 const LEVELDB_MARKERS = [/^CURRENT$/, /^MANIFEST-\d{6}$/, /^\d{6}\.(log|ldb|sst)$/];
 
 function isOurs(name: string): boolean {
-  return name === IDENTITY_RECORD_FILE || name === `${IDENTITY_RECORD_FILE}.tmp` || name === BODIES_DIR || name === SNAPSHOTS_DIR || OURS.some((re) => re.test(name));
+  return name === IDENTITY_RECORD_FILE || name === `${IDENTITY_RECORD_FILE}.tmp` || name === BODIES_DIR || name === `${BODIES_DIR}.new` || name === SNAPSHOTS_DIR || OURS.some((re) => re.test(name));
 }
 
 async function entriesOf(dir: string): Promise<string[] | null> {

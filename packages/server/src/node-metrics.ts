@@ -31,12 +31,24 @@ export class NodeMetrics {
   amqpConnections: () => number = () => 0;
   readonly appliedEntries: Counter;
   /** The body store's counts, read at scrape time once the store is open. */
-  bodyStore: () => { written: number; writtenBytes: number; deleted: number; missing: number; compactions: number; readAhead: number; readAheadHits: number } = () => ({
+  bodyStore: () => {
+    written: number;
+    writtenBytes: number;
+    deleted: number;
+    missing: number;
+    compactions: number;
+    segments: number;
+    segmentsDropped: number;
+    readAhead: number;
+    readAheadHits: number;
+  } = () => ({
     written: 0,
     writtenBytes: 0,
     deleted: 0,
     missing: 0,
     compactions: 0,
+    segments: 0,
+    segmentsDropped: 0,
     readAhead: 0,
     readAheadHits: 0,
   });
@@ -82,6 +94,8 @@ export class NodeMetrics {
     bodyGauge("raftmq_body_store_written_bytes", "Bytes of message bodies written to this node's body store since it started", (b) => b.writtenBytes);
     bodyGauge("raftmq_body_store_deletes", "Message body keys deleted from this node's body store since it started (a range cleared counts its whole span)", (b) => b.deleted);
     bodyGauge("raftmq_body_store_compactions", "Ranges of deleted bodies this node's body store compacted to free their disk space, since it started", (b) => b.compactions);
+    bodyGauge("raftmq_body_store_segments", "Segments (LevelDB databases, each a run of body keys) in this node's body store", (b) => b.segments);
+    bodyGauge("raftmq_body_store_segments_dropped", "Segments of this node's body store dropped whole, none of their bodies referred to any more, since it started", (b) => b.segmentsDropped);
     bodyGauge("raftmq_body_read_ahead", "Bodies this node read from its body store ahead of their delivery to a local consumer, since it started", (b) => b.readAhead);
     bodyGauge("raftmq_body_read_ahead_hits", "Deliveries to local consumers that found their body read ahead, since the node started", (b) => b.readAheadHits);
     bodyGauge("raftmq_body_store_missing", "Bodies the state refers to that this node's body store lacks and could not fetch from a peer", (b) => b.missing);

@@ -170,6 +170,8 @@ export class RaftmqNode {
       deleted: bodies.deleted,
       missing: this.driver.bodyKeeper.missing,
       compactions: bodies.compactions,
+      segments: bodies.segmentCount,
+      segmentsDropped: bodies.segmentsDropped,
       readAhead: this.driver.readAhead.read,
       readAheadHits: this.driver.readAhead.hits,
     });

@@ -19,10 +19,10 @@ afterEach(() => {
 const log = pino({ level: "silent" });
 const body = (key: number) => new Uint8Array([key % 256, 1, 2]);
 
-async function openStore(): Promise<BodyStore> {
+async function openStore(segmentBytes?: number): Promise<BodyStore> {
   const dir = mkdtempSync(join(tmpdir(), "raftmq-bodies-"));
   dirs.push(dir);
-  return BodyStore.open({ dir: join(dir, "bodies") }, (e) => {
+  return BodyStore.open({ dir: join(dir, "bodies"), ...(segmentBytes === undefined ? {} : { segmentBytes }) }, (e) => {
     throw e;
   });
 }
@@ -90,6 +90,36 @@ describe("body keeper", () => {
     await store.sync();
     await new BodyKeeper({ store, log }).restored(live(range(50, 100), 100), "received");
     expect((await keysOf(store)).includes(8)).toBe(false);
+    await store.close();
+  });
+
+  it("drops whole the segments a snapshot refers to none of, and deletes key by key only in the others", async () => {
+    // Three 3-byte bodies per segment: segments begin at 1, 4, 7, ..., 28.
+    const store = await openStore(9);
+    const keeper = new BodyKeeper({ store, log });
+    store.put(range(1, 31).map((key) => ({ key, bytes: body(key) })));
+    await keeper.snapshotStored(live(range(1, 31), 31));
+    expect(store.segmentCount).toBe(10);
+    // 5 is still queued; 20 and on too. The segments of 1, 7, 10, 13 and 16 hold nothing live.
+    await keeper.snapshotStored(live([5, ...range(20, 31)], 31));
+    await store.whenCompacted();
+    expect(store.segmentsDropped).toBe(5);
+    expect(store.segmentCount).toBe(5);
+    // Deleted one by one: 4 and 6 beside 5, 19 beside 20.
+    expect(store.deleted).toBe(3);
+    expect(await keysOf(store)).toEqual([5, ...range(20, 31)]);
+    await store.close();
+  });
+
+  it("after a restore, drops the segments the snapshot refers to none of before it walks the rest", async () => {
+    const store = await openStore(9);
+    store.put(range(1, 31).map((key) => ({ key, bytes: body(key) })));
+    await store.sync();
+    await new BodyKeeper({ store, log }).restored(live([5, ...range(20, 31)], 31), "received");
+    await store.whenCompacted();
+    expect(store.segmentsDropped).toBe(5);
+    expect(store.deleted).toBe(3);
+    expect(await keysOf(store)).toEqual([5, ...range(20, 31)]);
     await store.close();
   });
 

@@ -9,5 +9,5 @@ export {
   type StorageOptions,
   type StorageUpdate,
 } from "./raft-storage.ts";
-export { BodyMissingError, BodyStore, type BodyStoreOptions, bodyKeyBytes, type StoredBody } from "./body-store.ts";
+export { BodyMissingError, BodyStore, type BodyStoreOptions, bodyKeyBytes, firstRangeEndingAfter, SEGMENT_BYTES, type StoredBody } from "./body-store.ts";
 export { SNAPSHOTS_DIR } from "./snapshot-db.ts";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 // The body store: bodies read back as written, before and after their write lands and across a
 // reopen; deletes by key and by range; damage is reported, never returned as a body.
-import { readdir, stat } from "node:fs/promises";
+import { readdir, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
@@ -20,9 +20,16 @@ function failOnError(error: Error): void {
 
 async function bytesOnDisk(dir: string): Promise<number> {
   let total = 0;
-  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    total += entry.isDirectory() ? await bytesOnDisk(path) : (await stat(path)).size;
+  }
   return total;
 }
+
+const segmentsIn = async (dir: string) => (await readdir(dir)).filter((name) => name.startsWith("seg-")).sort();
+/** Ranges [from, to) as LiveBodies.ranges. */
+const ranges = (...pairs: [number, number][]) => Float64Array.from(pairs.flat());
 
 async function stored(store: BodyStore): Promise<number[]> {
   const out: number[] = [];
@@ -124,7 +131,8 @@ describe("body store", () => {
       { key: 2, bytes: bytes(2) },
     ]);
     await store.close();
-    const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    expect(await segmentsIn(dir)).toEqual(["seg-0000000000000001"]);
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, "seg-0000000000000001"), { keyEncoding: "view", valueEncoding: "view" });
     await db.open();
     const one = (await db.get(bodyKeyBytes(1))) as Uint8Array;
     const flipped = Uint8Array.from(one);
@@ -137,5 +145,109 @@ describe("body store", () => {
     expect(() => again.read(1, 32)).toThrow(CorruptionError);
     expect(() => again.read(2, 32)).toThrow(CorruptionError);
     await again.close();
+  });
+
+  it("begins a new segment once the newest holds its share, and reads across them after a reopen", async () => {
+    const dir = await temp.make();
+    const store = await BodyStore.open({ dir, segmentBytes: 10_000 }, failOnError);
+    // Random bodies, which LevelDB cannot shrink: a reopen finds the newest segment's bytes in its files.
+    const made = Array.from({ length: 42 }, () => new Uint8Array(randomBytes(1000)));
+    const body = (key: number) => made[key] as Uint8Array;
+    // 1 KiB bodies: a segment takes 10 of them before the next begins at the next key.
+    for (let key = 1; key <= 35; key += 5) store.putApplied(Array.from({ length: 5 }, (_, i) => ({ key: key + i, bytes: body(key + i) })));
+    await store.sync();
+    expect(await segmentsIn(dir)).toEqual(["seg-0000000000000001", "seg-000000000000000b", "seg-0000000000000015", "seg-000000000000001f"]);
+    expect(store.segmentCount).toBe(4);
+    for (let key = 1; key <= 35; key++) expect(asBuffer(store.read(key, 1000))).toEqual(asBuffer(body(key)));
+    await store.close();
+    const again = await BodyStore.open({ dir, segmentBytes: 10_000 }, failOnError);
+    expect(again.appliedAtOpen).toBe(35);
+    expect(await stored(again)).toEqual(Array.from({ length: 35 }, (_, i) => i + 1));
+    expect((await again.readManyAsync([3, 17, 35, 36])).map(asBuffer)).toEqual([body(3), body(17), body(35), null].map(asBuffer));
+    // The newest segment (31-35) goes on filling after the reopen: 36-40 fill it, 41 begins another.
+    again.putApplied(Array.from({ length: 6 }, (_, i) => ({ key: 36 + i, bytes: body(36 + i) })));
+    await again.sync();
+    expect(await segmentsIn(dir)).toEqual(["seg-0000000000000001", "seg-000000000000000b", "seg-0000000000000015", "seg-000000000000001f", "seg-0000000000000029"]);
+    await again.close();
+  });
+
+  it("drops whole the segments none of whose keys is live, frees their disk, and skips their keys when deleting", async () => {
+    const dir = await temp.make();
+    const store = await BodyStore.open({ dir, segmentBytes: 100 * 1024 }, failOnError);
+    // Random bodies, 100 per segment: segments begin at 1, 101, 201, ..., 901.
+    for (let lo = 1; lo <= 1000; lo += 100) {
+      store.putApplied(Array.from({ length: 100 }, (_, i) => ({ key: lo + i, bytes: new Uint8Array(randomBytes(1024)) })));
+      await store.sync();
+    }
+    expect(await segmentsIn(dir)).toHaveLength(10);
+    const before = await bytesOnDisk(dir);
+    // Live: 150 (in the segment of 101) and 450-459 (of 401); every key below 701 was handed out.
+    // Segments of 1, 201, 301, 501 and 601 go; 701 and on hold keys at or above the frontier.
+    expect(store.dropSegmentsWithout(ranges([150, 151], [450, 460]), 701)).toBe(5);
+    expect(store.segmentCount).toBe(5);
+    await store.whenCompacted();
+    expect(store.segmentsDropped).toBe(5);
+    expect(store.keysDropped).toBe(500);
+    expect(await segmentsIn(dir)).toEqual(["seg-0000000000000065", "seg-0000000000000191", "seg-00000000000002bd", "seg-0000000000000321", "seg-0000000000000385"]);
+    expect(await bytesOnDisk(dir)).toBeLessThan(before * 0.6);
+    // Deletes reach only the segments that are left: 101-149 and 151-200 of the segment of 101.
+    await store.removeRange(1, 150);
+    await store.removeRange(151, 450);
+    await store.remove([1, 2, 250, 151]);
+    // 101-149, 151-200 and 401-449; then 151 again.
+    expect(store.deleted).toBe(49 + 50 + 49 + 1);
+    const left = await stored(store);
+    expect(left.filter((k) => k < 701)).toEqual([150, ...Array.from({ length: 51 }, (_, i) => 450 + i)]);
+    expect(() => store.read(5, 1024)).toThrow(BodyMissingError);
+    expect(store.has(150)).toBe(true);
+    // The newest segment stays, even with nothing live: the next bodies go there.
+    expect(store.dropSegmentsWithout(ranges(), 2000)).toBe(4);
+    await store.whenCompacted();
+    expect(await segmentsIn(dir)).toEqual(["seg-0000000000000385"]);
+    await store.close();
+    const again = await BodyStore.open({ dir, segmentBytes: 100 * 1024 }, failOnError);
+    expect(again.appliedAtOpen).toBe(1000);
+    expect(await stored(again)).toEqual(Array.from({ length: 100 }, (_, i) => 901 + i));
+    await again.close();
+  });
+
+  it("records the matched frontier apart from the segments, and finishes drops and moves a crash interrupted", async () => {
+    const dir = await temp.make();
+    const store = await BodyStore.open({ dir, segmentBytes: 100 }, failOnError);
+    store.putApplied([1, 2, 3].map((key) => ({ key, bytes: bytes(key, 100) })));
+    await store.markMatched(3);
+    expect(store.matchedAt()).toBe(3);
+    await store.close();
+    // A drop that got as far as its rename.
+    await rename(join(dir, "seg-0000000000000001"), join(dir, "seg-0000000000000001.drop"));
+    const again = await BodyStore.open({ dir, segmentBytes: 100 }, failOnError);
+    expect(await readdir(dir)).not.toContain("seg-0000000000000001.drop");
+    expect(again.matchedAt()).toBe(3);
+    expect(await stored(again)).toEqual([2, 3]);
+    await again.close();
+  });
+
+  it("takes over a store kept in one database, and a move into segments a crash interrupted", async () => {
+    const root = await temp.make();
+    const dir = join(root, "bodies");
+    const store = await BodyStore.open({ dir }, failOnError);
+    store.putApplied([1, 2, 3].map((key) => ({ key, bytes: bytes(key) })));
+    await store.close();
+    // The earlier layout: the database in the folder itself.
+    await rename(join(dir, "seg-0000000000000001"), join(root, "single"));
+    await rename(dir, join(root, "gone"));
+    await rename(join(root, "single"), dir);
+    const taken = await BodyStore.open({ dir }, failOnError);
+    expect(await segmentsIn(dir)).toEqual(["seg-0000000000000000"]);
+    expect(taken.appliedAtOpen).toBe(3);
+    expect(await stored(taken)).toEqual([1, 2, 3]);
+    taken.putApplied([{ key: 4, bytes: bytes(4) }]);
+    await taken.close();
+    // A crash between the two renames leaves only the staging folder.
+    await rename(dir, `${dir}.new`);
+    const finished = await BodyStore.open({ dir }, failOnError);
+    expect(await stored(finished)).toEqual([1, 2, 3, 4]);
+    expect(asBuffer(finished.read(4, 32))).toEqual(bytes(4));
+    await finished.close();
   });
 });
