@@ -334,11 +334,15 @@ export class BodyStore {
     const newest = this.segments[this.segments.length - 1];
     let segment: Segment;
     if (newest === undefined) segment = this.addSegment(key);
-    else if (key > newest.maxKey && newest.maxKey >= 0 && newest.bytes >= (this.options.segmentBytes ?? SEGMENT_BYTES)) segment = this.addSegment(key);
+    else if (key > newest.maxKey && newest.maxKey >= 0 && newest.bytes >= this.segmentBytes) segment = this.addSegment(key);
     else segment = this.segments[this.segmentIndexAtOrBelow(key)] ?? this.addSegment(key);
     if (key > segment.maxKey) segment.maxKey = key;
     segment.bytes += size;
     return segment;
+  }
+
+  private get segmentBytes(): number {
+    return this.options.segmentBytes ?? SEGMENT_BYTES;
   }
 
   /** Segments on disk (or being opened). */
@@ -592,6 +596,20 @@ export class BodyStore {
   }
 
   /**
+   * A full segment is written no more: its memtable (up to writeBufferSize of the last bodies)
+   * goes to a table, so that sealed segments hold no memory. LevelDB flushes the memtable before
+   * compacting any range; the range of its last key alone rewrites little else.
+   */
+  private seal(segment: Segment): void {
+    const last = bodyKeyBytes(segment.maxKey);
+    const run = this.compacting.then(async () => {
+      if (this.failure !== null || segment.db.status !== "open") return;
+      await segment.db.compactRange(last, last);
+    });
+    this.compacting = run.catch(() => undefined);
+  }
+
+  /**
    * Compacts [from, to) of a segment once `deleted` resolves and the ranges queued before it are
    * compacted; one compaction runs at a time. It is queued at once, so that whenCompacted() and
    * close() wait for it even while its deletes are still being written.
@@ -697,7 +715,10 @@ export class BodyStore {
     const before = this.lastWritten;
     this.lastWritten = segment;
     this.enqueue(async () => {
-      if (before !== null && before !== segment && before.unsynced && before.db.status === "open") await this.syncSegment(before);
+      if (before !== null && before !== segment && before.db.status === "open") {
+        if (before.unsynced) await this.syncSegment(before);
+        if (before.bytes >= this.segmentBytes) this.seal(before);
+      }
       await segment.opened;
       await segment.db.batch(ops);
       segment.unsynced = true;

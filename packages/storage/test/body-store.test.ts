@@ -158,6 +158,14 @@ describe("body store", () => {
     await store.sync();
     expect(await segmentsIn(dir)).toEqual(["seg-0000000000000001", "seg-000000000000000b", "seg-0000000000000015", "seg-000000000000001f"]);
     expect(store.segmentCount).toBe(4);
+    // The full ones are sealed: their last bodies went from LevelDB's log (and memtable) to a table.
+    await store.whenCompacted();
+    for (const name of (await segmentsIn(dir)).slice(0, 3)) {
+      const files = await readdir(join(dir, name));
+      const logBytes = (await Promise.all(files.filter((f) => f.endsWith(".log")).map(async (f) => (await stat(join(dir, name, f))).size))).reduce((a, b) => a + b, 0);
+      expect(logBytes).toBeLessThan(1000);
+      expect(files.some((f) => f.endsWith(".ldb"))).toBe(true);
+    }
     for (let key = 1; key <= 35; key++) expect(asBuffer(store.read(key, 1000))).toEqual(asBuffer(body(key)));
     await store.close();
     const again = await BodyStore.open({ dir, segmentBytes: 10_000 }, failOnError);
