@@ -7,7 +7,8 @@
 // is also sampled every 200 ms throughout, for the peak. Then every node is restarted and the
 // time until a publish is confirmed and the depth reads right is measured, and the backlog is
 // drained. For comparison it first publishes a 50,000 backlog into an empty queue and drains it,
-// three times (after a round of the same that warms the nodes up), and takes the medians.
+// three times (after a round of the same that warms the nodes up), and takes the medians; it does
+// the same three times again after the drain, and compares with both.
 // Prints figures only.
 // With --cold (as root), the kernel's page cache is dropped before the backlog is drained, as it
 // is in effect when the bodies on the three nodes' disks outgrow the machine's memory.
@@ -133,12 +134,17 @@ async function cpuSeconds(): Promise<{ cpu: number; gc: number }[]> {
 }
 
 /** Each node's body store work so far: keys deleted one by one, ranges compacted, segments dropped whole. */
-async function bodyWork(): Promise<{ deletes: number; compactions: number; dropped: number }[]> {
+async function bodyWork(): Promise<{ deletes: number; compactions: number; dropped: number; hits: number }[]> {
   return Promise.all(
     ids.map(async (id) => {
       const text = (await metricsOf(id)) ?? "";
       const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
-      return { deletes: value("raftmq_body_store_deletes"), compactions: value("raftmq_body_store_compactions"), dropped: value("raftmq_body_store_segments_dropped") };
+      return {
+        deletes: value("raftmq_body_store_deletes"),
+        compactions: value("raftmq_body_store_compactions"),
+        dropped: value("raftmq_body_store_segments_dropped"),
+        hits: value("raftmq_body_read_ahead_hits"),
+      };
     }),
   );
 }
@@ -188,9 +194,10 @@ async function drain(node: number, queue: string, count: number): Promise<number
   const workAfter = await bodyWork();
   const work = ids
     .map((id, i) => {
-      const a = workAfter[i] as { deletes: number; compactions: number; dropped: number };
-      const b = workBefore[i] as { deletes: number; compactions: number; dropped: number };
-      return `node ${id} ${fmt(a.dropped - b.dropped)} segments dropped, ${fmt(a.deletes - b.deletes)} keys deleted, ${fmt(a.compactions - b.compactions)} ranges compacted`;
+      const a = workAfter[i] as { deletes: number; compactions: number; dropped: number; hits: number };
+      const b = workBefore[i] as { deletes: number; compactions: number; dropped: number; hits: number };
+      const hits = id === node ? `, ${(((a.hits - b.hits) / count) * 100).toFixed(1)}% of the bodies delivered read ahead` : "";
+      return `node ${id} ${fmt(a.dropped - b.dropped)} segments dropped, ${fmt(a.deletes - b.deletes)} keys deleted, ${fmt(a.compactions - b.compactions)} ranges compacted${hits}`;
     })
     .join("; ");
   console.log(
@@ -304,7 +311,23 @@ const after = await worst();
   const p = phase();
   console.log(`peak while draining: RSS ${mb(p.rss)} MiB, not file-backed ${mb(p.anon)} MiB (heap ${mb(p.heap)}, external ${mb(p.external)})`);
 }
-console.log(`drain of the ${fmt(reached)} backlog: ${fmt(deepDrain)} msg/s (÷ drain of ${fmt(SMALL)}: ${(deepDrain / smallDrain).toFixed(2)}); after it, largest node: RSS ${mb(after.rss)} MiB, not file-backed ${mb(after.anon)} MiB, heap ${mb(after.heap)} MiB, external ${mb(after.external)} MiB`);
+// The machine's speed drifts over the tens of minutes a deep backlog takes: the rounds into an
+// empty queue are run again right after the drain, and the deep figures compared with both.
+const laterRates: number[] = [];
+const laterDrains: number[] = [];
+for (let round = 4; round <= 6; round++) {
+  laterRates.push(await publish(leader, "small", round * SMALL, (round + 1) * SMALL));
+  laterDrains.push(await drain(leader, "small", SMALL));
+}
+const laterRate = median(laterRates);
+const laterDrain = median(laterDrains);
+console.log(
+  `into an empty queue again after the drain, median of 3 rounds: publish ${fmt(laterRate)} msg/s (${laterRates.map(fmt).join(", ")}); drain of a ${fmt(SMALL)} backlog ${fmt(laterDrain)} msg/s (${laterDrains.map(fmt).join(", ")})`,
+);
+console.log(`publish rate at ${fmt(reached)} queued ÷ into an empty queue after the drain: ${(lastRate / laterRate).toFixed(2)}`);
+console.log(
+  `drain of the ${fmt(reached)} backlog: ${fmt(deepDrain)} msg/s (÷ drain of ${fmt(SMALL)} before: ${(deepDrain / smallDrain).toFixed(2)}, after: ${(deepDrain / laterDrain).toFixed(2)}); after it, largest node: RSS ${mb(after.rss)} MiB, not file-backed ${mb(after.anon)} MiB, heap ${mb(after.heap)} MiB, external ${mb(after.external)} MiB`,
+);
 sampling = false;
 await sampler;
 console.log(`peak per node over the whole run, RSS / not file-backed: ${ids.map((id) => `node ${id} ${mb(peak.get(id)?.rss ?? 0)} / ${mb(peak.get(id)?.anon ?? 0)} MiB`).join(", ")}`);
