@@ -16,10 +16,11 @@
 // Writes go out in the order put() was called, the puts of one turn of the event loop in one
 // batch per segment. Until its write lands, a body is served from memory, so a delivery in the
 // same apply as its publish reads it.
-import { mkdir, open as openFile, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { crc32c } from "./crc32c.ts";
+import { syncDir } from "./dir-sync.ts";
 import { CorruptionError, StorageFailedError } from "./errors.ts";
 
 /** A body to store: the key the state machine gave it and its bytes. */
@@ -126,15 +127,6 @@ function sealed(keyBytes: Uint8Array, body: Uint8Array): Uint8Array {
 
 function segmentName(start: number): string {
   return `seg-${start.toString(16).padStart(16, "0")}`;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await openFile(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Bytes of the files in a folder (LevelDB's tables and log). */

@@ -4,10 +4,11 @@
 // superseded snapshot goes as a whole directory. Kept in the log's database instead, every
 // snapshot was written through the log's compactions and deleted key by key, and a deep queue's
 // snapshot is tens of megabytes written every few seconds.
-import { mkdir, open as openFile, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { checkDataFiles, dataFilesOf } from "./data-file-check.ts";
+import { syncDir } from "./dir-sync.ts";
 import { CorruptionError, StorageFailedError } from "./errors.ts";
 import type { BatchOp } from "./record-codec.ts";
 import { snapshotChunkCount, snapshotChunkPuts } from "./snapshot-records.ts";
@@ -25,16 +26,6 @@ type Database = ClassicLevel<Uint8Array, Uint8Array>;
 
 function pathOf(root: string, index: number): string {
   return join(root, SNAPSHOTS_DIR, String(index));
-}
-
-/** Syncs a directory, so that the names created or removed in it survive a power loss. */
-async function syncDir(path: string): Promise<void> {
-  const handle = await openFile(path, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function database(path: string, createIfMissing: boolean): Database {
