@@ -186,6 +186,8 @@ interface Segment {
   unsynced: boolean;
   /** Deleted from since the last markMatched(). */
   deletedSinceMark: boolean;
+  /** Resolves once the seal() under way, if any, is done. */
+  sealing: Promise<void>;
 }
 
 /** Puts of one turn: the bodies, and which of them came from putApplied(). */
@@ -284,7 +286,7 @@ export class BodyStore {
       }
       const last = await db.keys({ lt: MARKS_FROM, reverse: true, limit: 1 }).all();
       const maxKey = last[0] === undefined ? -1 : keyOfBytes(last[0]);
-      return { start, dir, db, opened: Promise.resolve(), maxKey, bytes: 0, applied, unsynced: false, deletedSinceMark: false };
+      return { start, dir, db, opened: Promise.resolve(), maxKey, bytes: 0, applied, unsynced: false, deletedSinceMark: false, sealing: Promise.resolve() };
     } catch (error) {
       await db.close().catch(() => undefined);
       throw error;
@@ -297,7 +299,7 @@ export class BodyStore {
     const db = BodyStore.newDb(this.options, dir);
     const opened = db.open();
     opened.catch((error: unknown) => this.fail(error));
-    const segment: Segment = { start, dir, db, opened, maxKey: -1, bytes: 0, applied: -1, unsynced: false, deletedSinceMark: false };
+    const segment: Segment = { start, dir, db, opened, maxKey: -1, bytes: 0, applied: -1, unsynced: false, deletedSinceMark: false, sealing: Promise.resolve() };
     const at = this.segmentIndexAtOrBelow(start) + 1;
     this.segments.splice(at, 0, segment);
     return segment;
@@ -515,6 +517,7 @@ export class BodyStore {
     const keys = segment.maxKey - segment.start + 1;
     this.enqueue(async () => {
       await compactedBefore;
+      await segment.sealing;
       await segment.opened.catch(() => undefined);
       if (segment.db.status === "open") await segment.db.close();
       const gone = `${segment.dir}${DROPPED_SUFFIX}`;
@@ -590,15 +593,12 @@ export class BodyStore {
   /**
    * A full segment is written no more: its memtable (up to writeBufferSize of the last bodies)
    * goes to a table, so that sealed segments hold no memory. LevelDB flushes the memtable before
-   * compacting any range; the range of its last key alone rewrites little else.
+   * compacting any range; the range of its last key alone rewrites little else. It waits for
+   * nothing else queued, so that a drop of the segment can wait for it.
    */
   private seal(segment: Segment): void {
     const last = bodyKeyBytes(segment.maxKey);
-    const run = this.compacting.then(async () => {
-      if (this.failure !== null || segment.db.status !== "open") return;
-      await segment.db.compactRange(last, last);
-    });
-    this.compacting = run.catch(() => undefined);
+    segment.sealing = segment.db.compactRange(last, last).catch(() => undefined);
   }
 
   /**
@@ -635,10 +635,11 @@ export class BodyStore {
     }
   }
 
-  /** Resolves once the deletes and drops queued so far are done and the ranges among them compacted. */
+  /** Resolves once the deletes and drops queued so far are done, the ranges among them compacted and full segments sealed. */
   async whenCompacted(): Promise<void> {
     await this.tail;
     await this.compacting;
+    await Promise.all(this.segments.map((segment) => segment.sealing));
   }
 
   /** Bytes the store's files take on disk, approximately. */
@@ -660,6 +661,7 @@ export class BodyStore {
     await Promise.all(
       this.segments.map(async (segment) => {
         await segment.opened.catch(() => undefined);
+        await segment.sealing;
         if (segment.db.status === "open") await segment.db.close();
       }),
     );

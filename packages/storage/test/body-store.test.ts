@@ -219,6 +219,25 @@ describe("body store", () => {
     await again.close();
   });
 
+  it("drops a segment that was sealed a moment ago, whatever of its writes and seal is still under way", async () => {
+    const dir = await temp.make();
+    const failures: Error[] = [];
+    const store = await BodyStore.open({ dir, segmentBytes: 4096 }, (e) => failures.push(e));
+    for (let round = 0; round < 5; round++) {
+      const from = 1 + round * 40;
+      store.putApplied(Array.from({ length: 40 }, (_, i) => ({ key: from + i, bytes: new Uint8Array(randomBytes(512)) })));
+      // Consumed as soon as written: every segment but the newest goes at once.
+      await Promise.resolve();
+      store.dropSegmentsWithout(ranges(), from + 40);
+    }
+    await store.whenCompacted();
+    expect(failures).toEqual([]);
+    expect(store.segmentsDropped).toBeGreaterThanOrEqual(20);
+    expect(await segmentsIn(dir)).toHaveLength(1);
+    expect((await readdir(dir)).filter((n) => n.endsWith(".drop"))).toEqual([]);
+    await store.close();
+  });
+
   it("records the matched frontier apart from the segments, and finishes drops and moves a crash interrupted", async () => {
     const dir = await temp.make();
     const store = await BodyStore.open({ dir, segmentBytes: 100 }, failOnError);
