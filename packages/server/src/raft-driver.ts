@@ -470,6 +470,7 @@ export class RaftDriver {
       this.hooks.effects(out.effects);
     }
     this.snapshotPolicy.applied(entry.data.length);
+    this.snapshotPolicy.bodiesRead(this.bodies.readBytes);
     this.metrics?.appliedEntries.inc();
     this.reads.applied(this.appliedIndex);
     this.noticeAccessChange();

@@ -5,6 +5,11 @@
 // the log writes. Entries kept below a snapshot (for followers slightly behind) are bounded by
 // count and by bytes: with large entries a count alone keeps gigabytes.
 //
+// A node that reads message bodies back (a leader delivering a deep queue, whose acks make
+// little log) takes a snapshot after SNAPSHOT_BODY_READ_BYTES of them too: only a stored
+// snapshot lets the body store drop what was consumed, and until then the store's tables read
+// stay mapped into the process.
+//
 // The members of a cluster apply the same entries, so thresholds alone would have all of them
 // snapshot at the same index, at the same moment; while two of three are busy storing a
 // snapshot, nothing commits. Each node therefore stretches both thresholds by a factor drawn
@@ -22,6 +27,9 @@ export interface SnapshotLimits {
   keepBytes: number;
 }
 
+/** Bytes of bodies read back from the body store between automatic snapshots. */
+export const SNAPSHOT_BODY_READ_BYTES = 256 * 1024 * 1024;
+
 /** How far past its thresholds a node may take a snapshot, as a fraction of them. */
 export const SNAPSHOT_SPREAD = 0.25;
 
@@ -31,6 +39,10 @@ export class SnapshotPolicy {
   /** Bytes applied since the last snapshot. */
   private appliedBytes = 0;
 
+  /** Bytes of bodies read from the body store since the node started, now and at the last snapshot. */
+  private bodyBytesRead = 0;
+  private bodyBytesReadAtSnapshot = 0;
+
   /** This round's factor on both thresholds, in [1, 1 + SNAPSHOT_SPREAD). */
   private stretch = 1;
 
@@ -39,6 +51,7 @@ export class SnapshotPolicy {
     private lastSnapshotBytes: number,
     /** Uniform in [0, 1): where in the spread each round's thresholds fall; 0 takes them as they are. */
     private readonly random: () => number = () => 0,
+    private readonly bodyReadBytes = SNAPSHOT_BODY_READ_BYTES,
   ) {
     for (const [key, value] of Object.entries(limits)) {
       if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`snapshot limit ${key} must be a non-negative integer, got ${value}`);
@@ -58,6 +71,11 @@ export class SnapshotPolicy {
     if (this.sizes.length >= 2 * this.limits.keepEntries) this.sizes.splice(0, this.sizes.length - this.limits.keepEntries);
   }
 
+  /** The body store has returned `total` bytes of bodies since the node started. */
+  bodiesRead(total: number): void {
+    this.bodyBytesRead = total;
+  }
+
   /** Bytes applied since the last snapshot. */
   get bytesSinceSnapshot(): number {
     return this.appliedBytes;
@@ -67,7 +85,11 @@ export class SnapshotPolicy {
   due(entriesSinceSnapshot: number): boolean {
     if (entriesSinceSnapshot <= 0) return false;
     const bytes = Math.max(this.limits.bytes, 2 * this.lastSnapshotBytes);
-    return entriesSinceSnapshot >= this.limits.entries * this.stretch || this.appliedBytes >= bytes * this.stretch;
+    return (
+      entriesSinceSnapshot >= this.limits.entries * this.stretch ||
+      this.appliedBytes >= bytes * this.stretch ||
+      this.bodyBytesRead - this.bodyBytesReadAtSnapshot >= this.bodyReadBytes * this.stretch
+    );
   }
 
   /**
@@ -85,6 +107,7 @@ export class SnapshotPolicy {
       keep++;
     }
     this.appliedBytes = 0;
+    this.bodyBytesReadAtSnapshot = this.bodyBytesRead;
     this.drawStretch();
     return keep;
   }
@@ -98,6 +121,7 @@ export class SnapshotPolicy {
   restored(bytes: number): void {
     this.sizes = [];
     this.appliedBytes = 0;
+    this.bodyBytesReadAtSnapshot = this.bodyBytesRead;
     this.lastSnapshotBytes = bytes;
     this.drawStretch();
   }

@@ -44,6 +44,24 @@ describe("SnapshotPolicy", () => {
     expect(policy.due(limits.entries)).toBe(true);
   });
 
+  it("is due once the node has read back enough bodies since the last snapshot, counted again after it", () => {
+    const policy = new SnapshotPolicy(limits, 0, () => 0, 1_000_000);
+    policy.bodiesRead(400_000);
+    expect(policy.due(1)).toBe(false);
+    policy.bodiesRead(999_999);
+    expect(policy.due(1)).toBe(false);
+    policy.bodiesRead(1_000_000);
+    expect(policy.due(1)).toBe(true);
+    // Counted from what was read at the snapshot.
+    policy.captured();
+    policy.bodiesRead(1_999_999);
+    expect(policy.due(1)).toBe(false);
+    policy.bodiesRead(2_000_000);
+    expect(policy.due(1)).toBe(true);
+    policy.restored(0);
+    expect(policy.due(1)).toBe(false);
+  });
+
   it("waits for twice as many bytes as the last snapshot held when that is more", () => {
     const policy = new SnapshotPolicy(limits, 15_000);
     applyAll(policy, [10_000, 10_000]);

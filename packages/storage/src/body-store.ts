@@ -215,6 +215,8 @@ export class BodyStore {
   deleted = 0;
   /** Ranges compacted after they were deleted. */
   compactions = 0;
+  /** Bytes of bodies read back from the databases (not from memory) since the store opened. */
+  readBytes = 0;
   /** Segments dropped whole since the store opened, and the keys they spanned. */
   segmentsDropped = 0;
   keysDropped = 0;
@@ -445,7 +447,9 @@ export class BodyStore {
     });
   }
 
+  /** A value read from a segment: its body, once its checksum holds. */
   private check(key: number, keyBytes: Uint8Array, value: Uint8Array): Uint8Array {
+    this.readBytes += value.length;
     const bodyLength = value.length - CRC_BYTES;
     if (bodyLength < 0) throw new CorruptionError(`message body ${key}`, this.dir, `a value of ${value.length} bytes is shorter than its checksum`);
     const body = value.subarray(0, bodyLength);

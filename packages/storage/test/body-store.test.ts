@@ -167,6 +167,8 @@ describe("body store", () => {
       expect(files.some((f) => f.endsWith(".ldb"))).toBe(true);
     }
     for (let key = 1; key <= 35; key++) expect(asBuffer(store.read(key, 1000))).toEqual(asBuffer(body(key)));
+    // Read back from the databases: each value is the body and its 4-byte checksum.
+    expect(store.readBytes).toBe(35 * 1004);
     await store.close();
     const again = await BodyStore.open({ dir, segmentBytes: 10_000 }, failOnError);
     expect(again.appliedAtOpen).toBe(35);
