@@ -549,19 +549,23 @@ export class BodyStore {
     for (const [segment, list] of bySegment) {
       for (let at = 0; at < list.length; at += DELETES_PER_WRITE) {
         const end = Math.min(list.length, at + DELETES_PER_WRITE);
-        tasks.push(this.deleteIn(segment, deletes(end - at, (i) => list[at + i] as number)));
+        tasks.push(this.deleteIn(segment, deletes(end - at, (i) => list[at + i] as number), 0));
       }
     }
-    return Promise.all(tasks).then(() => undefined);
+    // Every key asked for counts, whatever the segments held or dropped before.
+    return Promise.all(tasks).then(() => {
+      this.deleted += keys.length;
+    });
   }
 
-  private deleteIn(segment: Segment, ops: Op[]): Promise<void> {
+  /** Writes deletes into a segment; `counted` of them add to `deleted` once written. */
+  private deleteIn(segment: Segment, ops: Op[], counted: number): Promise<void> {
     return this.enqueue(async () => {
       await segment.opened;
       if (segment.db.status !== "open") return;
       await segment.db.batch(ops);
       segment.deletedSinceMark = true;
-      this.deleted += ops.length;
+      this.deleted += counted;
     });
   }
 
@@ -585,13 +589,16 @@ export class BodyStore {
       const parts: Promise<void>[] = [];
       for (let a = lo; a < hi; a += DELETES_PER_WRITE) {
         const b = Math.min(hi, a + DELETES_PER_WRITE);
-        parts.push(this.deleteIn(segment, deletes(b - a, (k) => a + k)));
+        parts.push(this.deleteIn(segment, deletes(b - a, (k) => a + k), 0));
       }
       const done = Promise.all(parts).then(() => undefined);
       if (hi - lo >= COMPACT_MIN_KEYS) void this.compact(segment, done, lo, hi).catch(() => undefined);
       tasks.push(done);
     }
-    return Promise.all(tasks).then(() => undefined);
+    // A range counts its whole span, whatever of it the segments held or dropped before.
+    return Promise.all(tasks).then(() => {
+      this.deleted += to - from;
+    });
   }
 
   /**
