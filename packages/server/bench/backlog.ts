@@ -133,8 +133,15 @@ async function cpuSeconds(): Promise<{ cpu: number; gc: number }[]> {
   );
 }
 
-/** Each node's body store work so far: keys deleted one by one, ranges compacted, segments dropped whole. */
-async function bodyWork(): Promise<{ deletes: number; compactions: number; dropped: number; hits: number }[]> {
+/** A node's body store work so far: keys deleted (a range its whole span), ranges compacted, segments dropped whole, bodies delivered from the read-ahead. */
+interface BodyWork {
+  deletes: number;
+  compactions: number;
+  dropped: number;
+  hits: number;
+}
+
+async function bodyWork(): Promise<BodyWork[]> {
   return Promise.all(
     ids.map(async (id) => {
       const text = (await metricsOf(id)) ?? "";
@@ -194,8 +201,8 @@ async function drain(node: number, queue: string, count: number): Promise<number
   const workAfter = await bodyWork();
   const work = ids
     .map((id, i) => {
-      const a = workAfter[i] as { deletes: number; compactions: number; dropped: number; hits: number };
-      const b = workBefore[i] as { deletes: number; compactions: number; dropped: number; hits: number };
+      const a = workAfter[i] as BodyWork;
+      const b = workBefore[i] as BodyWork;
       const hits = id === node ? `, ${(((a.hits - b.hits) / count) * 100).toFixed(1)}% of the bodies delivered read ahead` : "";
       return `node ${id} ${fmt(a.dropped - b.dropped)} segments dropped, ${fmt(a.deletes - b.deletes)} keys deleted, ${fmt(a.compactions - b.compactions)} ranges compacted${hits}`;
     })
